@@ -1,0 +1,3 @@
+from camouflage_video.cli import main
+
+raise SystemExit(main())

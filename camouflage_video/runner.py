@@ -1,0 +1,215 @@
+"""Moves frames through the stages: source → annotators → anonymizer → sinks.
+
+Decoding, processing and encoding run in three threads joined by bounded queues, so they overlap and
+memory stays constant on any length of input. Fail closed: a frame whose annotation or anonymization
+raises gets the whole-frame fallback (or stops the run with ``on_error="fail"``); the original pixels
+never reach a sink. Ctrl-C stops reading, finishes the frames in flight and finalizes the outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from camouflage_video.annotators.base import Annotator
+from camouflage_video.errors import ConfigError, ProcessingError
+from camouflage_video.frame import Frame, FrameContext
+from camouflage_video.pipelines.anonymizer import Anonymizer
+from camouflage_video.pipelines.classic import fallback_image
+from camouflage_video.sinks.base import Sink
+from camouflage_video.sources.base import Source
+from camouflage_video.stats import RunStats
+
+logger = logging.getLogger(__name__)
+
+_END = object()
+
+
+class Runner:
+    """Run one source through annotators and an anonymizer into one or more sinks.
+
+    Args:
+        source: Opened source.
+        sinks: Opened sinks; each receives every output frame.
+        annotators: Run in order on every frame before the anonymizer.
+        anonymizer: Writes the output pixels.
+        on_error: ``"fallback"`` (default) pixelates a failing frame whole; ``"fail"`` stops the run
+            and discards the outputs.
+        progress: Show a progress bar (``None``: only on a terminal).
+        queue_size: Frames buffered between stages.
+        on_frame: Called with the stats after every output frame (live monitoring).
+
+    Examples:
+        >>> with open_source("in.mp4") as src:  # doctest: +SKIP
+        ...     sink = open_sink("out.mp4", src.info)
+        ...     stats = Runner(src, [sink], [CenterFaceDetector()], ClassicObfuscator()).run()
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        sinks: Sequence[Sink],
+        annotators: Sequence[Annotator],
+        anonymizer: Anonymizer,
+        *,
+        on_error: str = "fallback",
+        progress: bool | None = None,
+        queue_size: int = 8,
+        on_frame: Callable[[RunStats], None] | None = None,
+    ) -> None:
+        if on_error not in ("fallback", "fail"):
+            raise ConfigError(f"on_error must be 'fallback' or 'fail', got {on_error!r}")
+        self.source, self.sinks, self.annotators, self.anonymizer = source, list(sinks), list(annotators), anonymizer
+        self.on_error, self.progress, self.on_frame = on_error, progress, on_frame
+        self.stats = RunStats(input=source.info.to_dict(), method=anonymizer.name)
+        self._decoded: queue.Queue = queue.Queue(queue_size)
+        self._processed: queue.Queue = queue.Queue(queue_size)
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+
+    def run(self) -> RunStats:
+        """Process everything; returns the stats. Re-raises KeyboardInterrupt after finalizing."""
+        reader = threading.Thread(target=self._read, name="camouflage-read", daemon=True)
+        writer = threading.Thread(target=self._write, name="camouflage-write", daemon=True)
+        reader.start()
+        writer.start()
+        bar = _progress_bar(self.progress, self.source.info.frame_count)
+        interrupted = False
+        try:
+            while (item := self._next_decoded()) is not _END:
+                self._put(self._processed, (item, self._process(item)))
+                bar.update(1)
+        except KeyboardInterrupt:
+            interrupted = self.stats.interrupted = True
+        except BaseException as exc:
+            self._failure = self._failure or exc
+        finally:
+            if interrupted or self._failure is not None:
+                self._stop.set()
+            self._put(self._processed, _END, until_stopped=False)  # the writer drains what is queued
+            writer.join()
+            reader.join(timeout=5)
+            bar.close()
+            self._finalize()
+        if interrupted:
+            raise KeyboardInterrupt
+        return self.stats
+
+    # -- the three stages -------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        try:
+            frames = iter(self.source)
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                frame = next(frames, _END)
+                self.stats.seconds["decode"] += time.perf_counter() - t0
+                if not self._put(self._decoded, frame) or frame is _END:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            self._failure = self._failure or exc
+        self._put(self._decoded, _END)
+
+    def _process(self, frame: Frame) -> np.ndarray:
+        stats = self.stats
+        stats.frames_in += 1
+        ctx = FrameContext(frame)
+        try:
+            for annotator in self.annotators:
+                t0 = time.perf_counter()
+                annotator.annotate(ctx)
+                stats.seconds[annotator.name] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            image = self.anonymizer(ctx)
+            stats.seconds["anonymize"] += time.perf_counter() - t0
+            if image.shape != frame.image.shape or image.dtype != np.uint8:
+                raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
+        except Exception as exc:
+            if self.on_error == "fail":
+                raise ProcessingError(f"frame {frame.index}: {type(exc).__name__}: {exc}") from exc
+            logger.warning("frame %d: %s: %s; writing the fallback frame", frame.index, type(exc).__name__, exc)
+            stats.fallback_frames += 1
+            stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
+            image = fallback_image(frame.image)
+        if ctx.faces is not None and len(ctx.faces):
+            held = int(ctx.faces.held.sum())
+            stats.faces_detected += len(ctx.faces) - held
+            stats.faces_held += held
+            stats.frames_with_faces += 1
+        return image
+
+    def _write(self) -> None:
+        while True:
+            item = self._processed.get()
+            if item is _END:
+                return
+            if self._failure is not None:
+                continue  # drain without writing: the outputs will be discarded
+            frame, image = item
+            try:
+                t0 = time.perf_counter()
+                for sink in self.sinks:
+                    sink.write(frame, image)
+                self.stats.seconds["encode"] += time.perf_counter() - t0
+                self.stats.frames_out += 1
+                if self.on_frame is not None:
+                    self.on_frame(self.stats)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self._failure = self._failure or exc
+                self._stop.set()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _next_decoded(self) -> object:
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            try:
+                return self._decoded.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def _put(self, q: queue.Queue, item: object, *, until_stopped: bool = True) -> bool:
+        """Put ``item``; give up (False) once the run is stopping, unless ``until_stopped`` is False."""
+        while not (until_stopped and self._stop.is_set()):
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _finalize(self) -> None:
+        stats = self.stats
+        stats.corrupt_frames = self.source.corrupt_frames
+        stats.tracks = sum(len(getattr(a, "seen_ids", ())) for a in self.annotators)
+        stats.model = self.anonymizer.stats()
+        failure = self._failure
+        for sink in self.sinks:
+            try:
+                if failure is None:
+                    if stats.interrupted and hasattr(sink, "last_time"):
+                        sink.close(audio_until=sink.last_time)  # type: ignore[call-arg]
+                    else:
+                        sink.close()
+                else:
+                    sink.abort()
+            except BaseException as exc:
+                failure = failure or exc
+                for other in self.sinks:
+                    other.abort()
+        stats.outputs = [sink.describe() for sink in self.sinks]
+        stats.finish()
+        if failure is not None:
+            raise failure
+
+
+def _progress_bar(enabled: bool | None, total: int | None):  # noqa: ANN202 - tqdm or a stand-in
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", disable=None if enabled is None else not enabled, dynamic_ncols=True)

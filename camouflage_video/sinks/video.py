@@ -1,0 +1,298 @@
+"""Video files through PyAV, stamped with the source's own timestamps and carrying its audio."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from camouflage_video.errors import ConfigError, OutputError
+from camouflage_video.frame import Frame
+from camouflage_video.sinks.base import Sink, publish, temporary_path
+from camouflage_video.sources.base import SourceInfo
+
+logger = logging.getLogger(__name__)
+
+#: Container format and default video codec per output extension.
+FORMATS: dict[str, tuple[str, str]] = {
+    ".mp4": ("mp4", "libx264"),
+    ".m4v": ("mp4", "libx264"),
+    ".mkv": ("matroska", "libx264"),
+    ".mov": ("mov", "libx264"),
+    ".webm": ("webm", "libvpx-vp9"),
+}
+
+#: Audio codecs each container takes as they are; anything else is re-encoded to the first entry.
+AUDIO_COPY: dict[str, tuple[str, ...]] = {
+    "mp4": ("aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"),
+    "mov": ("aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le"),
+    "matroska": ("aac", "opus", "vorbis", "flac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"),
+    "webm": ("opus", "vorbis"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderOptions:
+    """Video encoder settings.
+
+    Attributes:
+        codec: FFmpeg encoder name; ``None`` picks the container's default (libx264, or libvpx-vp9 for webm).
+        crf: Constant rate factor (quality); lower is better. ``None`` keeps the encoder default.
+        preset: Speed/size trade-off for x264/x265 (``veryfast`` ... ``veryslow``).
+        pix_fmt: Output pixel format; ``None`` picks yuv420p (yuv444p for odd frame sizes).
+        gop: Keyframe interval in frames; ``None`` keeps the encoder default.
+        zerolatency: Tune for live streaming (no lookahead, no B-frames).
+        threads: Encoder threads, 0 for automatic.
+    """
+
+    codec: str | None = None
+    crf: int | None = 18
+    preset: str = "veryfast"
+    pix_fmt: str | None = None
+    gop: int | None = None
+    zerolatency: bool = False
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise ConfigError(f"crf must be within 0..63, got {self.crf}")
+
+
+def container_format(path: Path) -> str:
+    try:
+        return FORMATS[path.suffix.lower()][0]
+    except KeyError:
+        raise ConfigError(
+            f"{path}: unsupported output extension {path.suffix or '(none)'}; use one of {', '.join(FORMATS)}"
+        ) from None
+
+
+class VideoFileSink(Sink):
+    """Encode anonymized frames into a video file next to the source's remuxed audio.
+
+    Each frame keeps its source ``pts`` so frame count, timestamps, variable frame rate and duration
+    match the input; the file is written under a hidden temporary name and renamed on ``close()``.
+
+    Examples:
+        >>> with VideoFileSource("in.mp4") as src, VideoFileSink("out.mp4", src.info) as sink:  # doctest: +SKIP
+        ...     for frame in src:
+        ...         sink.write(frame, frame.image)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        info: SourceInfo,
+        *,
+        encoder: EncoderOptions | None = None,
+        audio_from: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.info = info
+        self.encoder = encoder or EncoderOptions()
+        self.format = container_format(self.path)
+        self.frames_written = 0
+        self._closed = False
+        self._last_pts: int | None = None
+        self._last_time = 0.0
+        self._temporary = temporary_path(self.path)
+        try:
+            self._container = av.open(str(self._temporary), mode="w", format=self.format)
+            self._video = self._add_video_stream()
+            self._audio = AudioRemuxer(audio_from, self._container, self.format) if audio_from else None
+        except Exception as exc:
+            self.abort()
+            if isinstance(exc, (ConfigError, OutputError)):
+                raise
+            raise OutputError(f"{self.path}: cannot set up the encoder ({exc})") from exc
+
+    def _add_video_stream(self) -> av.VideoStream:
+        info, enc = self.info, self.encoder
+        codec = enc.codec or FORMATS[self.path.suffix.lower()][1]
+        self.fps = info.fps or Fraction(25)
+        # Still images have no clock: put them on a grid at the nominal rate.
+        self.time_base = info.time_base if info.time_base is not None else 1 / self.fps
+        try:
+            stream = self._container.add_stream(codec, rate=self.fps)
+        except (av.FFmpegError, ValueError) as exc:
+            raise ConfigError(f"unknown or unavailable video codec {codec!r} ({exc})") from exc
+        stream.width, stream.height = info.width, info.height
+        odd = info.width % 2 or info.height % 2
+        stream.pix_fmt = enc.pix_fmt or ("yuv444p" if odd and codec in ("libx264", "libx265") else "yuv420p")
+        if odd and enc.pix_fmt is None:
+            logger.warning("%s: odd frame size %dx%d, encoding 4:4:4 to keep it", self.path, info.width, info.height)
+        stream.time_base = self.time_base
+        stream.codec_context.time_base = self.time_base
+        if enc.threads:
+            stream.codec_context.thread_count = enc.threads
+        options: dict[str, str] = {}
+        if enc.crf is not None:
+            options["crf"] = str(enc.crf)
+        if codec in ("libx264", "libx265"):
+            options["preset"] = enc.preset
+            if enc.zerolatency:
+                options["tune"] = "zerolatency"
+        elif codec == "libvpx-vp9":
+            options.update({"b": "0", "deadline": "realtime" if enc.zerolatency else "good", "cpu-used": "8", "row-mt": "1"})
+        if enc.gop:
+            stream.codec_context.gop_size = enc.gop
+        stream.codec_context.options = options
+        return stream
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        pts = frame.pts
+        if pts is None or frame.time_base is None:
+            pts = frame.index
+        elif frame.time_base != self.time_base:
+            pts = round(frame.pts * frame.time_base / self.time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # muxers refuse repeated timestamps; one tick keeps the order
+        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        vf.pts, vf.time_base = pts, self.time_base
+        self._last_pts = pts
+        self._last_time = float(pts * self.time_base)
+        if self._audio is not None:
+            self._audio.mux_until(self._last_time)
+        self._mux(self._video.encode(vf))
+        self.frames_written += 1
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        try:
+            self._container.mux(packets)
+        except av.FFmpegError as exc:
+            raise OutputError(f"{self.path}: writing failed ({exc})") from exc
+
+    def close(self, *, audio_until: float | None = None) -> None:
+        """Flush the encoder, add the remaining audio and publish the file under its final name.
+
+        Args:
+            audio_until: Stop the audio at this time in seconds (an interrupted run ends the audio
+                with its last video frame); ``None`` copies the audio to its end.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._mux(self._video.encode(None))
+            if self._audio is not None:
+                self._audio.finish(audio_until)
+            self._container.close()
+        except BaseException:
+            self._discard()
+            raise
+        publish(self._temporary, self.path)
+
+    @property
+    def last_time(self) -> float:
+        """Time in seconds of the last frame written."""
+        return self._last_time
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._discard()
+
+    def _discard(self) -> None:
+        container = getattr(self, "_container", None)
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away; its state does not matter
+                logger.debug("closing a discarded output failed", exc_info=True)
+        if getattr(self, "_audio", None) is not None:
+            self._audio.close()
+        self._temporary.unlink(missing_ok=True)
+
+    def describe(self) -> dict:
+        return {
+            "uri": str(self.path),
+            "kind": "video",
+            "format": self.format,
+            "codec": self._video.codec_context.name,
+            "pix_fmt": self._video.pix_fmt,
+            "frames": self.frames_written,
+            "audio": self._audio.mode if self._audio else None,
+        }
+
+
+class AudioRemuxer:
+    """Carry the source's audio streams into an output container, interleaved with the video.
+
+    The source is opened a second time for its audio alone, so audio moves packet by packet alongside
+    the video (constant memory on any length). Packets are copied when the container accepts their
+    codec and re-encoded (AAC, or Opus for webm) when it does not.
+    """
+
+    def __init__(self, source: str | os.PathLike[str], output: av.container.OutputContainer, fmt: str) -> None:
+        self._input = av.open(os.fspath(source), mode="r", metadata_errors="ignore")
+        self._output = output
+        self._streams = list(self._input.streams.audio)
+        self._pairs: dict[int, tuple[av.AudioStream, object | None]] = {}
+        accepted = AUDIO_COPY.get(fmt, ())
+        modes = set()
+        for stream in self._streams:
+            name = stream.codec_context.name
+            if name in accepted:
+                out = output.add_stream_from_template(stream)
+                self._pairs[stream.index] = (out, None)
+                modes.add("copy")
+            else:
+                target = "libopus" if fmt == "webm" else "aac"
+                out = output.add_stream(target, rate=48000 if target == "libopus" else stream.rate or 48000)
+                out.layout = stream.layout.name if stream.layout and stream.channels <= 2 else "stereo"
+                resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=out.rate)
+                self._pairs[stream.index] = (out, resampler)
+                modes.add(f"transcode:{name}->{target}")
+        self.mode = ",".join(sorted(modes)) or None
+        self._packets = self._input.demux(self._streams) if self._streams else iter(())
+        self._pending: av.Packet | None = None
+        self._done = False
+
+    def mux_until(self, seconds: float | None) -> None:
+        """Mux audio packets that start before ``seconds`` (all of them for ``None``)."""
+        while not self._done:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                self._done = True
+                break
+            if packet.pts is not None and seconds is not None and float(packet.pts * packet.time_base) > seconds:
+                self._pending = packet
+                break
+            self._mux_packet(packet)
+
+    def _mux_packet(self, packet: av.Packet) -> None:
+        out, resampler = self._pairs[packet.stream.index]
+        if resampler is None:
+            if packet.dts is None:  # demuxer flush packet
+                return
+            packet.stream = out
+            self._output.mux(packet)
+            return
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            logger.warning("skipped an undecodable audio packet at pts %s", packet.pts)
+            return
+        for frame in frames:
+            for resampled in resampler.resample(frame):  # type: ignore[attr-defined]
+                self._output.mux(out.encode(resampled))
+
+    def finish(self, seconds: float | None = None) -> None:
+        """Mux the rest (up to ``seconds`` if given), flush re-encoders and close the input."""
+        self.mux_until(seconds)
+        for out, resampler in self._pairs.values():
+            if resampler is not None:
+                for resampled in resampler.resample(None):  # type: ignore[attr-defined]
+                    self._output.mux(out.encode(resampled))
+                self._output.mux(out.encode(None))
+        self.close()
+
+    def close(self) -> None:
+        self._input.close()

@@ -1,0 +1,44 @@
+"""Where frames come from: video files, images, image folders (and, in ``stream``, live feeds)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from camouflage_video.errors import InputNotFoundError
+from camouflage_video.sources.base import Source, SourceInfo
+from camouflage_video.sources.images import IMAGE_EXTENSIONS, ImageFolderSource, ImageSource
+from camouflage_video.sources.video import VideoFileSource
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageFolderSource",
+    "ImageSource",
+    "Source",
+    "SourceInfo",
+    "VideoFileSource",
+    "is_stream_uri",
+    "open_source",
+]
+
+
+def is_stream_uri(uri: str) -> bool:
+    """True for network URLs and capture devices, which are live sources."""
+    return "://" in uri or uri.startswith("/dev/video")
+
+
+def open_source(uri: str | os.PathLike[str], **options: object) -> Source:
+    """Open the right source for a path or URL; errors are raised here, before any output is created."""
+    text = os.fspath(uri)
+    if is_stream_uri(text):
+        from camouflage_video.sources.stream import StreamSource
+
+        return StreamSource(text, **options)  # type: ignore[arg-type]
+    path = Path(text)
+    if not path.exists():
+        raise InputNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return ImageFolderSource(path)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageSource(path)
+    return VideoFileSource(path)

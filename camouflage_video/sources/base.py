@@ -1,0 +1,87 @@
+"""What every source provides: lazy frames plus a description of the input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+from camouflage_video.frame import Frame
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Description of an input, as far as it is known before decoding.
+
+    Attributes:
+        uri: Path or (credential-redacted) URL of the input.
+        kind: ``"video"``, ``"image"``, ``"folder"`` or ``"stream"``.
+        width: Upright frame width in pixels (after rotation metadata is applied).
+        height: Upright frame height in pixels.
+        fps: Average frame rate, exact (``Fraction(30000, 1001)``), ``None`` when unknown.
+        time_base: Unit of frame ``pts``; ``None`` for still images.
+        frame_count: Number of frames if the container says so, else ``None``.
+        duration: Seconds, ``None`` when unknown.
+        codec: Video codec name, ``None`` for images.
+        has_audio: Whether an audio stream exists that a sink can carry over.
+        rotation: Degrees the decoded pictures are turned (counter-clockwise) to stand upright.
+        live: True for sources that never end on their own and may drop frames.
+    """
+
+    uri: str
+    kind: str
+    width: int
+    height: int
+    fps: Fraction | None = None
+    time_base: Fraction | None = None
+    frame_count: int | None = None
+    duration: float | None = None
+    codec: str | None = None
+    has_audio: bool = False
+    rotation: int = 0
+    live: bool = False
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"SourceInfo size must be positive, got {self.width}x{self.height}")
+        if self.kind not in ("video", "image", "folder", "stream"):
+            raise ValueError(f"unknown source kind {self.kind!r}")
+
+    def to_dict(self) -> dict:
+        return {
+            "uri": self.uri,
+            "kind": self.kind,
+            "width": self.width,
+            "height": self.height,
+            "fps": str(self.fps) if self.fps is not None else None,
+            "fps_float": float(self.fps) if self.fps is not None else None,
+            "time_base": str(self.time_base) if self.time_base is not None else None,
+            "frame_count": self.frame_count,
+            "duration": self.duration,
+            "codec": self.codec,
+            "has_audio": self.has_audio,
+            "rotation": self.rotation,
+        }
+
+
+class Source:
+    """Base class: a context manager that yields :class:`Frame` objects lazily.
+
+    Subclasses set ``self.info`` in ``__init__`` (opening the input, so bad input fails early) and
+    implement ``__iter__``. ``corrupt_frames`` counts pictures that could not be decoded and were skipped.
+    """
+
+    info: SourceInfo
+    corrupt_frames: int = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the input. Safe to call twice."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

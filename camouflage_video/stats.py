@@ -1,0 +1,69 @@
+"""Run statistics, as written by ``--stats``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunStats:
+    """Counters and timings of one run. ``to_dict()`` is the ``--stats`` JSON."""
+
+    input: dict = field(default_factory=dict)
+    outputs: list[dict] = field(default_factory=list)
+    method: str = ""
+    frames_in: int = 0
+    frames_out: int = 0
+    fallback_frames: int = 0
+    corrupt_frames: int = 0
+    faces_detected: int = 0
+    faces_held: int = 0
+    frames_with_faces: int = 0
+    tracks: int = 0
+    interrupted: bool = False
+    errors: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    model: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    wall_seconds: float = 0.0
+
+    def note_error(self, message: str, limit: int = 20) -> None:
+        if len(self.errors) < limit:
+            self.errors.append(message)
+
+    def finish(self) -> None:
+        self.wall_seconds = time.perf_counter() - self.started
+
+    def to_dict(self) -> dict:
+        wall = self.wall_seconds or (time.perf_counter() - self.started)
+        return {
+            "input": self.input,
+            "outputs": self.outputs,
+            "method": self.method,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "fallback_frames": self.fallback_frames,
+            "corrupt_frames": self.corrupt_frames,
+            "faces_detected": self.faces_detected,
+            "faces_held": self.faces_held,
+            "frames_with_faces": self.frames_with_faces,
+            "tracks": self.tracks,
+            "interrupted": self.interrupted,
+            "errors": self.errors,
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+            "wall_seconds": round(wall, 4),
+            "fps": round(self.frames_out / wall, 3) if wall > 0 else None,
+            "model": self.model,
+        }
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the JSON atomically (a monitor reading it never sees half a file)."""
+        target = Path(path)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(temporary, target)
