@@ -1,0 +1,81 @@
+"""Shared fixtures: generated clips, the real media in ../shared/media (skipped where absent), CLI runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MEDIA = Path(os.environ.get("CAMOUFLAGE_MEDIA", REPO.parent / "shared" / "media"))
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    """The shared real-media folder; tests that need it skip cleanly on a fresh clone without it."""
+    if not MEDIA.is_dir():
+        pytest.skip(f"real test media not found at {MEDIA} (set CAMOUFLAGE_MEDIA)")
+    return MEDIA
+
+
+def media_file(relative: str) -> Path:
+    path = MEDIA / relative
+    if not path.is_file():
+        pytest.skip(f"real test media {path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A real face: NASA's public-domain astronaut portrait shipped in scikit-image (RGB 512x512)."""
+    from camouflage_video.samples import astronaut as load
+
+    return load()
+
+
+@pytest.fixture(scope="session")
+def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 s, 25 fps, 640x360 H.264 + AAC clip of the astronaut's face panning and zooming."""
+    from camouflage_video.samples import make_sample_video
+
+    return make_sample_video(tmp_path_factory.mktemp("clips") / "astronaut.mp4", seconds=2.0, fps=Fraction(25))
+
+
+def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m camouflage_video`` from this checkout (not whatever is installed)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run(
+        [sys.executable, "-m", "camouflage_video", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, **kwargs,
+    )
+
+
+def ffprobe(path: Path, entries: str = "stream=codec_type,codec_name,width,height,nb_read_frames,duration") -> str:
+    """An independent reading of an output file by Debian's ffprobe (skip if it is not installed)."""
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe not installed (apt-get install ffmpeg)")
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_entries", entries, "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    return result.stdout
+
+
+def read_frames(path: Path) -> tuple[list[np.ndarray], list[int], Fraction]:
+    """All frames of a video as RGB arrays, with their pts and time base."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames, pts = [], []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            pts.append(frame.pts)
+        return frames, pts, Fraction(stream.time_base)
