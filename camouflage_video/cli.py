@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--output", default="sample.mp4", help="output file (default: sample.mp4)")
     sample.add_argument("--seconds", type=float, default=4.0, help="length in seconds (default: 4)")
     sample.set_defaults(func=cmd_sample)
+    from camouflage_video.evaluation.command import add_evaluate_parser
+
+    add_evaluate_parser(commands)
     return parser
 
 
