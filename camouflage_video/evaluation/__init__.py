@@ -64,8 +64,8 @@ def evaluate(
     report: str | os.PathLike[str] | None = None,
     json_path: str | os.PathLike[str] | None = None,
     progress: bool | None = False,
-    recognizer: Recognizer | None = None,
-    attribute_model: AttributeModel | None = None,
+    recognizer: Recognizer | str | None = None,
+    attribute_model: AttributeModel | str | os.PathLike[str] | None = None,
     **options: object,
 ) -> EvaluationResult:
     """Evaluate an anonymized video, image or image folder against its original.
@@ -77,8 +77,9 @@ def evaluate(
         report: Also write the HTML report there.
         json_path: Also write the JSON there.
         progress: Show a progress bar (``None``: only on a terminal).
-        recognizer: Use this recognizer instead of the one named in ``config``.
-        attribute_model: Use this attribute model instead of the one named in ``config``.
+        recognizer: A recognizer object, or the registered name of one (sets ``config.recognizer``).
+        attribute_model: An attribute model object, or the path of facer's weights
+            (sets ``config.attribute_model``).
 
     Returns:
         The result; ``result.verdict()`` is ``"leak"`` when any anonymized face still matches its original.
@@ -93,6 +94,10 @@ def evaluate(
         (0.0, 0)
     """
     config = config or EvaluationConfig()
+    if isinstance(recognizer, str):
+        options["recognizer"], recognizer = recognizer, None
+    if isinstance(attribute_model, (str, os.PathLike)):
+        options["attribute_model"], attribute_model = os.fspath(attribute_model), None
     if options:
         try:
             config = dataclasses.replace(config, **options)  # type: ignore[arg-type]

@@ -507,8 +507,7 @@ class _Run:
             step_o = step_a = None
             if identity in self.last_embedding:
                 last_o, last_a = self.last_embedding[identity]
-                step_o = float(recognizer.distance(last_o, emb_o[i])[0, 0])
-                step_a = float(recognizer.distance(last_a, emb_a[i])[0, 0])
+                step_o, step_a = recognizer.rowwise_distance(np.stack([last_o, last_a]), np.stack([emb_o[i], emb_a[i]]))
             if self.is_video and identity >= 0:
                 self.last_embedding[identity] = (emb_o[i], emb_a[i])
             distance = float(distances[i])
@@ -522,8 +521,8 @@ class _Run:
                 distance=distance,
                 leak=distance < recognizer.threshold,
                 detected=bool(match[i] >= 0),
-                step_original=step_o,
-                step_anonymized=step_a,
+                step_original=None if step_o is None else float(step_o),
+                step_anonymized=None if step_a is None else float(step_a),
             )
             if self.is_video and track_id < 0:
                 self.pending.append((len(self.faces), faces.xyxy[i], emb_o[i], emb_a[i]))

@@ -135,7 +135,7 @@ def summarize_warping(samples: list[WarpSample]) -> dict:
         kept = [v for v in values if v is not None]
         return round(float(np.mean(kept)), 6) if kept else None
 
-    summary = {
+    return {
         "pairs": len(samples),
         "original": mean([s.original for s in samples]),
         "anonymized": mean([s.anonymized for s in samples]),
@@ -143,6 +143,3 @@ def summarize_warping(samples: list[WarpSample]) -> dict:
         "anonymized_faces": mean([s.anonymized_faces for s in samples]),
         "visible": mean([s.visible for s in samples]),
     }
-    if summary["original_faces"] and summary["anonymized_faces"] is not None:
-        summary["faces_ratio"] = round(summary["anonymized_faces"] / max(summary["original_faces"], 1e-9), 4)
-    return summary
