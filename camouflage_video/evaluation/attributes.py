@@ -7,15 +7,19 @@ compared. Nothing is downloaded: without a weights file this part of the evaluat
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ModelError
 from camouflage_video.frame import Faces
+
+ATTRIBUTES_EXTRA = "evaluation-attributes"
 
 
 class AttributeModel:
@@ -38,33 +42,49 @@ class FacerAttributeModel(AttributeModel):
     """facer's FaRL attribute classifier (40 CelebA attributes) on faces aligned by their five landmarks.
 
     The detector's landmarks (eyes, nose, mouth corners) are the points facer's alignment expects, so no
-    second face detector runs.
+    second face detector runs. Weights load from a local ``.safetensors`` file only (never a pickle, never a
+    download); facer publishes ``face_attribute.farl.celeba.pt``, which converts once with::
+
+        python -c "import torch, safetensors.torch as st; st.save_file(torch.load('face_attribute.farl.celeba.pt', map_location='cpu', weights_only=True), 'farl_celeba.safetensors')"
 
     Args:
-        model_path: Local FaRL CelebA weights (``face_attribute.farl.celeba.pt``).
-        device: Torch device; ``"cpu"`` by default.
+        model_path: The converted FaRL CelebA weights.
+        device: Torch device (``"cpu"`` by default).
 
     Examples:
-        >>> model = FacerAttributeModel("weights/face_attribute.farl.celeba.pt")  # doctest: +SKIP
+        >>> model = FacerAttributeModel("weights/farl_celeba.safetensors")  # doctest: +SKIP
         >>> model.predict(image, faces).shape  # doctest: +SKIP
         (1, 40)
     """
 
     name = "facer/farl-celeba-224"
+    CONFIG = "celeba/224"
 
     def __init__(self, model_path: str | os.PathLike[str], device: str = "cpu") -> None:
         self.model_path = Path(model_path).expanduser()
         if not self.model_path.is_file():
             raise ModelError(f"{self.model_path}: attribute weights not found")
-        self._torch = require("torch", "evaluation")
-        facer = require("facer", "evaluation", package="pyfacer")
+        if self.model_path.suffix != ".safetensors":
+            raise ModelError(f"{self.model_path}: attribute weights must be a .safetensors file (see the docs to convert)")
+        self._torch = torch = require("torch", ATTRIBUTES_EXTRA)
+        safetensors = require("safetensors.torch", ATTRIBUTES_EXTRA, package="safetensors")
+        farl = require("facer.face_attribute.farl", ATTRIBUTES_EXTRA, package="pyfacer")
+        setting = farl.pretrain_settings[self.CONFIG]
         try:
-            self._model = facer.face_attr("farl/celeba/224", model_path=str(self.model_path), device=device)
-        except Exception as exc:
-            raise ModelError(f"{self.model_path}: cannot load facer's attribute model ({exc})") from exc
-        self._model.eval()
+            with _cuda_calls_ignored(torch, device):
+                net = farl.farl_classification(num_classes=setting["num_classes"], layers=setting["layers"])
+            net.load_state_dict(safetensors.load_file(str(self.model_path)))
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise ModelError(f"{self.model_path}: not FaRL CelebA attribute weights ({str(exc).splitlines()[0]})") from exc
+        # facer's own module runs the alignment and normalisation; only its loader (torch.load of a URL or
+        # pickle) is bypassed, by filling the module's fields instead of calling its __init__.
+        model = farl.FaRLFaceAttribute.__new__(farl.FaRLFaceAttribute)
+        torch.nn.Module.__init__(model)
+        model.conf_name, model.labels, model.net = self.CONFIG, list(setting["classes"]), net
+        model.normalize = _clip_normalize()
+        self._model = model.to(device).eval()
         self.device = device
-        self.labels = tuple(self._model.labels)
+        self.labels = tuple(setting["classes"])
 
     def predict(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         torch = self._torch
@@ -82,6 +102,31 @@ class FacerAttributeModel(AttributeModel):
             out = self._model(tensor, data)
         probs[keep] = out["attrs"].float().cpu().numpy()
         return probs
+
+
+def _clip_normalize() -> object:
+    """The CLIP normalisation FaRL was trained with (what pyfacer 0.0.5 applies after alignment)."""
+    from torchvision.transforms import Normalize
+
+    return Normalize(mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711))
+
+
+@contextlib.contextmanager
+def _cuda_calls_ignored(torch: ModuleType, device: str) -> Iterator[None]:
+    """Let facer build its network on a CPU-only machine.
+
+    ``farl_classification`` calls ``.cuda()`` unconditionally; for a CPU device those calls are made no-ops
+    while the network is built, and the module is moved to ``device`` afterwards.
+    """
+    if str(device).startswith("cuda"):
+        yield
+        return
+    original = torch.nn.Module.cuda
+    torch.nn.Module.cuda = lambda self, device=None: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.nn.Module.cuda = original  # type: ignore[method-assign]
 
 
 class AttributeAgreement:
