@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -53,12 +53,17 @@ def temporary_path(final: Path) -> Path:
         raise OutputError(f"{folder}: output folder does not exist")
     if not folder.is_dir():
         raise OutputError(f"{folder}: not a folder")
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})") from exc
-    os.close(fd)
-    return Path(name)
+    for _ in range(100):
+        candidate = folder / f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}"
+        try:
+            # os.open rather than mkstemp: the file gets the umask's permissions, like any output.
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot write in {folder} ({exc.strerror or exc})") from exc
+    raise OutputError(f"cannot create a temporary file in {folder}")
 
 
 def publish(temporary: Path, final: Path) -> None:

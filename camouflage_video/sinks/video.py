@@ -36,6 +36,9 @@ AUDIO_COPY: dict[str, tuple[str, ...]] = {
 }
 
 
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
+
+
 @dataclass(frozen=True, slots=True)
 class EncoderOptions:
     """Video encoder settings.
@@ -245,11 +248,15 @@ class AudioRemuxer:
             else:
                 target = "libopus" if fmt == "webm" else "aac"
                 out = output.add_stream(target, rate=48000 if target == "libopus" else stream.rate or 48000)
-                out.layout = stream.layout.name if stream.layout and stream.channels <= 2 else "stereo"
+                # the default layout for the channel count: sources often say just "2 channels"
+                out.layout = _DEFAULT_LAYOUTS.get(stream.channels, "stereo")
                 resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=out.rate)
                 self._pairs[stream.index] = (out, resampler)
                 modes.add(f"transcode:{name}->{target}")
         self.mode = ",".join(sorted(modes)) or None
+        # Matroska/WebM cannot store negative timestamps; the muxer would shift every stream, video
+        # included. Encoder priming packets that end before zero are dropped there instead.
+        self._drop_before_zero = fmt in ("matroska", "webm")
         self._packets = self._input.demux(self._streams) if self._streams else iter(())
         self._pending: av.Packet | None = None
         self._done = False
@@ -269,6 +276,8 @@ class AudioRemuxer:
 
     def _mux_packet(self, packet: av.Packet) -> None:
         out, resampler = self._pairs[packet.stream.index]
+        if self._drop_before_zero and packet.pts is not None and packet.pts + (packet.duration or 0) <= 0:
+            return
         if resampler is None:
             if packet.dts is None:  # demuxer flush packet
                 return
