@@ -193,10 +193,7 @@ class Runner:
         for sink in self.sinks:
             try:
                 if failure is None:
-                    if stats.interrupted and hasattr(sink, "last_time"):
-                        sink.close(audio_until=sink.last_time)  # type: ignore[call-arg]
-                    else:
-                        sink.close()
+                    sink.close(interrupted=stats.interrupted)
                 else:
                     sink.abort()
             except BaseException as exc:
