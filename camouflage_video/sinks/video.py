@@ -141,7 +141,8 @@ class VideoFileSink(Sink):
             if enc.zerolatency:
                 options["tune"] = "zerolatency"
         elif codec == "libvpx-vp9":
-            options.update({"b": "0", "deadline": "realtime" if enc.zerolatency else "good", "cpu-used": "8", "row-mt": "1"})
+            deadline = "realtime" if enc.zerolatency else "good"
+            options.update({"b": "0", "deadline": deadline, "cpu-used": "8", "row-mt": "1"})
         if enc.gop:
             stream.codec_context.gop_size = enc.gop
         stream.codec_context.options = options
