@@ -45,7 +45,9 @@ class FacerAttributeModel(AttributeModel):
     second face detector runs. Weights load from a local ``.safetensors`` file only (never a pickle, never a
     download); facer publishes ``face_attribute.farl.celeba.pt``, which converts once with::
 
-        python -c "import torch, safetensors.torch as st; st.save_file(torch.load('face_attribute.farl.celeba.pt', map_location='cpu', weights_only=True), 'farl_celeba.safetensors')"
+        import torch, safetensors.torch
+        state = torch.load("face_attribute.farl.celeba.pt", map_location="cpu", weights_only=True)
+        safetensors.torch.save_file(state, "farl_celeba.safetensors")
 
     Args:
         model_path: The converted FaRL CelebA weights.
@@ -65,7 +67,9 @@ class FacerAttributeModel(AttributeModel):
         if not self.model_path.is_file():
             raise ModelError(f"{self.model_path}: attribute weights not found")
         if self.model_path.suffix != ".safetensors":
-            raise ModelError(f"{self.model_path}: attribute weights must be a .safetensors file (see the docs to convert)")
+            raise ModelError(
+                f"{self.model_path}: attribute weights must be a .safetensors file (see the docs to convert)"
+            )
         self._torch = torch = require("torch", ATTRIBUTES_EXTRA)
         safetensors = require("safetensors.torch", ATTRIBUTES_EXTRA, package="safetensors")
         farl = require("facer.face_attribute.farl", ATTRIBUTES_EXTRA, package="pyfacer")
@@ -75,7 +79,9 @@ class FacerAttributeModel(AttributeModel):
                 net = farl.farl_classification(num_classes=setting["num_classes"], layers=setting["layers"])
             net.load_state_dict(safetensors.load_file(str(self.model_path)))
         except (RuntimeError, OSError, ValueError) as exc:
-            raise ModelError(f"{self.model_path}: not FaRL CelebA attribute weights ({str(exc).splitlines()[0]})") from exc
+            raise ModelError(
+                f"{self.model_path}: not FaRL CelebA attribute weights ({str(exc).splitlines()[0]})"
+            ) from exc
         # facer's own module runs the alignment and normalisation; only its loader (torch.load of a URL or
         # pickle) is bypassed, by filling the module's fields instead of calling its __init__.
         model = farl.FaRLFaceAttribute.__new__(farl.FaRLFaceAttribute)
@@ -157,9 +163,7 @@ class AttributeAgreement:
         if not counted.any():
             return {"available": True, "faces": 0, "agreement": None, "per_attribute": {}}
         per = {
-            label: round(float(self._agree[i] / self._count[i]), 4)
-            for i, label in enumerate(self.labels)
-            if counted[i]
+            label: round(float(self._agree[i] / self._count[i]), 4) for i, label in enumerate(self.labels) if counted[i]
         }
         return {
             "available": True,

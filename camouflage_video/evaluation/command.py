@@ -25,7 +25,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         "evaluate",
         help="measure re-identification risk, leaks, temporal consistency and fidelity of an anonymized output",
         description="Compare an anonymized video, image or image folder with its original and report how well "
-                    "identities are hidden (face recognition as the attacker) and what else changed.",
+        "identities are hidden (face recognition as the attacker) and what else changed.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -34,25 +34,47 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
     o = p.add_argument_group("outputs")
     o.add_argument("--report", metavar="HTML", help="write a self-contained HTML report")
     o.add_argument("--json", metavar="PATH", dest="json_path", help="write every measure as JSON")
-    o.add_argument("--fail-on-leak", action="store_true",
-                   help=f"exit with status {EXIT_LEAK} if any anonymized face still matches its original")
+    o.add_argument(
+        "--fail-on-leak",
+        action="store_true",
+        help=f"exit with status {EXIT_LEAK} if any anonymized face still matches its original",
+    )
     o.add_argument("--no-thumbnails", action="store_true", help="no face pictures in the report (to share it)")
     r = p.add_argument_group("recognition")
-    r.add_argument("--recognizer", choices=sorted(RECOGNIZERS), default="dlib",
-                   help="face recognizer playing the attacker (default: dlib, offline)")
+    r.add_argument(
+        "--recognizer",
+        choices=sorted(RECOGNIZERS),
+        default="dlib",
+        help="face recognizer playing the attacker (default: dlib, offline)",
+    )
     r.add_argument("--recognizer-model", metavar="PATH", help="model file or folder of the recognizer")
-    r.add_argument("--match-threshold", type=float, metavar="DIST",
-                   help="distance below which faces match (default: the recognizer's standard, 0.6 for dlib)")
+    r.add_argument(
+        "--match-threshold",
+        type=float,
+        metavar="DIST",
+        help="distance below which faces match (default: the recognizer's standard, 0.6 for dlib)",
+    )
     r.add_argument("--gallery", metavar="FOLDER", help="photos of other people added as distractor identities")
-    r.add_argument("--attribute-model", metavar="PATH",
-                   help="facer FaRL CelebA attribute weights (.safetensors) for attribute agreement")
+    r.add_argument(
+        "--attribute-model",
+        metavar="PATH",
+        help="facer FaRL CelebA attribute weights (.safetensors) for attribute agreement",
+    )
     d = p.add_argument_group("analysis")
     d.add_argument("--step", type=int, default=1, help="analyse every Nth video frame (default: 1, every frame)")
     d.add_argument("--thresh", type=float, default=0.5, help="face detection threshold in the original (default: 0.5)")
-    d.add_argument("--det-size", type=int, default=960,
-                   help="long side of the detection input, 0 for full resolution (default: 960)")
-    d.add_argument("--mask-scale", type=float, default=1.5,
-                   help="grow face boxes by this factor before measuring fidelity outside them (default: 1.5)")
+    d.add_argument(
+        "--det-size",
+        type=int,
+        default=960,
+        help="long side of the detection input, 0 for full resolution (default: 960)",
+    )
+    d.add_argument(
+        "--mask-scale",
+        type=float,
+        default=1.5,
+        help="grow face boxes by this factor before measuring fidelity outside them (default: 1.5)",
+    )
     d.add_argument("--pair-by", choices=PAIR_BY, default="time", help="pair video frames by timestamp or position")
     v = p.add_argument_group("messages")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
@@ -78,8 +100,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         thumbnails=not args.no_thumbnails,
     )
     result = evaluate(
-        args.original, args.anonymized, config,
-        report=args.report, json_path=args.json_path, progress=False if args.quiet else None,
+        args.original,
+        args.anonymized,
+        config,
+        report=args.report,
+        json_path=args.json_path,
+        progress=False if args.quiet else None,
     )
     s = result.summary()
     if not args.quiet:
@@ -88,20 +114,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if path:
                 print(f"wrote {path}", file=sys.stderr)
     if args.fail_on_leak and s["verdict"] == "leak":
-        print(f"camouflage-video: leak: {s['leaks']} anonymized faces still match their original "
-              f"(frames {_frames(s['leak_frames'])})", file=sys.stderr)
+        print(
+            f"camouflage-video: leak: {s['leaks']} anonymized faces still match their original "
+            f"(frames {_frames(s['leak_frames'])})",
+            file=sys.stderr,
+        )
         return EXIT_LEAK
     return 0
 
 
 def summary_line(s: dict) -> str:
     """One line for the terminal."""
+
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
-    return (f"{s['verdict'].upper()}: {s['faces']} faces, re-identification {pct(s['reidentification_rate'])}, "
-            f"rank-1 {pct(s['rank1_rate'])} of {s['gallery_identities']} identities, {s['leaks']} leaks, "
-            f"still detected {pct(s['detected_rate'])}")
+    return (
+        f"{s['verdict'].upper()}: {s['faces']} faces, re-identification {pct(s['reidentification_rate'])}, "
+        f"rank-1 {pct(s['rank1_rate'])} of {s['gallery_identities']} identities, {s['leaks']} leaks, "
+        f"still detected {pct(s['detected_rate'])}"
+    )
 
 
 def _frames(frames: list[int], limit: int = 10) -> str:

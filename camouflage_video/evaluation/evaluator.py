@@ -199,21 +199,23 @@ class EvaluationResult:
         for identity, faces in sorted(by_identity.items()):
             steps_a = [f.step_anonymized for f in faces if f.step_anonymized is not None]
             steps_o = [f.step_original for f in faces if f.step_original is not None]
-            out.append({
-                "identity": identity,
-                "faces": len(faces),
-                "first_frame": faces[0].frame,
-                "last_frame": faces[-1].frame,
-                "key": faces[0].key,
-                "leaks": sum(f.leak for f in faces),
-                "leak_frames": [f.frame for f in faces if f.leak],
-                "reidentification_rate": rate([f.leak for f in faces]),
-                "distance": distance_summary([f.distance for f in faces]),
-                "detected_rate": rate([f.detected for f in faces]),
-                "stability_anonymized": distance_summary(steps_a)["mean"],
-                "stable_rate_anonymized": rate([s < self.threshold for s in steps_a]),
-                "stability_original": distance_summary(steps_o)["mean"],
-            })
+            out.append(
+                {
+                    "identity": identity,
+                    "faces": len(faces),
+                    "first_frame": faces[0].frame,
+                    "last_frame": faces[-1].frame,
+                    "key": faces[0].key,
+                    "leaks": sum(f.leak for f in faces),
+                    "leak_frames": [f.frame for f in faces if f.leak],
+                    "reidentification_rate": rate([f.leak for f in faces]),
+                    "distance": distance_summary([f.distance for f in faces]),
+                    "detected_rate": rate([f.detected for f in faces]),
+                    "stability_anonymized": distance_summary(steps_a)["mean"],
+                    "stable_rate_anonymized": rate([s < self.threshold for s in steps_a]),
+                    "stability_original": distance_summary(steps_o)["mean"],
+                }
+            )
         return out
 
     def summary(self) -> dict:
@@ -437,8 +439,13 @@ class _Run:
     def consume(self, progress: bool | None) -> None:
         from tqdm import tqdm
 
-        bar = tqdm(total=self.pairs.total, unit="frame", disable=None if progress is None else not progress,
-                   dynamic_ncols=True, desc="evaluate")
+        bar = tqdm(
+            total=self.pairs.total,
+            unit="frame",
+            disable=None if progress is None else not progress,
+            dynamic_ncols=True,
+            desc="evaluate",
+        )
         try:
             for pair in self.pairs:
                 self.add(pair)
@@ -464,8 +471,14 @@ class _Run:
             boxes = faces.xyxy * np.array([sx, sy, sx, sy], np.float32)
             mask = face_boxes_mask(h, w, boxes) if len(faces) else None
             self.warp_samples.append(
-                warp.measure(previous[0], small_original, previous[1], small_anonymized,
-                             frame=pair.original.index, face_mask=mask)
+                warp.measure(
+                    previous[0],
+                    small_original,
+                    previous[1],
+                    small_anonymized,
+                    frame=pair.original.index,
+                    face_mask=mask,
+                )
             )
 
     def _original_faces(self, pair: FramePair) -> Faces:
@@ -555,7 +568,9 @@ class _Run:
             return FaceCase(record)
         return FaceCase(record, thumbnail(original, record.box), thumbnail(anonymized, record.box))
 
-    def _fidelity(self, pair: FramePair, faces: Faces, small_original: np.ndarray, small_anonymized: np.ndarray) -> None:
+    def _fidelity(
+        self, pair: FramePair, faces: Faces, small_original: np.ndarray, small_anonymized: np.ndarray
+    ) -> None:
         original, anonymized = pair.original.image, pair.anonymized.image
         h, w = original.shape[:2]
         mask = outside_faces_mask(h, w, faces.xyxy, self.config.mask_scale)
@@ -585,7 +600,7 @@ class _Run:
                 gallery_ids = np.concatenate([ids, distractor_ids])
                 gallery_info = {"distractors": count, "folder": config.gallery, "images": names[:200]}
             ranks = identity_ranks(self.recognizer, queries, ids, gallery, gallery_ids)
-            faces = [replace(f, rank=int(r)) for f, r in zip(faces, ranks)]
+            faces = [replace(f, rank=int(r)) for f, r in zip(faces, ranks, strict=True)]
         final = {(f.frame, f.box): f for f in faces}
 
         def current(cases: list[FaceCase]) -> list[FaceCase]:
@@ -637,4 +652,3 @@ class _Run:
             extra_faces=self.extra_faces,
             interrupted=self.interrupted,
         )
-

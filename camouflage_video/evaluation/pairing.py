@@ -78,7 +78,9 @@ class PairedInputs:
         ...         print(pair.index, pair.time)
     """
 
-    def __init__(self, original: str | os.PathLike[str], anonymized: str | os.PathLike[str], pair_by: str = "time") -> None:
+    def __init__(
+        self, original: str | os.PathLike[str], anonymized: str | os.PathLike[str], pair_by: str = "time"
+    ) -> None:
         if pair_by not in PAIR_BY:
             raise ConfigError(f"pair_by must be one of {', '.join(PAIR_BY)}, got {pair_by!r}")
         for uri in (original, anonymized):
@@ -98,7 +100,9 @@ class PairedInputs:
         ko, ka = self._original.info.kind, self._anonymized.info.kind
         if ko != ka:
             self.close()
-            raise InputError(f"cannot compare a {ko} ({original}) with a {ka} ({anonymized}): give two of the same kind")
+            raise InputError(
+                f"cannot compare a {ko} ({original}) with a {ka} ({anonymized}): give two of the same kind"
+            )
         self.kind = ko
         self._folder_pairs: list[tuple[str, Path, Path]] = []
         if ko == "folder":
@@ -185,7 +189,9 @@ class PairedInputs:
                 "if it was re-encoded with another start time, pass --pair-by index"
             )
 
-    def _count_rest(self, original: Frame | None, ita: Iterator[Frame], anonymized: Frame | None, itb: Iterator[Frame]) -> None:
+    def _count_rest(
+        self, original: Frame | None, ita: Iterator[Frame], anonymized: Frame | None, itb: Iterator[Frame]
+    ) -> None:
         """Count the frames left over on either side once the other side has ended."""
         if original is not None:
             rest = 1 + sum(1 for _ in ita)

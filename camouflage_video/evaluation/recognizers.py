@@ -75,7 +75,7 @@ class Recognizer:
         if len(a) == 0:
             return np.zeros(0)
         if self.metric == "cosine":
-            return np.array([self.distance(x, y)[0, 0] for x, y in zip(a, b)])
+            return np.array([self.distance(x, y)[0, 0] for x, y in zip(a, b, strict=True)])
         return np.linalg.norm(a - b, axis=1)  # direct difference: identical faces give exactly 0
 
     def describe(self) -> dict:
@@ -208,7 +208,7 @@ class ArcFaceRecognizer(Recognizer):
 
     def prepare(self, image: np.ndarray, faces: Faces) -> Any:
         matrices = []
-        for box, points in zip(faces.xyxy, faces.landmarks):
+        for box, points in zip(faces.xyxy, faces.landmarks, strict=True):
             if np.isnan(points).any():  # no landmarks: fall back to the box, centred on the template
                 x1, y1, x2, y2 = box
                 points = ARCFACE_TEMPLATE / 112.0 * [x2 - x1, y2 - y1] + [x1, y1]
@@ -247,7 +247,9 @@ def register_recognizer(name: str, factory: RecognizerFactory) -> None:
     RECOGNIZERS[name] = factory
 
 
-def load_recognizer(name: str = "dlib", model: str | os.PathLike[str] | None = None, threshold: float | None = None) -> Recognizer:
+def load_recognizer(
+    name: str = "dlib", model: str | os.PathLike[str] | None = None, threshold: float | None = None
+) -> Recognizer:
     """Build a registered recognizer.
 
     Args:

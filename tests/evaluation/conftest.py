@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from camouflage_video.errors import MissingDependencyError
-from camouflage_video.frame import FrameContext, Frame
+from camouflage_video.frame import Frame, FrameContext
 from camouflage_video.pipelines.classic import ClassicObfuscator
 
 

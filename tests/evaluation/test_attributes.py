@@ -23,10 +23,13 @@ def test_agreement_counts_binary_decisions_per_attribute():
     assert summary["faces"] == 2
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("missing.safetensors", None, "not found"),
-    ("weights.pt", b"pickle", "must be a .safetensors file"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.safetensors", None, "not found"),
+        ("weights.pt", b"pickle", "must be a .safetensors file"),
+    ],
+)
 def test_attribute_weights_must_be_local_safetensors(tmp_path, name, content, message):
     from camouflage_video.evaluation import FacerAttributeModel
 
@@ -55,8 +58,8 @@ def test_facer_attributes_run_on_cpu_from_safetensors(tmp_path, recognizer, astr
     assert len(model.labels) == 40 and "Smiling" in model.labels
     config = EvaluationConfig()
     result = Evaluator(config, recognizer=recognizer, attribute_model=model).run(
-        astronaut_pair["original"], astronaut_pair["copy"])
+        astronaut_pair["original"], astronaut_pair["copy"]
+    )
     assert result.attributes["faces"] == 1
     assert result.attributes["agreement"] == 1.0  # the same pixels give the same decisions
     assert set(result.attributes["per_attribute"]) == set(model.labels)
-

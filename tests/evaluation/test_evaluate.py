@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,8 +102,9 @@ def test_gallery_distractors_enlarge_the_search(evaluator, astronaut_pair, media
     summary = result.summary()
     assert summary["gallery_identities"] == 4
     assert summary["rank1_rate"] == 1.0  # an unchanged face is found among strangers
-    pixelated = Evaluator(config, recognizer=evaluator.recognizer).run(astronaut_pair["original"],
-                                                                       astronaut_pair["pixelated"])
+    pixelated = Evaluator(config, recognizer=evaluator.recognizer).run(
+        astronaut_pair["original"], astronaut_pair["pixelated"]
+    )
     assert pixelated.faces[0].rank >= 1 and pixelated.summary()["gallery_identities"] == 4
 
 
@@ -125,10 +125,12 @@ class _Brightness(AttributeModel):
 def test_attribute_agreement_compares_original_and_anonymized(recognizer, astronaut_pair):
     config = EvaluationConfig()
     same = Evaluator(config, recognizer=recognizer, attribute_model=_Brightness()).run(
-        astronaut_pair["original"], astronaut_pair["copy"])
+        astronaut_pair["original"], astronaut_pair["copy"]
+    )
     assert same.attributes["agreement"] == 1.0
     black = Evaluator(config, recognizer=recognizer, attribute_model=_Brightness()).run(
-        astronaut_pair["original"], astronaut_pair["solid"])
+        astronaut_pair["original"], astronaut_pair["solid"]
+    )
     assert black.attributes["per_attribute"]["Bright"] == 0.0
     assert black.attributes["agreement"] < 1.0
 
@@ -146,8 +148,9 @@ def test_interrupt_writes_what_was_analysed_and_reraises(recognizer, sample_clip
     fake = Interrupting.__new__(Interrupting)
     fake.__dict__.update(recognizer.__dict__)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(sample_clip, sample_clip, recognizer=fake, step=5, report=tmp_path / "r.html",
-                 json_path=tmp_path / "m.json")
+        evaluate(
+            sample_clip, sample_clip, recognizer=fake, step=5, report=tmp_path / "r.html", json_path=tmp_path / "m.json"
+        )
     data = json.loads((tmp_path / "m.json").read_text())
     assert data["interrupted"] is True
     assert data["summary"]["faces"] == 3
@@ -173,8 +176,11 @@ def test_bad_inputs_raise_typed_errors(astronaut_pair, sample_clip, tmp_path, or
     small = write_rgb(tmp_path / "small.png", read_image(astronaut_pair["original"])[::2, ::2])
     paths = {"astronaut": astronaut_pair["original"], "clip": sample_clip, "small": small}
     with pytest.raises(error):
-        evaluate(paths.get(original, tmp_path / original if "://" not in original else original),
-                 paths[anonymized], **options)
+        evaluate(
+            paths.get(original, tmp_path / original if "://" not in original else original),
+            paths[anonymized],
+            **options,
+        )
 
 
 def test_unwritable_report_fails_before_any_work(astronaut_pair, tmp_path):
@@ -187,8 +193,16 @@ def test_unwritable_report_fails_before_any_work(astronaut_pair, tmp_path):
 
 def test_cli_fail_on_leak_exits_non_zero_and_still_writes_both_files(astronaut_pair, tmp_path):
     report, metrics = tmp_path / "report.html", tmp_path / "metrics.json"
-    result = run_cli("evaluate", str(astronaut_pair["original"]), str(astronaut_pair["copy"]),
-                     "--report", str(report), "--json", str(metrics), "--fail-on-leak")
+    result = run_cli(
+        "evaluate",
+        str(astronaut_pair["original"]),
+        str(astronaut_pair["copy"]),
+        "--report",
+        str(report),
+        "--json",
+        str(metrics),
+        "--fail-on-leak",
+    )
     assert result.returncode == 3, result.stderr
     assert "leak" in result.stderr.splitlines()[-1]
     data = json.loads(metrics.read_text())

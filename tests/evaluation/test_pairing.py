@@ -32,8 +32,9 @@ def write_clip(path: Path, count: int, skip: frozenset[int] = frozenset(), size:
 
 
 def levels(pairs: PairedInputs) -> list[tuple[int, int, bool]]:
-    return [(int(p.original.image.mean() / 4 + 0.5), int(p.anonymized.image.mean() / 4 + 0.5), p.consecutive)
-            for p in pairs]
+    return [
+        (int(p.original.image.mean() / 4 + 0.5), int(p.anonymized.image.mean() / 4 + 0.5), p.consecutive) for p in pairs
+    ]
 
 
 def test_a_dropped_frame_does_not_shift_the_pairs(tmp_path):
@@ -77,8 +78,11 @@ def _folder(path: Path, name: str) -> Path:
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda d: (write_clip(d / "v.mp4", 3), write_rgb(d / "i.png", np.zeros((64, 96, 3), np.uint8))),
-         InputError, "cannot compare a video"),
+        (
+            lambda d: (write_clip(d / "v.mp4", 3), write_rgb(d / "i.png", np.zeros((64, 96, 3), np.uint8))),
+            InputError,
+            "cannot compare a video",
+        ),
         (lambda d: (write_clip(d / "v.mp4", 3), write_clip(d / "w.mp4", 3, size=(64, 48))), InputError, "64x48"),
         (lambda d: (_folder(d / "x", "a.png"), _folder(d / "y", "b.png")), InputError, "relative path"),
         (lambda d: ("rtsp://127.0.0.1:1/x", d), ConfigError, "record the stream first"),

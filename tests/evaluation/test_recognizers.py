@@ -140,7 +140,8 @@ def test_register_recognizer_makes_a_name_available(astronaut_pair):
     register_recognizer("mean-colour", lambda model=None, threshold=1.0: MeanColour())
     try:
         result = Evaluator(EvaluationConfig(recognizer="mean-colour")).run(
-            astronaut_pair["original"], astronaut_pair["copy"])
+            astronaut_pair["original"], astronaut_pair["copy"]
+        )
         assert result.summary()["reidentification_rate"] == 1.0
     finally:
         RECOGNIZERS.pop("mean-colour")

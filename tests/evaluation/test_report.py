@@ -32,9 +32,21 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
         pytest.skip("chromium not installed (apt-get install chromium)")
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
     return subprocess.run(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--mute-audio",
-         "--no-first-run", "--disable-extensions", *args],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--mute-audio",
+            "--no-first-run",
+            "--disable-extensions",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
 
 
