@@ -68,3 +68,9 @@ def clip_pair(sample_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     out = tmp_path_factory.mktemp("clips") / "astronaut_pixelated.mp4"
     anonymize(sample_clip, out, method="pixelate")
     return {"original": sample_clip, "pixelated": out}
+
+
+@pytest.fixture(scope="session")
+def clip_copy_result(evaluator, sample_clip: Path):  # noqa: ANN201 - EvaluationResult
+    """The evaluation of the clip against an unchanged copy of itself (shared: it takes seconds)."""
+    return evaluator.run(sample_clip, sample_clip)

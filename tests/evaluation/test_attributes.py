@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from camouflage_video.annotators import CenterFaceDetector
 from camouflage_video.errors import ModelError
 from camouflage_video.evaluation import AttributeAgreement, EvaluationConfig, Evaluator
 
@@ -40,19 +41,33 @@ def test_attribute_weights_must_be_local_safetensors(tmp_path, name, content, me
         FacerAttributeModel(path)
 
 
+@pytest.fixture
+def random_init_skipped(monkeypatch):
+    """Building FaRL's ViT-B spends most of its time drawing random weights that the test overwrites anyway."""
+    torch = pytest.importorskip("torch")
+    model = pytest.importorskip("facer.farl.model")
+    keep = lambda tensor, *args, **kwargs: tensor  # noqa: E731
+    monkeypatch.setattr(model, "trunc_normal_", keep)
+    for name in ("kaiming_uniform_", "uniform_", "normal_"):
+        monkeypatch.setattr(torch.nn.init, name, keep)
+
+
 @pytest.mark.slow
-def test_facer_attributes_run_on_cpu_from_safetensors(tmp_path, recognizer, astronaut_pair):
+def test_facer_attributes_run_on_cpu_from_safetensors(
+    tmp_path, recognizer, astronaut, astronaut_pair, random_init_skipped
+):
     torch = pytest.importorskip("torch")
     farl = pytest.importorskip("facer.face_attribute.farl")
     safetensors = pytest.importorskip("safetensors.torch")
     from camouflage_video.evaluation.attributes import FacerAttributeModel, _cuda_calls_ignored
 
-    torch.manual_seed(0)
     with _cuda_calls_ignored(torch, "cpu"):
-        net = farl.farl_classification(num_classes=40, layers=[11])
+        shapes = {k: v.shape for k, v in farl.farl_classification(num_classes=40, layers=[11]).state_dict().items()}
+    generator = torch.Generator().manual_seed(0)
     weights = tmp_path / "farl_celeba_random.safetensors"
-    safetensors.save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
-    del net
+    safetensors.save_file(
+        {k: 0.02 * torch.randn(shape, generator=generator) for k, shape in shapes.items()}, str(weights)
+    )
 
     model = FacerAttributeModel(weights)
     assert len(model.labels) == 40 and "Smiling" in model.labels
@@ -63,3 +78,17 @@ def test_facer_attributes_run_on_cpu_from_safetensors(tmp_path, recognizer, astr
     assert result.attributes["faces"] == 1
     assert result.attributes["agreement"] == 1.0  # the same pixels give the same decisions
     assert set(result.attributes["per_attribute"]) == set(model.labels)
+    assert result.attributes["mean_abs_probability_change"] == 0.0
+    probabilities = model.predict(astronaut, CenterFaceDetector(thresh=0.5).detect(astronaut))
+    assert probabilities.shape == (1, 40) and ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def test_weights_that_are_not_farl_are_a_model_error(tmp_path, random_init_skipped):
+    torch = pytest.importorskip("torch")
+    safetensors = pytest.importorskip("safetensors.torch")
+    from camouflage_video.evaluation.attributes import FacerAttributeModel
+
+    bad = tmp_path / "other.safetensors"
+    safetensors.save_file({"x": torch.zeros(2)}, str(bad))
+    with pytest.raises(ModelError, match="not FaRL CelebA attribute weights"):
+        FacerAttributeModel(bad)

@@ -40,8 +40,8 @@ def test_strong_obfuscation_is_not_reidentified(evaluator, astronaut_pair, versi
     assert summary["fidelity_outside_faces"]["ssim"] == pytest.approx(1.0)
 
 
-def test_video_copy_leaks_on_every_analysed_frame_of_one_track(evaluator, sample_clip):
-    result = evaluator.run(sample_clip, sample_clip)
+def test_video_copy_leaks_on_every_analysed_frame_of_one_track(clip_copy_result):
+    result = clip_copy_result
     summary = result.summary()
     assert summary["faces"] == 10  # 50 frames, every 5th analysed, one face each
     assert summary["identities"] == 1  # one track, its first (unconfirmed) frame included
