@@ -20,7 +20,7 @@ import numpy as np
 from camouflage_video import __version__
 from camouflage_video.annotators.faces import CenterFaceDetector
 from camouflage_video.annotators.tracking import FaceTracker
-from camouflage_video.errors import ConfigError
+from camouflage_video.errors import ConfigError, InputError, InputNotFoundError
 from camouflage_video.evaluation.attributes import AttributeAgreement, AttributeModel
 from camouflage_video.evaluation.metrics import (
     distance_summary,
@@ -350,6 +350,7 @@ class Evaluator:
             attribute_model = FacerAttributeModel(config.attribute_model)
         self.attribute_model = attribute_model
         self.warping = FlowWarpingError(config.analysis_size)
+        self._gallery: tuple[np.ndarray, int, list[str]] | None = None
 
     def run(
         self,
@@ -367,6 +368,7 @@ class Evaluator:
             InputError, ConfigError: Inputs that cannot be paired.
         """
         with PairedInputs(original, anonymized, self.config.pair_by) as pairs:
+            self.gallery_distractors()  # a bad gallery fails now, not after the whole input
             run = _Run(self, pairs)
             try:
                 run.consume(progress)
@@ -375,12 +377,15 @@ class Evaluator:
             return run.finish()
 
     def gallery_distractors(self) -> tuple[np.ndarray, int, list[str]]:
-        """Embeddings of the largest face in each image of ``config.gallery`` (one identity each)."""
+        """Embeddings of the largest face in each image of ``config.gallery`` (one identity each), cached."""
+        if self._gallery is None:
+            self._gallery = self._load_gallery()
+        return self._gallery
+
+    def _load_gallery(self) -> tuple[np.ndarray, int, list[str]]:
         folder = self.config.gallery
         if not folder:
             return np.zeros((0, 0), np.float32), 0, []
-        from camouflage_video.errors import InputError, InputNotFoundError
-
         root = Path(folder)
         if not root.is_dir():
             raise InputNotFoundError(f"{root}: gallery folder not found")
@@ -412,9 +417,11 @@ class _Run:
         self.step = config.step if self.is_video else 1
         self.tracker = None
         if self.is_video:
-            fps = pairs.original_info.fps
-            # Tracks only give identities here: every detection gets one at once, nothing is held.
-            self.tracker = FaceTracker(fps=(fps / self.step) if fps else None, hold_frames=0, min_hits=1)
+            rate = (pairs.original_info.fps or 25) / self.step  # the tracker sees the analysed frames only
+            # Tracks only give identities here. A track survives about a second without its face, so a
+            # brief miss does not split one person in two; the boxes it holds meanwhile are not faces
+            # to measure and are dropped.
+            self.tracker = FaceTracker(fps=rate, hold_frames=max(1, round(float(rate))), min_hits=1)
         self.faces: list[FaceRecord] = []
         self.warp_samples: list[WarpSample] = []
         self.embeddings_original: list[np.ndarray] = []
@@ -422,7 +429,6 @@ class _Run:
         self.last_embedding: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.psnr: list[float] = []
         self.ssim: list[float] = []
-        self.identical_outside = 0
         self.extra_faces = 0
         self.analysed = 0
         self.next_identity = 0

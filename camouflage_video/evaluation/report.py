@@ -146,7 +146,7 @@ def _summary_section(result: EvaluationResult, s: dict) -> str:
     reid = s["reidentification_rate"]
     reid_class = "bad" if reid else "good" if reid is not None else ""
     leak_class = "bad" if s["leaks"] else "good"
-    sampled = f" (every {frames['step']}th)" if frames["step"] > 1 else ""
+    sampled = f" (one frame in {frames['step']})" if frames["step"] > 1 else ""
     one_identity = " One identity makes this uninformative: add --gallery." if s["gallery_identities"] == 1 else ""
     rank_note = (
         f"Anonymized face searched in a gallery of {s['gallery_identities']} identities; chance is "

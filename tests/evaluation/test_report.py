@@ -96,3 +96,14 @@ def test_file_names_are_escaped(recognizer, astronaut, tmp_path):
     result = Evaluator(EvaluationConfig(), recognizer=recognizer).run(tmp_path / "raw", tmp_path / "anon")
     html = render_report(result)
     assert "<script>" not in html and "a&lt;script&gt;" in html
+
+
+def test_a_pair_without_faces_reports_nothing_to_judge(recognizer, tmp_path):
+    grey = np.full((120, 160, 3), 128, np.uint8)
+    result = Evaluator(EvaluationConfig(), recognizer=recognizer).run(
+        write_rgb(tmp_path / "a.png", grey), write_rgb(tmp_path / "b.png", grey)
+    )
+    assert result.verdict() == "no-faces" and result.summary()["reidentification_rate"] is None
+    html = render_report(result)
+    assert "NO FACES" in html and "<figure" not in html
+    write_json(result, tmp_path / "m.json")  # nulls, no NaN: strict JSON
