@@ -61,7 +61,9 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         help="facer FaRL CelebA attribute weights (.safetensors) for attribute agreement",
     )
     d = p.add_argument_group("analysis")
-    d.add_argument("--step", type=int, default=1, help="analyse every Nth video frame (default: 1, every frame)")
+    d.add_argument(
+        "--step", type=int, default=1, metavar="N", help="analyse every Nth video frame (default: 1, every frame)"
+    )
     d.add_argument("--thresh", type=float, default=0.5, help="face detection threshold in the original (default: 0.5)")
     d.add_argument(
         "--det-size",

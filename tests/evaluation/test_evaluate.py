@@ -160,27 +160,25 @@ def test_interrupt_writes_what_was_analysed_and_reraises(recognizer, sample_clip
 @pytest.mark.parametrize(
     ("original", "anonymized", "options", "error"),
     [
-        ("missing.mp4", "astronaut", {}, InputNotFoundError),
-        ("astronaut", "clip", {}, InputError),  # an image against a video
-        ("astronaut", "small", {}, InputError),  # different sizes
-        ("rtsp://127.0.0.1:9/live", "astronaut", {}, ConfigError),
-        ("astronaut", "astronaut", {"step": 0}, ConfigError),
-        ("astronaut", "astronaut", {"no_such_option": 1}, ConfigError),
-        ("astronaut", "astronaut", {"recognizer": "nope"}, ConfigError),
-        ("astronaut", "astronaut", {"pair_by": "nope"}, ConfigError),
+        ("{tmp}/missing.mp4", "{astronaut}", {}, InputNotFoundError),
+        ("{astronaut}", "{clip}", {}, InputError),  # an image against a video
+        ("{astronaut}", "{small}", {}, InputError),  # different sizes
+        ("rtsp://127.0.0.1:9/live", "{astronaut}", {}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"step": 0}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"no_such_option": 1}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"recognizer": "nope"}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"pair_by": "nope"}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"gallery": "{tmp}/no_gallery"}, InputNotFoundError),
     ],
 )
 def test_bad_inputs_raise_typed_errors(astronaut_pair, sample_clip, tmp_path, original, anonymized, options, error):
     from camouflage_video.sources.images import read_image
 
     small = write_rgb(tmp_path / "small.png", read_image(astronaut_pair["original"])[::2, ::2])
-    paths = {"astronaut": astronaut_pair["original"], "clip": sample_clip, "small": small}
+    paths = {"astronaut": astronaut_pair["original"], "clip": sample_clip, "small": small, "tmp": tmp_path}
+    options = {k: v.format(**paths) if isinstance(v, str) else v for k, v in options.items()}
     with pytest.raises(error):
-        evaluate(
-            paths.get(original, tmp_path / original if "://" not in original else original),
-            paths[anonymized],
-            **options,
-        )
+        evaluate(original.format(**paths), anonymized.format(**paths), **options)
 
 
 def test_unwritable_report_fails_before_any_work(astronaut_pair, tmp_path):
