@@ -171,7 +171,11 @@ def run_dataset(
                 "files": len(tasks),
                 "version": __version__,
             })
-            _process(engine, tasks, manifest, options, summary)
+            try:
+                _process(engine, tasks, manifest, options, summary)
+            finally:
+                # Workers that crashed or were aborted leave their temporary files; no worker runs now.
+                remove_partials(target)
             summary.workers = engine.workers
     summary.wall_seconds = time.perf_counter() - started
     return summary
@@ -363,7 +367,6 @@ def _process(
                 engine.run(tasks, on_result, frames.update, interrupts)
             except KeyboardInterrupt:
                 summary.interrupted = True
-                remove_partials(manifest.root)  # the aborted workers' unfinished files
                 raise
             finally:
                 summary.interrupted = summary.interrupted or interrupts.stop_requested

@@ -149,7 +149,15 @@ class LocalEngine:
             name="camouflage-dataset-worker",
             daemon=True,
         )
-        process.start()
+        # Started with SIGINT ignored (exec keeps that, and Python then leaves it alone), so a Ctrl-C
+        # that reaches the whole process group cannot kill a worker while it is still importing.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            process.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         child.close()
         return _Slot(process, parent)
 
@@ -206,6 +214,8 @@ class LocalEngine:
         code = slot.process.exitcode
         reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         if not slot.ready:
+            if interrupts.stop_requested:
+                return
             raise ModelError(f"a dataset worker process died while starting ({reason})")
         if slot.task is not None:
             task, slot.task = slot.task, None
@@ -254,7 +264,7 @@ class _FrameReporter:
 
 def _worker_main(conn: Connection, config: AnonymizeConfig, export_tracks: bool, log_level: int | None) -> None:
     """Entry point of a local worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C means
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C means (see _start)
     if log_level is not None:
         logging.basicConfig(level=log_level, format="camouflage-video: %(levelname)s: %(message)s")
     try:
