@@ -156,21 +156,26 @@ def run_dataset(
         summary = DatasetSummary(str(source), str(target), str(manifest.path), chash, options.engine)
         summary.partials_removed = len(remove_partials(target))
         if summary.partials_removed:
-            logger.warning("%s: removed %d unfinished file(s) left by an interrupted run",
-                           target, summary.partials_removed)
+            logger.warning(
+                "%s: removed %d unfinished file(s) left by an interrupted run",
+                target,
+                summary.partials_removed,
+            )
         entries = walk(source)
         tasks, claimed = _plan_media(entries, manifest, config, chash, options, source, target, summary)
         _handle_other(entries, manifest, options, source, target, claimed, summary)
         if tasks:
             engine = _engine(config, options)
-            manifest.log_run({
-                "config_hash": chash,
-                "config": config.to_dict(),
-                "engine": options.engine,
-                "workers": options.workers,
-                "files": len(tasks),
-                "version": __version__,
-            })
+            manifest.log_run(
+                {
+                    "config_hash": chash,
+                    "config": config.to_dict(),
+                    "engine": options.engine,
+                    "workers": options.workers,
+                    "files": len(tasks),
+                    "version": __version__,
+                }
+            )
             try:
                 _process(engine, tasks, manifest, options, summary)
             finally:
@@ -244,7 +249,9 @@ def _is_done(
     output = target / entry.output
     if not output.is_file() or output.stat().st_size != record.get("output_size"):
         return False
-    if options.export_tracks and not (record.get("tracks_file") and (target / record["tracks_file"]).is_file()):
+    if options.export_tracks and not (
+        record.get("tracks_file") and (target / record["tracks_file"]).is_file()
+    ):
         return False
     if record.get("mtime_ns") != entry.mtime_ns:
         # Touched or copied without its timestamps: compare contents before redoing the work.

@@ -8,6 +8,7 @@ frames in flight, the driver holds one small record per file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -114,11 +115,16 @@ class LocalEngine:
     ) -> None:
         if workers < 1:
             raise ConfigError(f"workers must be at least 1, got {workers}")
-        self.config, self.workers, self.export_tracks, self.log_level = config, workers, export_tracks, log_level
+        self.config = config
+        self.workers = workers
+        self.export_tracks = export_tracks
+        self.log_level = log_level
         # spawn, not fork: the driver may hold threads (progress bars) and libraries that do not survive a fork.
         self._context = multiprocessing.get_context("spawn")
 
-    def run(self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts) -> None:
+    def run(
+        self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts
+    ) -> None:
         """Process ``tasks``; returns when all are done, or those in flight are after a stop request."""
         pending = deque(tasks)
         slots = [self._start() for _ in range(min(self.workers, len(pending)))]
@@ -129,7 +135,9 @@ class LocalEngine:
                     pending.clear()
                 if interrupts.stop_requested and not warned and any(s.task for s in slots):
                     busy = sum(1 for s in slots if s.task)
-                    logger.warning("stopping: finishing %d file(s) in flight; press Ctrl-C again to abort them", busy)
+                    logger.warning(
+                        "stopping: finishing %d file(s) in flight; press Ctrl-C again to abort them", busy
+                    )
                     warned = True
                 for slot in slots:
                     if slot.ready and not slot.dead and slot.task is None and pending:
@@ -220,8 +228,11 @@ class LocalEngine:
         if slot.task is not None:
             task, slot.task = slot.task, None
             logger.warning("%s: the worker process died (%s) while anonymizing it", task.relative, reason)
-            record = mark_failed(task, new_record(task, self.config.method, config_hash(self.config)),
-                                 f"WorkerDied: the worker process died ({reason})")
+            record = mark_failed(
+                task,
+                new_record(task, self.config.method, config_hash(self.config)),
+                f"WorkerDied: the worker process died ({reason})",
+            )
             on_frames(-slot.reported)
             on_result(record)
         if pending and not interrupts.stop_requested:
@@ -234,10 +245,8 @@ class LocalEngine:
             if abort:
                 slot.process.terminate()
             else:
-                try:
+                with contextlib.suppress(OSError):  # a worker that is already gone needs no goodbye
                     slot.conn.send(None)
-                except OSError:
-                    pass
         deadline = time.monotonic() + 10
         for slot in slots:
             slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -262,7 +271,9 @@ class _FrameReporter:
             self.sent, self.last = frames, now
 
 
-def _worker_main(conn: Connection, config: AnonymizeConfig, export_tracks: bool, log_level: int | None) -> None:
+def _worker_main(
+    conn: Connection, config: AnonymizeConfig, export_tracks: bool, log_level: int | None
+) -> None:
     """Entry point of a local worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C means (see _start)
     if log_level is not None:
@@ -364,7 +375,9 @@ class RayEngine:
         self.gpus_per_worker, self.cpus_per_worker = gpus_per_worker, cpus_per_worker
         self.export_tracks, self.tasks_per_worker = export_tracks, tasks_per_worker
 
-    def run(self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts) -> None:
+    def run(
+        self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts
+    ) -> None:
         ray = require("ray", "dataset", package="ray")
         started_here = False
         if not ray.is_initialized():
@@ -375,7 +388,8 @@ class RayEngine:
             actor_class = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker)(_RayWorker)
             count = min(self._count(ray), len(tasks))
             self.workers = count
-            actors = [self._spawn(ray, actor_class) for _ in range(count)]
+            actors = [actor_class.remote(self.config, self.export_tracks) for _ in range(count)]
+            self._check_ready(ray, actors)  # all load their models at once
             self._run(ray, actor_class, actors, tasks, on_result, on_frames, interrupts)
         finally:
             for actor in actors:
@@ -396,10 +410,15 @@ class RayEngine:
 
     def _spawn(self, ray: Any, actor_class: Any) -> Any:
         actor = actor_class.remote(self.config, self.export_tracks)
-        error = ray.get(actor.ready.remote())  # loads the models; a missing one fails the run here
-        if error is not None:
-            raise error
+        self._check_ready(ray, [actor])
         return actor
+
+    @staticmethod
+    def _check_ready(ray: Any, actors: list[Any]) -> None:
+        """Wait until the actors have loaded their models; a missing model fails the run here."""
+        for error in ray.get([actor.ready.remote() for actor in actors]):
+            if error is not None:
+                raise error
 
     def _run(
         self,
@@ -420,8 +439,10 @@ class RayEngine:
             if interrupts.stop_requested:
                 pending.clear()
                 if inflight and not warned:
-                    logger.warning("stopping: finishing %d file(s) in flight; press Ctrl-C again to abort them",
-                                   len(inflight))
+                    logger.warning(
+                        "stopping: finishing %d file(s) in flight; press Ctrl-C again to abort them",
+                        len(inflight),
+                    )
                     warned = True
             for index, actor in enumerate(actors):
                 while pending and len(queues[index]) < self.tasks_per_worker:
@@ -451,8 +472,9 @@ class RayEngine:
                             pending.appendleft(inflight.pop(other)[1])
                     queue.clear()
                     logger.warning("%s: the Ray worker died while anonymizing it", task.relative)
-                    record = mark_failed(task, new_record(task, self.config.method, chash),
-                                         f"WorkerDied: {one_line(exc)}")
+                    record = mark_failed(
+                        task, new_record(task, self.config.method, chash), f"WorkerDied: {one_line(exc)}"
+                    )
                     if pending and not interrupts.stop_requested:
                         actors[index] = self._spawn(ray, actor_class)
                 except ray.exceptions.RayError as exc:

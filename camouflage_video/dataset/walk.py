@@ -11,10 +11,10 @@ from camouflage_video.sinks.video import FORMATS
 from camouflage_video.sources.images import IMAGE_EXTENSIONS
 
 #: Extensions read as videos (anything FFmpeg demuxes; animated GIFs and raw elementary streams included).
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-    ".flv", ".wmv", ".3gp", ".ogv", ".mxf", ".y4m", ".h264", ".264", ".h265", ".265", ".hevc",
-})
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mkv .mov .webm .avi .gif .mpg .mpeg .ts .mts .m2ts .flv .wmv .3gp .ogv .mxf .y4m "
+    ".h264 .264 .h265 .265 .hevc".split()
+)
 
 KINDS = ("video", "image", "other")
 
@@ -80,7 +80,9 @@ def check_roots(input_root: Path, output_root: Path) -> None:
         raise ConfigError(f"{output_root}: exists and is not a folder")
     source, target = input_root.resolve(), output_root.resolve()
     if source == target or source in target.parents or target in source.parents:
-        raise ConfigError(f"{output_root}: the output folder must lie outside the input folder and not contain it")
+        raise ConfigError(
+            f"{output_root}: the output folder must lie outside the input folder and not contain it"
+        )
 
 
 def walk(root: Path) -> list[Entry]:

@@ -96,7 +96,7 @@ class TrackRecorder(Annotator):
         time_text = f"{float(frame.time):.6f}" if frame.time is not None else ""
         lines = []
         for (x1, y1, x2, y2), track_id, score, held in zip(
-            faces.xyxy.tolist(), faces.track_ids.tolist(), faces.scores.tolist(), faces.held.tolist()
+            faces.xyxy.tolist(), faces.track_ids.tolist(), faces.scores.tolist(), faces.held.tolist(), strict=True
         ):
             lines.append(
                 f"{frame.index},{time_text},{track_id},{x1:.1f},{y1:.1f},{x2:.1f},{y2:.1f},{score:.3f},{int(held)}\n"

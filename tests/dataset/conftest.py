@@ -45,15 +45,27 @@ def make_tree(root: Path) -> Path:
     make_sample_video(clips / "day2" / "cam3.mov", audio="pcm_s16le", **small)
     make_sample_video(clips / "day2" / "cam4.webm", codec="libvpx-vp9", audio="libopus", **small)
     make_sample_video(clips / "legacy.avi", codec="mpeg4", audio=None, **small)
-    make_sample_video(clips / "vfr.mp4", fps=Fraction(20), size=(160, 96), frame_durations=[100, 100, 300, 100, 200, 100, 100])
+    make_sample_video(
+        clips / "vfr.mp4",
+        fps=Fraction(20),
+        size=(160, 96),
+        frame_durations=[100, 100, 300, 100, 200, 100, 100],
+    )
     photos = root / "photos"
     (photos / "nested").mkdir(parents=True)
     face = astronaut()
-    for name, size in (("a.png", (128, 128)), ("b.jpg", (200, 150)), ("nested/c.webp", (96, 96)), ("nested/d.bmp", (120, 80))):
+    for name, size in (
+        ("a.png", (128, 128)),
+        ("b.jpg", (200, 150)),
+        ("nested/c.webp", (96, 96)),
+        ("nested/d.bmp", (120, 80)),
+    ):
         image = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(photos / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     # Two corrupt files with media extensions: a video that is noise, a JPEG cut after its header.
-    (clips / "broken.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    (clips / "broken.mp4").write_bytes(
+        np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    )
     jpeg = (photos / "b.jpg").read_bytes()
     (photos / "broken.jpg").write_bytes(jpeg[:200])
     (root / "labels").mkdir()
@@ -108,5 +120,9 @@ def start_cli(*args: str) -> subprocess.Popen:
     """Start ``camouflage-video`` in its own process group (so a test can kill it with its workers)."""
     return subprocess.Popen(
         [sys.executable, "-m", "camouflage_video", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
     )

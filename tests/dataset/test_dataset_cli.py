@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -47,7 +46,9 @@ def test_full_run_mirrors_the_tree_and_reports_the_corrupt_files(tree: Path, ful
     out, result = full_run
     good = good_inputs(tree)
     assert result.returncode == 1, result.stderr  # failures are in the exit code...
-    assert f"{len(good)} anonymized, 0 already done, 2 failed of {len(good) + 2}" in result.stderr  # ...and summary
+    assert (
+        f"{len(good)} anonymized, 0 already done, 2 failed of {len(good) + 2}" in result.stderr
+    )  # ...and summary
     records = latest(out)
     assert sorted(records) == sorted(media_inputs(tree) + ["README.txt", "labels/boxes.csv"])
     for name in good:
@@ -69,7 +70,16 @@ def test_full_run_mirrors_the_tree_and_reports_the_corrupt_files(tree: Path, ful
     assert not partial_files(out)
 
 
-@pytest.mark.parametrize("name", ["clips/day1/cam1.mp4", "clips/vfr.mp4", "clips/legacy.avi", "clips/day2/cam4.webm", "real/asl_thanks.mkv"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "clips/day1/cam1.mp4",
+        "clips/vfr.mp4",
+        "clips/legacy.avi",
+        "clips/day2/cam4.webm",
+        "real/asl_thanks.mkv",
+    ],
+)
 def test_videos_keep_frame_count_timestamps_and_size(tree: Path, full_run, name: str) -> None:
     out, _ = full_run
     if not (tree / name).exists():
@@ -107,7 +117,9 @@ def test_exported_tracks_locate_the_faces_that_were_blurred(tree: Path, full_run
     assert inside > 8, "the exported box is not where the output was blurred"
 
 
-def test_rerun_skips_finished_retries_failed_and_a_new_config_redoes_all(tree: Path, full_run, tmp_path: Path) -> None:
+def test_rerun_skips_finished_retries_failed_and_a_new_config_redoes_all(
+    tree: Path, full_run, tmp_path: Path
+) -> None:
     done, _ = full_run
     out = tmp_path / "anonymized"
     shutil.copytree(done, out)

@@ -60,8 +60,15 @@ def test_a_crashing_worker_fails_only_its_file(tmp_path: Path, astronaut) -> Non
 
 # -- Ray -------------------------------------------------------------------------------------------
 
-SUBSET = ["clips/day1/cam1.mp4", "clips/legacy.avi", "clips/broken.mp4", "photos/a.png", "photos/nested/c.webp",
-          "real/people/img25.jpg", "labels/boxes.csv"]
+SUBSET = [
+    "clips/day1/cam1.mp4",
+    "clips/legacy.avi",
+    "clips/broken.mp4",
+    "photos/a.png",
+    "photos/nested/c.webp",
+    "real/people/img25.jpg",
+    "labels/boxes.csv",
+]
 VOLATILE = ("seconds", "finished", "worker", "mtime_ns")
 
 
@@ -79,14 +86,18 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_ray_engine_produces_the_local_engines_outputs_and_manifest(tree: Path, tmp_path: Path, ray_cluster) -> None:
+def test_ray_engine_produces_the_local_engines_outputs_and_manifest(
+    tree: Path, tmp_path: Path, ray_cluster
+) -> None:
     raw = tmp_path / "raw"
     for name in SUBSET:
         if (tree / name).exists():
             (raw / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(tree / name, raw / name)
     local = run_dataset(raw, tmp_path / "local", CONFIG, DatasetOptions(workers=2, export_tracks=True))
-    ray = run_dataset(raw, tmp_path / "ray", CONFIG, DatasetOptions(engine="ray", workers=2, export_tracks=True))
+    ray = run_dataset(
+        raw, tmp_path / "ray", CONFIG, DatasetOptions(engine="ray", workers=2, export_tracks=True)
+    )
     assert (ray.processed, ray.failed, ray.frames) == (local.processed, local.failed, local.frames)
     assert ray.failed == 1 and ray.workers == 2
 
@@ -101,10 +112,14 @@ def test_ray_engine_produces_the_local_engines_outputs_and_manifest(tree: Path, 
         if record["kind"] == "video":
             frames_a, pts_a, _ = read_frames(a)
             frames_b, pts_b, _ = read_frames(b)
-            assert pts_a == pts_b and all(np.array_equal(x, y) for x, y in zip(frames_a, frames_b)), name
-            assert (a.parent / (a.name + ".tracks.csv")).read_text() == (b.parent / (b.name + ".tracks.csv")).read_text()
+            assert pts_a == pts_b and all(np.array_equal(x, y) for x, y in zip(frames_a, frames_b, strict=True)), name
+            assert (a.parent / (a.name + ".tracks.csv")).read_text() == (
+                b.parent / (b.name + ".tracks.csv")
+            ).read_text()
         else:
             assert a.read_bytes() == b.read_bytes(), name
     # A rerun through Ray finds everything done.
-    again = run_dataset(raw, tmp_path / "ray", CONFIG, DatasetOptions(engine="ray", workers=2, export_tracks=True))
+    again = run_dataset(
+        raw, tmp_path / "ray", CONFIG, DatasetOptions(engine="ray", workers=2, export_tracks=True)
+    )
     assert (again.processed, again.skipped, again.failed) == (0, local.processed, 1)

@@ -23,9 +23,11 @@ RECORD = {"input": "a.jpg", "status": "done", "config_hash": "h"}
 def test_reader_ignores_a_torn_last_line_and_skips_a_bad_middle_one(tmp_path: Path, caplog) -> None:
     path = tmp_path / MANIFEST_NAME
     path.write_text(
-        json.dumps({**RECORD, "input": "a.jpg"}) + "\n"
+        json.dumps({**RECORD, "input": "a.jpg"})
+        + "\n"
         + "{not json\n"
-        + json.dumps({**RECORD, "input": "b.jpg"}) + "\n"
+        + json.dumps({**RECORD, "input": "b.jpg"})
+        + "\n"
         + '{"input": "c.jpg", "sta'  # a run was killed while appending
     )
     with caplog.at_level(logging.WARNING):
@@ -81,7 +83,9 @@ def photos(tmp_path: Path, astronaut) -> Path:
     return root
 
 
-def test_a_rerun_after_a_crash_repairs_the_manifest_and_removes_leftovers(photos: Path, tmp_path: Path) -> None:
+def test_a_rerun_after_a_crash_repairs_the_manifest_and_removes_leftovers(
+    photos: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     config = AnonymizeConfig(det_size=320)
     first = run_dataset(photos, out, config)
@@ -100,13 +104,17 @@ def test_a_rerun_after_a_crash_repairs_the_manifest_and_removes_leftovers(photos
     assert (out / "p0.png").stat().st_mtime_ns == before
 
 
-def test_touched_inputs_are_compared_by_content_and_changed_ones_redone(photos: Path, tmp_path: Path, astronaut) -> None:
+def test_touched_inputs_are_compared_by_content_and_changed_ones_redone(
+    photos: Path, tmp_path: Path, astronaut
+) -> None:
     out = tmp_path / "out"
     config = AnonymizeConfig(det_size=320)
     run_dataset(photos, out, config)
     touched = (photos / "p0.png").stat().st_mtime_ns + 5 * 10**9
     os.utime(photos / "p0.png", ns=(touched, touched))  # same content, new timestamp (a copy without -t)
-    cv2.imwrite(str(photos / "p1.png"), cv2.cvtColor(cv2.resize(astronaut[::-1], (96, 96)), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(
+        str(photos / "p1.png"), cv2.cvtColor(cv2.resize(astronaut[::-1], (96, 96)), cv2.COLOR_RGB2BGR)
+    )
 
     summary = run_dataset(photos, out, config)
     assert (summary.processed, summary.skipped) == (1, 2)

@@ -59,7 +59,13 @@ def test_walk_lists_every_file_sorted_and_skips_hidden_ones(tmp_path: Path) -> N
 def _dirs(tmp: Path) -> dict[str, Path]:
     (tmp / "in" / "sub").mkdir(parents=True)
     (tmp / "file.mp4").write_bytes(b"x")
-    return {"in": tmp / "in", "sub": tmp / "in" / "sub", "tmp": tmp, "file": tmp / "file.mp4", "none": tmp / "nope"}
+    return {
+        "in": tmp / "in",
+        "sub": tmp / "in" / "sub",
+        "tmp": tmp,
+        "file": tmp / "file.mp4",
+        "none": tmp / "nope",
+    }
 
 
 @pytest.mark.parametrize(
