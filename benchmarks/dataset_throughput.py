@@ -5,16 +5,14 @@ where per-file overhead matters most. Every configuration runs into a fresh outp
 interleaved and repeated, and the median wall time is reported, because this machine is shared.
 Ray's cluster start-up is measured separately: with ``--address auto`` a cluster is already running.
 
-Usage:
-    python benchmarks/dataset_throughput.py                      # prints a Markdown section
-    python benchmarks/dataset_throughput.py --append benchmarks/RESULTS.md
+Run: python benchmarks/dataset_throughput.py   (PYTHONPATH=. from a checkout that is not installed)
+Writes the "Dataset throughput (issue 6)" section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -23,13 +21,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import cv2
+from _common import WORK, write_results
 
 from camouflage_video import __version__
 from camouflage_video.config import AnonymizeConfig
 from camouflage_video.dataset import DatasetOptions, run_dataset
 from camouflage_video.samples import astronaut, make_sample_video
-
-HERE = Path(__file__).resolve().parent
 
 
 def make_dataset(root: Path, clips: int, photos: int) -> Path:
@@ -60,32 +57,15 @@ def timed(raw: Path, out: Path, config: AnonymizeConfig, options: DatasetOptions
     return seconds, summary.frames
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=24, help="number of 1 s clips (default: 24)")
     parser.add_argument("--photos", type=int, default=24, help="number of photos (default: 24)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration (default: 3)")
-    parser.add_argument("--work", type=Path, default=HERE / "work" / "dataset", help="scratch folder")
+    parser.add_argument("--work", type=Path, default=WORK / "dataset", help="scratch folder")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray engine")
-    parser.add_argument("--append", type=Path, help="append the Markdown section to this file")
+    parser.add_argument("--note", help="a remark to record with the results (load on the machine, ...)")
+    parser.add_argument("--dry-run", action="store_true", help="print the results, do not write RESULTS.md")
     args = parser.parse_args(argv)
 
     raw = make_dataset(args.work / "raw", args.clips, args.photos)
@@ -118,36 +98,35 @@ def main(argv: list[str] | None = None) -> int:
     files = args.clips + args.photos
     median = {name: statistics.median(t) for name, t in times.items()}
     lines = [
+        f"camouflage-video {__version__}. Dataset: {args.clips} clips (1 s, 320x180, 25 fps, AAC) and "
+        f"{args.photos} photos (256x256) in 8 folders, {frames} frames in all; method blur, default detection "
+        f"(det-size 960). Median of {args.repeats} interleaved runs, each into a fresh output folder, worker "
+        "start-up (process spawn, imports, model load) included.",
         "",
-        f"## Dataset throughput ({time.strftime('%Y-%m-%d')}, camouflage-video {__version__})",
-        "",
-        f"Machine: {machine()}. Dataset: {args.clips} clips (1 s, 320x180, 25 fps, AAC) and {args.photos} "
-        f"photos (256x256), {frames} frames in all; method blur, default detection (det-size 960). "
-        f"Median of {args.repeats} interleaved runs, each into a fresh output folder, worker start-up included.",
-        "",
-        "| engine | wall s (median) | runs | files/s | frames/s | vs local, 1 worker | vs local, 2 workers |",
+        "| engine | wall s (median) | runs | files/s | frames/s | speed vs local 1 worker | time vs local 2 workers |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, seconds in median.items():
         runs_text = ", ".join(f"{t:.2f}" for t in times[name])
         lines.append(
             f"| {name} | {seconds:.2f} | {runs_text} | {files / seconds:.1f} | {frames / seconds:.0f} | "
-            f"{median['local, 1 worker'] / seconds:.2f}x speed | {seconds / median['local, 2 workers']:.2f}x time |"
+            f"{median['local, 1 worker'] / seconds:.2f}x | {seconds / median['local, 2 workers']:.2f}x |"
         )
     if ray_start is not None:
         ratio = median["ray, 2 workers"] / median["local, 2 workers"]
         verdict = "met" if ratio <= 1.3 else "NOT met"
         lines += [
             "",
-            f"Ray/local wall-time ratio at 2 workers: {ratio:.2f} (goal <= 1.3: {verdict}). "
-            f"Starting the local Ray cluster itself took {ray_start:.1f} s (not counted above; "
-            "`--address auto` reuses a running cluster).",
+            f"Ray/local wall-time ratio at 2 workers: **{ratio:.2f}** (goal <= 1.3: {verdict}). Starting the local "
+            f"Ray cluster itself took {ray_start:.1f} s, not counted above (`--address auto` reuses a running "
+            "cluster).",
         ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.append:
-        with open(args.append, "a", encoding="utf-8") as f:
-            f.write(text)
+    if args.note:
+        lines += ["", args.note]
+    body = "\n".join(lines)
+    print(body)
+    if not args.dry_run:
+        write_results("Dataset throughput (issue 6)", body)
     return 0
 
 

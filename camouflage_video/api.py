@@ -10,9 +10,9 @@ from pathlib import Path
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.config import AnonymizeConfig, build_stages
 from camouflage_video.errors import ConfigError
+from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.runner import Runner
 from camouflage_video.sinks import Sink, default_output, open_sink
-from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.sources import SourceInfo, is_stream_uri, open_source
 from camouflage_video.stats import RunStats
 

@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("output", help="folder to write: the same tree, plus the manifest")
     add_run_options(dataset)
     w = dataset.add_argument_group("dataset")
-    w.add_argument("--workers", type=int, help="worker processes (local, default 1) or Ray actors (default: fill the cluster)")
+    w.add_argument(
+        "--workers", type=int, help="worker processes (local, default 1) or Ray actors (default: fill the cluster)"
+    )
     w.add_argument("--engine", choices=("local", "ray"), default="local", help="where the work runs (default: local)")
     w.add_argument("--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: start a local Ray)")
     w.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray worker reserves (default: 0)")

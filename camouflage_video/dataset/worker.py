@@ -75,7 +75,10 @@ class TrackRecorder(Annotator):
 
     Examples:
         >>> recorder = TrackRecorder(Path("out/clip.mp4.tracks.csv"))  # doctest: +SKIP
-        >>> anonymize("clip.mp4", "out/clip.mp4", stages=lambda info: ([*detect_and_track, recorder], blur))  # doctest: +SKIP
+        >>> def stages(info):  # doctest: +SKIP
+        ...     annotators, anonymizer = cache(info)
+        ...     return [*annotators, recorder], anonymizer
+        >>> anonymize("clip.mp4", "out/clip.mp4", stages=stages)  # doctest: +SKIP
         >>> recorder.publish()  # doctest: +SKIP
     """
 
