@@ -151,6 +151,7 @@ def run_dataset(
     options = options or DatasetOptions()
     source, target = Path(input_root), Path(output_root)
     check_roots(source, target)
+    engine = _engine(config, options)  # a missing Ray fails here, before the output folder is touched
     chash = config_hash(config)
     with Manifest(target) as manifest:
         summary = DatasetSummary(str(source), str(target), str(manifest.path), chash, options.engine)
@@ -165,7 +166,6 @@ def run_dataset(
         tasks, claimed = _plan_media(entries, manifest, config, chash, options, source, target, summary)
         _handle_other(entries, manifest, options, source, target, claimed, summary)
         if tasks:
-            engine = _engine(config, options)
             manifest.log_run(
                 {
                     "config_hash": chash,

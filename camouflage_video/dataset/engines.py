@@ -374,6 +374,7 @@ class RayEngine:
         self.config, self.workers, self.address = config, workers, address
         self.gpus_per_worker, self.cpus_per_worker = gpus_per_worker, cpus_per_worker
         self.export_tracks, self.tasks_per_worker = export_tracks, tasks_per_worker
+        require("ray", "dataset")  # say what to install before any work starts
 
     def run(
         self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts

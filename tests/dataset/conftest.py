@@ -63,9 +63,7 @@ def make_tree(root: Path) -> Path:
         image = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(photos / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     # Two corrupt files with media extensions: a video that is noise, a JPEG cut after its header.
-    (clips / "broken.mp4").write_bytes(
-        np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    )
+    (clips / "broken.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     jpeg = (photos / "b.jpg").read_bytes()
     (photos / "broken.jpg").write_bytes(jpeg[:200])
     (root / "labels").mkdir()

@@ -46,9 +46,7 @@ def test_full_run_mirrors_the_tree_and_reports_the_corrupt_files(tree: Path, ful
     out, result = full_run
     good = good_inputs(tree)
     assert result.returncode == 1, result.stderr  # failures are in the exit code...
-    assert (
-        f"{len(good)} anonymized, 0 already done, 2 failed of {len(good) + 2}" in result.stderr
-    )  # ...and summary
+    assert f"{len(good)} anonymized, 0 already done, 2 failed of {len(good) + 2}" in result.stderr  # ...and summary
     records = latest(out)
     assert sorted(records) == sorted(media_inputs(tree) + ["README.txt", "labels/boxes.csv"])
     for name in good:
@@ -117,9 +115,7 @@ def test_exported_tracks_locate_the_faces_that_were_blurred(tree: Path, full_run
     assert inside > 8, "the exported box is not where the output was blurred"
 
 
-def test_rerun_skips_finished_retries_failed_and_a_new_config_redoes_all(
-    tree: Path, full_run, tmp_path: Path
-) -> None:
+def test_rerun_skips_finished_retries_failed_and_a_new_config_redoes_all(tree: Path, full_run, tmp_path: Path) -> None:
     done, _ = full_run
     out = tmp_path / "anonymized"
     shutil.copytree(done, out)
@@ -205,3 +201,38 @@ def test_ctrl_c_finishes_the_files_in_flight_and_resume_does_the_rest(tree: Path
         if record["status"] == "done":
             assert (out / record["output"]).stat().st_size == record["output_size"]
     _check_resumed(tree, out)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["{missing}", "{out}"], 1, "no such folder"),
+        (["{raw}", "{raw}/anonymized"], 1, "must lie outside the input folder"),
+        (["{raw}", "{out}", "--workers", "0"], 1, "workers must be at least 1"),
+        (["{raw}", "{out}", "--address", "auto"], 1, "need --engine ray"),
+        (["{raw}", "{out}", "--engine", "ray", "--gpus-per-worker", "-1"], 1, "must not be negative"),
+        (["{raw}", "{out}", "--engine", "spark"], 2, "invalid choice"),
+    ],
+)
+def test_bad_invocations_fail_with_one_line_and_write_nothing(tmp_path: Path, args: list, code: int, message: str):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jpg").write_bytes(b"x")
+    paths = {"raw": raw, "out": tmp_path / "out", "missing": tmp_path / "missing"}
+    result = run_cli("dataset", *(a.format(**paths) for a in args))
+    assert result.returncode == code
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() and not (raw / "anonymized").exists()
+
+
+def test_the_ray_engine_without_ray_names_the_extra_to_install(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    from camouflage_video.dataset import DatasetOptions, run_dataset
+    from camouflage_video.errors import MissingDependencyError
+
+    (tmp_path / "raw").mkdir()
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the 'dataset' extra looks like
+    with pytest.raises(MissingDependencyError, match=r"camouflage-video\[dataset\]"):
+        run_dataset(tmp_path / "raw", tmp_path / "out", options=DatasetOptions(engine="ray"))
+    assert not (tmp_path / "out").exists()

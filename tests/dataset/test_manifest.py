@@ -83,9 +83,7 @@ def photos(tmp_path: Path, astronaut) -> Path:
     return root
 
 
-def test_a_rerun_after_a_crash_repairs_the_manifest_and_removes_leftovers(
-    photos: Path, tmp_path: Path
-) -> None:
+def test_a_rerun_after_a_crash_repairs_the_manifest_and_removes_leftovers(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     config = AnonymizeConfig(det_size=320)
     first = run_dataset(photos, out, config)
@@ -112,9 +110,7 @@ def test_touched_inputs_are_compared_by_content_and_changed_ones_redone(
     run_dataset(photos, out, config)
     touched = (photos / "p0.png").stat().st_mtime_ns + 5 * 10**9
     os.utime(photos / "p0.png", ns=(touched, touched))  # same content, new timestamp (a copy without -t)
-    cv2.imwrite(
-        str(photos / "p1.png"), cv2.cvtColor(cv2.resize(astronaut[::-1], (96, 96)), cv2.COLOR_RGB2BGR)
-    )
+    cv2.imwrite(str(photos / "p1.png"), cv2.cvtColor(cv2.resize(astronaut[::-1], (96, 96)), cv2.COLOR_RGB2BGR))
 
     summary = run_dataset(photos, out, config)
     assert (summary.processed, summary.skipped) == (1, 2)
