@@ -249,9 +249,7 @@ def _is_done(
     output = target / entry.output
     if not output.is_file() or output.stat().st_size != record.get("output_size"):
         return False
-    if options.export_tracks and not (
-        record.get("tracks_file") and (target / record["tracks_file"]).is_file()
-    ):
+    if options.export_tracks and not (record.get("tracks_file") and (target / record["tracks_file"]).is_file()):
         return False
     if record.get("mtime_ns") != entry.mtime_ns:
         # Touched or copied without its timestamps: compare contents before redoing the work.

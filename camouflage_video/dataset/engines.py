@@ -122,9 +122,7 @@ class LocalEngine:
         # spawn, not fork: the driver may hold threads (progress bars) and libraries that do not survive a fork.
         self._context = multiprocessing.get_context("spawn")
 
-    def run(
-        self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts
-    ) -> None:
+    def run(self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts) -> None:
         """Process ``tasks``; returns when all are done, or those in flight are after a stop request."""
         pending = deque(tasks)
         slots = [self._start() for _ in range(min(self.workers, len(pending)))]
@@ -135,9 +133,7 @@ class LocalEngine:
                     pending.clear()
                 if interrupts.stop_requested and not warned and any(s.task for s in slots):
                     busy = sum(1 for s in slots if s.task)
-                    logger.warning(
-                        "stopping: finishing %d file(s) in flight; press Ctrl-C again to abort them", busy
-                    )
+                    logger.warning("stopping: finishing %d file(s) in flight; press Ctrl-C again to abort them", busy)
                     warned = True
                 for slot in slots:
                     if slot.ready and not slot.dead and slot.task is None and pending:
@@ -271,9 +267,7 @@ class _FrameReporter:
             self.sent, self.last = frames, now
 
 
-def _worker_main(
-    conn: Connection, config: AnonymizeConfig, export_tracks: bool, log_level: int | None
-) -> None:
+def _worker_main(conn: Connection, config: AnonymizeConfig, export_tracks: bool, log_level: int | None) -> None:
     """Entry point of a local worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C means (see _start)
     if log_level is not None:
@@ -376,13 +370,14 @@ class RayEngine:
         self.export_tracks, self.tasks_per_worker = export_tracks, tasks_per_worker
         require("ray", "dataset")  # say what to install before any work starts
 
-    def run(
-        self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts
-    ) -> None:
+    def run(self, tasks: Sequence[Task], on_result: OnResult, on_frames: OnFrames, interrupts: Interrupts) -> None:
         ray = require("ray", "dataset", package="ray")
         started_here = False
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING)
+            # A Ray started just for this run needs no dashboard; a cluster we connect to keeps its settings.
+            local = self.address is None and not os.environ.get("RAY_ADDRESS")
+            extra = {"include_dashboard": False} if local else {}
+            ray.init(address=self.address, logging_level=logging.WARNING, **extra)
             started_here = True
         actors: list[Any] = []
         try:
@@ -390,7 +385,6 @@ class RayEngine:
             count = min(self._count(ray), len(tasks))
             self.workers = count
             actors = [actor_class.remote(self.config, self.export_tracks) for _ in range(count)]
-            self._check_ready(ray, actors)  # all load their models at once
             self._run(ray, actor_class, actors, tasks, on_result, on_frames, interrupts)
         finally:
             for actor in actors:
@@ -409,18 +403,6 @@ class RayEngine:
             return count
         return max(1, int(resources.get("CPU", 1) // max(self.cpus_per_worker, 1e-9)))
 
-    def _spawn(self, ray: Any, actor_class: Any) -> Any:
-        actor = actor_class.remote(self.config, self.export_tracks)
-        self._check_ready(ray, [actor])
-        return actor
-
-    @staticmethod
-    def _check_ready(ray: Any, actors: list[Any]) -> None:
-        """Wait until the actors have loaded their models; a missing model fails the run here."""
-        for error in ray.get([actor.ready.remote() for actor in actors]):
-            if error is not None:
-                raise error
-
     def _run(
         self,
         ray: Any,
@@ -434,6 +416,10 @@ class RayEngine:
         pending = deque(tasks)
         queues: list[deque[Any]] = [deque() for _ in actors]  # refs in submission order; the head is running
         inflight: dict[Any, tuple[int, Task]] = {}
+        # Actors take work as soon as they have loaded their models, each on its own: when more are asked for
+        # than fit (or an autoscaler is still adding nodes), the run starts with those that do.
+        starting: dict[Any, int] = {actor.ready.remote(): index for index, actor in enumerate(actors)}
+        usable: set[int] = set()
         chash = config_hash(self.config)
         warned = False
         while True:
@@ -445,43 +431,83 @@ class RayEngine:
                         len(inflight),
                     )
                     warned = True
-            for index, actor in enumerate(actors):
+            for index in sorted(usable):
                 while pending and len(queues[index]) < self.tasks_per_worker:
                     task = pending.popleft()
-                    ref = actor.process.remote(task)
+                    ref = actors[index].process.remote(task)
                     inflight[ref] = (index, task)
                     queues[index].append(ref)
-            if not inflight:
+            if not inflight and not pending:
                 return
-            done, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            done, _ = ray.wait([*inflight, *starting], num_returns=1, timeout=0.5)
             for ref in done:
+                if ref in starting:
+                    usable.add(self._started(ray, ref, starting))
+                    continue
                 if ref not in inflight:
                     continue  # requeued after its actor died
                 index, task = inflight.pop(ref)
                 try:
-                    record = ray.get(ref)
+                    results = [ray.get(ref)]
                 except ray.exceptions.RayActorError as exc:
-                    # An actor runs its queue in order, so the file at the head is the one it died on;
-                    # the files queued behind it never started and go back to the pending list.
-                    queue = queues[index]
-                    head = queue[0]
-                    if head != ref:
-                        pending.appendleft(task)
-                        task = inflight.pop(head)[1]
-                    for other in list(queue)[1:]:
-                        if other in inflight:
-                            pending.appendleft(inflight.pop(other)[1])
-                    queue.clear()
-                    logger.warning("%s: the Ray worker died while anonymizing it", task.relative)
-                    record = mark_failed(
-                        task, new_record(task, self.config.method, chash), f"WorkerDied: {one_line(exc)}"
-                    )
+                    results = self._bury(ray, ref, task, exc, queues[index], inflight, pending)
+                    usable.discard(index)
                     if pending and not interrupts.stop_requested:
-                        actors[index] = self._spawn(ray, actor_class)
+                        actors[index] = actor_class.remote(self.config, self.export_tracks)
+                        starting[actors[index].ready.remote()] = index
                 except ray.exceptions.RayError as exc:
                     queues[index].remove(ref)
-                    record = mark_failed(task, new_record(task, self.config.method, chash), one_line(exc))
+                    results = [mark_failed(task, new_record(task, self.config.method, chash), one_line(exc))]
                 else:
                     queues[index].remove(ref)
-                on_frames(record["frames"])
-                on_result(record)
+                for record in results:
+                    on_frames(record["frames"])
+                    on_result(record)
+
+    def _bury(
+        self,
+        ray: Any,
+        ref: Any,
+        ref_task: Task,
+        error: Exception,
+        queue: deque[Any],
+        inflight: dict[Any, tuple[int, Task]],
+        pending: deque[Task],
+    ) -> list[dict[str, Any]]:
+        """An actor died. Its calls ran in submission order, so in its queue the results before the first
+        failed call are real, that first call is the file it died on (recorded as failed), and the calls after
+        it never ran: their files go back to the pending list. Returns the records to report."""
+        chash = config_hash(self.config)
+        records: list[dict[str, Any]] = []
+        died_on: Task | None = None
+        for queued in list(queue):
+            task = ref_task if queued == ref else inflight.pop(queued)[1]
+            failure: Exception | None = error if queued == ref else None
+            if failure is None:
+                try:
+                    result = ray.get(queued)  # a dead actor's calls resolve at once, with a value or an error
+                except ray.exceptions.RayError as exc:
+                    failure = exc
+            if failure is None:
+                records.append(result)
+            elif died_on is None:
+                died_on = task
+                logger.warning("%s: the Ray worker died while anonymizing it", task.relative)
+                record = new_record(task, self.config.method, chash)
+                records.append(mark_failed(task, record, f"WorkerDied: {one_line(failure)}"))
+            else:
+                pending.appendleft(task)
+        queue.clear()
+        return records
+
+    @staticmethod
+    def _started(ray: Any, ref: Any, starting: dict[Any, int]) -> int:
+        """The index of an actor that has loaded its models; a model that cannot load fails the run."""
+        index = starting.pop(ref)
+        try:
+            error = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            raise ModelError(f"a Ray worker could not start: {one_line(exc)}") from exc
+        if error is not None:
+            raise error
+        return index

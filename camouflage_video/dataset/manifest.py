@@ -154,9 +154,7 @@ class Manifest:
                 if index >= 0:
                     keep = pos + index + 1
                     break
-            logger.warning(
-                "%s: removed an unfinished last record (%d bytes) left by a crash", self.path, size - keep
-            )
+            logger.warning("%s: removed an unfinished last record (%d bytes) left by a crash", self.path, size - keep)
             f.truncate(keep)
             f.flush()
             os.fsync(f.fileno())

@@ -80,9 +80,7 @@ def check_roots(input_root: Path, output_root: Path) -> None:
         raise ConfigError(f"{output_root}: exists and is not a folder")
     source, target = input_root.resolve(), output_root.resolve()
     if source == target or source in target.parents or target in source.parents:
-        raise ConfigError(
-            f"{output_root}: the output folder must lie outside the input folder and not contain it"
-        )
+        raise ConfigError(f"{output_root}: the output folder must lie outside the input folder and not contain it")
 
 
 def walk(root: Path) -> list[Entry]:
