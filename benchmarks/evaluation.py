@@ -26,8 +26,8 @@ from camouflage_video.api import anonymize
 from camouflage_video.evaluation import DlibRecognizer, EvaluationConfig, Evaluator
 from camouflage_video.sources.images import read_image
 
-NOTE = """Run with `python benchmarks/evaluation.py`. The cores of the CI machine are shared with other jobs: absolute seconds vary from run to run, the
-ratios (taken side by side in one run) are the figures to compare.
+NOTE = """Run with `python benchmarks/evaluation.py`. The cores of the CI machine are shared with other jobs:
+absolute seconds vary from run to run, the ratios (taken side by side in one run) are the figures to compare.
 
 Reading: a method hides the person from dlib when its distances stay well above 0.6; "Still detected" is the
 share of anonymized faces CenterFace still finds (utility for downstream detectors); E_warp inside the faces
