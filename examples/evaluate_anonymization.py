@@ -2,7 +2,7 @@
 
     python examples/evaluate_anonymization.py street.mp4 [report.html]
 
-Exits with status 3 if any anonymized face still matches its original, like `evaluate --fail-on-leak`.
+Exits with status 3 if any anonymized face is re-identified, like `evaluate --fail-on-leak`.
 """
 
 from __future__ import annotations

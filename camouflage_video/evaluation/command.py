@@ -18,6 +18,7 @@ exit status: 0 done, 1 error, 2 bad usage, 3 a leak was found and --fail-on-leak
 
 def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``evaluate`` subcommand to the CLI's subparsers."""
+    from camouflage_video.evaluation.evaluator import LEAK_RULES
     from camouflage_video.evaluation.pairing import PAIR_BY
     from camouflage_video.evaluation.recognizers import RECOGNIZERS
 
@@ -37,7 +38,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
     o.add_argument(
         "--fail-on-leak",
         action="store_true",
-        help=f"exit with status {EXIT_LEAK} if any anonymized face still matches its original",
+        help=f"exit with status {EXIT_LEAK} if any anonymized face is re-identified (see --leak-rule)",
     )
     o.add_argument("--no-thumbnails", action="store_true", help="no face pictures in the report (to share it)")
     r = p.add_argument_group("recognition")
@@ -53,6 +54,32 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         type=float,
         metavar="DIST",
         help="distance below which faces match (default: the recognizer's standard, 0.6 for dlib)",
+    )
+    r.add_argument(
+        "--leak-rule",
+        choices=LEAK_RULES,
+        default="null",
+        help="null: a match is a leak only if the face is clearly closer to its original than the same frame with "
+        "the face blacked out (context alone is no leak); threshold: every match is a leak (default: null)",
+    )
+    r.add_argument(
+        "--min-recovery",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="share of the way from its null to the original a matching face must cover to leak (default: 0.5)",
+    )
+    r.add_argument(
+        "--null-scale",
+        type=float,
+        default=1.3,
+        help="growth of the face box blacked out in the null version; use the anonymizer's --mask-scale (default: 1.3)",
+    )
+    r.add_argument(
+        "--min-face-size",
+        type=int,
+        metavar="PX",
+        help="face height under which the recognizer is reported unreliable (default: the recognizer's, 20 for dlib)",
     )
     r.add_argument("--gallery", metavar="FOLDER", help="photos of other people added as distractor identities")
     r.add_argument(
@@ -95,6 +122,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         recognizer=args.recognizer,
         recognizer_model=args.recognizer_model,
         threshold=args.match_threshold,
+        leak_rule=args.leak_rule,
+        min_recovery=args.min_recovery,
+        null_scale=args.null_scale,
+        min_face_size=args.min_face_size,
         pair_by=args.pair_by,
         mask_scale=args.mask_scale,
         gallery=args.gallery,
@@ -117,7 +148,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 print(f"wrote {path}", file=sys.stderr)
     if args.fail_on_leak and s["verdict"] == "leak":
         print(
-            f"camouflage-video: leak: {s['leaks']} anonymized faces still match their original "
+            f"camouflage-video: leak: {s['leaks']} anonymized faces are re-identified "
             f"(frames {_frames(s['leak_frames'])})",
             file=sys.stderr,
         )
@@ -131,10 +162,15 @@ def summary_line(s: dict) -> str:
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
+    below = ""
+    if s["calibration"].get("leak_rule") == "null":
+        below = f" ({pct(s['threshold_reidentification_rate'])} below the threshold alone)"
+    small = s["small_faces"]
+    small_text = f", {small['faces']} under {small['min_face_size']} px" if small["faces"] else ""
     return (
-        f"{s['verdict'].upper()}: {s['faces']} faces, re-identification {pct(s['reidentification_rate'])}, "
-        f"rank-1 {pct(s['rank1_rate'])} of {s['gallery_identities']} identities, {s['leaks']} leaks, "
-        f"still detected {pct(s['detected_rate'])}"
+        f"{s['verdict'].upper()}: {s['faces']} faces{small_text}, re-identification "
+        f"{pct(s['reidentification_rate'])}{below}, rank-1 {pct(s['rank1_rate'])} of {s['gallery_identities']} "
+        f"identities, {s['leaks']} leaks, still detected {pct(s['detected_rate'])}"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,13 @@ from camouflage_video.evaluation.pairing import FramePair, PairedInputs, box_iou
 from camouflage_video.evaluation.recognizers import Recognizer, load_recognizer
 from camouflage_video.evaluation.temporal import FlowWarpingError, WarpSample, summarize_warping
 from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.pipelines.classic import ClassicObfuscator
 from camouflage_video.sources.images import list_images, read_image
 
 logger = logging.getLogger(__name__)
+
+LEAK_RULES = ("null", "threshold")
+SIZE_BUCKETS = (0, 20, 30, 40, 60, 100)  # face heights (px) of the by-size table; the last bucket is open
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,16 @@ class EvaluationConfig:
         mask_scale: Growth of original face boxes excluded from the fidelity measures.
         analysis_size: Long side of the frames used for SSIM and optical flow.
         match_iou: Minimum overlap for an anonymized detection to count as the same face.
+        leak_rule: ``null``: a face leaks when it matches (distance below the threshold) *and* its face
+            region recovers at least ``min_recovery`` of the identity, measured against its null version
+            (the anonymized frame with the face region filled black), so a match that context alone explains
+            is no leak. ``threshold``: every match is a leak (no null embedding is computed).
+        null_scale: Growth of the face box filled in the null version; match the anonymizer's ``mask_scale``.
+        min_recovery: Share of the way from its null to the original (in embedding space) a matching face
+            must cover to leak: 0 counts every match closer than its null, 1 only faces as close as the
+            original itself.
+        min_face_size: Face height in pixels under which the recognizer is reported unreliable (counted
+            and shown apart, never dropped); ``None`` keeps the recognizer's (20 for dlib).
         gallery: Folder of extra face photos (one identity each) added as distractors to the gallery.
         attribute_model: Local weights of facer's FaRL CelebA attribute classifier (safetensors).
         thumbnails: Put face crops in the report (disable to share a report without any face pixels).
@@ -80,6 +95,10 @@ class EvaluationConfig:
     mask_scale: float = 1.5
     analysis_size: int = 640
     match_iou: float = 0.3
+    leak_rule: str = "null"
+    null_scale: float = 1.3
+    min_recovery: float = 0.5
+    min_face_size: int | None = None
     gallery: str | None = None
     attribute_model: str | None = None
     thumbnails: bool = True
@@ -97,6 +116,14 @@ class EvaluationConfig:
             raise ConfigError("max_thumbnails and worst_cases must be >= 0")
         if self.analysis_size < 32:
             raise ConfigError(f"analysis_size must be at least 32, got {self.analysis_size}")
+        if self.leak_rule not in LEAK_RULES:
+            raise ConfigError(f"leak_rule must be one of {', '.join(LEAK_RULES)}, got {self.leak_rule!r}")
+        if not 1.0 <= self.null_scale <= 5.0:
+            raise ConfigError(f"null_scale must be within 1..5, got {self.null_scale}")
+        if not 0 <= self.min_recovery <= 1:
+            raise ConfigError(f"min_recovery must be within [0, 1], got {self.min_recovery}")
+        if self.min_face_size is not None and self.min_face_size < 0:
+            raise ConfigError(f"min_face_size must be >= 0, got {self.min_face_size}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,8 +141,17 @@ class FaceRecord:
         box: Face box in the original, ``x1, y1, x2, y2`` pixels.
         score: Detector confidence in the original.
         distance: Recognizer distance between the original and the anonymized face.
-        leak: The anonymized face still matches the original (distance below the threshold).
+        leak: The anonymized face is re-identified: it matches the original and, under the ``null`` rule,
+            is clearly closer to it than the face's null version (see :class:`EvaluationConfig`).
         detected: A face was detected at the same place in the anonymized frame.
+        match: The distance is below the recognizer's threshold (the plain threshold verdict).
+        null_distance: Distance between the original face and its null version, the anonymized frame with
+            the face region filled: what context alone (hair, contour, background) gives the recognizer.
+            ``None`` under the ``threshold`` rule.
+        recovery: How far the anonymized face lies from its null towards the original, as a share of the
+            way (projection in embedding space): about 0 when the face region adds nothing to the context,
+            about 1 for an unchanged face. ``None`` under the ``threshold`` rule.
+        small: The face is smaller than the recognizer's reliable size (``min_face_size``).
         step_original: Distance to the same track's previous analysed face, in the original.
         step_anonymized: Same in the anonymized video (identity stability of the fake identity).
         rank: Rank of the true identity when this anonymized face is searched in the gallery.
@@ -130,6 +166,10 @@ class FaceRecord:
     distance: float
     leak: bool
     detected: bool
+    match: bool = False
+    null_distance: float | None = None
+    recovery: float | None = None
+    small: bool = False
     step_original: float | None = None
     step_anonymized: float | None = None
     rank: int | None = None
@@ -137,11 +177,19 @@ class FaceRecord:
     def __post_init__(self) -> None:
         if self.distance < 0:
             raise ValueError(f"distance must be >= 0, got {self.distance}")
+        if self.leak and not self.match:
+            raise ValueError("a leak must be a match (distance below the threshold)")
+
+    @property
+    def size(self) -> float:
+        """Face height in pixels (the long side of a detector's face box)."""
+        return float(self.box[3] - self.box[1])
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["box"] = [round(float(v), 1) for v in self.box]
-        for name in ("distance", "step_original", "step_anonymized", "score", "time"):
+        out["size"] = round(self.size, 1)
+        for name in ("distance", "null_distance", "recovery", "step_original", "step_anonymized", "score", "time"):
             if out[name] is not None:
                 out[name] = round(float(out[name]), 4)
         return out
@@ -165,6 +213,7 @@ class EvaluationResult:
     config: dict
     recognizer: dict
     frames: dict
+    calibration: dict = field(default_factory=dict)
     faces: list[FaceRecord] = field(default_factory=list)
     warping: list[WarpSample] = field(default_factory=list)
     fidelity: dict = field(default_factory=dict)
@@ -177,8 +226,12 @@ class EvaluationResult:
 
     @property
     def leaks(self) -> list[FaceRecord]:
-        """Every analysed face whose anonymized version still matches the original."""
+        """Every analysed face whose anonymized version is re-identified (see :attr:`FaceRecord.leak`)."""
         return [f for f in self.faces if f.leak]
+
+    @property
+    def min_face_size(self) -> float:
+        return float(self.calibration.get("min_face_size", 0))
 
     @property
     def threshold(self) -> float:
@@ -209,7 +262,11 @@ class EvaluationResult:
                     "leaks": sum(f.leak for f in faces),
                     "leak_frames": [f.frame for f in faces if f.leak],
                     "reidentification_rate": rate([f.leak for f in faces]),
+                    "threshold_reidentification_rate": rate([f.match for f in faces]),
                     "distance": distance_summary([f.distance for f in faces]),
+                    "null_distance": distance_summary([f.null_distance for f in faces if f.null_distance is not None]),
+                    "recovery": distance_summary([f.recovery for f in faces if f.recovery is not None]),
+                    "small_faces": sum(f.small for f in faces),
                     "detected_rate": rate([f.detected for f in faces]),
                     "stability_anonymized": distance_summary(steps_a)["mean"],
                     "stable_rate_anonymized": rate([s < self.threshold for s in steps_a]),
@@ -227,12 +284,26 @@ class EvaluationResult:
         identities = len({f.identity for f in faces})
         gallery_identities = identities + int(self.gallery.get("distractors", 0))
         leak_identities = sorted({f.identity for f in faces if f.leak})
+        nulls = [f.null_distance for f in faces if f.null_distance is not None]
+        small = [f for f in faces if f.small]
         return {
             "verdict": self.verdict(),
             "faces": len(faces),
             "identities": identities,
             "reidentification_rate": rate([f.leak for f in faces]),
+            "threshold_reidentification_rate": rate([f.match for f in faces]),
             "distance": distance_summary(distances),
+            "null_distance": distance_summary(nulls),
+            "recovery": distance_summary([f.recovery for f in faces if f.recovery is not None]),
+            "context_matches": sum(d < self.threshold for d in nulls),
+            "calibration": self.calibration,
+            "small_faces": {
+                "min_face_size": self.calibration.get("min_face_size"),
+                "faces": len(small),
+                "matches": sum(f.match for f in small),
+                "leaks": sum(f.leak for f in small),
+            },
+            "by_size": size_table(faces),
             "rank1_rate": rate([r == 1 for r in ranks]),
             "mean_rank": round(float(np.mean(ranks)), 3) if ranks else None,
             "gallery_identities": gallery_identities,
@@ -271,6 +342,27 @@ class EvaluationResult:
             "warping": [w.to_dict() for w in self.warping],
             "gallery": self.gallery,
         }
+
+
+def size_table(faces: Sequence[FaceRecord]) -> list[dict]:
+    """Re-identification per face-height bucket (only buckets that hold faces)."""
+    out = []
+    for lo, hi in zip(SIZE_BUCKETS, (*SIZE_BUCKETS[1:], None), strict=True):
+        group = [f for f in faces if f.size >= lo and (hi is None or f.size < hi)]
+        if not group:
+            continue
+        nulls = [f.null_distance for f in group if f.null_distance is not None]
+        out.append(
+            {
+                "size": f"{lo}-{hi - 1}" if hi is not None else f"{lo}+",
+                "faces": len(group),
+                "reidentification_rate": rate([f.leak for f in group]),
+                "threshold_reidentification_rate": rate([f.match for f in group]),
+                "distance_median": distance_summary([f.distance for f in group])["median"],
+                "null_distance_median": distance_summary(nulls)["median"],
+            }
+        )
+    return out
 
 
 class _CaseKeeper:
@@ -412,8 +504,19 @@ class _Run:
     def __init__(self, evaluator: Evaluator, pairs: PairedInputs) -> None:
         config = evaluator.config
         self.evaluator, self.pairs, self.config = evaluator, pairs, config
-        self.recognizer = evaluator.recognizer
+        self.recognizer = recognizer = evaluator.recognizer
         self.is_video = pairs.kind == "video"
+        self.calibration = {
+            "leak_rule": config.leak_rule,
+            "null_scale": config.null_scale if config.leak_rule == "null" else None,
+            "min_recovery": config.min_recovery if config.leak_rule == "null" else None,
+            "min_face_size": recognizer.min_face_size if config.min_face_size is None else config.min_face_size,
+        }
+        # The null version: the anonymized frame with every face region filled black, as a solid anonymizer
+        # with the same mask would leave it. It holds no facial information, only the context around it.
+        self.null_fill = (
+            ClassicObfuscator("solid", mask_scale=config.null_scale) if config.leak_rule == "null" else None
+        )
         self.step = config.step if self.is_video else 1
         self.tracker = None
         if self.is_video:
@@ -506,13 +609,21 @@ class _Run:
     def _faces(self, pair: FramePair, faces: Faces) -> None:
         config, recognizer = self.config, self.recognizer
         detected = self.evaluator.detector.detect(pair.anonymized.image)
-        match = match_faces(faces, detected, config.match_iou)
-        self.extra_faces += len(detected) - int((match >= 0).sum())
+        detected_at = match_faces(faces, detected, config.match_iou)
+        self.extra_faces += len(detected) - int((detected_at >= 0).sum())
         if not len(faces):
             return
         original, anonymized = pair.original.image, pair.anonymized.image
-        emb_o, emb_a = recognizer.embed_pair(original, anonymized, faces)
+        versions = [anonymized]
+        if self.null_fill is not None:
+            null = anonymized.copy()
+            self.null_fill.obfuscate(null, faces.xyxy)
+            versions.append(null)
+        emb_o, emb_a, *emb_n = recognizer.embed_versions(original, versions, faces)
         distances = recognizer.rowwise_distance(emb_o, emb_a)
+        nulls = recognizer.rowwise_distance(emb_o, emb_n[0]) if emb_n else None
+        recoveries = recognizer.recovery(emb_o, emb_a, emb_n[0]) if emb_n else None
+        min_size = self.calibration["min_face_size"]
         if self.attributes is not None:
             model = self.evaluator.attribute_model
             self.attributes.add(model.predict(original, faces), model.predict(anonymized, faces))
@@ -530,6 +641,12 @@ class _Run:
             if self.is_video and identity >= 0:
                 self.last_embedding[identity] = (emb_o[i], emb_a[i])
             distance = float(distances[i])
+            match = distance < recognizer.threshold
+            null_distance = None if nulls is None else float(nulls[i])
+            recovery = None if recoveries is None else float(recoveries[i])
+            # Under the null rule a match leaks only if the face region itself carries the anonymized face
+            # a good part of the way from no face at all to the original: context alone is no face leak.
+            leak = match if recovery is None else match and recovery >= config.min_recovery
             record = FaceRecord(
                 frame=pair.index if not self.is_video else pair.original.index,
                 time=pair.time,
@@ -538,8 +655,12 @@ class _Run:
                 box=tuple(float(v) for v in faces.xyxy[i]),  # type: ignore[arg-type]
                 score=float(faces.scores[i]),
                 distance=distance,
-                leak=distance < recognizer.threshold,
-                detected=bool(match[i] >= 0),
+                leak=leak,
+                detected=bool(detected_at[i] >= 0),
+                match=match,
+                null_distance=null_distance,
+                recovery=recovery,
+                small=float(faces.xyxy[i, 3] - faces.xyxy[i, 1]) < min_size,
                 step_original=None if step_o is None else float(step_o),
                 step_anonymized=None if step_a is None else float(step_a),
             )
@@ -636,6 +757,7 @@ class _Run:
             anonymized=pairs.anonymized_info.to_dict(),
             config=config.to_dict(),
             recognizer=self.recognizer.describe(),
+            calibration=self.calibration,
             frames={
                 "kind": pairs.kind,
                 "original": pairs.frames_original,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,14 @@ class Recognizer:
         name: Registry name, shown in reports.
         threshold: Distance below which two faces are taken for the same person.
         metric: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity), how ``distance`` compares.
+        min_face_size: Face height in pixels under which the recognizer cannot be trusted to tell people
+            apart; smaller faces are reported apart.
     """
 
     name: str = "recognizer"
     threshold: float = 0.6
     metric: str = "euclidean"
+    min_face_size: int = 20
 
     def prepare(self, image: np.ndarray, faces: Faces) -> Any:
         """Alignment of every face of ``faces`` in ``image`` (opaque to callers)."""
@@ -54,10 +57,19 @@ class Recognizer:
 
     def embed_pair(self, original: np.ndarray, anonymized: np.ndarray, faces: Faces) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings of the same faces in the original and the anonymized frame, aligned on the original."""
+        embedded = self.embed_versions(original, [anonymized], faces)
+        return embedded[0], embedded[1]
+
+    def embed_versions(self, original: np.ndarray, versions: Sequence[np.ndarray], faces: Faces) -> list[np.ndarray]:
+        """Embeddings of the same faces in the original and in other versions of the frame (same size).
+
+        Every version is read with the original face's alignment. Returns one ``(N, D)`` array per image,
+        the original's first.
+        """
         if len(faces) == 0:
-            return self._empty(), self._empty()
+            return [self._empty() for _ in range(1 + len(versions))]
         prepared = self.prepare(original, faces)
-        return self.embed(original, prepared), self.embed(anonymized, prepared)
+        return [self.embed(image, prepared) for image in (original, *versions)]
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Pairwise ``(len(a), len(b))`` distances between two sets of embeddings."""
@@ -77,6 +89,26 @@ class Recognizer:
         if self.metric == "cosine":
             return np.array([self.distance(x, y)[0, 0] for x, y in zip(a, b, strict=True)])
         return np.linalg.norm(a - b, axis=1)  # direct difference: identical faces give exactly 0
+
+    def recovery(self, original: np.ndarray, anonymized: np.ndarray, null: np.ndarray) -> np.ndarray:
+        """How far each anonymized embedding lies from its null towards its original, row by row.
+
+        The projection of ``anonymized - null`` on ``original - null``, divided by the length of the
+        latter: 0 when the anonymized face is no closer to the original than its null along that line, 1
+        when it is as close as the original itself. Noise in the other 127 directions, which swamps the
+        distances of faces a few pixels tall, barely moves it. Where the null embeds exactly like the
+        original (the recognizer ignores the face region) nothing can be told apart and the result is 1,
+        so the caller falls back on the plain threshold.
+        """
+        o, a, n = (np.atleast_2d(np.asarray(x, np.float64)) for x in (original, anonymized, null))
+        if len(o) == 0:
+            return np.zeros(0)
+        if self.metric == "cosine":  # compare directions, as the metric does
+            o, a, n = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) for x in (o, a, n))
+        axis = o - n
+        length2 = (axis * axis).sum(axis=1)
+        along = ((a - n) * axis).sum(axis=1)
+        return np.where(length2 > 1e-12, along / np.maximum(length2, 1e-12), 1.0)
 
     def describe(self) -> dict:
         return {"name": self.name, "threshold": self.threshold, "metric": self.metric}
@@ -151,15 +183,14 @@ class DlibRecognizer(Recognizer):
         vectors = self._resnet.compute_face_descriptor(np.ascontiguousarray(image), prepared)
         return np.asarray([np.asarray(v) for v in vectors], np.float32)
 
-    def embed_pair(self, original: np.ndarray, anonymized: np.ndarray, faces: Faces) -> tuple[np.ndarray, np.ndarray]:
+    def embed_versions(self, original: np.ndarray, versions: Sequence[np.ndarray], faces: Faces) -> list[np.ndarray]:
         if len(faces) == 0:
-            return self._empty(), self._empty()
+            return [self._empty() for _ in range(1 + len(versions))]
         shapes = self.prepare(original, faces)
-        # One batched call for both images: the network runs once over all chips.
-        both = self._resnet.compute_face_descriptor(
-            [np.ascontiguousarray(original), np.ascontiguousarray(anonymized)], [shapes, shapes]
-        )
-        return tuple(np.asarray([np.asarray(v) for v in part], np.float32) for part in both)  # type: ignore[return-value]
+        images = [np.ascontiguousarray(image) for image in (original, *versions)]
+        # One batched call for every version: the network runs once over all chips.
+        embedded = self._resnet.compute_face_descriptor(images, [shapes] * len(images))
+        return [np.asarray([np.asarray(v) for v in part], np.float32) for part in embedded]
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, 128), np.float32)

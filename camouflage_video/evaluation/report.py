@@ -23,7 +23,7 @@ from camouflage_video.evaluation.evaluator import EvaluationResult, FaceCase
 from camouflage_video.sinks.base import publish, temporary_path
 
 COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
-ORIGINAL_COLOR, ANONYMIZED_COLOR = "#1f77b4", "#d62728"
+ORIGINAL_COLOR, ANONYMIZED_COLOR, NULL_COLOR = "#1f77b4", "#d62728", "#7f7f7f"
 MAX_TIMELINES = 10
 MAX_LEAK_ROWS = 300
 
@@ -92,8 +92,8 @@ def render_report(result: EvaluationResult) -> str:
     original, anonymized = result.original.get("uri", "?"), result.anonymized.get("uri", "?")
     verdict = summary["verdict"]
     verdict_text = {
-        "leak": f"LEAK: {summary['leaks']} of {summary['faces']} anonymized faces still match their original",
-        "pass": f"PASS: none of {summary['faces']} anonymized faces matches its original",
+        "leak": f"LEAK: {summary['leaks']} of {summary['faces']} anonymized faces are re-identified",
+        "pass": f"PASS: none of {summary['faces']} anonymized faces is re-identified",
         "no-faces": "NO FACES: no face was found in the original, nothing to judge",
     }[verdict]
     interrupted = (
@@ -166,6 +166,16 @@ def _summary_section(result: EvaluationResult, s: dict) -> str:
         agreement, agreement_note = _fmt(attributes.get("agreement"), percent=True), attributes.get("model", "")
     else:
         agreement, agreement_note = "not measured", attributes.get("reason", "")
+    calibration, small = s["calibration"], s["small_faces"]
+    null_rule = calibration.get("leak_rule") == "null"
+    if null_rule:
+        reid_note = (
+            f"Anonymized faces within {result.threshold:g} of their original (the match threshold) whose face "
+            f"region recovers at least {calibration['min_recovery']:g} of the way from their null version (the "
+            "same frame with the face blacked out) to the original: the face itself gives the identity away."
+        )
+    else:
+        reid_note = f"Share of anonymized faces within {result.threshold:g} of their original (the match threshold)."
     rows = [
         (
             "Frames analysed",
@@ -173,11 +183,30 @@ def _summary_section(result: EvaluationResult, s: dict) -> str:
             "Unpaired frames are listed under Details.",
         ),
         ("Faces analysed", f"{s['faces']} in {s['identities']} identities", "Found by CenterFace in the original."),
-        (
-            "Re-identification rate",
-            f'<span class="{reid_class}">{_fmt(reid, percent=True)}</span>',
-            f"Share of anonymized faces within {result.threshold:g} of their original (the match threshold).",
-        ),
+        ("Re-identification rate", f'<span class="{reid_class}">{_fmt(reid, percent=True)}</span>', reid_note),
+    ]
+    if null_rule:
+        rows.append(
+            (
+                "Below the threshold alone",
+                _fmt(s["threshold_reidentification_rate"], percent=True),
+                f"Every match, including those context explains: with the face blacked out, "
+                f"{s['context_matches']} of {s['faces']} faces still fall below {result.threshold:g} (median null "
+                f"distance {_fmt(s['null_distance']['median'])}). Hair, contour and background are not hidden by "
+                "a face anonymizer.",
+            )
+        )
+    if small["faces"]:
+        rows.append(
+            (
+                f"Faces under {small['min_face_size']} px",
+                f'<span class="bad">{small["faces"]}</span>' if small["leaks"] else str(small["faces"]),
+                f"Too small for {html.escape(result.recognizer['name'])} to tell people apart reliably: their "
+                f"distances are noisy ({small['matches']} below the threshold, {small['leaks']} re-identified). "
+                "They are judged like the others; check their thumbnails.",
+            )
+        )
+    rows += [
         ("Mean distance to original", _fmt(s["distance"]["mean"]), "Higher is better; above the threshold no match."),
         ("Rank-1 identification", _fmt(s["rank1_rate"], percent=True), rank_note),
         ("Leaks", f'<span class="{leak_class}">{leaks}</span>', "See the leak audit."),
@@ -203,9 +232,13 @@ def _reid_section(result: EvaluationResult, s: dict) -> str:
     distances = [f.distance for f in result.faces]
     if not distances:
         return '<section id="reidentification"><h2>Re-identification</h2><p>No faces.</p></section>'
-    top = max(1.2, result.threshold * 2, max(distances) * 1.05)
+    nulls = [f.null_distance for f in result.faces if f.null_distance is not None]
+    top = max(1.2, result.threshold * 2, max(distances + nulls) * 1.05)
+    series = [("anonymized", distances, ANONYMIZED_COLOR)]
+    if nulls:
+        series.append(("null: face blacked out", nulls, NULL_COLOR))
     figure = svg_histogram(
-        [("anonymized vs original", distances, ANONYMIZED_COLOR)],
+        series,
         x_range=(0.0, top),
         bins=30,
         threshold=result.threshold,
@@ -216,11 +249,51 @@ def _reid_section(result: EvaluationResult, s: dict) -> str:
         f"{len(distances)} faces; left of the dashed line ({result.threshold:g}) the recognizer takes the "
         f"anonymized face for the original person."
     )
+    if nulls:
+        caption += (
+            " Grey: the same frames with each face region filled black, what context alone gives. Where the "
+            "grey bars reach left of the line, the recognizer matches faces without looking at them, and only "
+            "a face clearly closer than its null is re-identified."
+        )
+    rows = "".join(
+        f"<tr><td>{b['size']} px</td><td class=num>{b['faces']}</td>"
+        f"<td class=num>{_fmt(b['reidentification_rate'], percent=True)}</td>"
+        f"<td class=num>{_fmt(b['threshold_reidentification_rate'], percent=True)}</td>"
+        f"<td class=num>{_fmt(b['distance_median'])}</td><td class=num>{_fmt(b['null_distance_median'])}</td></tr>"
+        for b in s["by_size"]
+    )
+    table = (
+        "<table id='by-size'><tr><th>Face height</th><th>Faces</th><th>Re-identified</th><th>Below threshold</th>"
+        f"<th>Median distance</th><th>Median null distance</th></tr>{rows}</table>"
+    )
     return (
         f'<section id="reidentification"><h2>Re-identification</h2>'
         f'<figure class="plot" id="fig-distance-histogram">{figure}<figcaption>{caption}</figcaption></figure>'
-        f"</section>"
+        f"{_recovery_figure(result)}<h3>By face size</h3>{table}</section>"
     )
+
+
+def _recovery_figure(result: EvaluationResult) -> str:
+    recoveries = [f.recovery for f in result.faces if f.recovery is not None]
+    if not recoveries:
+        return ""
+    minimum = float(result.calibration["min_recovery"])
+    matches = [f.recovery for f in result.faces if f.recovery is not None and f.match]
+    svg = svg_histogram(
+        [("all faces", recoveries, NULL_COLOR), ("matches", matches, ANONYMIZED_COLOR)],
+        x_range=(min(-0.25, min(recoveries)), max(1.25, max(recoveries))),
+        bins=30,
+        threshold=minimum,
+        threshold_text=f"leak from {minimum:g}",
+        x_label="identity recovered by the face region (0: no more than its null, 1: as the original)",
+        title="Identity recovered by each face region",
+    )
+    caption = (
+        "Projection of the anonymized face's embedding on the line from its null version to the original. "
+        "A solid fill sits at 0, an unchanged face near 1; recognizer noise on small faces spreads distances "
+        f"but barely moves this measure. Faces below the match threshold and right of {minimum:g} are leaks."
+    )
+    return f'<figure class="plot" id="fig-recovery">{svg}<figcaption>{caption}</figcaption></figure>'
 
 
 def _tracks_section(result: EvaluationResult) -> str:
@@ -253,7 +326,8 @@ def _tracks_section(result: EvaluationResult) -> str:
         )
         figure = (
             f'<figure class="plot" id="fig-track-timelines">{svg}<figcaption>Each line is one face track; '
-            f"points under the dashed line are leaks.{more}</figcaption></figure>"
+            f"points under the dashed line match their original (the leak audit lists those that leak).{more}"
+            "</figcaption></figure>"
         )
     rows = []
     for t in tracks[:500]:
@@ -266,6 +340,7 @@ def _tracks_section(result: EvaluationResult) -> str:
             f'<span class="{leak_class}">{t["leaks"]}</span>',
             _fmt(t["distance"]["mean"]),
             _fmt(t["distance"]["min"]),
+            _fmt(t["null_distance"]["mean"]),
             _fmt(t["detected_rate"], percent=True),
             _fmt(t["stable_rate_anonymized"], percent=True),
         ]
@@ -273,7 +348,10 @@ def _tracks_section(result: EvaluationResult) -> str:
     more = f'<p class="note">{len(tracks) - 500} more in the JSON.</p>' if len(tracks) > 500 else ""
     table = (
         "<table id='tracks-table'><tr><th>Identity</th><th>Faces</th><th>Frames</th><th>Leaks</th><th>Mean dist.</th>"
-        "<th>Min dist.</th><th>Detected</th><th>Stable</th></tr>" + "".join(rows) + "</table>" + more
+        "<th>Min dist.</th><th>Mean null dist.</th><th>Detected</th><th>Stable</th></tr>"
+        + "".join(rows)
+        + "</table>"
+        + more
     )
     title = "Per-track timelines" if kind == "video" else "Per-face results"
     return f'<section id="tracks"><h2>{title}</h2>{figure}{table}</section>'
@@ -291,19 +369,27 @@ def _case_html(case: FaceCase, kind: str | None) -> str:
     if r.time is not None:
         where += f" ({r.time:.2f} s)"
     who = f"track {r.identity}" if kind == "video" and r.identity >= 0 else "face"
-    status = '<span class="bad">leak</span>' if r.leak else '<span class="good">no match</span>'
+    if r.leak:
+        status = '<span class="bad">leak</span>'
+    elif r.match:
+        status = '<span class="good">match explained by context</span>'
+    else:
+        status = '<span class="good">no match</span>'
     rank = f", rank {r.rank}" if r.rank is not None else ""
+    null = f", null {r.null_distance:.3f}" if r.null_distance is not None else ""
+    recovery = f", recovery {r.recovery:.2f}" if r.recovery is not None else ""
+    small = ", small face" if r.small else ""
     return (
         f'<div class="case" data-leak="{str(r.leak).lower()}"><div class="pair">'
         f"{_img(case.original_jpeg, 'original face')}{_img(case.anonymized_jpeg, 'anonymized face')}</div>"
-        f"<div>{where}, {who}<br>distance {r.distance:.3f}{rank} &middot; {status}</div></div>"
+        f"<div>{where}, {who}{small}<br>distance {r.distance:.3f}{null}{recovery}{rank} &middot; {status}</div></div>"
     )
 
 
 def _leak_section(result: EvaluationResult) -> str:
     leaks = result.leaks
     if not leaks:
-        text = "No anonymized face matches its original." if result.faces else "No faces were analysed."
+        text = "No anonymized face is re-identified." if result.faces else "No faces were analysed."
         return f'<section id="leaks"><h2>Leak audit</h2><p class="good">{text}</p></section>'
     kind = result.frames.get("kind")
     cases = "".join(_case_html(c, kind) for c in result.leak_cases)
@@ -323,7 +409,8 @@ def _leak_section(result: EvaluationResult) -> str:
         box = ", ".join(f"{v:.0f}" for v in f.box)
         rows.append(
             f"<tr><td>{where}</td><td class=num>{time}</td><td>{ident}</td><td class=num>{f.distance:.3f}</td>"
-            f"<td class=num>{box}</td></tr>"
+            f"<td class=num>{_fmt(f.null_distance)}</td><td class=num>{_fmt(f.recovery, 2)}</td>"
+            f"<td class=num>{f.size:.0f}</td><td class=num>{box}</td></tr>"
         )
     more = (
         f'<p class="note">{len(leaks) - MAX_LEAK_ROWS} more leaks in the JSON.</p>'
@@ -332,11 +419,14 @@ def _leak_section(result: EvaluationResult) -> str:
     )
     table = (
         "<table id='leak-table'><tr><th>Frame / file</th><th>Time (s)</th><th>Track</th><th>Distance</th>"
-        "<th>Box (x1, y1, x2, y2)</th></tr>" + "".join(rows) + "</table>" + more
+        "<th>Null distance</th><th>Recovery</th><th>Height (px)</th><th>Box (x1, y1, x2, y2)</th></tr>"
+        + "".join(rows)
+        + "</table>"
+        + more
     )
     return (
-        f'<section id="leaks"><h2>Leak audit</h2><p class="bad">{len(leaks)} anonymized faces still match their '
-        f'original.</p>{shown}<div class="cases" id="leak-cases">{cases}</div>{table}</section>'
+        f'<section id="leaks"><h2>Leak audit</h2><p class="bad">{len(leaks)} anonymized faces are re-identified.'
+        f'</p>{shown}<div class="cases" id="leak-cases">{cases}</div>{table}</section>'
     )
 
 
@@ -527,11 +617,13 @@ def _legend(labels: Sequence[tuple[str, str]]) -> list[str]:
     return out
 
 
-def _threshold_line(threshold: float | None, *, x: float | None = None, y: float | None = None) -> list[str]:
+def _threshold_line(
+    threshold: float | None, *, x: float | None = None, y: float | None = None, text: str | None = None
+) -> list[str]:
     """A dashed line at the match threshold: vertical at pixel ``x`` or horizontal at pixel ``y``."""
     if threshold is None or (x is None and y is None):
         return []
-    text = f"match below {threshold:g}"
+    text = html.escape(text) if text is not None else f"match below {threshold:g}"
     if x is not None:
         return [
             (
@@ -553,6 +645,7 @@ def svg_histogram(
     x_range: tuple[float, float],
     bins: int = 30,
     threshold: float | None = None,
+    threshold_text: str | None = None,
     x_label: str = "",
     title: str = "",
 ) -> str:
@@ -575,7 +668,7 @@ def svg_histogram(
                     f"{c} in [{edges[i]:.2f}, {edges[i + 1]:.2f})</title></rect>"
                 )
     if threshold is not None and x0 <= threshold <= x1:
-        out += _threshold_line(threshold, x=sx(threshold))
+        out += _threshold_line(threshold, x=sx(threshold), text=threshold_text)
     out += _legend([(label, color) for label, _, color in series])
     out.append("</svg>")
     return "".join(out)

@@ -10,6 +10,7 @@ import pytest
 
 from camouflage_video.errors import MissingDependencyError
 from camouflage_video.frame import Frame, FrameContext
+from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import ClassicObfuscator
 
 
@@ -74,3 +75,38 @@ def clip_pair(sample_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 def clip_copy_result(evaluator, sample_clip: Path):  # noqa: ANN201 - EvaluationResult
     """The evaluation of the clip against an unchanged copy of itself (shared: it takes seconds)."""
     return evaluator.run(sample_clip, sample_clip)
+
+
+class _Unchanged(Anonymizer):
+    """A faulty anonymizer that passes frames through: its output differs from the input by the re-encode only."""
+
+    name = "unchanged"
+
+    def __call__(self, ctx: FrameContext) -> np.ndarray:
+        return ctx.frame.image.copy()
+
+
+@pytest.fixture(scope="session")
+def walking_versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Intel's walking clip (2 people, faces 16-33 px tall, CC-BY-4.0) and versions written by `anonymize`.
+
+    The faces are small enough that dlib matches a black ellipse to the original about half the time: the
+    case the null calibration exists for.
+    """
+    from camouflage_video.api import anonymize
+    from camouflage_video.config import AnonymizeConfig, build_stages
+    from tests.conftest import media_file
+
+    original = media_file("videos/intel_preview_face-demographics-walking.gif")
+    folder = tmp_path_factory.mktemp("walking")
+    out = {"original": original}
+    for method in ("solid", "blur"):
+        out[method] = folder / f"{method}.mp4"
+        anonymize(original, out[method], method=method)
+
+    def unchanged(info):  # noqa: ANN001, ANN202 - the usual detector and tracker, then the faulty stage
+        return build_stages(AnonymizeConfig(), info)[0], _Unchanged()
+
+    out["reencoded"] = folder / "reencoded.mp4"
+    anonymize(original, out["reencoded"], stages=unchanged)
+    return out

@@ -139,11 +139,11 @@ def test_interrupt_writes_what_was_analysed_and_reraises(recognizer, sample_clip
     class Interrupting(type(recognizer)):
         calls = 0
 
-        def embed_pair(self, *args):  # noqa: ANN202
+        def embed_versions(self, *args):  # noqa: ANN202
             Interrupting.calls += 1
             if Interrupting.calls == 4:
                 raise KeyboardInterrupt
-            return recognizer.embed_pair(*args)
+            return recognizer.embed_versions(*args)
 
     fake = Interrupting.__new__(Interrupting)
     fake.__dict__.update(recognizer.__dict__)
@@ -168,6 +168,10 @@ def test_interrupt_writes_what_was_analysed_and_reraises(recognizer, sample_clip
         ("{astronaut}", "{astronaut}", {"no_such_option": 1}, ConfigError),
         ("{astronaut}", "{astronaut}", {"recognizer": "nope"}, ConfigError),
         ("{astronaut}", "{astronaut}", {"pair_by": "nope"}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"leak_rule": "nope"}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"null_scale": 0.5}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"min_recovery": 1.5}, ConfigError),
+        ("{astronaut}", "{astronaut}", {"min_face_size": -1}, ConfigError),
         ("{astronaut}", "{astronaut}", {"gallery": "{tmp}/no_gallery"}, InputNotFoundError),
     ],
 )

@@ -14,7 +14,7 @@ import pytest
 from camouflage_video.evaluation import EvaluationConfig, Evaluator, render_report, write_json, write_report
 from tests.evaluation.conftest import write_rgb
 
-FIGURES = ("fig-distance-histogram", "fig-track-timelines", "fig-warping", "fig-stability")
+FIGURES = ("fig-distance-histogram", "fig-recovery", "fig-track-timelines", "fig-warping", "fig-stability")
 
 
 @pytest.fixture(scope="module")
