@@ -59,8 +59,8 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         "--leak-rule",
         choices=LEAK_RULES,
         default="null",
-        help="null: a match is a leak only if the face is clearly closer to its original than the same frame with "
-        "the face blacked out (context alone is no leak); threshold: every match is a leak (default: null)",
+        help="null: a match is a leak only if the face region recovers the identity, measured against the same "
+        "frame with the face blacked out (context alone is no leak); threshold: every match is a leak (default: null)",
     )
     r.add_argument(
         "--min-recovery",
@@ -73,6 +73,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         "--null-scale",
         type=float,
         default=1.3,
+        metavar="SCALE",
         help="growth of the face box blacked out in the null version; use the anonymizer's --mask-scale (default: 1.3)",
     )
     r.add_argument(

@@ -142,7 +142,7 @@ class FaceRecord:
         score: Detector confidence in the original.
         distance: Recognizer distance between the original and the anonymized face.
         leak: The anonymized face is re-identified: it matches the original and, under the ``null`` rule,
-            is clearly closer to it than the face's null version (see :class:`EvaluationConfig`).
+            its ``recovery`` reaches ``min_recovery`` (see :class:`EvaluationConfig`).
         detected: A face was detected at the same place in the anonymized frame.
         match: The distance is below the recognizer's threshold (the plain threshold verdict).
         null_distance: Distance between the original face and its null version, the anonymized frame with
@@ -228,10 +228,6 @@ class EvaluationResult:
     def leaks(self) -> list[FaceRecord]:
         """Every analysed face whose anonymized version is re-identified (see :attr:`FaceRecord.leak`)."""
         return [f for f in self.faces if f.leak]
-
-    @property
-    def min_face_size(self) -> float:
-        return float(self.calibration.get("min_face_size", 0))
 
     @property
     def threshold(self) -> float:
