@@ -67,8 +67,11 @@ class Runner:
         self.source, self.sinks, self.annotators, self.anonymizer = source, list(sinks), list(annotators), anonymizer
         self.on_error, self.progress, self.on_frame = on_error, progress, on_frame
         self.stats = RunStats(input=source.info.to_dict(), method=anonymizer.name)
+        # A live source keeps only its newest frame on its own thread; the processor takes frames straight
+        # from it (no reader queue holding stale ones) and one processed frame waits for the writer.
+        self._live = iter(source) if source.info.live else None
         self._decoded: queue.Queue = queue.Queue(queue_size)
-        self._processed: queue.Queue = queue.Queue(queue_size)
+        self._processed: queue.Queue = queue.Queue(1 if self._live is not None else queue_size)
         self._stop = threading.Event()
         self._failure: BaseException | None = None
 
@@ -76,7 +79,8 @@ class Runner:
         """Process everything; returns the stats. Re-raises KeyboardInterrupt after finalizing."""
         reader = threading.Thread(target=self._read, name="camouflage-read", daemon=True)
         writer = threading.Thread(target=self._write, name="camouflage-write", daemon=True)
-        reader.start()
+        if self._live is None:
+            reader.start()
         writer.start()
         bar = _progress_bar(self.progress, self.source.info.frame_count)
         interrupted = False
@@ -93,7 +97,8 @@ class Runner:
                 self._stop.set()
             self._put(self._processed, _END, until_stopped=False)  # the writer drains what is queued
             writer.join()
-            reader.join(timeout=5)
+            if reader.is_alive():
+                reader.join(timeout=5)
             bar.close()
             self._finalize()
         if interrupted:
@@ -169,6 +174,8 @@ class Runner:
         while True:
             if self._failure is not None:
                 raise self._failure
+            if self._live is not None:
+                return next(self._live, _END)
             try:
                 return self._decoded.get(timeout=0.1)
             except queue.Empty:
