@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from camouflage_video.config import AnonymizeConfig, build_stages
 from camouflage_video.errors import ConfigError
+from camouflage_video.live import LiveMonitor
 from camouflage_video.runner import Runner
 from camouflage_video.sinks import Sink, default_output, open_sink
 from camouflage_video.sources import is_stream_uri, open_source
@@ -21,6 +22,8 @@ def anonymize(
     *,
     progress: bool | None = False,
     stats_path: str | os.PathLike[str] | None = None,
+    source_options: Mapping[str, object] | None = None,
+    stats_interval: float = 5.0,
     **options: object,
 ) -> RunStats:
     """Anonymize a video file, image, image folder or stream.
@@ -30,7 +33,9 @@ def anonymize(
         output: Output path(s); defaults to ``<stem>_anonymized<ext>`` beside the input.
         config: Run options; keyword ``options`` override single fields (``method="pixelate"``).
         progress: Show a progress bar (``None``: only on a terminal).
-        stats_path: Also write the stats JSON there.
+        stats_path: Also write the stats JSON there; live runs rewrite it every ``stats_interval`` seconds.
+        source_options: Settings of stream sources (``StreamOptions`` fields: timeouts, reconnection, ...).
+        stats_interval: Seconds between rewrites of ``stats_path`` during a live run.
 
     Returns:
         The run's statistics.
@@ -45,7 +50,7 @@ def anonymize(
         (250, 0)
     """
     config = (config or AnonymizeConfig()).with_options(**options) if options else (config or AnonymizeConfig())
-    with open_source(source) as src:
+    with open_source(source, **(source_options or {})) as src:
         targets = _targets(src.info.uri, src.info.kind, output)
         annotators, anonymizer = build_stages(config, src.info)
         sinks: list[Sink] = []
@@ -56,10 +61,13 @@ def anonymize(
             for sink in sinks:
                 sink.abort()
             raise
-        runner = Runner(src, sinks, annotators, anonymizer, on_error=config.on_error, progress=progress)
+        monitor = LiveMonitor(src, sinks, stats_path, interval=stats_interval) if src.info.live else None
+        runner = Runner(src, sinks, annotators, anonymizer, on_error=config.on_error, progress=progress, on_frame=monitor)
         try:
             stats = runner.run()
         finally:
+            if monitor is not None:
+                monitor.update(runner.stats)
             if stats_path is not None:
                 runner.stats.write(stats_path)
     return stats

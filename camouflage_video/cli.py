@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
 from camouflage_video import __version__
 from camouflage_video.errors import CamouflageError
+from camouflage_video.live import RedactingFilter, redact_url
 
 logger = logging.getLogger("camouflage_video")
 
@@ -16,6 +18,7 @@ EXAMPLES = """examples:
   camouflage-video anonymize street.mp4                    # writes street_anonymized.mp4 with its audio
   camouflage-video anonymize street.mp4 -o out.mkv --method pixelate --mask-scale 1.4 --stats stats.json
   camouflage-video anonymize photos/ -o photos_anon/       # image folder, recursive, same relative paths
+  camouflage-video anonymize rtsp://user:pass@cam/stream1 -o rtmp://127.0.0.1/live/anon -o rec.mp4  # live
   camouflage-video sample -o sample.mp4                    # a clip with a real (public-domain) face
 """
 
@@ -37,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("input", help="video file, image, image folder, or stream URL")
     run.add_argument("-o", "--output", action="append", help="output path (default: <stem>_anonymized<ext>); repeatable")
     add_run_options(run)
+    add_live_options(run)
     run.set_defaults(func=cmd_anonymize)
 
     sample = commands.add_parser("sample", help="write a sample clip with a real face and audio")
@@ -76,6 +80,46 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
 
 
+def add_live_options(parser: argparse.ArgumentParser) -> None:
+    """Options of live inputs (RTSP/RTMP/HTTP/webcam) and restream outputs; see docs/live.md."""
+    g = parser.add_argument_group("live streams")
+    g.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp", help="RTSP transport (default: tcp)")
+    g.add_argument("--open-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for a stream to connect (default: 10)")
+    g.add_argument("--read-timeout", type=float, default=5.0, metavar="S",
+                   help="seconds without data before a feed counts as lost (default: 5)")
+    g.add_argument("--reconnect-delay", type=float, default=1.0, metavar="S",
+                   help="first wait before reconnecting a lost feed; doubles each attempt (default: 1)")
+    g.add_argument("--reconnect-max-delay", type=float, default=30.0, metavar="S",
+                   help="longest wait between reconnection attempts (default: 30)")
+    g.add_argument("--max-reconnects", type=int, metavar="N",
+                   help="give up after N failed attempts in a row (default: retry forever)")
+    g.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="FFmpeg demuxer/protocol option, e.g. video_size=1280x720 for a webcam; repeatable")
+    g.add_argument("--gop", type=int, metavar="FRAMES", help="keyframe interval (default: 1 s for restreams)")
+    g.add_argument("--stats-interval", type=float, default=5.0, metavar="S",
+                   help="rewrite --stats every S seconds during a live run (default: 5)")
+
+
+def source_options_from_args(args: argparse.Namespace) -> dict:
+    from camouflage_video.errors import ConfigError
+    from camouflage_video.live import Backoff
+
+    options = {}
+    for item in args.input_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--input-option {item!r}: expected KEY=VALUE")
+        options[key] = value
+    return {
+        "transport": args.rtsp_transport,
+        "open_timeout": args.open_timeout,
+        "read_timeout": args.read_timeout,
+        "reconnect": Backoff(initial=args.reconnect_delay, maximum=args.reconnect_max_delay, attempts=args.max_reconnects),
+        "input_options": options,
+    }
+
+
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfig, imported lazily
     from camouflage_video.config import AnonymizeConfig
     from camouflage_video.sinks.video import EncoderOptions
@@ -91,7 +135,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfi
         hold_frames=args.hold_frames,
         on_error=args.on_error,
         audio=not args.no_audio,
-        encoder=EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset),
+        encoder=EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset, gop=getattr(args, "gop", None)),
         detector_model=args.detector_model,
     )
 
@@ -105,11 +149,15 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         config_from_args(args),
         progress=False if args.quiet else None,
         stats_path=args.stats,
+        source_options=source_options_from_args(args),
+        stats_interval=args.stats_interval,
     )
     if not args.quiet:
         outputs = ", ".join(o.get("uri", "?") for o in stats.outputs)
         extra = f", {stats.fallback_frames} fallback" if stats.fallback_frames else ""
         extra += f", {stats.corrupt_frames} corrupt skipped" if stats.corrupt_frames else ""
+        if stats.live:
+            extra += f", {stats.live['frames_dropped']} dropped as stale, {stats.live['reconnects']} reconnects"
         print(f"{outputs}: {stats.frames_out} frames, {stats.faces_detected} faces{extra}", file=sys.stderr)
     return 0
 
@@ -130,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING,
         format="camouflage-video: %(levelname)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())  # stream URLs carry passwords; no log line may show them
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _in_main_thread() else None
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -138,13 +190,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CamouflageError as exc:
         if debug:
             logger.exception("failed")
-        print(f"camouflage-video: error: {exc}", file=sys.stderr)
+        print(f"camouflage-video: error: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - one line for the user; --debug shows the traceback
         if debug:
             raise
-        print(f"camouflage-video: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"camouflage-video: error: {type(exc).__name__}: {redact_url(str(exc))}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager stopping us) takes the Ctrl-C path: finalize what was processed."""
+    raise KeyboardInterrupt
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":
