@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,13 @@ class Sink:
     def write(self, frame: Frame, image: np.ndarray) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Finalize the output. Idempotent."""
+    def close(self, *, interrupted: bool = False) -> None:
+        """Finalize the output. Idempotent.
+
+        Args:
+            interrupted: The run was stopped early (Ctrl-C); end companion streams (audio) with the last
+                frame written instead of copying them to their end.
+        """
 
     def abort(self) -> None:
         """Discard the output; nothing is left under the final name. Idempotent."""
@@ -53,12 +58,17 @@ def temporary_path(final: Path) -> Path:
         raise OutputError(f"{folder}: output folder does not exist")
     if not folder.is_dir():
         raise OutputError(f"{folder}: not a folder")
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})") from exc
-    os.close(fd)
-    return Path(name)
+    for _ in range(100):
+        candidate = folder / f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}"
+        try:
+            # os.open rather than mkstemp: the file gets the umask's permissions, like any output.
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot write in {folder} ({exc.strerror or exc})") from exc
+    raise OutputError(f"cannot create a temporary file in {folder}")
 
 
 def publish(temporary: Path, final: Path) -> None:

@@ -36,6 +36,9 @@ AUDIO_COPY: dict[str, tuple[str, ...]] = {
 }
 
 
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
+
+
 @dataclass(frozen=True, slots=True)
 class EncoderOptions:
     """Video encoder settings.
@@ -138,7 +141,8 @@ class VideoFileSink(Sink):
             if enc.zerolatency:
                 options["tune"] = "zerolatency"
         elif codec == "libvpx-vp9":
-            options.update({"b": "0", "deadline": "realtime" if enc.zerolatency else "good", "cpu-used": "8", "row-mt": "1"})
+            deadline = "realtime" if enc.zerolatency else "good"
+            options.update({"b": "0", "deadline": deadline, "cpu-used": "8", "row-mt": "1"})
         if enc.gop:
             stream.codec_context.gop_size = enc.gop
         stream.codec_context.options = options
@@ -167,12 +171,11 @@ class VideoFileSink(Sink):
         except av.FFmpegError as exc:
             raise OutputError(f"{self.path}: writing failed ({exc})") from exc
 
-    def close(self, *, audio_until: float | None = None) -> None:
+    def close(self, *, interrupted: bool = False) -> None:
         """Flush the encoder, add the remaining audio and publish the file under its final name.
 
         Args:
-            audio_until: Stop the audio at this time in seconds (an interrupted run ends the audio
-                with its last video frame); ``None`` copies the audio to its end.
+            interrupted: End the audio with the last video frame written instead of copying it to its end.
         """
         if self._closed:
             return
@@ -180,17 +183,12 @@ class VideoFileSink(Sink):
         try:
             self._mux(self._video.encode(None))
             if self._audio is not None:
-                self._audio.finish(audio_until)
+                self._audio.finish(self._last_time if interrupted else None)
             self._container.close()
         except BaseException:
             self._discard()
             raise
         publish(self._temporary, self.path)
-
-    @property
-    def last_time(self) -> float:
-        """Time in seconds of the last frame written."""
-        return self._last_time
 
     def abort(self) -> None:
         if self._closed:
@@ -245,11 +243,15 @@ class AudioRemuxer:
             else:
                 target = "libopus" if fmt == "webm" else "aac"
                 out = output.add_stream(target, rate=48000 if target == "libopus" else stream.rate or 48000)
-                out.layout = stream.layout.name if stream.layout and stream.channels <= 2 else "stereo"
+                # the default layout for the channel count: sources often say just "2 channels"
+                out.layout = _DEFAULT_LAYOUTS.get(stream.channels, "stereo")
                 resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=out.rate)
                 self._pairs[stream.index] = (out, resampler)
                 modes.add(f"transcode:{name}->{target}")
         self.mode = ",".join(sorted(modes)) or None
+        # Matroska/WebM cannot store negative timestamps; the muxer would shift every stream, video
+        # included. Encoder priming packets that end before zero are dropped there instead.
+        self._drop_before_zero = fmt in ("matroska", "webm")
         self._packets = self._input.demux(self._streams) if self._streams else iter(())
         self._pending: av.Packet | None = None
         self._done = False
@@ -269,6 +271,8 @@ class AudioRemuxer:
 
     def _mux_packet(self, packet: av.Packet) -> None:
         out, resampler = self._pairs[packet.stream.index]
+        if self._drop_before_zero and packet.pts is not None and packet.pts + (packet.duration or 0) <= 0:
+            return
         if resampler is None:
             if packet.dts is None:  # demuxer flush packet
                 return

@@ -1,0 +1,138 @@
+"""Issue 2 benchmarks: I/O overhead against ffmpeg, speed against deface, memory on a 10x longer input.
+
+Run: python benchmarks/foundation.py   (needs Debian's ffmpeg, the deface CLI and ../shared/media)
+Writes the "Foundation" section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import av
+
+from _common import MEDIA, WORK, ffmpeg, timed, write_results
+
+PY = sys.executable
+CLIP = MEDIA / "videos" / "intel_preview_face-demographics-walking-and-pause.gif"  # 3 real frontal faces
+
+
+def make_inputs() -> dict[str, object]:
+    """720p and 1080p H.264 + AAC clips upscaled from a real clip (looped for length), and a 10x longer one."""
+    WORK.mkdir(exist_ok=True)
+    inputs = {}
+    for name, size, loops in (("720p", "1280:720", 4), ("1080p", "1920:1080", 2), ("720p_x10", "1280:720", 40)):
+        path = WORK / f"faces_{name}.mp4"
+        if not path.exists():
+            ffmpeg(
+                "-stream_loop", str(loops - 1), "-i", str(CLIP), "-f", "lavfi", "-i", "sine=frequency=440",
+                "-vf", f"scale={size}:flags=lanczos,format=yuv420p", "-c:v", "libx264", "-crf", "16",
+                "-preset", "veryfast", "-c:a", "aac", "-shortest", str(path),
+            )
+        inputs[name] = path
+    return inputs
+
+
+def count_frames(path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+PASSTHROUGH = """
+import sys
+from camouflage_video.pipelines.anonymizer import Anonymizer
+from camouflage_video.runner import Runner
+from camouflage_video.sinks import EncoderOptions, open_sink
+from camouflage_video.sources import open_source
+
+class Passthrough(Anonymizer):  # benchmark only: measures the project's I/O path, no anonymization
+    name = "passthrough"
+    def __call__(self, ctx):
+        return ctx.frame.image
+
+with open_source(sys.argv[1]) as src:
+    sink = open_sink(sys.argv[2], src.info, encoder=EncoderOptions(crf=18, preset="veryfast"), audio=False)
+    Runner(src, [sink], [], Passthrough(), progress=False).run()
+"""
+
+
+def overhead(clip) -> str:
+    rows = []
+    for _ in range(3):  # alternate the two, keep each one's best: these machines are noisy
+        ours, _ = timed([PY, "-c", PASSTHROUGH, str(clip), str(WORK / "io_ours.mp4")])
+        ref, _ = timed(["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-c:v", "libx264", "-preset", "veryfast",
+                        "-crf", "18", "-an", str(WORK / "io_ffmpeg.mp4")])
+        rows.append((ours, ref))
+    ours, ref = min(r[0] for r in rows), min(r[1] for r in rows)
+    n = count_frames(clip)
+    return (
+        f"| decode→encode, no detection ({n} frames 1280x720, libx264 veryfast crf 18) | "
+        f"{ours:.2f} s | ffmpeg {ref:.2f} s | **{ours / ref:.2f}x** (goal ≤ 1.15x) |"
+    )
+
+
+def deface_faces(clip) -> int:
+    """Faces deface obfuscates: its own CenterFace at its defaults (full resolution, thresh 0.2)."""
+    from deface.centerface import CenterFace
+
+    net, total = CenterFace(backend="opencv"), 0
+    with av.open(str(clip)) as c:
+        for frame in c.decode(video=0):
+            dets, _ = net(frame.to_ndarray(format="rgb24"), threshold=0.2)
+            total += len(dets)
+    return total
+
+
+def speed(name, clip) -> str:
+    n = count_frames(clip)
+    stats_path = WORK / f"stats_{name}.json"
+    ours, _ = timed([PY, "-m", "camouflage_video", "anonymize", str(clip), "-o", str(WORK / f"ours_{name}.mp4"),
+                     "-q", "--stats", str(stats_path)])
+    deface_bin = shutil.which("deface") or str(Path(PY).with_name("deface"))
+    theirs, _ = timed([deface_bin, str(clip), "-o", str(WORK / f"deface_{name}.mp4"), "--keep-audio"])
+    stats = json.loads(stats_path.read_text())
+    ours_faces = stats["faces_detected"] + stats["faces_held"]
+    their_faces = deface_faces(clip)
+    return (
+        f"| {name} ({n} frames, 3 faces) | {n / ours:.2f} fps, {ours_faces} face boxes | "
+        f"{n / theirs:.2f} fps, {their_faces} face boxes | **{theirs / ours:.2f}x** (goal ≥ 3x, faces ≥ deface) |"
+    )
+
+
+def memory(short, long) -> str:
+    peaks = {}
+    for name, clip in (("1x", short), ("10x", long)):
+        _, peaks[name] = timed([PY, "-m", "camouflage_video", "anonymize", str(clip), "-o",
+                                str(WORK / f"mem_{name}.mp4"), "-q"])
+    return (
+        f"| peak RSS, {count_frames(short)} vs {count_frames(long)} frames at 720p | {peaks['1x']} MiB | "
+        f"{peaks['10x']} MiB | **{peaks['10x'] / peaks['1x']:.2f}x** (goal ≤ 1.2x) |"
+    )
+
+
+if __name__ == "__main__":
+    if not MEDIA.is_dir() or shutil.which("ffmpeg") is None:
+        sys.exit("needs ../shared/media and ffmpeg (apt-get install ffmpeg)")
+    started = time.time()
+    inputs = make_inputs()
+    lines = [
+        "| what | camouflage-video | peer | ratio |",
+        "|---|---|---|---|",
+        overhead(inputs["720p"]),
+        speed("720p", inputs["720p"]),
+        speed("1080p", inputs["1080p"]),
+        memory(inputs["720p"], inputs["720p_x10"]),
+    ]
+    body = (
+        "Script: `benchmarks/foundation.py`. Inputs: a real clip with three frontal faces "
+        f"(`{CLIP.name}`, CC-BY-4.0) upscaled with lanczos and looped, H.264 crf 16 + AAC. "
+        "camouflage-video runs with its defaults (blur, detection at 960 px long side, tracking); deface 1.5.0 "
+        "with its defaults (full-resolution detection, onnxruntime when installed) plus `--keep-audio`. "
+        "Both run one after the other in the same session; wall time includes start-up.\n\n" + "\n".join(lines)
+    )
+    write_results("Foundation (issue 2)", body)
+    print(body)
+    print(f"done in {time.time() - started:.0f} s")

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from camouflage_video.errors import ConfigError, OutputError
+from camouflage_video.samples import make_sample_video
+from camouflage_video.sinks import VideoFileSink, default_output, open_sink
+from camouflage_video.sources import VideoFileSource
+from tests.conftest import ffprobe, read_frames
+
+
+def copy_through(src_path, out_path, **kwargs):
+    with VideoFileSource(src_path) as src:
+        sink = open_sink(out_path, src.info, **kwargs)
+        for frame in src:
+            sink.write(frame, frame.image)
+        sink.close()
+        return src.info
+
+
+def audio_seconds(path):
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return None
+        s = c.streams.audio[0]
+        last = max(p.pts + (p.duration or 0) for p in c.demux(s) if p.pts is not None)
+        return float(last * s.time_base), s.codec_context.name
+
+
+@pytest.mark.parametrize(
+    "src_name, audio, out_name, expected_audio",
+    [
+        ("in.mp4", "aac", "out.mp4", "aac"),  # remuxed as is
+        ("in.mkv", "pcm_s16le", "out.mp4", "aac"),  # mp4 does not take raw PCM: re-encoded
+        ("in.mkv", "libopus", "out.webm", "opus"),
+        ("in.mp4", "aac", "out.mkv", "aac"),
+        ("in.mov", "aac", "out.mov", "aac"),
+    ],
+)
+def test_timestamps_frames_and_audio_survive(tmp_path, src_name, audio, out_name, expected_audio):
+    src = make_sample_video(tmp_path / src_name, seconds=1.2, fps=Fraction(30000, 1001), audio=audio)
+    out = tmp_path / out_name
+    copy_through(src, out)
+    in_frames, in_pts, in_tb = read_frames(src)
+    out_frames, out_pts, out_tb = read_frames(out)
+    assert len(out_frames) == len(in_frames) == 36
+    assert [float(p * out_tb) for p in out_pts] == pytest.approx([float(p * in_tb) for p in in_pts], abs=1e-3)
+    seconds_in, _ = audio_seconds(src)
+    seconds_out, codec = audio_seconds(out)
+    assert codec == expected_audio
+    assert seconds_out == pytest.approx(seconds_in, abs=0.05)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_no_audio_drops_it(tmp_path):
+    src = make_sample_video(tmp_path / "in.mp4", seconds=0.5)
+    copy_through(src, tmp_path / "out.mp4", audio=False)
+    assert audio_seconds(tmp_path / "out.mp4") is None
+
+
+def test_ffprobe_agrees_on_frames_size_and_rate(tmp_path):
+    src = make_sample_video(tmp_path / "in.mp4", seconds=1.0, fps=Fraction(24000, 1001))
+    copy_through(src, tmp_path / "out.mp4")
+    lines = ffprobe(tmp_path / "out.mp4", "stream=codec_type,width,height,avg_frame_rate,nb_read_frames").split()
+    video = next(line for line in lines if line.startswith("video"))
+    assert video.split(",") == ["video", "640", "360", "24000/1001", "24"]
+
+
+def test_odd_frame_size_is_kept(tmp_path):
+    src = make_sample_video(tmp_path / "odd.mkv", seconds=0.4, size=(321, 181), audio=None, codec="ffv1")
+    copy_through(src, tmp_path / "out.mp4")
+    frames, _, _ = read_frames(tmp_path / "out.mp4")
+    assert frames[0].shape == (181, 321, 3)
+
+
+def test_abort_leaves_nothing_under_the_final_name(tmp_path):
+    src = make_sample_video(tmp_path / "in.mp4", seconds=0.4)
+    with VideoFileSource(src) as source:
+        sink = VideoFileSink(tmp_path / "out.mp4", source.info, audio_from=src)
+        for frame in source:
+            sink.write(frame, frame.image)
+        sink.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_sink_refuses_unknown_extension_and_unwritable_folder(tmp_path):
+    src = make_sample_video(tmp_path / "in.mp4", seconds=0.2, audio=None)
+    with VideoFileSource(src) as source:
+        with pytest.raises(ConfigError, match="unsupported output extension"):
+            open_sink(tmp_path / "out.xyz", source.info)
+        with pytest.raises(OutputError, match="does not exist"):
+            open_sink(tmp_path / "nowhere" / "out.mp4", source.info)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.parametrize(
+    "uri, kind, expected",
+    [
+        ("clips/street.mp4", "video", "clips/street_anonymized.mp4"),
+        ("clips/street.MOV", "video", "clips/street_anonymized.mov"),
+        ("clips/crowd.avi", "video", "clips/crowd_anonymized.mp4"),
+        ("clips/raw.h264", "video", "clips/raw_anonymized.mp4"),
+        ("photos/", "folder", "photos_anonymized"),
+        ("me.jpg", "image", "me_anonymized.jpg"),
+    ],
+)
+def test_default_output_names(uri, kind, expected):
+    assert default_output(uri, kind).as_posix() == expected
+
+
+def test_pixels_round_trip_closely(tmp_path):
+    src = make_sample_video(tmp_path / "in.mp4", seconds=0.4, audio=None)
+    copy_through(src, tmp_path / "out.mp4")
+    a, _, _ = read_frames(src)
+    b, _, _ = read_frames(tmp_path / "out.mp4")
+    assert np.abs(a[5].astype(int) - b[5]).mean() < 3  # crf 18: visually lossless

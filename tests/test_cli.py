@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import pytest
+
+from camouflage_video.samples import make_sample_video
+from tests.conftest import REPO, ffprobe, read_frames, run_cli
+
+
+def test_anonymize_writes_the_default_output_with_stats(sample_clip, tmp_path):
+    clip = tmp_path / "street.mp4"
+    clip.write_bytes(sample_clip.read_bytes())
+    result = run_cli("anonymize", str(clip), "--stats", str(tmp_path / "stats.json"))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "street_anonymized.mp4"
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames_in"] == stats["frames_out"] == 50
+    assert stats["faces_detected"] >= 45 and stats["fallback_frames"] == 0 and stats["tracks"] >= 1
+    assert stats["input"]["fps"] == "25" and stats["outputs"][0]["audio"] == "copy"
+    assert {"decode", "detect", "track", "anonymize", "encode"} <= set(stats["seconds"])
+    assert len(read_frames(out)[0]) == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "street.mp4", "street_anonymized.mp4"]
+
+
+def test_options_from_the_issue(sample_clip, tmp_path):
+    out = tmp_path / "out.mkv"
+    result = run_cli(
+        "anonymize", str(sample_clip), "-o", str(out), "--method", "pixelate", "--mask-scale", "1.4",
+        "--shape", "box", "--thresh", "0.4", "--crf", "23", "--preset", "ultrafast", "--no-audio", "-q",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # --quiet
+    streams = ffprobe(out, "stream=codec_type,codec_name").split()
+    assert streams == ["h264,video"] or streams == ["video,h264"]
+
+
+def test_image_folder_is_mirrored(tmp_path, astronaut):
+    import cv2
+
+    (tmp_path / "photos" / "trip").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "photos" / "a.jpg"), astronaut[..., ::-1])
+    cv2.imwrite(str(tmp_path / "photos" / "trip" / "b.png"), astronaut[..., ::-1])
+    result = run_cli("anonymize", str(tmp_path / "photos"), "-o", str(tmp_path / "photos_anon"))
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.relative_to(tmp_path / "photos_anon").as_posix() for p in (tmp_path / "photos_anon").rglob("*"))
+    assert written == ["a.jpg", "trip", "trip/b.png"]
+    anonymized = cv2.imread(str(tmp_path / "photos_anon" / "trip" / "b.png"))[..., ::-1]
+    assert abs(anonymized[80:140, 190:240].astype(int) - astronaut[80:140, 190:240]).mean() > 10
+
+
+def _truncated(tmp_path, sample_clip):
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(sample_clip.read_bytes()[: sample_clip.stat().st_size // 2])
+    return path
+
+
+def _audio_only(tmp_path, sample_clip):
+    import av
+
+    path = tmp_path / "audio.m4a"
+    with av.open(str(sample_clip)) as src, av.open(str(path), "w") as dst:
+        out = dst.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    return path
+
+
+def _write(name, data):
+    def make(tmp_path, _):
+        (tmp_path / name).write_bytes(data)
+        return tmp_path / name
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "make_input, output, message",
+    [
+        (lambda p, s: p / "missing.mp4", None, "no such file"),
+        (_write("empty.mp4", b""), None, "file is empty"),
+        (_write("notes.mp4", b"these are my notes\n" * 10), None, "not a readable video"),
+        (_truncated, None, "not a readable video"),
+        (_audio_only, None, "has no video stream"),
+        (lambda p, s: s, "/proc/out.mp4", "cannot write in /proc"),
+        (lambda p, s: s, "{tmp}/no/such/folder/out.mp4", "output folder does not exist"),
+        (lambda p, s: s, "{input}", "output is the input"),
+        (lambda p, s: s, "{tmp}/out.xyz", "unsupported output extension"),
+    ],
+)
+def test_bad_input_gives_one_line_exit_1_and_no_output(tmp_path, sample_clip, make_input, output, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    source = make_input(work, sample_clip)
+    before = set(work.iterdir())
+    args = ["anonymize", str(source)]
+    if output:
+        args += ["-o", output.format(tmp=work, input=source)]
+    result = run_cli(*args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("camouflage-video: error:")
+    assert set(work.iterdir()) == before  # nothing written, not even a temporary file
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["anonymize"], ["anonymize", "x.mp4", "--method", "smudge"], ["anonymize", "x.mp4", "--thresh", "high"], ["fly"]],
+)
+def test_usage_errors_exit_2(args):
+    assert run_cli(*args).returncode == 2
+
+
+def test_version_and_help():
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("camouflage-video ")
+    helptext = run_cli("anonymize", "--help").stdout
+    for flag in ("--mask-scale", "--thresh", "--no-audio", "--stats", "--on-error", "examples:"):
+        assert flag in helptext
+
+
+def test_debug_shows_a_traceback(tmp_path):
+    result = run_cli("anonymize", str(tmp_path / "missing.mp4"), "--debug")
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_ctrl_c_finalizes_a_playable_file_and_exits_130(tmp_path):
+    clip = make_sample_video(tmp_path / "long.mp4", seconds=40, fps=Fraction(25), size=(640, 360))
+    out = tmp_path / "long_anonymized.mp4"
+    env = {"PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "camouflage_video", "anonymize", str(clip), "--stats", str(tmp_path / "s.json")],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".long_anonymized.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)  # let it write some frames
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    stats = json.loads((tmp_path / "s.json").read_text())
+    frames, _, _ = read_frames(out)
+    assert stats["interrupted"] and 0 < len(frames) == stats["frames_out"] < 1000
+    probe = ffprobe(out, "stream=codec_type,nb_read_frames").split()
+    assert f"video,{len(frames)}" in probe or f"{len(frames)},video" in probe
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_python_dash_m_runs():
+    result = subprocess.run([sys.executable, "-m", "camouflage_video", "--help"], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 0 and "anonymize" in result.stdout

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from camouflage_video.annotators import CenterFaceDetector
+from camouflage_video.annotators.base import Annotator
+from camouflage_video.errors import ProcessingError
+from camouflage_video.pipelines.classic import ClassicObfuscator, fallback_image
+from camouflage_video.runner import Runner
+from camouflage_video.sinks import open_sink
+from camouflage_video.sinks.base import Sink
+from camouflage_video.sources import VideoFileSource
+from tests.conftest import read_frames
+
+
+class MemorySink(Sink):
+    """Keeps what it is given, to compare written pixels exactly (no codec in between)."""
+
+    def __init__(self):
+        self.frames, self.closed, self.aborted = [], False, False
+
+    def write(self, frame, image):
+        self.frames.append((frame.index, image.copy()))
+
+    def close(self, *, interrupted=False):
+        self.closed = True
+
+    def abort(self):
+        self.aborted = True
+
+
+class FailOn(Annotator):
+    name = "fail"
+
+    def __init__(self, indices, exc=RuntimeError):
+        self.indices, self.exc = set(indices), exc
+
+    def annotate(self, ctx):
+        if ctx.frame.index in self.indices:
+            raise self.exc("boom")
+
+
+def run(clip, annotators, sink, **kwargs):
+    with VideoFileSource(clip) as src:
+        runner = Runner(src, [sink], annotators, ClassicObfuscator(), **kwargs)
+        return runner.run(), src
+
+
+def test_failing_frames_get_the_fallback_never_the_original(sample_clip):
+    sink = MemorySink()
+    stats, _ = run(sample_clip, [CenterFaceDetector(), FailOn({3, 7})], sink)
+    with VideoFileSource(sample_clip) as src:
+        originals = [f.image for f in src]
+    assert [i for i, _ in sink.frames] == list(range(len(originals)))
+    for index, image in sink.frames:
+        assert not np.array_equal(image, originals[index])  # the face is always altered
+        if index in (3, 7):
+            assert np.array_equal(image, fallback_image(originals[index]))
+    assert stats.fallback_frames == 2 and len(stats.errors) == 2
+    assert sink.closed
+
+
+def test_on_error_fail_stops_and_discards_outputs(sample_clip):
+    sink = MemorySink()
+    with pytest.raises(ProcessingError, match="frame 5"):
+        run(sample_clip, [FailOn({5})], sink, on_error="fail")
+    assert sink.aborted and not sink.closed
+
+
+def test_a_failing_sink_aborts_every_output(sample_clip, tmp_path):
+    class Broken(MemorySink):
+        def write(self, frame, image):
+            if frame.index == 4:
+                raise OSError("disk full")
+
+    with VideoFileSource(sample_clip) as src:
+        good = open_sink(tmp_path / "good.mp4", src.info)
+        with pytest.raises(OSError, match="disk full"):
+            Runner(src, [good, Broken()], [], ClassicObfuscator()).run()
+    assert list(tmp_path.iterdir()) == []  # no half-written file, not even under a temporary name
+
+
+def test_interrupt_finalizes_a_playable_file_with_what_was_processed(sample_clip, tmp_path):
+    out = tmp_path / "partial.mp4"
+    with VideoFileSource(sample_clip) as src:
+        sink = open_sink(out, src.info)
+        runner = Runner(src, [sink], [CenterFaceDetector(), FailOn({20}, KeyboardInterrupt)], ClassicObfuscator())
+        with pytest.raises(KeyboardInterrupt):
+            runner.run()
+    assert runner.stats.interrupted
+    frames, pts, tb = read_frames(out)
+    assert len(frames) == runner.stats.frames_out == 20
+    import av
+
+    with av.open(str(out)) as c:
+        assert c.streams.audio  # the audio came along, up to the last frame written
+        audio_end = max(float((p.pts + p.duration) * p.time_base) for p in c.demux(c.streams.audio[0]) if p.pts)
+    assert audio_end == pytest.approx(float(pts[-1] * tb), abs=0.1)
+
+
+def test_a_source_failure_mid_stream_is_reported(sample_clip):
+    class Exploding(VideoFileSource):
+        def __iter__(self):
+            for frame in super().__iter__():
+                if frame.index == 6:
+                    raise ValueError("decoder died")
+                yield frame
+
+    sink = MemorySink()
+    with Exploding(sample_clip) as src, pytest.raises(ValueError, match="decoder died"):
+        Runner(src, [sink], [], ClassicObfuscator()).run()
+    assert sink.aborted
