@@ -62,7 +62,9 @@ def anonymize(
                 sink.abort()
             raise
         monitor = LiveMonitor(src, sinks, stats_path, interval=stats_interval) if src.info.live else None
-        runner = Runner(src, sinks, annotators, anonymizer, on_error=config.on_error, progress=progress, on_frame=monitor)
+        runner = Runner(
+            src, sinks, annotators, anonymizer, on_error=config.on_error, progress=progress, on_frame=monitor
+        )
         try:
             stats = runner.run()
         finally:

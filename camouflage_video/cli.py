@@ -117,7 +117,9 @@ def source_options_from_args(args: argparse.Namespace) -> dict:
         "transport": args.rtsp_transport,
         "open_timeout": args.open_timeout,
         "read_timeout": args.read_timeout,
-        "reconnect": Backoff(initial=args.reconnect_delay, maximum=args.reconnect_max_delay, attempts=args.max_reconnects),
+        "reconnect": Backoff(
+            initial=args.reconnect_delay, maximum=args.reconnect_max_delay, attempts=args.max_reconnects
+        ),
         "input_options": options,
     }
 

@@ -23,6 +23,7 @@ import numpy as np
 from camouflage_video.errors import ConfigError
 
 if TYPE_CHECKING:
+    from camouflage_video.frame import Frame
     from camouflage_video.sinks.base import Sink
     from camouflage_video.sources.base import Source
     from camouflage_video.stats import RunStats
@@ -141,7 +142,7 @@ class LiveMonitor:
     """The runner's ``on_frame`` callback for live runs: latency samples and a periodic ``--stats`` file.
 
     Latency is measured from a frame's arrival at the source (its timestamp is its arrival time on the
-    source's clock) to its hand-off to the outputs. ``stats.live`` holds the source's counters, the
+    source's clock) to the moment the outputs have taken it. ``stats.live`` holds the source's counters, the
     latency percentiles over the last ``window`` frames, and is rewritten to ``path`` every
     ``interval`` seconds.
 
@@ -174,10 +175,9 @@ class LiveMonitor:
         self._next_write = time.monotonic() + interval
         self._lock = threading.Lock()
 
-    def __call__(self, stats: RunStats) -> None:
-        written = [s.last_time for s in self.sinks if getattr(s, "last_time", None) is not None]
-        if written:
-            latency = max(0.0, self.source.clock() - max(written))  # type: ignore[attr-defined]
+    def __call__(self, stats: RunStats, frame: Frame) -> None:
+        if frame.time is not None:
+            latency = max(0.0, self.source.clock() - float(frame.time))  # type: ignore[attr-defined]
             self._latency.append(latency)
             self._max_latency = max(self._max_latency, latency)
         if self.path is not None and time.monotonic() >= self._next_write:

@@ -42,7 +42,7 @@ class Runner:
             and discards the outputs.
         progress: Show a progress bar (``None``: only on a terminal).
         queue_size: Frames buffered between stages.
-        on_frame: Called with the stats after every output frame (live monitoring).
+        on_frame: Called with the stats and the frame after every output frame (live monitoring).
 
     Examples:
         >>> with open_source("in.mp4") as src:  # doctest: +SKIP
@@ -60,7 +60,7 @@ class Runner:
         on_error: str = "fallback",
         progress: bool | None = None,
         queue_size: int = 8,
-        on_frame: Callable[[RunStats], None] | None = None,
+        on_frame: Callable[[RunStats, Frame], None] | None = None,
     ) -> None:
         if on_error not in ("fallback", "fail"):
             raise ConfigError(f"on_error must be 'fallback' or 'fail', got {on_error!r}")
@@ -163,7 +163,7 @@ class Runner:
                 self.stats.seconds["encode"] += time.perf_counter() - t0
                 self.stats.frames_out += 1
                 if self.on_frame is not None:
-                    self.on_frame(self.stats)
+                    self.on_frame(self.stats, frame)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 self._failure = self._failure or exc
                 self._stop.set()

@@ -255,6 +255,32 @@ class StreamReader:
         self.stop()
 
 
+def ffmpeg_rtsp_listener(url: str, path: Path, timeout: int = 30) -> subprocess.Popen:
+    """Debian ffmpeg in RTSP listen mode copying what it receives to ``path``; exits 0 when the publisher
+    closes the stream (TEARDOWN). It runs in its own process because PyAV holds the GIL while it connects an
+    output: a receiver thread in the publishing process could not answer. The caller kills it."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
+    proc = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_flags", "listen", "-listen_timeout", str(timeout), "-i", url,
+         "-c", "copy", str(path)],
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    port, deadline = int(url.rsplit(":", 1)[1].split("/")[0]), time.monotonic() + 10
+    while not _listening(port) and time.monotonic() < deadline:  # probing by connecting would use up its one accept
+        time.sleep(0.1)
+    return proc
+
+
+def _listening(port: int) -> bool:
+    wanted = f":{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(wanted) and fields[3] == "0A":  # 0A: LISTEN
+            return True
+    return False
+
+
 def _read_line(proc: subprocess.Popen, timeout: float) -> str:
     """First stdout line of ``proc`` within ``timeout`` seconds ('' if none)."""
     result: list[str] = []

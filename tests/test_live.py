@@ -6,10 +6,13 @@ import json
 import logging
 import threading
 import time
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from camouflage_video.errors import ConfigError
+from camouflage_video.frame import Frame
 from camouflage_video.live import Backoff, LatestSlot, LiveMonitor, RedactingFilter, redact_url
 from camouflage_video.stats import RunStats
 
@@ -21,7 +24,10 @@ from camouflage_video.stats import RunStats
         ("rtmp://user:p@ss@relay/live/key", "rtmp://***@relay/live/key"),  # an unencoded @ in the password
         ("rtsp://token@cam/s", "rtsp://***@cam/s"),
         ("http://cam/video.m3u8?user=bob&password=hunter2&q=1", "http://cam/video.m3u8?user=***&password=***&q=1"),
-        ("error: Connection refused: 'rtsp://a:b@h/x' then 'rtmp://c:d@h/y'", "error: Connection refused: 'rtsp://***@h/x' then 'rtmp://***@h/y'"),
+        (
+            "error: Connection refused: 'rtsp://a:b@h/x' then 'rtmp://c:d@h/y'",
+            "error: Connection refused: 'rtsp://***@h/x' then 'rtmp://***@h/y'",
+        ),
         ("rtsp://cam.local/stream1", "rtsp://cam.local/stream1"),
         ("/dev/video0", "/dev/video0"),
         ("me@example.org wrote", "me@example.org wrote"),  # not a URL: left alone
@@ -86,23 +92,19 @@ class _FakeSource:
 
 
 class _FakeSink:
-    def __init__(self, source: _FakeSource) -> None:
-        self.source, self.last_time = source, None
-
     def describe(self) -> dict:
         return {"uri": "rtmp://***@relay/live"}
 
 
 def test_live_monitor_rewrites_the_stats_file_with_latency_percentiles(tmp_path) -> None:
     source = _FakeSource()
-    sink = _FakeSink(source)
     path = tmp_path / "stats.json"
-    monitor = LiveMonitor(source, [sink], path, interval=0.05)
+    monitor = LiveMonitor(source, [_FakeSink()], path, interval=0.05)
     stats = RunStats()
-    for _ in range(3):
-        sink.last_time = source.clock() - 0.1  # each frame handed over 100 ms after it arrived
+    for i in range(3):
+        arrived = round((source.clock() - 0.1) * 90000)  # each frame handed over 100 ms after it arrived
         stats.frames_out += 1
-        monitor(stats)
+        monitor(stats, Frame(np.zeros((4, 4, 3), np.uint8), i, pts=arrived, time_base=Fraction(1, 90000)))
         time.sleep(0.06)
     written = json.loads(path.read_text())
     live = written["live"]

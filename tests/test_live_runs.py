@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from camouflage_video.sinks.base import Sink
 from camouflage_video.sources import open_source
 from camouflage_video.sources.stream import StreamSource
 from tests.conftest import REPO, ffprobe, read_frames, run_cli
-from tests.live_servers import RtmpRelay, RtspCamera, StreamReader, free_port
+from tests.live_servers import RtmpRelay, RtspCamera, StreamReader, ffmpeg_rtsp_listener, free_port
 
 SECRET = "hunter2"
 
@@ -52,29 +51,6 @@ def finish(tool: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30
             tool.kill()
             tool.communicate()
     return tool.returncode, err
-
-
-def listen_receiver(url: str, path: Path) -> subprocess.Popen:
-    """FFmpeg's RTSP listen mode as the restream target; it exits 0 when the publisher closes the stream."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
-    proc = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-rtsp_flags", "listen", "-listen_timeout", "30", "-i", url, "-c", "copy", str(path)],
-        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    port, deadline = int(url.rsplit(":", 1)[1].split("/")[0]), time.monotonic() + 10
-    while not _listening(port) and time.monotonic() < deadline:  # probing by connecting would use up its one accept
-        time.sleep(0.1)
-    return proc
-
-
-def _listening(port: int) -> bool:
-    wanted = f"{port:04X}"
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        if local.endswith(":" + wanted) and state == "0A":  # 0A: LISTEN
-            return True
-    return False
 
 
 def test_stream_in_anonymized_stream_out(camera: RtspCamera, relay: RtmpRelay) -> None:
@@ -184,12 +160,14 @@ def test_nothing_behind_the_url_is_one_clear_line(kind: str, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_finalizes_the_recording_and_closes_the_restream(camera: RtspCamera, tmp_path: Path, sig: int) -> None:
+def test_interrupt_finalizes_the_recording_and_closes_the_restream(camera: RtspCamera, tmp_path: Path, sig: int):
     recording, received = tmp_path / "recording.mp4", tmp_path / "received.mkv"
     url = f"rtsp://127.0.0.1:{free_port()}/anon"
-    receiver = listen_receiver(url, received)
+    receiver = ffmpeg_rtsp_listener(url, received)
     stats = tmp_path / "stats.json"
-    tool = start_cli(camera.url(), "-o", url, "-o", str(recording), "-q", "--stats", str(stats), "--stats-interval", "0.5")
+    tool = start_cli(
+        camera.url(), "-o", url, "-o", str(recording), "-q", "--stats", str(stats), "--stats-interval", "0.5"
+    )
     try:
         deadline = time.monotonic() + 25
         while time.monotonic() < deadline:  # until a few frames went out
@@ -231,12 +209,10 @@ class TimingSink(Sink):
 
     def __init__(self, clock) -> None:
         self.clock, self.ages, self.times, self.frames_written = clock, [], [], 0
-        self.last_time = None
 
     def write(self, frame, image) -> None:
         self.ages.append(self.clock() - float(frame.time))
         self.times.append(frame.pts)
-        self.last_time = float(frame.time)
         self.frames_written += 1
 
     def describe(self) -> dict:

@@ -86,7 +86,6 @@ class StreamSink(Sink):
         self.frames_written = 0
         self.reconnects = 0
         self._offline_drops = 0
-        self._last_time: float | None = None
         self._slot = LatestSlot()
         self._closing = threading.Event()
         self._flush = True
@@ -103,24 +102,17 @@ class StreamSink(Sink):
     def write(self, frame: Frame, image: np.ndarray) -> None:
         """Hand a frame to the sending thread; never blocks (a frame not sent yet is replaced)."""
         self._slot.put((frame, image))
-        if frame.time is not None:
-            self._last_time = float(frame.time)
-
-    @property
-    def last_time(self) -> float | None:
-        """Time in seconds of the last frame handed over."""
-        return self._last_time
 
     @property
     def dropped(self) -> int:
         """Frames not sent: replaced while the sender was busy, or written while disconnected."""
         return self._slot.dropped + self._offline_drops
 
-    def close(self, *, audio_until: float | None = None) -> None:
+    def close(self, *, interrupted: bool = False) -> None:
         """Send what is pending, flush the encoder and close the connection. Never raises for network trouble.
 
         Args:
-            audio_until: Accepted for the runner's interrupted-run call; restreams carry no audio.
+            interrupted: Accepted for the sink interface; a restream ends the same way either way.
         """
         self._shutdown(flush=True)
 
