@@ -32,7 +32,7 @@ GST_PACKAGES = (
     "gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
     "gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly"
 )
-STAMP_BITS, STAMP_BLOCK = 32, 16  # must match servers/rtsp_camera.py
+STAMP_BITS, STAMP_BLOCK = 32, 8  # must match servers/rtsp_camera.py
 
 
 def free_port() -> int:
@@ -69,17 +69,30 @@ def write_raw_frames(path: Path, frames) -> Path:
 
 
 def read_stamp(image: np.ndarray) -> int | None:
-    """The camera's CLOCK_MONOTONIC milliseconds drawn into a frame, or None if the blocks are unclear."""
-    h = image.shape[0]
-    row = image[h - STAMP_BLOCK + 2 : h - 2, : STAMP_BITS * STAMP_BLOCK].astype(np.float32).mean(axis=(0, 2))
-    blocks = row.reshape(STAMP_BITS, STAMP_BLOCK)[:, 3:-3].mean(axis=1)
-    if np.any((blocks > 60) & (blocks < 195)):
-        return None
-    return int("".join("1" if b > 128 else "0" for b in blocks), 2)
+    """The camera's CLOCK_MONOTONIC milliseconds (low 24 bits) drawn into a frame; None if no copy is clean."""
+    h, w = image.shape[:2]
+    span = STAMP_BITS * STAMP_BLOCK
+    for top in (0, h - STAMP_BLOCK):
+        for left in (0, w - span):
+            band = image[top + 2 : top + STAMP_BLOCK - 2, left : left + span].astype(np.float32)
+            blocks = band.mean(axis=(0, 2)).reshape(STAMP_BITS, STAMP_BLOCK)[:, 2:-2].mean(axis=1)
+            if np.any((blocks > 60) & (blocks < 195)):
+                continue  # blurred or half covered
+            code = int("".join("1" if b > 128 else "0" for b in blocks), 2)
+            millis = code >> 8
+            if code & 0xFF == ((millis >> 16) + (millis >> 8) + millis + 0xA5) & 0xFF:
+                return millis
+    return None
 
 
 def now_millis() -> int:
-    return int(time.monotonic() * 1000) & 0xFFFFFFFF
+    return int(time.monotonic() * 1000) & 0xFFFFFF
+
+
+def stamp_latency(image: np.ndarray) -> int | None:
+    """Milliseconds since the camera drew the frame's stamp (24-bit clock, so modulo 4.6 hours)."""
+    stamp = read_stamp(image)
+    return None if stamp is None else (now_millis() - stamp) % (1 << 24)
 
 
 class _Process:
@@ -219,16 +232,17 @@ class StreamReader:
             options.update(rtsp_flags="listen", listen_timeout=str(int(self.timeout)))
         try:
             with av.open(self.url, options=options, timeout=(self.timeout, self.timeout)) as container:
+                # Slice threads decode multi-slice RTSP H.264 into corrupt (green) pictures with FFmpeg 8.1.
+                container.streams.video[0].codec_context.thread_count = 1
                 self.opened.set()
                 for frame in container.decode(video=0):
                     if self._stop.is_set():
                         return
                     image = frame.to_ndarray(format="rgb24")
                     self.arrivals.append(time.monotonic())
-                    if self.stamps:
-                        stamp = read_stamp(image)
-                        if stamp is not None and 0 <= now_millis() - stamp < 60_000:
-                            self.latencies_ms.append(now_millis() - stamp)
+                    latency = stamp_latency(image) if self.stamps else None
+                    if latency is not None:
+                        self.latencies_ms.append(latency)
                     self.frames.append(image)
                     if len(self.frames) > self.keep:
                         del self.frames[0]

@@ -163,7 +163,9 @@ class StreamSource(Source):
         if not container.streams.video:
             container.close()
             raise StreamError(f"{self.redacted}: the stream has no video")
-        container.streams.video[0].thread_type = "AUTO"
+        # One decoding thread: frame threads hold back a picture each (40 ms apiece at 25 fps), and FFmpeg 8.1's
+        # slice threads return corrupt (green) pictures for multi-slice RTSP H.264 such as x264's zerolatency.
+        container.streams.video[0].codec_context.thread_count = 1
         return container
 
     def _first_picture(self, container: av.container.InputContainer) -> av.VideoFrame:

@@ -130,3 +130,26 @@ def test_a_slow_consumer_gets_fresh_frames_and_drops_are_counted(camera: RtspCam
         counters = src.counters()
     assert counters["frames_dropped"] >= 12 * (delay / 0.04 - 1) * 0.5
     assert max(ages[2:]) < 0.1, f"stale frames reached the consumer: {ages}"
+
+
+def test_a_webcam_is_opened_through_v4l2_with_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No V4L2 device can exist in this container (v4l2loopback is a kernel module), so av.open is replaced
+    # by a recorder here; what is checked is the demuxer and options a real /dev/videoN would get.
+    import av
+
+    from camouflage_video.sources import stream
+
+    calls = []
+
+    def fake_open(url, **kwargs):
+        calls.append((url, kwargs))
+        raise av.FFmpegError(16, "Device or resource busy")
+
+    monkeypatch.setattr(stream.av, "open", fake_open)
+    monkeypatch.setattr(stream.Path, "exists", lambda self: True)
+    with pytest.raises(StreamError, match=r"^/dev/video0: cannot open stream \(Device or resource busy\)$"):
+        open_source("/dev/video0", input_options={"video_size": "1280x720", "framerate": "30"}, open_timeout=3)
+    url, kwargs = calls[0]
+    assert url == "/dev/video0" and kwargs["format"] == "v4l2"
+    assert kwargs["options"]["video_size"] == "1280x720" and kwargs["options"]["framerate"] == "30"
+    assert kwargs["timeout"][0] == 3
