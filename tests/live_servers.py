@@ -89,11 +89,6 @@ def now_millis() -> int:
     return int(time.monotonic() * 1000) & 0xFFFFFF
 
 
-def stamp_latency(image: np.ndarray) -> int | None:
-    """Milliseconds since the camera drew the frame's stamp (24-bit clock, so modulo 4.6 hours)."""
-    stamp = read_stamp(image)
-    return None if stamp is None else (now_millis() - stamp) % (1 << 24)
-
 
 class _Process:
     """A server subprocess that is always killed on exit."""
@@ -212,7 +207,7 @@ class StreamReader:
         self.url, self.listen, self.timeout, self.keep, self.stamps = url, listen, timeout, keep, stamps
         self.frames: list[np.ndarray] = []
         self.arrivals: list[float] = []
-        self.latencies_ms: list[int] = []
+        self.latencies_ms: list[int] = []  # glass to here, for each new picture (camera stamps, 24-bit ms clock)
         self.error: BaseException | None = None
         self.ended = threading.Event()
         self.opened = threading.Event()
@@ -235,14 +230,16 @@ class StreamReader:
                 # Slice threads decode multi-slice RTSP H.264 into corrupt (green) pictures with FFmpeg 8.1.
                 container.streams.video[0].codec_context.thread_count = 1
                 self.opened.set()
+                last_stamp = None
                 for frame in container.decode(video=0):
                     if self._stop.is_set():
                         return
                     image = frame.to_ndarray(format="rgb24")
                     self.arrivals.append(time.monotonic())
-                    latency = stamp_latency(image) if self.stamps else None
-                    if latency is not None:
-                        self.latencies_ms.append(latency)
+                    stamp = read_stamp(image) if self.stamps else None
+                    if stamp is not None and stamp != last_stamp:  # a repeated picture is not a new one
+                        self.latencies_ms.append((now_millis() - stamp) % (1 << 24))
+                        last_stamp = stamp
                     self.frames.append(image)
                     if len(self.frames) > self.keep:
                         del self.frames[0]

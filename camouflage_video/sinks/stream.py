@@ -81,17 +81,21 @@ class StreamSink(Sink):
         )
         self.open_timeout = open_timeout
         self.reconnect = reconnect or Backoff(initial=1.0, maximum=10.0)
+        self._repeat_once = self.format != "flv"  # FLV packets are whole pictures; readers need no nudge
         # 4:2:0 needs even sizes; dropping a last odd row or column is invisible and keeps players happy.
         self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
         self.frames_written = 0
         self.reconnects = 0
+        self.frames_repeated = 0
         self._offline_drops = 0
+        self._attempt, self._next_try = 0, 0.0
         self._slot = LatestSlot()
         self._closing = threading.Event()
         self._flush = True
         self._video: av.VideoStream | None = None
         self._pts0: int | None = None
         self._last_key: int | None = None
+        self._last_pts: int | None = None
         self._key_interval = self.encoder.gop / self.fps  # seconds
         self._container: av.container.OutputContainer | None = self._connect()
         self._thread = threading.Thread(target=self._send_loop, name="camouflage-restream", daemon=True)
@@ -127,6 +131,7 @@ class StreamSink(Sink):
             "format": self.format,
             "codec": self.encoder.codec,
             "frames": self.frames_written,
+            "repeated": self.frames_repeated,
             "dropped": self.dropped,
             "reconnects": self.reconnects,
             "connected": self._container is not None,
@@ -163,7 +168,7 @@ class StreamSink(Sink):
             else:
                 reason = redact_url((getattr(exc, "strerror", None) or str(exc)).splitlines()[0])
             raise StreamError(f"{self.redacted}: cannot stream there ({reason})") from None
-        self._pts0 = self._last_key = None
+        self._pts0 = self._last_key = self._last_pts = None
         return container
 
     def _add_video_stream(self, container: av.container.OutputContainer) -> av.VideoStream:
@@ -185,51 +190,78 @@ class StreamSink(Sink):
         return stream
 
     def _send_loop(self) -> None:
-        attempt, next_try = 0, 0.0
+        interval = float(1 / self.fps)
+        last: tuple[Frame, np.ndarray] | None = None
+        last_was_repeat = False
         while True:
-            item = self._slot.take(timeout=0.1)
+            item = self._slot.take(timeout=interval)
             if self._closing.is_set() and (item is None or not self._flush):
                 break
-            if self._container is None and not self._closing.is_set() and time.monotonic() >= next_try:
-                if self.reconnect.exhausted(attempt):
-                    next_try = float("inf")
-                    logger.error("%s: restream gave up after %d reconnect attempts", self.redacted, attempt)
-                else:
-                    attempt += 1
-                    try:
-                        self._container = self._connect()
-                        self.reconnects += 1
-                        attempt = 0
-                        logger.warning("%s: restream reconnected", self.redacted)
-                    except StreamError as exc:
-                        next_try = time.monotonic() + self.reconnect.delay(attempt)
-                        logger.warning("restream reconnect attempt %d failed: %s; next in %.1f s", attempt, exc,
-                                       self.reconnect.delay(attempt))
-            if item is None:
-                continue
+            if self._container is None and not self._closing.is_set():
+                self._reconnect_when_due()
             if self._container is None:
-                self._offline_drops += 1  # nowhere to send it; a reconnect starts from the newest frame
+                self._offline_drops += item is not None  # nowhere to send it; a reconnect starts from the newest
                 continue
+            repeat = item is None
+            if repeat:
+                # Nothing new a frame interval after the last picture (processing is slower than the feed). RTSP
+                # and MPEG-TS readers built on FFmpeg hold each picture until the next one starts, so send the
+                # last one once more: they then show it one frame interval late at most, not one processing time.
+                if not self._repeat_once or last is None or last_was_repeat or self._last_pts is None:
+                    continue  # FLV, nothing sent on this connection yet, or repeated once already
+                item = last
             try:
-                self._send(*item)
+                self._send(*item, repeat=repeat)
             except (av.FFmpegError, OSError) as exc:
                 reason = redact_url((getattr(exc, "strerror", None) or str(exc)).splitlines()[0])
                 logger.warning("%s: restream lost (%s); reconnecting", self.redacted, reason)
                 _close_quietly(self._container)
-                self._container, next_try = None, time.monotonic() + self.reconnect.delay(0)
+                self._container, self._next_try = None, time.monotonic() + self.reconnect.delay(0)
+                continue
+            last, last_was_repeat = item, repeat
         self._finish()
 
-    def _send(self, frame: Frame, image: np.ndarray) -> None:
-        pts = frame.pts if frame.pts is not None else frame.index
-        if self._pts0 is None:
-            self._pts0 = pts  # each connection starts its timeline at 0
+    def _reconnect_when_due(self) -> None:
+        if time.monotonic() < self._next_try:
+            return
+        if self.reconnect.exhausted(self._attempt):
+            self._next_try = float("inf")
+            logger.error("%s: restream gave up after %d reconnect attempts", self.redacted, self._attempt)
+            return
+        self._attempt += 1
+        try:
+            self._container = self._connect()
+        except StreamError as exc:
+            delay = self.reconnect.delay(self._attempt)
+            self._next_try = time.monotonic() + delay
+            logger.warning("restream reconnect attempt %d failed: %s; next in %.1f s", self._attempt, exc, delay)
+            return
+        self.reconnects += 1
+        self._attempt = 0
+        logger.warning("%s: restream reconnected", self.redacted)
+
+    def _send(self, frame: Frame, image: np.ndarray, *, repeat: bool = False) -> None:
+        time_base = self._video.codec_context.time_base
+        if repeat:
+            pts = self._last_pts + round(1 / self.fps / time_base)
+        else:
+            source_pts = frame.pts if frame.pts is not None else round(frame.index / self.fps / time_base)
+            if self._pts0 is None:
+                self._pts0 = source_pts  # each connection starts its timeline at 0
+            pts = source_pts - self._pts0
+            if self._last_pts is not None and pts <= self._last_pts:
+                pts = self._last_pts + 1  # a real frame right after repeats: keep timestamps increasing
         vf = av.VideoFrame.from_ndarray(image[: self.height, : self.width], format="rgb24")
-        vf.pts, vf.time_base = pts - self._pts0, self._video.codec_context.time_base
-        if self._last_key is None or (vf.pts - self._last_key) * vf.time_base >= self._key_interval:
+        vf.pts, vf.time_base = pts, time_base
+        if self._last_key is None or (pts - self._last_key) * time_base >= self._key_interval:
             vf.pict_type = av.video.frame.PictureType.I  # keyframes by time, whatever the processing rate
-            self._last_key = vf.pts
+            self._last_key = pts
         self._container.mux(self._video.encode(vf))
-        self.frames_written += 1
+        self._last_pts = pts
+        if repeat:
+            self.frames_repeated += 1
+        else:
+            self.frames_written += 1
 
     def _finish(self) -> None:
         container, self._container = self._container, None

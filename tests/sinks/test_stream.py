@@ -60,6 +60,7 @@ def test_restream_to_an_rtmp_relay_is_read_back(relay: RtmpRelay) -> None:
     assert abs(float(frame[..., 2].mean()) - 200) < 10  # the picture we sent, through x264 and flv
     described = sink.describe()
     assert described["frames"] >= 20 and described["format"] == "flv" and described["reconnects"] == 0
+    assert described["repeated"] == 0  # FLV readers get whole pictures; nothing to nudge
 
 
 def test_restream_to_an_rtsp_listener(tmp_path) -> None:
@@ -76,6 +77,25 @@ def test_restream_to_an_rtsp_listener(tmp_path) -> None:
     frames, _, _ = read_frames(received)
     assert len(frames) >= 35
     assert frames[-1].shape == (180, 320, 3) and abs(float(frames[-1][..., 2].mean()) - 200) < 10
+
+
+def test_a_slow_rtsp_restream_repeats_each_picture_once(tmp_path) -> None:
+    # FFmpeg's RTSP readers hold a picture until the next one starts; at 5 processed frames per second that
+    # would be 200 ms. The sink sends each picture once more a frame interval (40 ms) later instead.
+    url, received = f"rtsp://127.0.0.1:{free_port()}/anon", tmp_path / "received.mkv"
+    listener = ffmpeg_rtsp_listener(url, received)
+    try:
+        sink = StreamSink(url, INFO, open_timeout=2)
+        feed(sink, 0, 10, fps=5)
+        sink.close()
+        assert listener.wait(timeout=15) == 0
+    finally:
+        listener.kill()
+        listener.wait()
+    frames, _, _ = read_frames(received)  # (ffmpeg -c copy re-times what it receives; counts and pixels hold)
+    assert sink.describe()["repeated"] == 10  # the last picture too: feed() waits 200 ms after it
+    assert len(frames) == 20
+    assert all(np.abs(frames[i].astype(int) - frames[i + 1]).mean() < 2 for i in range(0, 20, 2))
 
 
 def test_a_restream_that_drops_reconnects_without_blocking_the_run(tmp_path) -> None:
