@@ -238,7 +238,9 @@ class StreamReader:
                     self.arrivals.append(time.monotonic())
                     stamp = read_stamp(image) if self.stamps else None
                     if stamp is not None and stamp != last_stamp:  # a repeated picture is not a new one
-                        self.latencies_ms.append((now_millis() - stamp) % (1 << 24))
+                        latency = (now_millis() - stamp) % (1 << 24)
+                        if latency < 60_000:  # the 8-bit check lets about one misread in 256 through
+                            self.latencies_ms.append(latency)
                         last_stamp = stamp
                     self.frames.append(image)
                     if len(self.frames) > self.keep:
