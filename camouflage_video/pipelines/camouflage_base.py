@@ -402,7 +402,7 @@ def make_scheduler(name: str, config: Mapping[str, Any]) -> Any:
     else:
         cls, extra = diffusers.DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}
     accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in config.items() if k in accepted}, **extra)
+    return cls(**{**{k: v for k, v in config.items() if k in accepted}, **extra})
 
 
 def needed_components(options: BaseOptions) -> list[str]:
