@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("input", help="video file, image, image folder, or stream URL")
-    run.add_argument("-o", "--output", action="append", help="output path (default: <stem>_anonymized<ext>); repeatable")
+    run.add_argument(
+        "-o", "--output", action="append", help="output path (default: <stem>_anonymized<ext>); repeatable"
+    )
     add_run_options(run)
     run.set_defaults(func=cmd_anonymize)
 

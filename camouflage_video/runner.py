@@ -88,7 +88,7 @@ class Runner:
                     bar.update(1)
         except KeyboardInterrupt:
             interrupted = self.stats.interrupted = True
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - finalize (discard) the outputs, then re-raise it
             self._failure = self._failure or exc
         finally:
             if interrupted or self._failure is not None:
@@ -225,13 +225,10 @@ class Runner:
         for sink in self.sinks:
             try:
                 if failure is None:
-                    if stats.interrupted and hasattr(sink, "last_time"):
-                        sink.close(audio_until=sink.last_time)  # type: ignore[call-arg]
-                    else:
-                        sink.close()
+                    sink.close(interrupted=stats.interrupted)
                 else:
                     sink.abort()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - one sink failing discards them all; re-raised below
                 failure = failure or exc
                 for other in self.sinks:
                     other.abort()
