@@ -64,13 +64,14 @@ def main() -> None:
     for size in (64, 128):
         maps = {k: Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for k in CONTROL_KINDS}
 
-        def run_stock(lineart_end: float = 1.0) -> None:
+        def run_stock(lineart_end: float = 1.0, size: int = size, maps: dict = maps) -> None:
             stock(prompt="a person", negative_prompt="blurry", image=[maps[k] for k in CONTROL_KINDS], height=size,
                   width=size, num_inference_steps=STEPS, guidance_scale=7.0,
                   generator=torch.Generator().manual_seed(SEED), output_type="np",
                   control_guidance_end=[1.0] * 4 + [lineart_end])
 
-        def run_ours(lineart_end: float = 1.0, anonymization_scale: float = 0.0) -> None:
+        def run_ours(lineart_end: float = 1.0, anonymization_scale: float = 0.0, size: int = size,
+                     maps: dict = maps) -> None:
             noise = FixedNoise(SEED)
             latents = noise.draw(ours.latent_shape(1, size, size), "cpu", torch.float32)
             ours({k: [maps[k]] for k in CONTROL_KINDS}, prompt_embeds=ours.encode_prompt("a person", "blurry"),
@@ -95,10 +96,9 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t0)
         per_step = {name: statistics.median(t) / steps_run * 1000 for name, t in times.items()}
         # Ratios of runs made next to each other share the machine's load at that moment.
+        peers = {name: "stock, lineart until 50%" if "lineart until" in name else "stock" for name in times}
         ratios = {
-            name: statistics.median(
-                a / b for a, b in zip(t, times["stock, lineart until 50%" if "lineart until" in name else "stock"])
-            )
+            name: statistics.median(a / b for a, b in zip(t, times[peers[name]], strict=True))
             for name, t in times.items()
         }
         rows.append((size, steps_run, per_step, ratios))

@@ -83,7 +83,7 @@ class Runner:
         interrupted = False
         try:
             while batch := self._next_batch():
-                for frame, image in zip(batch, self._process(batch)):
+                for frame, image in zip(batch, self._process(batch), strict=True):
                     self._put(self._processed, (frame, image))
                     bar.update(1)
         except KeyboardInterrupt:
@@ -136,7 +136,7 @@ class Runner:
             stats.seconds["anonymize"] += time.perf_counter() - t0
             if len(images) != len(frames):
                 raise ProcessingError(f"{self.anonymizer.name} returned {len(images)} images for {len(frames)} frames")
-            for frame, image in zip(frames, images):
+            for frame, image in zip(frames, images, strict=False):  # lengths checked just above
                 if image.shape != frame.image.shape or image.dtype != np.uint8:
                     raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
         except Exception as exc:

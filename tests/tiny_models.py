@@ -25,7 +25,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def write_tokenizer_files(folder: Path) -> tuple[Path, Path]:
@@ -155,7 +155,8 @@ def save_tiny_annotators(folder: Path) -> dict[str, str]:
         processor.save_pretrained(folder / f"annotator_{kind}")
         table[f"annotator-{kind}"] = str(folder / f"annotator_{kind}")
     (folder / "annotators").mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tiny_lineart_state().items()}, str(folder / "annotators" / "sk_model.safetensors"))
+    lineart = {k: v.contiguous() for k, v in tiny_lineart_state().items()}
+    save_file(lineart, str(folder / "annotators" / "sk_model.safetensors"))
     table["annotator-lineart"] = str(folder / "annotators")
     return table
 

@@ -130,7 +130,8 @@ def test_openpose_and_normalbae_load_their_upstream_weight_layouts_from_safetens
                                              sampling_ratio=0.4, importance_ratio=0.7))
     # body/hand files name parameters without their first module level (controlnet-aux's util.transfer).
     for name, net in (("body_pose_model", body), ("hand_pose_model", hand)):
-        save_file({k.split(".", 1)[1]: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / f"{name}.safetensors"))
+        state = {k.split(".", 1)[1]: v.contiguous() for k, v in net.state_dict().items()}
+        save_file(state, str(tmp_path / f"{name}.safetensors"))
     save_file({k: v.contiguous() for k, v in face.state_dict().items()}, str(tmp_path / "facenet.safetensors"))
     save_file({k: v.contiguous() for k, v in normals.state_dict().items()}, str(tmp_path / "scannet.safetensors"))
 

@@ -23,6 +23,7 @@ from camouflage_video.pipelines.camouflage_base import (  # noqa: E402
 )
 from camouflage_video.pipelines.classic import fallback_image  # noqa: E402
 from camouflage_video.samples import sample_frames  # noqa: E402
+from tests.test_runner import MemorySink  # noqa: E402
 from tests.tiny_models import annotate, tiny_base_anonymizer, tiny_components  # noqa: E402
 
 STEPS = 4
@@ -83,7 +84,7 @@ def test_latent_reuse_cuts_unet_evaluations_per_frame_to_the_configured_share(co
     assert stats["keyframes"] == 1 and stats["reused_frames"] == len(clip) - 1
     assert stats["model_evaluations"]["unet"] == sum(unet)
     assert stats["model_evaluations_per_frame"]["vae_decode"] == 1.0
-    assert all(o.shape == c.shape for o, c in zip(outputs, clip))
+    assert all(o.shape == c.shape for o, c in zip(outputs, clip, strict=True))
 
 
 def test_a_scene_cut_gets_a_keyframe(components, clip):
@@ -103,32 +104,15 @@ def test_batching_never_changes_the_result(components, clip):
         annotate(batched, contexts(clip[4:5], start=4))
     )
     assert len(together) == 5
-    for a, b in zip(alone, together):
+    for a, b in zip(alone, together, strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float round-off of batched kernels at most
     stills_alone, _ = one_by_one(tiny_base_anonymizer(components), contexts(clip[:3], video=False))
     stills = tiny_base_anonymizer(components, batch_size=3)
     before = stills.pipeline.calls.snapshot()
     stills_together = stills.process_batch(annotate(stills, contexts(clip[:3], video=False)))
     assert stills.pipeline.calls.counts["vae_decode"] - before.get("vae_decode", 0) == 3
-    for a, b in zip(stills_alone, stills_together):
+    for a, b in zip(stills_alone, stills_together, strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.frames: list[tuple[int, np.ndarray]] = []
-
-    def write(self, frame, image) -> None:  # noqa: ANN001
-        self.frames.append((frame.index, image))
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def describe(self) -> dict:
-        return {"uri": "memory"}
 
 
 class _Source:
@@ -157,7 +141,7 @@ def test_an_error_inside_generation_gives_that_frame_the_fallback(components, cl
             raise error
 
     handle = anonymizer.pipeline.sd.unet.register_forward_pre_hook(explode_on_third_frame)
-    sink = _Sink()
+    sink = MemorySink()
     try:
         stats = Runner(_Source(clip[:5]), [sink], anonymizer.annotators(), anonymizer, progress=False).run()
     finally:
