@@ -105,7 +105,7 @@ def main() -> None:
         }
         rows.append((size, steps_run, per_step, ratios))
 
-    lines = [f"| size | case | CPU ms per step (best of {REPEATS}) | vs stock, best of | vs stock, median of paired runs |",
+    lines = [f"| size | case | CPU ms/step (best of {REPEATS}) | vs stock, best of | vs stock, median of pairs |",
              "| --- | --- | --- | --- | --- |"]
     for size, _, per_step, ratios in rows:
         for name, ms in per_step.items():
