@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   camouflage-video anonymize photos/ -o photos_anon/       # image folder, recursive, same relative paths
   camouflage-video sample -o sample.mp4                    # a clip with a real (public-domain) face
   camouflage-video dataset raw/ anonymized/ --workers 2    # a whole tree, with a manifest; rerun to resume
+  camouflage-video evaluate clip.mp4 clip_anonymized.mp4 --report report.html   # re-identification risk
 """
 
 DATASET_EXAMPLES = """examples:
