@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   camouflage-video anonymize clip.mp4 --method base --anonymization-scale 1.25 --seed 7   # CAMOUFLaGE-Base, GPU
   camouflage-video models fetch base                       # download the models of --method base
   camouflage-video dataset raw/ anonymized/ --workers 2    # a whole tree, with a manifest; rerun to resume
+  camouflage-video evaluate clip.mp4 clip_anonymized.mp4 --report report.html   # re-identification risk
 """
 
 DATASET_EXAMPLES = """examples:
