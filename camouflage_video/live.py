@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,6 @@ import numpy as np
 from camouflage_video.errors import ConfigError
 
 if TYPE_CHECKING:
-    from camouflage_video.frame import Frame
     from camouflage_video.sinks.base import Sink
     from camouflage_video.sources.base import Source
     from camouflage_video.stats import RunStats
@@ -152,6 +151,7 @@ class LiveMonitor:
         path: Where to rewrite the stats JSON; ``None`` keeps them in memory only.
         interval: Seconds between rewrites.
         window: Frames the latency percentiles are computed over.
+        then: Another ``on_frame`` callback to call after this one (the caller's own).
 
     Examples:
         >>> monitor = LiveMonitor(src, sinks, "stats.json", interval=5)  # doctest: +SKIP
@@ -166,24 +166,27 @@ class LiveMonitor:
         *,
         interval: float = 5.0,
         window: int = 1000,
+        then: Callable[[RunStats], None] | None = None,
     ) -> None:
         if interval <= 0:
             raise ConfigError(f"stats interval must be > 0, got {interval}")
-        self.source, self.sinks, self.path, self.interval = source, list(sinks), path, interval
+        self.source, self.sinks, self.path, self.interval, self.then = source, list(sinks), path, interval, then
         self._latency: collections.deque[float] = collections.deque(maxlen=window)
         self._max_latency = 0.0
         self._next_write = time.monotonic() + interval
         self._lock = threading.Lock()
 
-    def __call__(self, stats: RunStats, frame: Frame) -> None:
-        if frame.time is not None:
-            latency = max(0.0, self.source.clock() - float(frame.time))  # type: ignore[attr-defined]
+    def __call__(self, stats: RunStats) -> None:
+        if stats.last_frame_time is not None:
+            latency = max(0.0, self.source.clock() - stats.last_frame_time)  # type: ignore[attr-defined]
             self._latency.append(latency)
             self._max_latency = max(self._max_latency, latency)
         if self.path is not None and time.monotonic() >= self._next_write:
             self._next_write = time.monotonic() + self.interval
             self.update(stats)
             stats.write(self.path)
+        if self.then is not None:
+            self.then(stats)
 
     def update(self, stats: RunStats) -> None:
         """Copy the source counters, latency percentiles and sink states into ``stats``."""

@@ -30,6 +30,7 @@ class RunStats:
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     model: dict = field(default_factory=dict)
     live: dict = field(default_factory=dict)
+    last_frame_time: float | None = None  # presentation time of the last frame written (live latency)
     started: float = field(default_factory=time.perf_counter)
     wall_seconds: float = 0.0
 
