@@ -394,8 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (a service manager stopping us) takes the Ctrl-C path: finalize what was processed."""
-    raise KeyboardInterrupt
+    """SIGTERM (a service manager stopping us) takes the Ctrl-C path, whatever that is for the command
+    (anonymize: finalize what was processed; dataset: finish the files in progress)."""
+    signal.raise_signal(signal.SIGINT)
 
 
 def _in_main_thread() -> bool:
