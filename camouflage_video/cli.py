@@ -1,4 +1,4 @@
-"""Command line: ``camouflage-video anonymize|sample ...``. The only place errors become exit codes."""
+"""Command line: ``camouflage-video anonymize|sample|models ...``. The only place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from camouflage_video import __version__
-from camouflage_video.errors import CamouflageError
+from camouflage_video.errors import CamouflageError, ConfigError
 
 logger = logging.getLogger("camouflage_video")
 
@@ -17,6 +17,8 @@ EXAMPLES = """examples:
   camouflage-video anonymize street.mp4 -o out.mkv --method pixelate --mask-scale 1.4 --stats stats.json
   camouflage-video anonymize photos/ -o photos_anon/       # image folder, recursive, same relative paths
   camouflage-video sample -o sample.mp4                    # a clip with a real (public-domain) face
+  camouflage-video anonymize clip.mp4 --method base --anonymization-scale 1.25 --seed 7   # CAMOUFLaGE-Base, GPU
+  camouflage-video models fetch base                       # download the models of --method base
 """
 
 
@@ -43,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--output", default="sample.mp4", help="output file (default: sample.mp4)")
     sample.add_argument("--seconds", type=float, default=4.0, help="length in seconds (default: 4)")
     sample.set_defaults(func=cmd_sample)
+
+    models = commands.add_parser(
+        "models", help="list, download or check the models of a generative method",
+        description="list: components and where each loads from; fetch: download them (to the HF cache, or "
+        "into --models-dir); check: verify that the configuration loads offline (honours HF_HUB_OFFLINE).",
+    )
+    models.add_argument("action", choices=("list", "fetch", "check"))
+    models.add_argument("preset", nargs="?", default="base", help="method whose models to handle (default: base)")
+    _add_model_sources(models)
+    models.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    models.set_defaults(func=cmd_models)
     return parser
 
 
@@ -65,6 +78,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                    help="frames a lost face track stays obfuscated at its predicted place (default: 10)")
     d.add_argument("--no-track", action="store_true", help="detect frame by frame without tracking")
     d.add_argument("--detector-model", metavar="PATH", help="another CenterFace ONNX file")
+    _add_generative_options(parser)
     e = parser.add_argument_group("output")
     e.add_argument("--no-audio", action="store_true", help="drop the audio (kept by default)")
     e.add_argument("--codec", help="video encoder (default: libx264; libvpx-vp9 for .webm)")
@@ -74,6 +88,84 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     v = parser.add_argument_group("messages")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
     v.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _add_model_sources(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    m = parser.add_argument_group("generative methods (--method base, light) and their models")
+    m.add_argument("--config", metavar="TOML", help="TOML file with model sources and generation options")
+    m.add_argument("--models-dir", metavar="DIR", help="look every hub model up as DIR/<repo name> (offline use)")
+    m.add_argument("--model", metavar="NAME=SPEC", type=_pair, action="append",
+                   help="a component's hub id[@revision], folder or .safetensors file; repeatable "
+                   "(names: camouflage-video models list)")
+    m.add_argument("--identity-model", metavar="SPEC",
+                   help="identity ControlNet checkpoint (default: the public tile ControlNet, an approximation)")
+    m.add_argument("--prompt", help="prompt for every frame (default: a caption of each scene)")
+    return m
+
+
+def _add_generative_options(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``--method base``/``light``; unset flags stay None so the TOML config and defaults apply."""
+    from camouflage_video.pipelines.temporal import TemporalOptions
+
+    t = TemporalOptions()
+    g = _add_model_sources(parser)
+    g.add_argument("--negative-prompt", help="negative prompt (default: low-quality and cartoon terms)")
+    g.add_argument("--steps", type=int, help="denoising steps of a keyframe (default: 25)")
+    g.add_argument("--guidance-scale", type=float, help="classifier-free guidance (default: 7)")
+    g.add_argument("--anonymization-scale", type=float,
+                   help="push away from the original identity, 0 disables (default: 1.0)")
+    g.add_argument("--resolution", type=int, help="short side of the generation size, multiple of 8 (default: 768)")
+    g.add_argument("--seed", type=int, help="seed of the fixed noise (default: 0)")
+    g.add_argument("--scheduler", choices=("dpmpp-sde-karras", "dpmpp-2m-sde-karras"),
+                   help="sampler (default: dpmpp-sde-karras)")
+    g.add_argument("--control-scale", metavar="KIND=VALUE", type=_pair, action="append",
+                   help="strength of one ControlNet (depth, normalbae, seg, openpose, lineart); 0 drops it")
+    g.add_argument("--annotate-every", type=int, help="run the control-map annotators every k-th frame (default: 1)")
+    g.add_argument("--reuse-strength", type=float,
+                   help=f"share of the steps re-run from the previous frame's latent, 1 disables reuse "
+                   f"(default: {t.reuse_strength})")
+    g.add_argument("--keyframe-every", type=int, help=f"full denoising every N frames (default: {t.keyframe_every})")
+    g.add_argument("--scene-cut-threshold", type=float,
+                   help=f"content change that starts a new scene and a keyframe, 0 disables (default: {t.scene_cut_threshold:g})")
+    g.add_argument("--flow-warp", action=argparse.BooleanOptionalAction,
+                   help="warp the reused latent with the optical flow of the original frames (default: on)")
+    g.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--dtype", choices=("auto", "float16", "bfloat16", "float32"),
+                   help="model precision (default: float16 on CUDA, float32 on CPU)")
+    g.add_argument("--batch-size", type=int, help="keyframes generated together on the GPU (default: 1)")
+
+
+GENERATIVE_FLAGS = (
+    "config", "models_dir", "prompt", "negative_prompt", "steps", "guidance_scale", "anonymization_scale",
+    "resolution", "seed", "scheduler", "annotate_every", "reuse_strength", "keyframe_every",
+    "scene_cut_threshold", "flow_warp", "device", "dtype", "batch_size",
+)
+
+
+def _generative_from_args(args: argparse.Namespace) -> dict:
+    """The flags that were given, as ``AnonymizeConfig.generative`` (names in snake_case)."""
+    options = {name: getattr(args, name) for name in GENERATIVE_FLAGS if getattr(args, name, None) is not None}
+    sources = dict(getattr(args, "model", None) or [])
+    if getattr(args, "identity_model", None):
+        sources["identity"] = args.identity_model
+    if sources:
+        options["models"] = sources
+    scales = {}
+    for kind, value in getattr(args, "control_scale", None) or []:
+        try:
+            scales[kind] = float(value)
+        except ValueError as exc:
+            raise ConfigError(f"--control-scale {kind}={value}: not a number") from exc
+    if scales:
+        options["control_scales"] = scales
+    return options
 
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfig, imported lazily
@@ -93,6 +185,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfi
         audio=not args.no_audio,
         encoder=EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset),
         detector_model=args.detector_model,
+        generative=_generative_from_args(args),
     )
 
 
@@ -118,6 +211,28 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from camouflage_video.samples import make_sample_video
 
     print(make_sample_video(args.output, seconds=args.seconds), file=sys.stderr)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from camouflage_video import models
+
+    names, specs, models_dir = models.selected_components(args.preset, _generative_from_args(args))
+    sources = models.resolve_all(names, specs, models_dir)
+    if args.action == "list":
+        width = max(len(n) for n in names)
+        for name in names:
+            note = models.COMPONENTS[name].note
+            print(f"{name:<{width}}  {sources[name].describe()}" + (f"  # {note}" if note else ""))
+        return 0
+    results = models.fetch(sources) if args.action == "fetch" else models.check(sources)
+    width = max(len(r.component) for r in results)
+    for r in results:
+        print(f"{'ok' if r.ok else 'MISSING':<7}  {r.component:<{width}}  {r.source}  {r.detail}")
+    missing = [r.component for r in results if not r.ok]
+    if missing:
+        print(f"camouflage-video: {len(missing)} component(s) cannot load offline: {', '.join(missing)}", file=sys.stderr)
+        return 1
     return 0
 
 

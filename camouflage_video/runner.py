@@ -71,6 +71,7 @@ class Runner:
         self._processed: queue.Queue = queue.Queue(queue_size)
         self._stop = threading.Event()
         self._failure: BaseException | None = None
+        self._ended = False
 
     def run(self) -> RunStats:
         """Process everything; returns the stats. Re-raises KeyboardInterrupt after finalizing."""
@@ -81,9 +82,10 @@ class Runner:
         bar = _progress_bar(self.progress, self.source.info.frame_count)
         interrupted = False
         try:
-            while (item := self._next_decoded()) is not _END:
-                self._put(self._processed, (item, self._process(item)))
-                bar.update(1)
+            while batch := self._next_batch():
+                for frame, image in zip(batch, self._process(batch)):
+                    self._put(self._processed, (frame, image))
+                    bar.update(1)
         except KeyboardInterrupt:
             interrupted = self.stats.interrupted = True
         except BaseException as exc:
@@ -115,33 +117,44 @@ class Runner:
             self._failure = self._failure or exc
         self._put(self._decoded, _END)
 
-    def _process(self, frame: Frame) -> np.ndarray:
+    def _process(self, frames: list[Frame]) -> list[np.ndarray]:
+        """Annotate the frames and anonymize them in one call; any failure gives all of them the fallback."""
         stats = self.stats
-        stats.frames_in += 1
-        ctx = FrameContext(frame)
+        stats.frames_in += len(frames)
+        contexts = [FrameContext(frame) for frame in frames]
         try:
-            for annotator in self.annotators:
-                t0 = time.perf_counter()
-                annotator.annotate(ctx)
-                stats.seconds[annotator.name] += time.perf_counter() - t0
+            for ctx in contexts:
+                for annotator in self.annotators:
+                    t0 = time.perf_counter()
+                    annotator.annotate(ctx)
+                    stats.seconds[annotator.name] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            image = self.anonymizer(ctx)
+            if len(contexts) == 1:
+                images = [self.anonymizer(contexts[0])]
+            else:
+                images = list(self.anonymizer.process_batch(contexts))
             stats.seconds["anonymize"] += time.perf_counter() - t0
-            if image.shape != frame.image.shape or image.dtype != np.uint8:
-                raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
+            if len(images) != len(frames):
+                raise ProcessingError(f"{self.anonymizer.name} returned {len(images)} images for {len(frames)} frames")
+            for frame, image in zip(frames, images):
+                if image.shape != frame.image.shape or image.dtype != np.uint8:
+                    raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
         except Exception as exc:
             if self.on_error == "fail":
-                raise ProcessingError(f"frame {frame.index}: {type(exc).__name__}: {exc}") from exc
-            logger.warning("frame %d: %s: %s; writing the fallback frame", frame.index, type(exc).__name__, exc)
-            stats.fallback_frames += 1
-            stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
-            image = fallback_image(frame.image)
-        if ctx.faces is not None and len(ctx.faces):
-            held = int(ctx.faces.held.sum())
-            stats.faces_detected += len(ctx.faces) - held
-            stats.faces_held += held
-            stats.frames_with_faces += 1
-        return image
+                raise ProcessingError(f"frame {frames[0].index}: {type(exc).__name__}: {exc}") from exc
+            images = []
+            for frame in frames:
+                logger.warning("frame %d: %s: %s; writing the fallback frame", frame.index, type(exc).__name__, exc)
+                stats.fallback_frames += 1
+                stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
+                images.append(fallback_image(frame.image))
+        for ctx in contexts:
+            if ctx.faces is not None and len(ctx.faces):
+                held = int(ctx.faces.held.sum())
+                stats.faces_detected += len(ctx.faces) - held
+                stats.faces_held += held
+                stats.frames_with_faces += 1
+        return images
 
     def _write(self) -> None:
         while True:
@@ -164,6 +177,25 @@ class Runner:
                 self._stop.set()
 
     # -- plumbing ---------------------------------------------------------------------------------
+
+    def _next_batch(self) -> list[Frame]:
+        """The next frame plus frames already decoded, up to the anonymizer's batch size; [] at the end.
+
+        It never waits to fill a batch, so a live stream's latency does not grow with the batch size.
+        """
+        if self._ended or (first := self._next_decoded()) is _END:
+            return []
+        batch = [first]
+        while len(batch) < getattr(self.anonymizer, "batch_size", 1):
+            try:
+                item = self._decoded.get_nowait()
+            except queue.Empty:
+                break
+            if item is _END:
+                self._ended = True
+                break
+            batch.append(item)
+        return batch
 
     def _next_decoded(self) -> object:
         while True:
