@@ -29,6 +29,7 @@ import numpy as np
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter
+from camouflage_video.pipelines.temporal import reuse_timesteps, start_latents
 
 
 @dataclass
@@ -197,24 +198,10 @@ class AnonymizationGuidancePipeline:
                 )
 
             # 4. Timesteps; latent reuse runs only the last `strength` of them (as img2img does)
-            if noise_seed is not None and hasattr(sd.scheduler, "noise_sampler_seed"):
-                sd.scheduler.noise_sampler_seed = [noise_seed] * batch  # one Brownian tree per frame
-            sd.scheduler.set_timesteps(num_inference_steps, device=device)
-            timesteps = sd.scheduler.timesteps
-            if strength < 1.0:
-                t_start = num_inference_steps - max(1, min(int(num_inference_steps * strength), num_inference_steps))
-                timesteps = timesteps[t_start * sd.scheduler.order :]
-                if hasattr(sd.scheduler, "set_begin_index"):
-                    sd.scheduler.set_begin_index(t_start * sd.scheduler.order)
+            timesteps = reuse_timesteps(sd.scheduler, num_inference_steps, strength, device, noise_seed, batch)
 
             # 5. Initial latents: the fixed noise, or the previous result re-noised to the first timestep
-            noise = noise.to(device=device, dtype=embeds.dtype)
-            if init_latents is None:
-                latents = sd.prepare_latents(batch, noise.shape[1], height, width, embeds.dtype, device, generators, noise)
-            else:
-                latents = sd.scheduler.add_noise(
-                    init_latents.to(device=device, dtype=embeds.dtype), noise, timesteps[:1].repeat(batch)
-                )
+            latents = start_latents(sd, noise, init_latents, timesteps, generators, height, width, embeds.dtype)
 
             # 6. Scheduler step arguments (the per-frame generators feed SDE noise)
             extra_step_kwargs = sd.prepare_extra_step_kwargs(generators, 0.0)
