@@ -19,7 +19,6 @@ With ``anonymization_scale == 0`` and full denoising the result equals the stock
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,7 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
-from camouflage_video.pipelines.model_calls import CallCounter
+from camouflage_video.pipelines.model_calls import CallCounter, StageClock
 from camouflage_video.pipelines.temporal import reuse_timesteps, start_latents
 
 
@@ -172,7 +171,7 @@ class AnonymizationGuidancePipeline:
             raise ConfigError("init_latents and strength < 1 go together")
         do_cfg = guidance_scale > 1.0
         device = self.device
-        clock = _Clock(device)
+        clock = StageClock(device)
         with torch.no_grad(), warnings.catch_warnings():
             # torchsde's Brownian interval warns about float round-off at the ends of the schedule.
             warnings.filterwarnings("ignore", message="Should have", module="torchsde")
@@ -286,19 +285,3 @@ class AnonymizationGuidancePipeline:
             return torch.cat([zeros, identity_residual])
         batch = identity_residual.shape[0]
         return torch.cat([residual, residual[-batch:] + identity_residual])
-
-
-class _Clock:
-    """Seconds per stage; waits for the GPU at each lap so the time lands in the stage that spent it."""
-
-    def __init__(self, device: Any) -> None:
-        self.device, self.seconds = device, {}
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        torch = require("torch", "diffusion")
-        if getattr(self.device, "type", str(self.device)) == "cuda":
-            torch.cuda.synchronize(self.device)
-        now = time.perf_counter()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
-        self._last = now
