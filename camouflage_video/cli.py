@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_sources(models)
     models.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     models.set_defaults(func=cmd_models)
+
+    from camouflage_video.training.light import add_parser as add_train_light
+
+    add_train_light(commands)
     return parser
 
 

@@ -247,10 +247,8 @@ class RetinaFaceDetector:
         )
 
 
-def load_retinaface(
-    path: str | os.PathLike[str], network: str = "mobilenet", threshold: float = 0.8, device: Any = None
-) -> RetinaFaceDetector:
-    """pyfacer's ``retinaface/mobilenet`` or ``retinaface/resnet50`` detector from a ``.safetensors`` file."""
+def retinaface_from_state_dict(state: dict[str, Any], network: str = "mobilenet") -> Any:
+    """pyfacer's RetinaFace network (``mobilenet`` or ``resnet50``) with ``state`` loaded strictly."""
     _facer()
     from facer.face_detection.retinaface import RetinaFace, cfg_mnet, cfg_re50
 
@@ -259,10 +257,17 @@ def load_retinaface(
         raise ConfigError(f"RetinaFace network must be one of {', '.join(configs)}, got {network!r}")
     net = RetinaFace(cfg=dict(configs[network], pretrain=False), phase="test")
     try:
-        net.load_state_dict(_load_safetensors(path, "RetinaFace"), strict=True)
+        net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"RetinaFace {network}: weights do not match: {exc}") from exc
-    return RetinaFaceDetector(net, threshold, device)
+    return net
+
+
+def load_retinaface(
+    path: str | os.PathLike[str], network: str = "mobilenet", threshold: float = 0.8, device: Any = None
+) -> RetinaFaceDetector:
+    """pyfacer's ``retinaface/mobilenet`` or ``retinaface/resnet50`` detector from a ``.safetensors`` file."""
+    return RetinaFaceDetector(retinaface_from_state_dict(_load_safetensors(path, "RetinaFace"), network), threshold, device)
 
 
 # -- optional TorchScript models: face parsing and 68-point alignment ---------------------------------------

@@ -58,6 +58,7 @@ IP_ADAPTER_WEIGHTS = "models/ip-adapter_sd15.safetensors"
 IMAGE_ENCODER_FOLDER = "models/image_encoder"
 PARSER_FILE = "face_parsing.farl.lapa.main_ema_136500_jit191.pt"
 ALIGNER_FILE = "face_alignment.farl.ibug300w.main_ema_jit.pt"
+RETINAFACE_FILE = "mobilenet0.25_Final.safetensors"
 _FACER = "https://github.com/FacePerceiver/facer/releases/download/models-v1/"
 
 for _component in (
@@ -70,6 +71,9 @@ for _component in (
               note="41-channel attribute T2I-Adapter; no public checkpoint: train one with train-light"),
     Component("face-attributes", _FACER + "face_attribute.farl.celeba.pt", "facer",
               pickles=("face_attribute.farl.celeba.pt",), note="pyfacer farl/celeba/224 (40 CelebA attributes)"),
+    Component("face-detector", "https://github.com/elliottzheng/face-detection/releases/download/0.0.1/"
+              "mobilenet0.25_Final.pth", "facer", pickles=("mobilenet0.25_Final.pth",),
+              note="pyfacer retinaface/mobilenet (train-light --face-detector retinaface)"),
     Component("face-parser", _FACER + PARSER_FILE, "torchscript", (PARSER_FILE,),
               note="pyfacer farl/lapa/448 face parsing (with --face-parsing)"),
     Component("face-aligner", _FACER + ALIGNER_FILE, "torchscript", (ALIGNER_FILE,),
