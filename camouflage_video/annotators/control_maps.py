@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import numpy as np
 
 from camouflage_video._deps import require
@@ -144,7 +145,8 @@ class _ControlnetAuxAnnotator(ControlMapAnnotator):
             image, detect_resolution=self.resolution, image_resolution=self.resolution, output_type="np",
             **self.options,
         )
-        return np.ascontiguousarray(out)
+        # controlnet-aux rounds both sides to multiples of 64, which bends the aspect at small sizes.
+        return cv2.resize(np.ascontiguousarray(out), self._work_size(image), interpolation=cv2.INTER_LINEAR)
 
 
 class NormalAnnotator(_ControlnetAuxAnnotator):
