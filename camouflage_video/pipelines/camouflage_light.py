@@ -213,6 +213,8 @@ class CamouflageLight(Anonymizer):
                 f"{MAP_CHANNELS} (train one with camouflage-video train-light)"
             )
         self.pipeline, self.options, self.attributes = pipeline, options, attributes
+        # The adapter unshuffles its input by its downscale factor: the generation size must divide by it.
+        self.multiple = max(8, int(pipeline.adapter.config.downscale_factor))
         self.scene_cuts = SceneCutAnnotator(options.temporal.scene_cut_threshold)
         self.noise = FixedNoise(options.seed)
         self.reuse = LatentReuse(options.temporal)
@@ -236,7 +238,7 @@ class CamouflageLight(Anonymizer):
     def __call__(self, ctx: FrameContext) -> np.ndarray:
         torch = require("torch", "light")
         h, w = ctx.frame.image.shape[:2]
-        width, height = generation_size(w, h, self.options.resolution)
+        width, height = generation_size(w, h, self.options.resolution, self.multiple)
         plan = self.reuse.plan(ctx, self.pipeline.latent_shape(1, height, width))
         try:
             return self._run(ctx, plan.strength, plan.keyframe, width, height)

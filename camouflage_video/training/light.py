@@ -309,6 +309,9 @@ def train_light(options: TrainLightOptions, progress: bool | None = None) -> Tra
 
     # 3. The trainable adapter and its optimizer
     adapter = components["adapter"]
+    factor = int(accelerator.unwrap_model(adapter).config.downscale_factor)
+    if options.resolution % factor:
+        raise ConfigError(f"resolution must be a multiple of the adapter's downscale factor {factor}, got {options.resolution}")
     adapter.train()
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=options.learning_rate, weight_decay=1e-2)
     adapter, optimizer = accelerator.prepare(adapter, optimizer)
