@@ -276,8 +276,9 @@ def train_light(options: TrainLightOptions, progress: bool | None = None) -> Tra
     accelerate = require("accelerate", "light")
     functional = require("torch.nn.functional", "light")
     tqdm = require("tqdm", "core").tqdm
-    from camouflage_video.training.face_data import CacheKey, FaceImageDataset
+    from camouflage_video.training.face_data import CacheKey, FaceImageDataset, list_images
 
+    list_images(options.data_dir)  # a wrong folder is reported before minutes of model loading
     output = Path(options.output)
     existing = checkpoint_dirs(output)
     if existing and not options.resume:
