@@ -17,7 +17,7 @@ FARL_FILE = "face_attribute.farl.celeba.safetensors"
 IP_ADAPTER_FILE = "models/ip-adapter_sd15.safetensors"
 
 
-def tiny_adapter(unet, seed: int = 0, in_channels: int = 41):  # noqa: ANN001, ANN201 - T2IAdapter
+def tiny_adapter(unet, seed: int = 0, in_channels: int = 41):
     """A T2I-Adapter fitted to ``unet`` (for Base's tiny UNet: one 32-channel feature at x16), one res block."""
     import torch
     from diffusers import T2IAdapter
@@ -28,7 +28,7 @@ def tiny_adapter(unet, seed: int = 0, in_channels: int = 41):  # noqa: ANN001, A
     return T2IAdapter(**{**adapter_config_for(unet, in_channels), "num_res_blocks": 1}).eval()
 
 
-def tiny_image_encoder(seed: int = 0):  # noqa: ANN201 - (CLIPVisionModelWithProjection, CLIPImageProcessor)
+def tiny_image_encoder(seed: int = 0):
     import torch
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -40,7 +40,7 @@ def tiny_image_encoder(seed: int = 0):  # noqa: ANN201 - (CLIPVisionModelWithPro
     return encoder, CLIPImageProcessor(size=32, crop_size=32)
 
 
-def tiny_ip_adapter_state(unet, image_embed_dim: int = 16, seed: int = 0) -> dict:  # noqa: ANN001
+def tiny_ip_adapter_state(unet, image_embed_dim: int = 16, seed: int = 0) -> dict:
     """Random IP-Adapter weights in the published layout for ``unet``'s cross-attention layers."""
     import torch
 

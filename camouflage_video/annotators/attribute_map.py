@@ -188,7 +188,7 @@ def build_attribute_map(
         radius = max(1, round(keypoint_radius * diagonal))
         for x, y in points:
             if np.isfinite(x) and np.isfinite(y):
-                cv2.circle(dots, (int(round(x * sx)), int(round(y * sy))), radius, 1, -1)
+                cv2.circle(dots, (round(float(x) * sx), round(float(y) * sy)), radius, 1, -1)
     condition[KEYPOINT_CHANNEL] = dots
     return condition
 

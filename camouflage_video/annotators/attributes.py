@@ -82,7 +82,7 @@ def _load_safetensors(path: str | os.PathLike[str], what: str) -> dict[str, Any]
         raise ModelError(f"{what}: {path} does not exist")
     try:
         state = safetensors_torch.load_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - any read error means "cannot load"
+    except Exception as exc:
         raise ModelError(f"{what}: cannot read {path}: {type(exc).__name__}: {exc}") from exc
     return {k.removeprefix("module."): v for k, v in state.items()}
 
@@ -293,7 +293,7 @@ def _load_torchscript_model(path: str | os.PathLike[str], name: str, factory: st
         raise ModelError(f"{what}: {path} does not exist (`camouflage-video models fetch light` downloads {name})")
     try:
         return getattr(facer, factory)(name, _resolve_device(device), model_path=str(path)).eval()
-    except Exception as exc:  # noqa: BLE001 - TorchScript and shape errors alike mean "cannot load"
+    except Exception as exc:
         raise ModelError(f"{what}: cannot load {path} as {name}: {type(exc).__name__}: {exc}") from exc
 
 

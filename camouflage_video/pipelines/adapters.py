@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,7 @@ def adapter_config_for(unet: Any, in_channels: int) -> dict[str, Any]:
         scales.append((after if plain else scale, channels))
         scale *= 1 if is_last else 2
     channels = [scales[0][1]]
-    for (previous, _), (current, width) in zip(scales, scales[1:]):
+    for (previous, _), (current, width) in pairwise(scales):
         if current != previous * 2:
             break
         channels.append(width)

@@ -293,7 +293,6 @@ class CamouflageLight(Anonymizer):
 
     def _noise(self, attrs: FaceAttributes, shape: tuple[int, ...]) -> Any:
         """The fixed noise, with each confirmed track's face region drawn from the track's own seed."""
-        torch = require("torch", "light")
         pipeline = self.pipeline
         noise = self.noise.draw(shape, pipeline.device, pipeline.dtype)
         if not self.options.track_noise or not (attrs.seeds >= 0).any():
@@ -419,7 +418,7 @@ def load_ip_adapter_state(source: ModelSource, dtype: Any) -> dict[str, dict[str
             hub = require("huggingface_hub", "light")
             path = hub.hf_hub_download(source.repo_id, IP_ADAPTER_WEIGHTS, revision=source.revision)
         state = safetensors_torch.load_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - hub, file and format errors all mean "cannot load"
+    except Exception as exc:
         raise _load_failure(source, exc) from exc
     return split_ip_adapter_state({k: v.to(dtype) for k, v in state.items()})
 

@@ -449,7 +449,11 @@ def load_training_components(options: TrainLightOptions, device: Any, dtype: Any
     from camouflage_video.annotators.attributes import FaceAnalyzer
     from camouflage_video.annotators.faces import CenterFaceDetector
     from camouflage_video.pipelines.adapters import AdapterPipeline, adapter_config_for
-    from camouflage_video.pipelines.camouflage_light import load_image_encoder, load_ip_adapter_state, load_t2i_adapter
+    from camouflage_video.pipelines.camouflage_light import (
+        load_image_encoder,
+        load_ip_adapter_state,
+        load_t2i_adapter,
+    )
 
     names = ["base", "vae", "face-attributes"]
     if options.ip_adapter_scale:

@@ -9,7 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("facer")
 
-from camouflage_video.annotators.attribute_map import ATTRIBUTE_NAMES, FACE_ATTRIBUTES_KEY, AttributeStabilizer, track_seed
+from camouflage_video.annotators.attribute_map import (
+    ATTRIBUTE_NAMES,
+    FACE_ATTRIBUTES_KEY,
+    AttributeStabilizer,
+    track_seed,
+)
 from camouflage_video.annotators.attributes import (
     AttributeClassifier,
     FaceAnalyzer,

@@ -10,7 +10,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("facer")
 
 from camouflage_video.annotators.attribute_map import (
-    FACE_ATTRIBUTES_KEY,
     NUM_ATTRIBUTES,
     AttributeStabilizer,
     FaceAttributes,
@@ -22,7 +21,7 @@ from camouflage_video.annotators.attributes import AttributeClassifier, FaceAnal
 from camouflage_video.annotators.faces import CenterFaceDetector
 from camouflage_video.annotators.tracking import FaceTracker
 from camouflage_video.errors import ConfigError, ModelError, ProcessingError
-from camouflage_video.frame import Faces, Frame, FrameContext
+from camouflage_video.frame import Frame, FrameContext
 from camouflage_video.models import SD15_SCHEDULER
 from camouflage_video.pipelines.adapters import AdapterPipeline, adapter_config_for, split_ip_adapter_state
 from camouflage_video.pipelines.camouflage_base import make_scheduler
