@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   camouflage-video sample -o sample.mp4                    # a clip with a real (public-domain) face
   camouflage-video anonymize clip.mp4 --method base --anonymization-scale 1.25 --seed 7   # CAMOUFLaGE-Base, GPU
   camouflage-video models fetch base                       # download the models of --method base
+  camouflage-video anonymize clip.mp4 --method light --t2i-adapter ckpt/   # CAMOUFLaGE-Light (train-light makes ckpt/)
 """
 
 

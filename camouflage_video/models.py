@@ -146,6 +146,7 @@ class ModelSource:
 
     def describe(self) -> str:
         hub = None if self.repo_id is None else self.repo_id + (f"@{self.revision}" if self.revision else "")
+        hub = hub or self.url
         if self.path is None:
             return str(hub)
         return str(self.path) if hub is None else f"{hub} -> {self.path}"
@@ -264,7 +265,10 @@ def selected_components(preset: str, generative: Mapping[str, Any]) -> tuple[lis
         from camouflage_video.pipelines.camouflage_light import LightOptions, needed_components
 
         light = LightOptions.from_mapping(generative)
-        return needed_components(light), dict(light.models), light.models_dir
+        names = needed_components(light)
+        if "t2i-adapter" not in light.models:
+            names.remove("t2i-adapter")  # no public checkpoint: train-light makes it (and needs the others)
+        return names, dict(light.models), light.models_dir
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     config = read_toml(generative["config"]) if generative.get("config") else {}

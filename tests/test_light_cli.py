@@ -24,6 +24,15 @@ pytest.importorskip("facer")
 FRAMES = 6
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the machines these run on are shared, and tiny models gain nothing from more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def real_clip_with_audio(source: Path, target: Path, frames: int, size=(160, 120)) -> Path:
     """The first ``frames`` frames of a real recording, scaled down, as H.264 with a 440 Hz AAC track."""
     import av

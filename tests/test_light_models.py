@@ -16,7 +16,7 @@ pytest.importorskip("facer")
 
 from camouflage_video import models
 from camouflage_video.errors import ConfigError, ModelError
-from camouflage_video.pipelines import camouflage_light  # noqa: F401 - registers Light's components
+from camouflage_video.pipelines import camouflage_light  # importing it registers Light's components
 
 
 @pytest.fixture()

@@ -29,6 +29,15 @@ from camouflage_video.errors import ConfigError, ModelError
 from camouflage_video.frame import Faces, Frame, FrameContext
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the machines these run on are shared, and tiny models gain nothing from more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _save(state: dict, path) -> str:
     from safetensors.torch import save_file
 

@@ -33,6 +33,15 @@ from tests.tiny_light import tiny_adapter, tiny_attribute_state, tiny_light_comp
 SIZE = 64  # generation size of the pipeline tests (8x8 latents)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the machines these run on are shared, and tiny models gain nothing from more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def components(tmp_path_factory) -> dict:
     return tiny_light_components(tmp_path_factory.mktemp("light"))

@@ -27,6 +27,15 @@ from tests.conftest import media_file
 PHOTOS = ("identity/fr_kit_harington_1.jpg", "identity/fr_rose_leslie_1.jpg", "identity/deepface/img25.jpg")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the machines these run on are shared, and tiny models gain nothing from more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
     from tests.tiny_light import save_tiny_light_models, tiny_light_components
