@@ -11,14 +11,13 @@ and are not counted).
 Two settings: every frame a full denoising ("per image", as the paper's 10.8 s vs 2.8 s), and the video
 defaults (latent reuse 0.25, a keyframe every 24 frames). Goal: Light <= 0.35x Base per frame.
 
-    python benchmarks/light_vs_base.py [--steps 10] [--frames 4] [--resolution 128]
+    python -m benchmarks.light_vs_base [--steps 10] [--frames 8] [--resolution 128]   # from the checkout's root
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -26,12 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark script: run from a checkout
-
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import write_results
 
 
-def build(steps: int, resolution: int, temporal: dict, tmp: Path):  # noqa: ANN201 - (base, light)
+def build(steps: int, resolution: int, temporal: dict, tmp: Path) -> tuple:
     import torch
 
     from camouflage_video.annotators.attribute_map import AttributeStabilizer
@@ -52,6 +49,12 @@ def build(steps: int, resolution: int, temporal: dict, tmp: Path):  # noqa: ANN2
     shared = {"prompt": "a person", "steps": steps, "resolution": resolution, "scheduler": "dpmpp-sde-karras",
               "seed": 1, "device": "cpu", **temporal}
     c = tiny_components(tmp)
+    # Light gets copies of the very same UNet, VAE and text encoder, made before either pipeline hooks its
+    # call counters onto them (a deep copy would carry the other's hooks along), and its IP-Adapter layers
+    # then go into its own UNet.
+    import copy
+
+    own = {name: copy.deepcopy(c[name]) for name in ("unet", "vae", "text_encoder")}
     base_options = BaseOptions.from_mapping({**shared, "annotate_resolution": 64})
     base_pipe = AnonymizationGuidancePipeline(
         vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
@@ -61,16 +64,12 @@ def build(steps: int, resolution: int, temporal: dict, tmp: Path):  # noqa: ANN2
     annotators = [stand_in_builder(k)(None, "cpu", resolution=64) for k in base_options.kinds]
     base = CamouflageBase(base_pipe, base_options, annotators)
 
-    # Light shares the very same UNet, VAE and text encoder modules (its IP-Adapter layers are added to a copy).
-    import copy
-
     encoder, processor = tiny_image_encoder(30)
-    unet = copy.deepcopy(c["unet"])
     light_pipe = AdapterPipeline(
-        vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=unet,
-        scheduler=make_scheduler("dpmpp-sde-karras", SD15_SCHEDULER), adapter=tiny_adapter(unet, 31),
+        vae=own["vae"], text_encoder=own["text_encoder"], tokenizer=c["tokenizer"], unet=own["unet"],
+        scheduler=make_scheduler("dpmpp-sde-karras", SD15_SCHEDULER), adapter=tiny_adapter(own["unet"], 31),
         image_encoder=encoder, feature_extractor=processor,
-        ip_adapter_state=tiny_ip_adapter_state(unet, encoder.config.projection_dim, 32),
+        ip_adapter_state=tiny_ip_adapter_state(own["unet"], encoder.config.projection_dim, 32),
     )
     classifier = AttributeClassifier(attribute_network_from_state_dict(tiny_attribute_state()), "cpu")
     attributes = FaceAttributeAnnotator(FaceAnalyzer(classifier), AttributeStabilizer(seed=1))
@@ -126,7 +125,7 @@ def describe(evaluations: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
     args = parser.parse_args(argv)
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(rows[-1], flush=True)
     body = (
-        f"`python benchmarks/light_vs_base.py --steps {args.steps} --frames {args.frames} --resolution "
+        f"`python -m benchmarks.light_vs_base --steps {args.steps} --frames {args.frames} --resolution "
         f"{args.resolution}`: tiny random SD 1.5 stand-in shared by both, DPM++ SDE Karras, {args.steps} steps, "
         f"CFG 7, {args.frames} frames of the sample pan at {args.resolution} px (short side), one torch thread "
         "each, methods alternating frame by frame. Base: 5 ControlNets + identity ControlNet, a_s = 1, weightless "

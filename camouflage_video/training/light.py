@@ -15,6 +15,7 @@ so ``--resume`` continues exactly where a checkpoint left off.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -251,9 +252,13 @@ def sample_indices(step: int, micro: int, options: TrainLightOptions, n: int, pr
     indices = []
     for position in range(start, start + options.batch_size):
         epoch, within = divmod(position, n)
-        order = np.random.default_rng([options.seed, epoch]).permutation(n)
-        indices.append(int(order[within]))
+        indices.append(int(_epoch_order(options.seed, epoch, n)[within]))
     return indices
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def _generator(options: TrainLightOptions, step: int, micro: int, process: int) -> Any:
