@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import av
-import numpy as np
 
 from _common import MEDIA, WORK, ffmpeg, timed, write_results
 
@@ -61,8 +60,8 @@ with open_source(sys.argv[1]) as src:
 
 
 def overhead(clip) -> str:
-    rows, ratios = [], []
-    for attempt in range(3):  # alternate the two, keep each one's best: these machines are noisy
+    rows = []
+    for _ in range(3):  # alternate the two, keep each one's best: these machines are noisy
         ours, _ = timed([PY, "-c", PASSTHROUGH, str(clip), str(WORK / "io_ours.mp4")])
         ref, _ = timed(["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-c:v", "libx264", "-preset", "veryfast",
                         "-crf", "18", "-an", str(WORK / "io_ffmpeg.mp4")])

@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("input", help="video file, image, image folder, or stream URL")
-    run.add_argument("-o", "--output", action="append", help="output path (default: <stem>_anonymized<ext>); repeatable")
+    run.add_argument(
+        "-o", "--output", action="append", help="output path (default: <stem>_anonymized<ext>); repeatable"
+    )
     add_run_options(run)
     run.set_defaults(func=cmd_anonymize)
 
@@ -141,7 +143,8 @@ def _add_generative_options(parser: argparse.ArgumentParser) -> None:
                    f"(default: {t.reuse_strength})")
     g.add_argument("--keyframe-every", type=int, help=f"full denoising every N frames (default: {t.keyframe_every})")
     g.add_argument("--scene-cut-threshold", type=float,
-                   help=f"content change that starts a new scene and a keyframe, 0 disables (default: {t.scene_cut_threshold:g})")
+                   help="content change that starts a new scene and a keyframe, 0 disables "
+                   f"(default: {t.scene_cut_threshold:g})")
     g.add_argument("--flow-warp", action=argparse.BooleanOptionalAction,
                    help="warp the reused latent with the optical flow of the original frames (default: on)")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -253,7 +256,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{'ok' if r.ok else 'MISSING':<7}  {r.component:<{width}}  {r.source}  {r.detail}")
     missing = [r.component for r in results if not r.ok]
     if missing:
-        print(f"camouflage-video: {len(missing)} component(s) cannot load offline: {', '.join(missing)}", file=sys.stderr)
+        print(f"camouflage-video: cannot load offline: {', '.join(missing)}", file=sys.stderr)
         return 1
     return 0
 

@@ -79,7 +79,9 @@ def build_stages(config: AnonymizeConfig, info: SourceInfo) -> tuple[list[Annota
     from camouflage_video.annotators.tracking import FaceTracker
 
     annotators: list[Annotator] = [
-        CenterFaceDetector(thresh=config.thresh, det_size=config.det_size, nms=config.nms, model_path=config.detector_model)
+        CenterFaceDetector(
+            thresh=config.thresh, det_size=config.det_size, nms=config.nms, model_path=config.detector_model
+        )
     ]
     if config.track and info.kind in ("video", "stream"):
         annotators.append(FaceTracker(fps=info.fps, hold_frames=config.hold_frames))

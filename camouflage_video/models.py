@@ -215,7 +215,8 @@ def resolve(name: str, spec: str | None = None, models_dir: str | os.PathLike[st
         return ModelSource(name, spec, path=local, repo_id=repo_id, revision=revision)
     if component.pickles:
         # Converted annotator weights live outside the HF cache (it only holds files as published).
-        return ModelSource(name, spec, path=cache_home() / repo_id.replace("/", "--"), repo_id=repo_id, revision=revision)
+        converted = cache_home() / repo_id.replace("/", "--")
+        return ModelSource(name, spec, path=converted, repo_id=repo_id, revision=revision)
     return ModelSource(name, spec, repo_id=repo_id, revision=revision)
 
 
@@ -243,15 +244,18 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     # Relative model paths are relative to the config file, not to wherever the command runs.
     base = Path(path).resolve().parent
     for key in ("models_dir", "base_config"):
-        if isinstance(out.get(key), str) and not os.path.isabs(out[key]) and (base / out[key]).exists():
-            out[key] = str(base / out[key])
+        if key in out:
+            out[key] = _relative_to(base, out[key])
     if isinstance(out.get("models"), dict):
-        out["models"] = {
-            name: str(base / spec) if isinstance(spec, str) and not os.path.isabs(spec) and (base / spec).exists() else spec
-            for name, spec in out["models"].items()
-        }
+        out["models"] = {name: _relative_to(base, spec) for name, spec in out["models"].items()}
     return out
 
+
+def _relative_to(base: Path, spec: Any) -> Any:
+    """``spec`` as a path under ``base`` when it names something there; otherwise unchanged (a hub id)."""
+    if isinstance(spec, str) and not os.path.isabs(spec) and (base / spec).exists():
+        return str(base / spec)
+    return spec
 
 
 def selected_components(preset: str, generative: Mapping[str, Any]) -> tuple[list[str], dict[str, str], str | None]:
@@ -455,7 +459,9 @@ def load_sd15(source: ModelSource, dtype: Any, config: str | None = None) -> dic
     unet = _from_pretrained(diffusers.UNet2DConditionModel, source, subfolder="unet", torch_dtype=dtype)
     text_encoder = _from_pretrained(transformers.CLIPTextModel, source, subfolder="text_encoder", torch_dtype=dtype)
     try:
-        tokenizer = transformers.CLIPTokenizer.from_pretrained(source.pretrained, subfolder="tokenizer", revision=source.revision)
+        tokenizer = transformers.CLIPTokenizer.from_pretrained(
+            source.pretrained, subfolder="tokenizer", revision=source.revision
+        )
     except Exception as exc:  # noqa: BLE001
         raise _load_failure(source, exc) from exc
     scheduler_config = dict(SD15_SCHEDULER)

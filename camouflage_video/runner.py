@@ -83,12 +83,12 @@ class Runner:
         interrupted = False
         try:
             while batch := self._next_batch():
-                for frame, image in zip(batch, self._process(batch)):
+                for frame, image in zip(batch, self._process(batch), strict=True):
                     self._put(self._processed, (frame, image))
                     bar.update(1)
         except KeyboardInterrupt:
             interrupted = self.stats.interrupted = True
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - finalize (discard) the outputs, then re-raise it
             self._failure = self._failure or exc
         finally:
             if interrupted or self._failure is not None:
@@ -136,7 +136,7 @@ class Runner:
             stats.seconds["anonymize"] += time.perf_counter() - t0
             if len(images) != len(frames):
                 raise ProcessingError(f"{self.anonymizer.name} returned {len(images)} images for {len(frames)} frames")
-            for frame, image in zip(frames, images):
+            for frame, image in zip(frames, images, strict=False):  # lengths checked just above
                 if image.shape != frame.image.shape or image.dtype != np.uint8:
                     raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
         except Exception as exc:
@@ -225,13 +225,10 @@ class Runner:
         for sink in self.sinks:
             try:
                 if failure is None:
-                    if stats.interrupted and hasattr(sink, "last_time"):
-                        sink.close(audio_until=sink.last_time)  # type: ignore[call-arg]
-                    else:
-                        sink.close()
+                    sink.close(interrupted=stats.interrupted)
                 else:
                     sink.abort()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - one sink failing discards them all; re-raised below
                 failure = failure or exc
                 for other in self.sinks:
                     other.abort()

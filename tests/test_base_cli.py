@@ -45,7 +45,8 @@ def tiny_run(model_folder, monkeypatch, tmp_path):
     torch.set_num_threads(1)
     folder, table = model_folder
     config = write_config(
-        tmp_path / "tiny.toml", table, prompt="a person", negative_prompt="blurry", steps=2, resolution=64, annotate_resolution=64,
+        tmp_path / "tiny.toml", table, prompt="a person", negative_prompt="blurry", steps=2, resolution=64,
+        annotate_resolution=64,
         scheduler="dpmpp-2m-sde-karras", reuse_strength=0.5, keyframe_every=4,
     )
     yield config
@@ -73,7 +74,8 @@ def test_anonymize_method_base_writes_a_valid_video_with_every_frame_and_the_aud
     frames, _, _ = read_frames(out)
     originals, _, _ = read_frames(short_clip)
     assert len(frames) == len(originals) == FRAMES
-    assert all(abs(f.astype(int) - o.astype(int)).mean() > 10 for f, o in zip(frames, originals))  # regenerated
+    regenerated = [abs(f.astype(int) - o.astype(int)).mean() for f, o in zip(frames, originals, strict=True)]
+    assert min(regenerated) > 10
     stats = json.loads(stats_path.read_text())
     assert stats["frames_out"] == FRAMES and stats["fallback_frames"] == 0
     model = stats["model"]

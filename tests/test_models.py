@@ -77,7 +77,8 @@ def test_check_passes_for_local_folders_and_flags_what_is_not_offline(tmp_path, 
     config = write_config(tmp_path / "local.toml", table, prompt="a person", anonymization_scale=0.0,
                           control_scales={"normalbae": 0.0, "seg": 0.0, "openpose": 0.0, "lineart": 0.0})
     (tmp_path / "annotator").mkdir()
-    assert main(["models", "check", "--config", str(config), "--model", f"annotator-depth={tmp_path / 'annotator'}"]) == 1
+    empty = f"annotator-depth={tmp_path / 'annotator'}"
+    assert main(["models", "check", "--config", str(config), "--model", empty]) == 1
     out = capsys.readouterr().out
     assert "ok       base" in out and "ok       controlnet-depth" in out
     assert "MISSING  annotator-depth" in out and "model.safetensors" in out

@@ -51,7 +51,7 @@ def test_an_independent_detector_finds_no_face_in_the_output(hog, sample_clip, t
     assert sum(map(len, faces_before)) >= len(before) // 2  # the check itself sees the faces in the input
     leaks = [
         (index, box)
-        for index, (frame, faces) in enumerate(zip(after, faces_before))
+        for index, (frame, faces) in enumerate(zip(after, faces_before, strict=True))
         for box in hog_boxes(hog, frame)
         if any(overlaps(box, face) for face in faces)
     ]
@@ -65,7 +65,7 @@ def test_every_detected_face_region_is_changed(sample_clip, tmp_path):
     before, _, _ = read_frames(sample_clip)
     after, _, _ = read_frames(out)
     changed = []
-    for a, b in zip(before, after):
+    for a, b in zip(before, after, strict=True):
         for x1, y1, x2, y2 in detector.detect(a).xyxy.astype(int):
             inner = (slice(y1 + (y2 - y1) // 4, y2 - (y2 - y1) // 4), slice(x1 + (x2 - x1) // 4, x2 - (x2 - x1) // 4))
             changed.append(np.abs(a[inner].astype(int) - b[inner]).mean())

@@ -23,7 +23,7 @@ class MemorySink(Sink):
     def write(self, frame, image):
         self.frames.append((frame.index, image.copy()))
 
-    def close(self, **_):
+    def close(self, *, interrupted=False):
         self.closed = True
 
     def abort(self):

@@ -25,7 +25,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def write_tokenizer_files(folder: Path) -> tuple[Path, Path]:
@@ -155,7 +155,8 @@ def save_tiny_annotators(folder: Path) -> dict[str, str]:
         processor.save_pretrained(folder / f"annotator_{kind}")
         table[f"annotator-{kind}"] = str(folder / f"annotator_{kind}")
     (folder / "annotators").mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tiny_lineart_state().items()}, str(folder / "annotators" / "sk_model.safetensors"))
+    lineart = {k: v.contiguous() for k, v in tiny_lineart_state().items()}
+    save_file(lineart, str(folder / "annotators" / "sk_model.safetensors"))
     table["annotator-lineart"] = str(folder / "annotators")
     return table
 
@@ -202,3 +203,31 @@ def stand_in_builder(kind: str):  # noqa: ANN201 - a BUILDERS-compatible factory
         return StandIn(**kwargs)
 
     return build
+
+
+def tiny_base_anonymizer(components: dict, **options):  # noqa: ANN201 - CamouflageBase
+    """CAMOUFLaGE-Base on the tiny components, 64 px, 4 steps, with weightless annotator stand-ins."""
+    from camouflage_video.models import SD15_SCHEDULER
+    from camouflage_video.pipelines.camouflage_base import BaseOptions, CamouflageBase, make_scheduler
+    from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline
+
+    opts = BaseOptions.from_mapping({
+        "prompt": "a person", "steps": 4, "resolution": 64, "annotate_resolution": 64,
+        "scheduler": "dpmpp-2m-sde-karras", "scene_cut_threshold": 0.0, **options,
+    })
+    pipe = AnonymizationGuidancePipeline(
+        vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"],
+        unet=components["unet"], scheduler=make_scheduler(opts.scheduler, SD15_SCHEDULER),
+        controlnets={k: components["controlnets"][k] for k in opts.kinds},
+        identity_controlnet=components["controlnets"]["identity"],
+    )
+    annotators = [stand_in_builder(k)(None, "cpu", every=opts.annotate_every[k], resolution=64) for k in opts.kinds]
+    return CamouflageBase(pipe, opts, annotators)
+
+
+def annotate(anonymizer, ctxs: list) -> list:  # noqa: ANN001
+    """Run the anonymizer's annotators on each context, as the runner does."""
+    for ctx in ctxs:
+        for annotator in anonymizer.annotators():
+            annotator.annotate(ctx)
+    return ctxs

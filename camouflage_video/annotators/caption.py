@@ -27,7 +27,8 @@ class CaptionAnnotator(Annotator):
         max_new_tokens: Caption length limit.
 
     Examples:
-        >>> captions = CaptionAnnotator(lambda: load_transformers_model("AutoModelForImageTextToText", src))  # doctest: +SKIP
+        >>> load = lambda: load_transformers_model("AutoModelForImageTextToText", src)  # doctest: +SKIP
+        >>> captions = CaptionAnnotator(load)  # doctest: +SKIP
         >>> captions.annotate(ctx); ctx.extras["caption"]  # doctest: +SKIP
         'a woman in a space suit'
     """

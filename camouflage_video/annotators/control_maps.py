@@ -215,10 +215,12 @@ def _build_openpose(source: ModelSource, device: Any, **kwargs: Any) -> ControlM
     # Body/Hand/Face read pickles in their constructors; build them empty and fill them from safetensors.
     body = open_pose.Body.__new__(open_pose.Body)
     body.model = open_pose.body.bodypose_model()
-    body.model.load_state_dict(open_pose.util.transfer(body.model, load_state_dict(source, "body_pose_model.safetensors")))
+    body_state = load_state_dict(source, "body_pose_model.safetensors")
+    body.model.load_state_dict(open_pose.util.transfer(body.model, body_state))
     hand = open_pose.Hand.__new__(open_pose.Hand)
     hand.model = open_pose.hand.handpose_model()
-    hand.model.load_state_dict(open_pose.util.transfer(hand.model, load_state_dict(source, "hand_pose_model.safetensors")))
+    hand_state = load_state_dict(source, "hand_pose_model.safetensors")
+    hand.model.load_state_dict(open_pose.util.transfer(hand.model, hand_state))
     face = open_pose.Face.__new__(open_pose.Face)
     face.inference_size = open_pose.face.params["inference_img_size"]
     face.sigma = open_pose.face.params["gaussian_sigma"]

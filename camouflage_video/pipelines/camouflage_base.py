@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -166,7 +164,8 @@ class BaseOptions:
         unknown = sorted(set(merged) - names - temporal_names)
         if unknown:
             known = sorted(n.replace("_", "-") for n in names | temporal_names)
-            raise ConfigError(f"unknown option(s) {', '.join(u.replace('_', '-') for u in unknown)}; known: {', '.join(known)}")
+            given = ", ".join(u.replace("_", "-") for u in unknown)
+            raise ConfigError(f"unknown option(s) {given}; known: {', '.join(known)}")
         temporal = TemporalOptions(**{k: merged.pop(k) for k in list(merged) if k in temporal_names})
         for key, defaults in (("control_scales", DEFAULT_CONTROL_SCALES), ("guidance_end", DEFAULT_GUIDANCE_END),
                               ("annotate_every", dict.fromkeys(CONTROL_KINDS, 1))):
@@ -208,7 +207,8 @@ class CamouflageBase(Anonymizer):
         captioner: CaptionAnnotator | None = None,
     ) -> None:
         if tuple(a.kind for a in control_annotators) != tuple(pipeline.names):
-            raise ConfigError(f"annotators {[a.kind for a in control_annotators]} do not match ControlNets {pipeline.names}")
+            kinds = [a.kind for a in control_annotators]
+            raise ConfigError(f"annotators {kinds} do not match ControlNets {list(pipeline.names)}")
         if options.prompt is None and captioner is None:
             raise ConfigError("no prompt and no captioner: give a prompt or a captioning model")
         self.pipeline, self.options = pipeline, options
@@ -312,10 +312,8 @@ class CamouflageBase(Anonymizer):
             self.reuse.commit(out.latents[-1:], last.frame.image)
         self._counts["frames"] += len(ctxs)
         interpolation = cv2.INTER_AREA if width >= source_w else cv2.INTER_CUBIC
-        return [
-            cv2.resize((image * 255).round().clip(0, 255).astype(np.uint8), (source_w, source_h), interpolation=interpolation)
-            for image in out.images
-        ]
+        pixels = (out.images * 255).round().clip(0, 255).astype(np.uint8)  # as diffusers' numpy_to_pil
+        return [cv2.resize(image, (source_w, source_h), interpolation=interpolation) for image in pixels]
 
     def _prompt(self, ctx: FrameContext) -> str:
         if self.options.prompt is not None:
@@ -400,9 +398,10 @@ def make_scheduler(name: str, config: Mapping[str, Any]) -> Any:
     if name == "dpmpp-sde-karras":
         cls, extra = diffusers.DPMSolverSDEScheduler, {"use_karras_sigmas": True}
     else:
-        cls, extra = diffusers.DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}
+        cls = diffusers.DPMSolverMultistepScheduler
+        extra = {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}
     accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in config.items() if k in accepted}, **extra)
+    return cls(**{**{k: v for k, v in config.items() if k in accepted}, **extra})
 
 
 def needed_components(options: BaseOptions) -> list[str]:
@@ -455,6 +454,8 @@ def build_base_anonymizer(generative: Mapping[str, Any]) -> CamouflageBase:
     captioner = None
     if options.prompt is None:
         source = sources["captioner"]
-        captioner = CaptionAnnotator(lambda: models.load_transformers_model("AutoModelForImageTextToText", source), device)
+        captioner = CaptionAnnotator(
+            lambda: models.load_transformers_model("AutoModelForImageTextToText", source), device
+        )
         captioner.load()  # fail before any output exists, not on the first frame
     return CamouflageBase(pipeline, options, annotators, captioner)

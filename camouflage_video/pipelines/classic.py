@@ -83,7 +83,8 @@ class ClassicObfuscator(Anonymizer):
                 roi[:] = covered
             else:
                 mask = np.zeros(roi.shape[:2], np.uint8)
-                cv2.ellipse(mask, (((roi.shape[1] - 1) / 2, (roi.shape[0] - 1) / 2), roi.shape[1::-1], 0), 255, -1)
+                centre = ((roi.shape[1] - 1) / 2, (roi.shape[0] - 1) / 2)
+                cv2.ellipse(mask, (centre, roi.shape[1::-1], 0), 255, -1)
                 np.copyto(roi, covered, where=mask[..., None].astype(bool))
 
     def _cover(self, roi: np.ndarray) -> np.ndarray:
@@ -91,7 +92,8 @@ class ClassicObfuscator(Anonymizer):
         if self.method == "solid":
             return np.zeros_like(roi)
         cell = max(h, w) / self.cells
-        small = cv2.resize(roi, (max(1, math.ceil(w / cell)), max(1, math.ceil(h / cell))), interpolation=cv2.INTER_AREA)
+        grid = (max(1, math.ceil(w / cell)), max(1, math.ceil(h / cell)))
+        small = cv2.resize(roi, grid, interpolation=cv2.INTER_AREA)
         if self.method == "pixelate":
             return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
         smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -18,8 +18,8 @@ With ``anonymization_scale == 0`` and full denoising the result equals the stock
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,8 @@ class AnonymizationGuidancePipeline:
 
     Examples:
         >>> pipe = AnonymizationGuidancePipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet,
-        ...     scheduler=scheduler, controlnets={"depth": depth_net}, identity_controlnet=identity_net)  # doctest: +SKIP
+        ...     scheduler=scheduler, controlnets={"depth": depth_net},
+        ...     identity_controlnet=identity_net)  # doctest: +SKIP
         >>> embeds = pipe.encode_prompt("a person", "blurry")  # doctest: +SKIP
         >>> out = pipe({"depth": [depth_map]}, identity_images=[frame], prompt_embeds=embeds, height=512,
         ...     width=512, noise=noise, generators=[g], anonymization_scale=1.0)  # doctest: +SKIP
@@ -220,11 +221,11 @@ class AnonymizationGuidancePipeline:
             ]
 
             clock.lap("prepare")
-            # 8. Denoising loop
+            # 8. Denoising loop: one UNet batch of [uncond, cond] rows (+ identity rows when a_s != 0)
+            n_guided = batch * (2 if do_cfg else 1)
+            copies = (2 if do_cfg else 1) + (1 if use_identity else 0)
             for i, t in enumerate(timesteps):
-                copies = (2 if do_cfg else 1) + (1 if use_identity else 0)
                 latent_model_input = sd.scheduler.scale_model_input(torch.cat([latents] * copies), t)
-                n_guided = batch * (2 if do_cfg else 1)
                 guided_input = latent_model_input[:n_guided]
                 down, mid = self._ensemble_residuals(guided_input, t, embeds, controls, active[i], scales)
                 unet_embeds = embeds
@@ -233,7 +234,8 @@ class AnonymizationGuidancePipeline:
                         guided_input[-batch:], t, encoder_hidden_states=cond, controlnet_cond=identity_cond,
                         conditioning_scale=identity_scale, guess_mode=False, return_dict=False,
                     )
-                    down = [self._with_identity(r, r_id, n_guided) for r, r_id in zip(down or [None] * len(id_down), id_down)]
+                    ensemble = down or [None] * len(id_down)
+                    down = [self._with_identity(r, r_id, n_guided) for r, r_id in zip(ensemble, id_down, strict=True)]
                     mid = self._with_identity(mid, id_mid, n_guided)
                     unet_embeds = torch.cat([embeds, cond])
                 noise_pred = sd.unet(
@@ -270,10 +272,8 @@ class AnonymizationGuidancePipeline:
             if down is None:
                 down, mid = d, m
             else:
-                down = [prev + cur for prev, cur in zip(down, d)]
+                down = [prev + cur for prev, cur in zip(down, d, strict=True)]
                 mid = mid + m
-        if down is None:
-            return None, None
         return down, mid
 
     @staticmethod

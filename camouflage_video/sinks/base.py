@@ -24,8 +24,13 @@ class Sink:
     def write(self, frame: Frame, image: np.ndarray) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Finalize the output. Idempotent."""
+    def close(self, *, interrupted: bool = False) -> None:
+        """Finalize the output. Idempotent.
+
+        Args:
+            interrupted: The run was stopped early (Ctrl-C); end companion streams (audio) with the last
+                frame written instead of copying them to their end.
+        """
 
     def abort(self) -> None:
         """Discard the output; nothing is left under the final name. Idempotent."""

@@ -141,7 +141,8 @@ class VideoFileSink(Sink):
             if enc.zerolatency:
                 options["tune"] = "zerolatency"
         elif codec == "libvpx-vp9":
-            options.update({"b": "0", "deadline": "realtime" if enc.zerolatency else "good", "cpu-used": "8", "row-mt": "1"})
+            deadline = "realtime" if enc.zerolatency else "good"
+            options.update({"b": "0", "deadline": deadline, "cpu-used": "8", "row-mt": "1"})
         if enc.gop:
             stream.codec_context.gop_size = enc.gop
         stream.codec_context.options = options
@@ -170,12 +171,11 @@ class VideoFileSink(Sink):
         except av.FFmpegError as exc:
             raise OutputError(f"{self.path}: writing failed ({exc})") from exc
 
-    def close(self, *, audio_until: float | None = None) -> None:
+    def close(self, *, interrupted: bool = False) -> None:
         """Flush the encoder, add the remaining audio and publish the file under its final name.
 
         Args:
-            audio_until: Stop the audio at this time in seconds (an interrupted run ends the audio
-                with its last video frame); ``None`` copies the audio to its end.
+            interrupted: End the audio with the last video frame written instead of copying it to its end.
         """
         if self._closed:
             return
@@ -183,17 +183,12 @@ class VideoFileSink(Sink):
         try:
             self._mux(self._video.encode(None))
             if self._audio is not None:
-                self._audio.finish(audio_until)
+                self._audio.finish(self._last_time if interrupted else None)
             self._container.close()
         except BaseException:
             self._discard()
             raise
         publish(self._temporary, self.path)
-
-    @property
-    def last_time(self) -> float:
-        """Time in seconds of the last frame written."""
-        return self._last_time
 
     def abort(self) -> None:
         if self._closed:

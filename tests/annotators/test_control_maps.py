@@ -101,3 +101,51 @@ def test_captions_are_made_once_per_scene():
         seen.append(c.extras[CAPTION_KEY])
     assert seen == ["scene 10", "scene 10", "scene 200", "scene 200"]
     assert captions.calls == 2 and loads == [1]
+
+
+@pytest.mark.slow
+def test_openpose_and_normalbae_load_their_upstream_weight_layouts_from_safetensors(tmp_path):
+    """The two heavy networks, random weights saved the way the upstream files lay them out (~350 MB)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("controlnet_aux")
+    import types
+    import warnings
+
+    from safetensors.torch import save_file
+
+    from camouflage_video import models
+    from camouflage_video.annotators.control_maps import build_control_annotator
+    from camouflage_video.models import quiet_stdout
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from controlnet_aux.normalbae.nets.NNET import NNET
+        from controlnet_aux.open_pose.face import FaceNet
+        from controlnet_aux.open_pose.model import bodypose_model, handpose_model
+
+    torch.manual_seed(0)
+    body, hand, face = bodypose_model(), handpose_model(), FaceNet()
+    with quiet_stdout():
+        normals = NNET(types.SimpleNamespace(mode="client", architecture="BN", pretrained="scannet",
+                                             sampling_ratio=0.4, importance_ratio=0.7))
+    # body/hand files name parameters without their first module level (controlnet-aux's util.transfer).
+    for name, net in (("body_pose_model", body), ("hand_pose_model", hand)):
+        state = {k.split(".", 1)[1]: v.contiguous() for k, v in net.state_dict().items()}
+        save_file(state, str(tmp_path / f"{name}.safetensors"))
+    save_file({k: v.contiguous() for k, v in face.state_dict().items()}, str(tmp_path / "facenet.safetensors"))
+    save_file({k: v.contiguous() for k, v in normals.state_dict().items()}, str(tmp_path / "scannet.safetensors"))
+
+    pose = build_control_annotator("openpose", models.resolve("annotator-openpose", str(tmp_path)), resolution=64)
+    detector = pose.detector
+    for loaded, reference in ((detector.body_estimation.model, body), (detector.hand_estimation.model, hand),
+                              (detector.face_estimation.model, face)):
+        state = loaded.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in reference.state_dict().items())
+    normal = build_control_annotator("normalbae", models.resolve("annotator-normalbae", str(tmp_path)), resolution=64)
+    state = normal.detector.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in normals.state_dict().items())
+    image = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    for annotator in (pose, normal):
+        c = ctx(image, 0)
+        annotator.annotate(c)
+        assert c.extras[CONTROL_MAPS_KEY][annotator.kind].shape == (64, 96, 3)

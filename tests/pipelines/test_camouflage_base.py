@@ -16,18 +16,15 @@ pytest.importorskip("diffusers")
 
 from camouflage_video.errors import ConfigError  # noqa: E402
 from camouflage_video.frame import Frame, FrameContext  # noqa: E402
-from camouflage_video.models import SD15_SCHEDULER  # noqa: E402
 from camouflage_video.pipelines.camouflage_base import (  # noqa: E402
     BaseOptions,
-    CamouflageBase,
     generation_size,
-    make_scheduler,
     resolve_device,
 )
 from camouflage_video.pipelines.classic import fallback_image  # noqa: E402
-from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline  # noqa: E402
 from camouflage_video.samples import sample_frames  # noqa: E402
-from tests.tiny_models import stand_in_builder, tiny_components  # noqa: E402
+from tests.test_runner import MemorySink  # noqa: E402
+from tests.tiny_models import annotate, tiny_base_anonymizer, tiny_components  # noqa: E402
 
 STEPS = 4
 
@@ -45,21 +42,6 @@ def components(tmp_path_factory):
     return tiny_components(tmp_path_factory.mktemp("tiny"))
 
 
-def make_base(components, **options) -> CamouflageBase:
-    opts = BaseOptions.from_mapping({
-        "prompt": "a person", "steps": STEPS, "resolution": 64, "annotate_resolution": 64,
-        "scheduler": "dpmpp-2m-sde-karras", "scene_cut_threshold": 0.0, **options,
-    })
-    pipe = AnonymizationGuidancePipeline(
-        vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"],
-        unet=components["unet"], scheduler=make_scheduler(opts.scheduler, SD15_SCHEDULER),
-        controlnets={k: components["controlnets"][k] for k in opts.kinds},
-        identity_controlnet=components["controlnets"]["identity"],
-    )
-    annotators = [stand_in_builder(k)(None, "cpu", every=opts.annotate_every[k], resolution=64) for k in opts.kinds]
-    return CamouflageBase(pipe, opts, annotators)
-
-
 def contexts(images, video: bool = True, start: int = 0) -> list[FrameContext]:
     return [
         FrameContext(Frame(np.ascontiguousarray(image), i, pts=i * 100 if video else None,
@@ -68,14 +50,7 @@ def contexts(images, video: bool = True, start: int = 0) -> list[FrameContext]:
     ]
 
 
-def annotate(anonymizer: CamouflageBase, ctxs: list[FrameContext]) -> list[FrameContext]:
-    for ctx in ctxs:
-        for annotator in anonymizer.annotators():
-            annotator.annotate(ctx)
-    return ctxs
-
-
-def one_by_one(anonymizer: CamouflageBase, ctxs: list[FrameContext]) -> tuple[list[np.ndarray], list[int]]:
+def one_by_one(anonymizer, ctxs: list[FrameContext]) -> tuple[list[np.ndarray], list[int]]:
     """Outputs, and UNet evaluations spent on each frame (counted by forward hooks)."""
     outputs, unet = [], []
     for ctx in annotate(anonymizer, ctxs):
@@ -92,16 +67,16 @@ def clip() -> list[np.ndarray]:
 
 
 def test_identical_frames_with_fixed_noise_give_identical_outputs(components, clip):
-    anonymizer = make_base(components, reuse_strength=1.0)
+    anonymizer = tiny_base_anonymizer(components, reuse_strength=1.0)
     outputs, _ = one_by_one(anonymizer, contexts([clip[0], clip[0]]))
     assert outputs[0].shape == clip[0].shape and outputs[0].dtype == np.uint8
     assert np.array_equal(outputs[0], outputs[1])
-    other_seed, _ = one_by_one(make_base(components, reuse_strength=1.0, seed=1), contexts([clip[0]]))
+    other_seed, _ = one_by_one(tiny_base_anonymizer(components, reuse_strength=1.0, seed=1), contexts([clip[0]]))
     assert not np.array_equal(other_seed[0], outputs[0])
 
 
 def test_latent_reuse_cuts_unet_evaluations_per_frame_to_the_configured_share(components, clip):
-    anonymizer = make_base(components, reuse_strength=0.5, keyframe_every=100)
+    anonymizer = tiny_base_anonymizer(components, reuse_strength=0.5, keyframe_every=100)
     outputs, unet = one_by_one(anonymizer, contexts(clip))
     keyframe = 3 * STEPS  # uncond, cond and identity rows per step
     assert unet == [keyframe] + [keyframe // 2] * (len(clip) - 1)
@@ -109,11 +84,11 @@ def test_latent_reuse_cuts_unet_evaluations_per_frame_to_the_configured_share(co
     assert stats["keyframes"] == 1 and stats["reused_frames"] == len(clip) - 1
     assert stats["model_evaluations"]["unet"] == sum(unet)
     assert stats["model_evaluations_per_frame"]["vae_decode"] == 1.0
-    assert all(o.shape == c.shape for o, c in zip(outputs, clip))
+    assert all(o.shape == c.shape for o, c in zip(outputs, clip, strict=True))
 
 
 def test_a_scene_cut_gets_a_keyframe(components, clip):
-    anonymizer = make_base(components, reuse_strength=0.5, keyframe_every=100, scene_cut_threshold=27.0)
+    anonymizer = tiny_base_anonymizer(components, reuse_strength=0.5, keyframe_every=100, scene_cut_threshold=27.0)
     cut = np.ascontiguousarray(255 - clip[3][::-1])
     _, unet = one_by_one(anonymizer, contexts([clip[0], clip[1], clip[2], cut, cut]))
     assert unet == [12, 6, 6, 12, 6]
@@ -123,38 +98,21 @@ def test_a_scene_cut_gets_a_keyframe(components, clip):
 
 def test_batching_never_changes_the_result(components, clip):
     options = {"reuse_strength": 0.5, "keyframe_every": 2}
-    alone, _ = one_by_one(make_base(components, **options), contexts(clip[:5]))
-    batched = make_base(components, batch_size=4, **options)
+    alone, _ = one_by_one(tiny_base_anonymizer(components, **options), contexts(clip[:5]))
+    batched = tiny_base_anonymizer(components, batch_size=4, **options)
     together = batched.process_batch(annotate(batched, contexts(clip[:4]))) + batched.process_batch(
         annotate(batched, contexts(clip[4:5], start=4))
     )
     assert len(together) == 5
-    for a, b in zip(alone, together):
+    for a, b in zip(alone, together, strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float round-off of batched kernels at most
-    stills_alone, _ = one_by_one(make_base(components), contexts(clip[:3], video=False))
-    stills = make_base(components, batch_size=3)
+    stills_alone, _ = one_by_one(tiny_base_anonymizer(components), contexts(clip[:3], video=False))
+    stills = tiny_base_anonymizer(components, batch_size=3)
     before = stills.pipeline.calls.snapshot()
     stills_together = stills.process_batch(annotate(stills, contexts(clip[:3], video=False)))
     assert stills.pipeline.calls.counts["vae_decode"] - before.get("vae_decode", 0) == 3
-    for a, b in zip(stills_alone, stills_together):
+    for a, b in zip(stills_alone, stills_together, strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.frames: list[tuple[int, np.ndarray]] = []
-
-    def write(self, frame, image) -> None:  # noqa: ANN001
-        self.frames.append((frame.index, image))
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def describe(self) -> dict:
-        return {"uri": "memory"}
 
 
 class _Source:
@@ -174,7 +132,7 @@ class _Source:
 def test_an_error_inside_generation_gives_that_frame_the_fallback(components, clip, error):
     from camouflage_video.runner import Runner
 
-    anonymizer = make_base(components, reuse_strength=0.5, keyframe_every=100)
+    anonymizer = tiny_base_anonymizer(components, reuse_strength=0.5, keyframe_every=100)
     calls = {"n": 0}
 
     def explode_on_third_frame(_module, _args):  # noqa: ANN001, ANN202
@@ -183,7 +141,7 @@ def test_an_error_inside_generation_gives_that_frame_the_fallback(components, cl
             raise error
 
     handle = anonymizer.pipeline.sd.unet.register_forward_pre_hook(explode_on_third_frame)
-    sink = _Sink()
+    sink = MemorySink()
     try:
         stats = Runner(_Source(clip[:5]), [sink], anonymizer.annotators(), anonymizer, progress=False).run()
     finally:

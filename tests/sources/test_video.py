@@ -20,7 +20,7 @@ def test_frames_carry_source_timestamps_and_exact_fps(tmp_path):
         frames = list(src)
     assert len(frames) == 30
     assert [f.index for f in frames] == list(range(30))
-    steps = {b.pts - a.pts for a, b in zip(frames, frames[1:])}
+    steps = {b.pts - a.pts for a, b in zip(frames, frames[1:], strict=False)}
     assert len(steps) == 1
     assert float(steps.pop() * frames[0].time_base) == pytest.approx(1001 / 30000)
 
