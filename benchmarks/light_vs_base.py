@@ -40,11 +40,10 @@ def build(steps: int, resolution: int, temporal: dict, tmp: Path) -> tuple:
     )
     from camouflage_video.models import SD15_SCHEDULER
     from camouflage_video.pipelines.adapters import AdapterPipeline
-    from camouflage_video.pipelines.camouflage_base import BaseOptions, CamouflageBase, make_scheduler
+    from camouflage_video.pipelines.camouflage_base import make_scheduler
     from camouflage_video.pipelines.camouflage_light import CamouflageLight, LightOptions
-    from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline
     from tests.tiny_light import tiny_adapter, tiny_attribute_state, tiny_image_encoder, tiny_ip_adapter_state
-    from tests.tiny_models import stand_in_builder, tiny_components
+    from tests.tiny_models import tiny_base_anonymizer, tiny_components
 
     shared = {"prompt": "a person", "steps": steps, "resolution": resolution, "scheduler": "dpmpp-sde-karras",
               "seed": 1, "device": "cpu", **temporal}
@@ -55,14 +54,7 @@ def build(steps: int, resolution: int, temporal: dict, tmp: Path) -> tuple:
     import copy
 
     own = {name: copy.deepcopy(c[name]) for name in ("unet", "vae", "text_encoder")}
-    base_options = BaseOptions.from_mapping({**shared, "annotate_resolution": 64})
-    base_pipe = AnonymizationGuidancePipeline(
-        vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
-        scheduler=make_scheduler(base_options.scheduler, SD15_SCHEDULER),
-        controlnets={k: c["controlnets"][k] for k in base_options.kinds}, identity_controlnet=c["controlnets"]["identity"],
-    )
-    annotators = [stand_in_builder(k)(None, "cpu", resolution=64) for k in base_options.kinds]
-    base = CamouflageBase(base_pipe, base_options, annotators)
+    base = tiny_base_anonymizer(c, **shared)  # Base's own test/benchmark helper: 5 ControlNets + identity
 
     encoder, processor = tiny_image_encoder(30)
     light_pipe = AdapterPipeline(

@@ -11,12 +11,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("facer")
-
 from camouflage_video import models
 from camouflage_video.errors import ConfigError, ModelError
 from camouflage_video.pipelines import camouflage_light  # importing it registers Light's components
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("facer")
 
 
 @pytest.fixture()
@@ -55,7 +55,8 @@ def test_fetch_downloads_converts_and_the_run_loads_safetensors_only(release_ser
     assert all(r.ok for r in after.values()), after
     folder = tmp_path / "models" / "face-attributes"
     assert [p.name for p in folder.iterdir()] == [camouflage_light.FARL_FILE]  # converted; no pickle kept
-    net = attribute_network_from_state_dict(models.load_state_dict(sources["face-attributes"], camouflage_light.FARL_FILE))
+    state = models.load_state_dict(sources["face-attributes"], camouflage_light.FARL_FILE)
+    net = attribute_network_from_state_dict(state)
     assert net.head.final_fc.out_features == 40
     assert (tmp_path / "models" / "face-parser" / camouflage_light.PARSER_FILE).is_file()
 

@@ -105,11 +105,13 @@ def save_tiny_light_models(components: dict, folder: Path) -> dict[str, str]:
     ip_root = folder / "IP-Adapter"
     components["image_encoder"].save_pretrained(ip_root / "models" / "image_encoder")
     components["feature_extractor"].save_pretrained(ip_root / "models" / "image_encoder")
-    flat = {f"{group}.{k}": v.contiguous() for group, table in components["ip_adapter_state"].items() for k, v in table.items()}
+    groups = components["ip_adapter_state"].items()
+    flat = {f"{group}.{k}": v.contiguous() for group, table in groups for k, v in table.items()}
     (ip_root / IP_ADAPTER_FILE).parent.mkdir(parents=True, exist_ok=True)
     save_file(flat, str(ip_root / IP_ADAPTER_FILE))
     (folder / "face_attributes").mkdir(exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tiny_attribute_state().items()}, str(folder / "face_attributes" / FARL_FILE))
+    attributes = {k: v.contiguous() for k, v in tiny_attribute_state().items()}
+    save_file(attributes, str(folder / "face_attributes" / FARL_FILE))
     return {
         "base": str(base), "vae": str(folder / "vae"), "t2i-adapter": str(folder / "t2i_adapter"),
         "ip-adapter": str(ip_root), "image-encoder": str(ip_root), "face-attributes": str(folder / "face_attributes"),

@@ -76,13 +76,16 @@ class FaceAttributes:
             raise ValueError(f"FaceAttributes.xyxy must be (N, 4), got {self.xyxy.shape}")
         for name in ("probs", "observed"):
             if getattr(self, name).shape != (n, NUM_ATTRIBUTES):
-                raise ValueError(f"FaceAttributes.{name} must be ({n}, {NUM_ATTRIBUTES}), got {getattr(self, name).shape}")
+                shape = getattr(self, name).shape
+                raise ValueError(f"FaceAttributes.{name} must be ({n}, {NUM_ATTRIBUTES}), got {shape}")
         if self.keypoints.ndim != 3 or self.keypoints.shape[0] != n or self.keypoints.shape[2] != 2:
             raise ValueError(f"FaceAttributes.keypoints must be ({n}, K, 2), got {self.keypoints.shape}")
         if self.seeds.shape != (n,):
             raise ValueError(f"FaceAttributes.seeds must be ({n},), got {self.seeds.shape}")
         if self.regions.ndim != 2 or self.regions.dtype != np.uint8:
-            raise ValueError(f"FaceAttributes.regions must be a 2-D uint8 label map, got {self.regions.shape} {self.regions.dtype}")
+            raise ValueError(
+                f"FaceAttributes.regions must be a 2-D uint8 label map, got {self.regions.shape} {self.regions.dtype}"
+            )
         if n > MAX_FACES:
             raise ValueError(f"at most {MAX_FACES} faces per frame, got {n}")
 
@@ -183,7 +186,7 @@ def build_attribute_map(
     frame_w, frame_h = attributes.frame_size
     sx, sy = width / frame_w, height / frame_h
     dots = np.zeros((height, width), np.uint8)
-    for box, points in zip(attributes.xyxy, attributes.keypoints):
+    for box, points in zip(attributes.xyxy, attributes.keypoints, strict=True):
         diagonal = float(np.hypot((box[2] - box[0]) * sx, (box[3] - box[1]) * sy))
         radius = max(1, round(keypoint_radius * diagonal))
         for x, y in points:
@@ -266,7 +269,8 @@ class AttributeStabilizer:
     def _observe(self, track: int, value: np.ndarray) -> None:
         if self.mode == "ema":
             previous = self._ema.get(track)
-            self._ema[track] = value.copy() if previous is None else self.momentum * previous + (1 - self.momentum) * value
+            m = self.momentum
+            self._ema[track] = value.copy() if previous is None else m * previous + (1 - m) * value
         elif self.mode == "off":
             self._ema[track] = value.copy()  # only for frames where the face is held, not seen
         elif self.window:

@@ -206,7 +206,8 @@ def load_attribute_classifier(path: str | os.PathLike[str], device: Any = None) 
         ConfigError: The path is not a ``.safetensors`` file.
         ModelError: It is missing or is not a FaRL classifier.
     """
-    return AttributeClassifier(attribute_network_from_state_dict(_load_safetensors(path, "attribute classifier")), device)
+    state = _load_safetensors(path, "attribute classifier")
+    return AttributeClassifier(attribute_network_from_state_dict(state), device)
 
 
 # -- RetinaFace (pyfacer's detector) -----------------------------------------------------------------------
@@ -267,7 +268,8 @@ def load_retinaface(
     path: str | os.PathLike[str], network: str = "mobilenet", threshold: float = 0.8, device: Any = None
 ) -> RetinaFaceDetector:
     """pyfacer's ``retinaface/mobilenet`` or ``retinaface/resnet50`` detector from a ``.safetensors`` file."""
-    return RetinaFaceDetector(retinaface_from_state_dict(_load_safetensors(path, "RetinaFace"), network), threshold, device)
+    state = _load_safetensors(path, "RetinaFace")
+    return RetinaFaceDetector(retinaface_from_state_dict(state, network), threshold, device)
 
 
 # -- optional TorchScript models: face parsing and 68-point alignment ---------------------------------------
@@ -375,7 +377,7 @@ class FaceAnalyzer:
         seg = self._facer_call(self.parser, small, points[seen] * scale)["seg"]
         labels = seg["logits"].argmax(dim=1).cpu().numpy()
         head = np.array([name not in _NOT_FACE for name in seg["label_names"]])
-        for row, label in zip(np.flatnonzero(seen), labels):
+        for row, label in zip(np.flatnonzero(seen), labels, strict=True):
             masks[row] = head[label]
         return masks
 

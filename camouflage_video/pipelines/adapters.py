@@ -56,7 +56,7 @@ def adapter_config_for(unet: Any, in_channels: int) -> dict[str, Any]:
     """
     config = unet.config
     scales, scale = [], 1
-    for block_type, channels in zip(config.down_block_types, config.block_out_channels):
+    for block_type, channels in zip(config.down_block_types, config.block_out_channels, strict=True):
         plain = "CrossAttn" not in block_type
         is_last = len(scales) == len(config.block_out_channels) - 1
         after = scale * (2 if plain and not is_last else 1)
@@ -232,8 +232,11 @@ class AdapterPipeline:
             # 4. T2I-Adapter features, once for all steps (both CFG halves share them)
             adapter_state = None
             if adapter_scale != 0.0:
-                maps = torch.as_tensor(np.asarray(condition_maps) if not torch.is_tensor(condition_maps) else condition_maps)
-                adapter_state = [s * adapter_scale for s in self.adapter(maps.to(device=device, dtype=self.adapter.dtype))]
+                maps = condition_maps
+                if not torch.is_tensor(maps):
+                    maps = torch.from_numpy(np.asarray(maps))
+                features = self.adapter(maps.to(device=device, dtype=self.adapter.dtype))
+                adapter_state = [s * adapter_scale for s in features]
                 if do_cfg:
                     adapter_state = [s.repeat(2, 1, 1, 1) for s in adapter_state]
 
@@ -254,7 +257,9 @@ class AdapterPipeline:
                 noise_pred = sd.unet(
                     latent_model_input, t, encoder_hidden_states=embeds, added_cond_kwargs=added_cond_kwargs,
                     # The UNet pops these as it goes: every step gets its own list.
-                    down_intrablock_additional_residuals=None if adapter_state is None else [s.clone() for s in adapter_state],
+                    down_intrablock_additional_residuals=(
+                        None if adapter_state is None else [s.clone() for s in adapter_state]
+                    ),
                     return_dict=False,
                 )[0]
                 if do_cfg:

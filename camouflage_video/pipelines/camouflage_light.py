@@ -281,7 +281,8 @@ class CamouflageLight(Anonymizer):
         self._counts["frames"] += 1
         h, w = image.shape[:2]
         interpolation = cv2.INTER_AREA if width >= w else cv2.INTER_CUBIC
-        return cv2.resize((out.images[0] * 255).round().clip(0, 255).astype(np.uint8), (w, h), interpolation=interpolation)
+        image = (out.images[0] * 255).round().clip(0, 255).astype(np.uint8)
+        return cv2.resize(image, (w, h), interpolation=interpolation)
 
     def _ip_image(self, ctx: FrameContext) -> np.ndarray:
         if self.options.ip_adapter_faces == "keep":
@@ -302,7 +303,7 @@ class CamouflageLight(Anonymizer):
         frame_w, frame_h = attrs.frame_size
         sx, sy = latent_w / frame_w, latent_h / frame_h
         grow = self.options.region_scale
-        for box, seed in zip(attrs.xyxy, attrs.seeds.tolist()):
+        for box, seed in zip(attrs.xyxy, attrs.seeds.tolist(), strict=True):
             if seed < 0:
                 continue
             cx, cy = (box[0] + box[2]) / 2 * sx, (box[1] + box[3]) / 2 * sy
@@ -442,7 +443,8 @@ def build_attribute_annotator(options: LightOptions, sources: Mapping[str, Model
     if options.face_parsing:
         parser = load_face_parser(_torchscript_path(sources["face-parser"], PARSER_FILE), "farl/lapa/448", device)
     if options.face_alignment:
-        aligner = load_face_aligner(_torchscript_path(sources["face-aligner"], ALIGNER_FILE), "farl/ibug300w/448", device)
+        path = _torchscript_path(sources["face-aligner"], ALIGNER_FILE)
+        aligner = load_face_aligner(path, "farl/ibug300w/448", device)
     stabilizer = AttributeStabilizer(
         mode=options.attribute_smoothing, window=options.attribute_window, momentum=options.attribute_momentum,
         seed=options.seed,

@@ -124,7 +124,8 @@ class TrainLightOptions:
             (self.keep_checkpoints >= 1, f"keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (self.log_every >= 1, f"log-every must be >= 1, got {self.log_every}"),
             (self.ip_adapter_scale >= 0, f"ip-adapter-scale must be >= 0, got {self.ip_adapter_scale}"),
-            (self.ip_adapter_faces in ("blur", "keep"), f"ip-adapter-faces must be blur or keep, got {self.ip_adapter_faces!r}"),
+            (self.ip_adapter_faces in ("blur", "keep"),
+             f"ip-adapter-faces must be blur or keep, got {self.ip_adapter_faces!r}"),
             (0.5 <= self.region_scale <= 3, f"region-scale must be within 0.5..3, got {self.region_scale}"),
             (self.timesteps in TIMESTEP_SAMPLING,
              f"timesteps must be one of {', '.join(TIMESTEP_SAMPLING)}, got {self.timesteps!r}"),
@@ -241,7 +242,9 @@ def _unflatten_optimizer(tensors: dict[str, Any], groups: list[dict[str, Any]]) 
 # -- the run ------------------------------------------------------------------------------------------
 
 
-def sample_indices(step: int, micro: int, options: TrainLightOptions, n: int, process: int, processes: int) -> list[int]:
+def sample_indices(
+    step: int, micro: int, options: TrainLightOptions, n: int, process: int, processes: int
+) -> list[int]:
     """Dataset indices of one micro-batch: a function of the step only, so a resumed run reads the same data.
 
     Samples are consumed in order from one seeded permutation of the data per epoch, and each process takes
@@ -317,7 +320,9 @@ def train_light(options: TrainLightOptions, progress: bool | None = None) -> Tra
     adapter = components["adapter"]
     factor = int(accelerator.unwrap_model(adapter).config.downscale_factor)
     if options.resolution % factor:
-        raise ConfigError(f"resolution must be a multiple of the adapter's downscale factor {factor}, got {options.resolution}")
+        raise ConfigError(
+            f"resolution must be a multiple of the adapter's downscale factor {factor}, got {options.resolution}"
+        )
     adapter.train()
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=options.learning_rate, weight_decay=1e-2)
     adapter, optimizer = accelerator.prepare(adapter, optimizer)
@@ -339,7 +344,8 @@ def train_light(options: TrainLightOptions, progress: bool | None = None) -> Tra
     losses: list[float] = []
     last_loss = math.nan
     last_saved = step
-    bar = tqdm(total=options.max_steps, initial=step, unit="step", desc="train-light", disable=not main or _quiet(progress))
+    bar = tqdm(total=options.max_steps, initial=step, unit="step", desc="train-light",
+               disable=not main or _quiet(progress))
     t_window = time.perf_counter()
     try:
         # 4. Training loop
@@ -393,7 +399,8 @@ def _loss(batch: list[dict], generator: Any, options: TrainLightOptions, pipe: A
     condition = torch.from_numpy(np.stack([s["condition"] for s in batch])).to(device)
     with torch.no_grad():
         posterior = vae.encode(pixels).latent_dist
-        latents = (posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device, dtype))
+        sample = torch.randn(posterior.mean.shape, generator=generator).to(device, dtype)
+        latents = posterior.mean + posterior.std * sample
         latents = latents * vae.config.scaling_factor
         noise = torch.randn(latents.shape, generator=generator).to(device, dtype)
         total = noise_scheduler.config.num_train_timesteps
@@ -417,7 +424,9 @@ def _loss(batch: list[dict], generator: Any, options: TrainLightOptions, pipe: A
     return functional.mse_loss(prediction.float(), target.float())
 
 
-def _checkpoint(accelerator: Any, output: Path, step: int, adapter: Any, optimizer: Any, options: TrainLightOptions) -> None:
+def _checkpoint(
+    accelerator: Any, output: Path, step: int, adapter: Any, optimizer: Any, options: TrainLightOptions
+) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         folder = save_checkpoint(output, step, accelerator.unwrap_model(adapter), optimizer,
@@ -528,7 +537,8 @@ def _ddpm_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
     diffusers = require("diffusers", "light")
     accepted = inspect.signature(diffusers.DDPMScheduler.__init__).parameters
-    return {k: v for k, v in config.items() if k in accepted}
+    # SD 1.5 never clips its samples; DDPMScheduler's default would (and warns when it is not set).
+    return {"clip_sample": False, **{k: v for k, v in config.items() if k in accepted}}
 
 
 # -- command line -------------------------------------------------------------------------------------
@@ -554,7 +564,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "train-light", help="train CAMOUFLaGE-Light's attribute T2I-Adapter on a folder of face images",
         description=__doc__.split("\n\n")[1], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("data_dir", metavar="DATA_DIR", help="folder of face images (CelebA-HQ, FFHQ...; searched recursively)")
+    p.add_argument("data_dir", metavar="DATA_DIR",
+                   help="folder of face images (CelebA-HQ, FFHQ...; searched recursively)")
     p.add_argument("--output", required=True, metavar="DIR", help="checkpoints, log, cache and the final adapter")
     t = p.add_argument_group("training")
     t.add_argument("--max-steps", type=int, help="optimizer steps in total (default: 20000)")
@@ -567,17 +578,21 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     t.add_argument("--timesteps", choices=TIMESTEP_SAMPLING, help="timestep sampling (default: uniform)")
     t.add_argument("--gradient-checkpointing", action="store_true", default=None, help="save memory in the UNet")
     t.add_argument("--init-adapter", metavar="SPEC", help="start from this T2I-Adapter instead of a fresh one")
-    t.add_argument("--resume", action="store_true", default=None, help="continue from the latest checkpoint in --output")
+    t.add_argument("--resume", action="store_true", default=None,
+                   help="continue from the latest checkpoint in --output")
     t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: 500)")
     t.add_argument("--keep-checkpoints", type=int, help="checkpoints kept (default: 3)")
     t.add_argument("--log-every", type=int, help="steps between loss log lines (default: 10)")
     t.add_argument("--device", choices=("auto", "cpu"), help="auto (GPUs, via accelerate) or cpu")
     c = p.add_argument_group("conditioning (keep equal to the anonymize settings)")
     c.add_argument("--prompt", help="prompt of every sample (default: Light's default prompt)")
-    c.add_argument("--ip-adapter-scale", type=float, help="weight of the frozen IP-Adapter, 0 without it (default: 0.7)")
-    c.add_argument("--ip-adapter-faces", choices=("blur", "keep"), help="faces in the IP-Adapter's view (default: blur)")
+    c.add_argument("--ip-adapter-scale", type=float,
+                   help="weight of the frozen IP-Adapter, 0 without it (default: 0.7)")
+    c.add_argument("--ip-adapter-faces", choices=("blur", "keep"),
+                   help="faces in the IP-Adapter's view (default: blur)")
     c.add_argument("--face-detector", choices=FACE_DETECTORS, help="face detector (default: centerface)")
-    c.add_argument("--cache", metavar="DIR", help="attribute cache folder (default: DIR/attribute-cache; 'none': on the fly)")
+    c.add_argument("--cache", metavar="DIR",
+                   help="attribute cache folder (default: DIR/attribute-cache; 'none': on the fly)")
     m = p.add_argument_group("models")
     m.add_argument("--config", metavar="TOML", help="TOML file with model sources and training options")
     m.add_argument("--models-dir", metavar="DIR", help="look every hub model up as DIR/<repo name> (offline use)")

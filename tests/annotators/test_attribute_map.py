@@ -152,7 +152,8 @@ def test_stabilizer_rejects_bad_settings(kwargs, message):
 def test_face_attributes_validate_shapes():
     with pytest.raises(ValueError, match="probs"):
         FaceAttributes(
-            xyxy=np.zeros((1, 4), np.float32), probs=np.zeros((1, 39), np.float32), observed=np.zeros((1, 40), np.float32),
+            xyxy=np.zeros((1, 4), np.float32), probs=np.zeros((1, 39), np.float32),
+            observed=np.zeros((1, 40), np.float32),
             keypoints=np.zeros((1, 5, 2), np.float32), regions=np.zeros((4, 4), np.uint8), seeds=np.zeros(1, np.int64),
             frame_size=(4, 4),
         )

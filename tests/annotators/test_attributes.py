@@ -6,9 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("facer")
-
 from camouflage_video.annotators.attribute_map import (
     ATTRIBUTE_NAMES,
     FACE_ATTRIBUTES_KEY,
@@ -27,6 +24,9 @@ from camouflage_video.annotators.attributes import (
 from camouflage_video.annotators.faces import CenterFaceDetector
 from camouflage_video.errors import ConfigError, ModelError
 from camouflage_video.frame import Faces, Frame, FrameContext
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("facer")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,7 +48,8 @@ def _save(state: dict, path) -> str:
 @pytest.fixture(scope="module")
 def tiny_classifier_file(tmp_path_factory) -> str:
     torch.manual_seed(0)
-    return _save(build_attribute_network(width=64, layers=2).state_dict(), tmp_path_factory.mktemp("farl") / "farl.safetensors")
+    state = build_attribute_network(width=64, layers=2).state_dict()
+    return _save(state, tmp_path_factory.mktemp("farl") / "farl.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +176,8 @@ def test_retinaface_loads_from_safetensors_and_detects(tmp_path, astronaut):
     from facer.face_detection.retinaface import RetinaFace, cfg_mnet
 
     torch.manual_seed(0)
-    path = _save(RetinaFace(cfg=dict(cfg_mnet, pretrain=False), phase="test").state_dict(), tmp_path / "retina.safetensors")
+    state = RetinaFace(cfg=dict(cfg_mnet, pretrain=False), phase="test").state_dict()
+    path = _save(state, tmp_path / "retina.safetensors")
     detector = load_retinaface(path, threshold=0.5)
     faces = detector.detect(astronaut)  # random weights: any number of boxes, but well-formed
     assert faces.xyxy.shape[1:] == (4,) and faces.landmarks.shape[1:] == (5, 2)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("facer")
-
 from camouflage_video.annotators.attribute_map import (
     NUM_ATTRIBUTES,
     AttributeStabilizer,
@@ -29,6 +26,9 @@ from camouflage_video.pipelines.camouflage_light import CamouflageLight, LightOp
 from camouflage_video.pipelines.temporal import FixedNoise
 from camouflage_video.samples import sample_frames
 from tests.tiny_light import tiny_adapter, tiny_attribute_state, tiny_light_components
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("facer")
 
 SIZE = 64  # generation size of the pipeline tests (8x8 latents)
 
@@ -183,8 +183,8 @@ def test_light_regenerates_video_frames_deterministically(pipeline, attribute_an
     calls = {k: v - before.get(k, 0) for k, v in stats["model_evaluations"].items()}
     anonymizer.reset()
     second = run_video(anonymizer, frames)
-    assert all(o.shape == f.shape and o.dtype == np.uint8 for o, f in zip(first, frames))
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert all(o.shape == f.shape and o.dtype == np.uint8 for o, f in zip(first, frames, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
     assert not np.array_equal(first[0], frames[0])
     assert stats["frames_generated"] == 3 and stats["keyframes"] + stats["reused_frames"] == 3
     assert calls["t2i_adapter"] == 3 and calls["image_encoder"] == 3

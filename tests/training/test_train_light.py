@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("facer")
-pytest.importorskip("accelerate")
-
 from camouflage_video.cli import main
 from camouflage_video.errors import ConfigError, InputError, InputNotFoundError
 from camouflage_video.training.light import TrainLightOptions, checkpoint_dirs, sample_indices, train_light
 from tests.conftest import media_file
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("facer")
+pytest.importorskip("accelerate")
 
 PHOTOS = ("identity/fr_kit_harington_1.jpg", "identity/fr_rose_leslie_1.jpg", "identity/deepface/img25.jpg")
 
@@ -133,7 +133,8 @@ def test_on_the_fly_analysis_gives_the_same_data_as_the_cache(faces, models, tmp
     for index in range(len(fly)):
         a, b = cached[index], fly[index]
         again = cached[index]  # second read comes from the cache
-        assert np.allclose(a["condition"], b["condition"], atol=1e-6) and np.array_equal(a["condition"], again["condition"])
+        assert np.allclose(a["condition"], b["condition"], atol=1e-6)
+        assert np.array_equal(a["condition"], again["condition"])
         assert a["pixels"].shape == (3, 64, 64) and a["condition"].shape == (41, 64, 64)
     assert sum(fly[i]["faces"] for i in range(len(fly))) >= 2  # real faces were found and encoded
 
