@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
+from camouflage_video.annotators.base import Annotator
 from camouflage_video.config import AnonymizeConfig, build_stages
 from camouflage_video.errors import ConfigError
+from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.runner import Runner
 from camouflage_video.sinks import Sink, default_output, open_sink
-from camouflage_video.sources import is_stream_uri, open_source
+from camouflage_video.sources import SourceInfo, is_stream_uri, open_source
 from camouflage_video.stats import RunStats
+
+StageFactory = Callable[[SourceInfo], tuple[list[Annotator], Anonymizer]]
 
 
 def anonymize(
@@ -21,6 +26,8 @@ def anonymize(
     *,
     progress: bool | None = False,
     stats_path: str | os.PathLike[str] | None = None,
+    stages: StageFactory | None = None,
+    on_frame: Callable[[RunStats], None] | None = None,
     **options: object,
 ) -> RunStats:
     """Anonymize a video file, image, image folder or stream.
@@ -31,6 +38,9 @@ def anonymize(
         config: Run options; keyword ``options`` override single fields (``method="pixelate"``).
         progress: Show a progress bar (``None``: only on a terminal).
         stats_path: Also write the stats JSON there.
+        stages: Builds the stages for the opened input; defaults to ``build_stages(config, info)``. Pass a
+            :class:`~camouflage_video.config.StageCache` to reuse loaded models over many inputs.
+        on_frame: Called with the stats after every output frame (progress of the caller's own).
 
     Returns:
         The run's statistics.
@@ -47,7 +57,7 @@ def anonymize(
     config = (config or AnonymizeConfig()).with_options(**options) if options else (config or AnonymizeConfig())
     with open_source(source) as src:
         targets = _targets(src.info.uri, src.info.kind, output)
-        annotators, anonymizer = build_stages(config, src.info)
+        annotators, anonymizer = (stages or partial(build_stages, config))(src.info)
         sinks: list[Sink] = []
         try:
             for target in targets:
@@ -56,7 +66,9 @@ def anonymize(
             for sink in sinks:
                 sink.abort()
             raise
-        runner = Runner(src, sinks, annotators, anonymizer, on_error=config.on_error, progress=progress)
+        runner = Runner(
+            src, sinks, annotators, anonymizer, on_error=config.on_error, progress=progress, on_frame=on_frame
+        )
         try:
             stats = runner.run()
         finally:

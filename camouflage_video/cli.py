@@ -20,6 +20,17 @@ EXAMPLES = """examples:
   camouflage-video anonymize clip.mp4 --method base --anonymization-scale 1.25 --seed 7   # CAMOUFLaGE-Base, GPU
   camouflage-video models fetch base                       # download the models of --method base
   camouflage-video anonymize clip.mp4 --method light --t2i-adapter ckpt/   # CAMOUFLaGE-Light (train-light makes ckpt/)
+  camouflage-video dataset raw/ anonymized/ --workers 2    # a whole tree, with a manifest; rerun to resume
+"""
+
+DATASET_EXAMPLES = """examples:
+  camouflage-video dataset raw/ anonymized/ --method blur --workers 2
+  camouflage-video dataset raw/ anonymized/ --method base --engine ray --address auto --gpus-per-worker 1
+  camouflage-video dataset raw/ anonymized/ ...   # rerun: skips what is done, retries what failed
+
+The output tree mirrors the input tree (same names; .avi, .gif and raw streams become .mp4).
+anonymized/camouflage_manifest.jsonl records every input: content hash, output, method, configuration
+hash, status, frames, fallback frames, error, seconds. Exit code 1 when any input failed.
 """
 
 
@@ -44,6 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(run)
     run.set_defaults(func=cmd_anonymize)
 
+    dataset = commands.add_parser(
+        "dataset", help="anonymize a folder tree of videos and images, resumably", epilog=DATASET_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dataset.add_argument("input", help="folder to read (recursively)")
+    dataset.add_argument("output", help="folder to write: the same tree, plus the manifest")
+    add_run_options(dataset)
+    w = dataset.add_argument_group("dataset")
+    w.add_argument(
+        "--workers", type=int, help="worker processes (local, default 1) or Ray actors (default: fill the cluster)"
+    )
+    w.add_argument("--engine", choices=("local", "ray"), default="local", help="where the work runs (default: local)")
+    w.add_argument("--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: start a local Ray)")
+    w.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray worker reserves (default: 0)")
+    w.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each Ray worker reserves (default: 1)")
+    w.add_argument("--export-tracks", action="store_true",
+                   help="write <output>.tracks.csv per input: frame, time, track id, face box (no biometric data)")
+    w.add_argument("--copy-other", action="store_true",
+                   help="copy files that are not videos or images (labels...) into the output; default: list them")
+    dataset.set_defaults(func=cmd_dataset)
+
     sample = commands.add_parser("sample", help="write a sample clip with a real face and audio")
     sample.add_argument("-o", "--output", default="sample.mp4", help="output file (default: sample.mp4)")
     sample.add_argument("--seconds", type=float, default=4.0, help="length in seconds (default: 4)")
@@ -63,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     from camouflage_video.training.light import add_parser as add_train_light
 
     add_train_light(commands)
+
+    from camouflage_video.evaluation.command import add_evaluate_parser
+
+    add_evaluate_parser(commands)
     return parser
 
 
@@ -230,6 +266,41 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         extra += f", {stats.corrupt_frames} corrupt skipped" if stats.corrupt_frames else ""
         print(f"{outputs}: {stats.frames_out} frames, {stats.faces_detected} faces{extra}", file=sys.stderr)
     return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from camouflage_video.dataset import DatasetOptions, run_dataset
+
+    options = DatasetOptions(
+        engine=args.engine,
+        workers=args.workers,
+        address=args.address,
+        gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=args.cpus_per_worker,
+        export_tracks=args.export_tracks,
+        copy_other=args.copy_other,
+        progress=False if args.quiet else None,
+    )
+    summary = run_dataset(args.input, args.output, config_from_args(args), options)
+    if args.stats:
+        summary.write(args.stats)
+    if not args.quiet or not summary.ok:
+        for name, error in summary.failures[:20]:
+            print(f"  failed: {name}: {error}", file=sys.stderr)
+        if len(summary.failures) > 20:
+            print(f"  ... and {len(summary.failures) - 20} more (see the manifest)", file=sys.stderr)
+        extra = f", {summary.fallback_frames} fallback frames" if summary.fallback_frames else ""
+        others = f", {summary.other} other files {'copied' if summary.copied else 'listed'}" if summary.other else ""
+        print(
+            f"{summary.output}: {summary.processed} anonymized, {summary.skipped} already done, "
+            f"{summary.failed} failed of {summary.media} videos and images ({summary.frames} frames{extra}){others}; "
+            f"manifest {summary.manifest}",
+            file=sys.stderr,
+        )
+    if summary.interrupted:
+        print("camouflage-video: interrupted; finished files are recorded, rerun to resume", file=sys.stderr)
+        return 130
+    return 0 if summary.ok else 1
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

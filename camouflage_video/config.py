@@ -75,18 +75,53 @@ def build_stages(config: AnonymizeConfig, info: SourceInfo) -> tuple[list[Annota
     Faces are always detected (the classic methods obfuscate them; the generative ones count them and use
     them for identities); they are tracked across frames of videos and streams, not across unrelated images.
     """
-    from camouflage_video.annotators.faces import CenterFaceDetector
-    from camouflage_video.annotators.tracking import FaceTracker
+    return StageCache(config)(info)
 
-    annotators: list[Annotator] = [
-        CenterFaceDetector(
-            thresh=config.thresh, det_size=config.det_size, nms=config.nms, model_path=config.detector_model
-        )
-    ]
-    if config.track and info.kind in ("video", "stream"):
-        annotators.append(FaceTracker(fps=info.fps, hold_frames=config.hold_frames))
-    anonymizer = build_anonymizer(config)
-    return annotators + anonymizer.annotators(), anonymizer
+
+class StageCache:
+    """The stages of one configuration, built once and reused over many inputs.
+
+    Loading models is the slow part of a run, so the dataset mode keeps one ``StageCache`` per worker.
+    The detector, the anonymizer and the anonymizer's own annotators are built on the first call and
+    ``reset()`` before every later input; the tracker depends on the input's frame rate and costs nothing
+    to build, so each input gets a fresh one. Calling it returns what :func:`build_stages` returns.
+
+    Examples:
+        >>> stages = StageCache(AnonymizeConfig(method="pixelate"))
+        >>> for path in ("a.mp4", "b.mp4"):  # doctest: +SKIP
+        ...     anonymize(path, config=stages.config, stages=stages)
+    """
+
+    def __init__(self, config: AnonymizeConfig) -> None:
+        self.config = config
+        self._shared: tuple[Annotator, Anonymizer, list[Annotator]] | None = None
+
+    def load(self) -> None:
+        """Build the expensive stages now (so a missing model fails before any input is touched)."""
+        if self._shared is None:
+            from camouflage_video.annotators.faces import CenterFaceDetector
+
+            config = self.config
+            detector = CenterFaceDetector(
+                thresh=config.thresh, det_size=config.det_size, nms=config.nms, model_path=config.detector_model
+            )
+            anonymizer = build_anonymizer(config)
+            self._shared = (detector, anonymizer, anonymizer.annotators())
+
+    def __call__(self, info: SourceInfo) -> tuple[list[Annotator], Anonymizer]:
+        from camouflage_video.annotators.tracking import FaceTracker
+
+        if self._shared is None:
+            self.load()
+        else:
+            detector, anonymizer, extra = self._shared
+            for stage in (detector, *extra, anonymizer):
+                stage.reset()
+        detector, anonymizer, extra = self._shared  # type: ignore[misc]
+        annotators: list[Annotator] = [detector]
+        if self.config.track and info.kind in ("video", "stream"):
+            annotators.append(FaceTracker(fps=info.fps, hold_frames=self.config.hold_frames))
+        return annotators + extra, anonymizer
 
 
 def build_anonymizer(config: AnonymizeConfig) -> Anonymizer:

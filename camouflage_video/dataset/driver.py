@@ -1,0 +1,392 @@
+"""``camouflage-video dataset IN OUT``: plan what needs doing, hand it to an engine, record every result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from camouflage_video import __version__
+from camouflage_video.config import AnonymizeConfig
+from camouflage_video.dataset.engines import Interrupts, LocalEngine, RayEngine
+from camouflage_video.dataset.manifest import (
+    RESERVED,
+    Manifest,
+    config_hash,
+    file_sha256,
+    fsync_file,
+    remove_partials,
+)
+from camouflage_video.dataset.walk import Entry, check_roots, walk
+from camouflage_video.dataset.worker import Task, new_record, tracks_path
+from camouflage_video.errors import ConfigError, OutputError
+from camouflage_video.sinks.base import publish, temporary_path
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How a dataset run is carried out (what it produces is the :class:`AnonymizeConfig`'s business).
+
+    Attributes:
+        engine: ``local`` (worker processes on this machine) or ``ray`` (actors on a Ray cluster).
+        workers: Worker processes or actors; ``None``: 1 locally, enough to fill the cluster with Ray.
+        address: Ray cluster address (``auto``, ``ray://head:10001``); ``None`` starts a local Ray.
+        gpus_per_worker: GPUs each Ray actor reserves.
+        cpus_per_worker: CPUs each Ray actor reserves.
+        export_tracks: Write ``<output>.tracks.csv`` (frame, time, track id, box) beside each output.
+        copy_other: Copy files that are neither videos nor images (labels, READMEs) into the output tree;
+            by default they are only listed in the manifest.
+        progress: Progress bars over files and frames (``None``: only on a terminal).
+
+    Examples:
+        >>> DatasetOptions(workers=2, export_tracks=True).engine
+        'local'
+    """
+
+    engine: str = "local"
+    workers: int | None = None
+    address: str | None = None
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    export_tracks: bool = False
+    copy_other: bool = False
+    progress: bool | None = False
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.gpus_per_worker < 0 or self.cpus_per_worker < 0:
+            raise ConfigError("gpus-per-worker and cpus-per-worker must not be negative")
+        if self.engine == "local" and (self.address is not None or self.gpus_per_worker):
+            raise ConfigError("--address and --gpus-per-worker need --engine ray")
+
+
+@dataclass
+class DatasetSummary:
+    """What a dataset run did; ``to_dict()`` is the ``--stats`` JSON.
+
+    ``processed``, ``failed`` and the frame counts cover this run; ``skipped`` counts inputs an
+    earlier run already finished with the same configuration.
+    """
+
+    input: str
+    output: str
+    manifest: str
+    config_hash: str
+    engine: str
+    workers: int = 0
+    media: int = 0
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    other: int = 0
+    copied: int = 0
+    frames: int = 0
+    fallback_frames: int = 0
+    partials_removed: int = 0
+    interrupted: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and not self.interrupted
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["failures"] = [{"input": i, "error": e} for i, e in self.failures]
+        data["wall_seconds"] = round(self.wall_seconds, 3)
+        return data
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the JSON atomically, as ``RunStats.write`` does."""
+        target = Path(path)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(temporary, target)
+
+
+def run_dataset(
+    input_root: str | os.PathLike[str],
+    output_root: str | os.PathLike[str],
+    config: AnonymizeConfig | None = None,
+    options: DatasetOptions | None = None,
+) -> DatasetSummary:
+    """Anonymize every video and image below ``input_root`` into the same tree below ``output_root``.
+
+    Reruns skip inputs finished with the same configuration and content, retry failed ones and redo
+    everything whose configuration changed. A corrupt input is recorded as failed and the run goes on.
+
+    Args:
+        input_root: Folder to read (recursively; hidden files and folders are skipped).
+        output_root: Folder to write; created if missing; holds ``camouflage_manifest.jsonl``.
+        config: What every file gets (method, detection, encoder); the manifest records its hash.
+        options: Engine, workers and extras.
+
+    Returns:
+        The summary; ``summary.failed`` counts inputs that failed in this run.
+
+    Raises:
+        CamouflageError: The folders overlap, the output is locked by another run, a model cannot load.
+
+    Examples:
+        >>> summary = run_dataset("raw/", "anonymized/", AnonymizeConfig(method="blur"),
+        ...                       DatasetOptions(workers=2))  # doctest: +SKIP
+        >>> summary.processed, summary.failed  # doctest: +SKIP
+        (18, 2)
+    """
+    started = time.perf_counter()
+    config = config or AnonymizeConfig()
+    options = options or DatasetOptions()
+    source, target = Path(input_root), Path(output_root)
+    check_roots(source, target)
+    engine = _engine(config, options)  # a missing Ray fails here, before the output folder is touched
+    chash = config_hash(config)
+    with Manifest(target) as manifest:
+        summary = DatasetSummary(str(source), str(target), str(manifest.path), chash, options.engine)
+        summary.partials_removed = len(remove_partials(target))
+        if summary.partials_removed:
+            logger.warning(
+                "%s: removed %d unfinished file(s) left by an interrupted run",
+                target,
+                summary.partials_removed,
+            )
+        entries = walk(source)
+        tasks, claimed = _plan_media(entries, manifest, config, chash, options, source, target, summary)
+        _handle_other(entries, manifest, options, source, target, claimed, summary)
+        if tasks:
+            manifest.log_run(
+                {
+                    "config_hash": chash,
+                    "config": config.to_dict(),
+                    "engine": options.engine,
+                    "workers": options.workers,
+                    "files": len(tasks),
+                    "version": __version__,
+                }
+            )
+            try:
+                _process(engine, tasks, manifest, options, summary)
+            finally:
+                # Workers that crashed or were aborted leave their temporary files; no worker runs now.
+                remove_partials(target)
+            summary.workers = engine.workers
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _plan_media(
+    entries: list[Entry],
+    manifest: Manifest,
+    config: AnonymizeConfig,
+    chash: str,
+    options: DatasetOptions,
+    source: Path,
+    target: Path,
+    summary: DatasetSummary,
+) -> tuple[list[Task], set[str]]:
+    """Decide per video and image: skip (done), process, or fail at once (its output name is taken)."""
+    media = [e for e in entries if e.kind != "other"]
+    summary.media = len(media)
+    # Inputs whose output keeps their own name claim it first: "a.mp4" wins over "a.avi" -> "a.mp4".
+    claimed: dict[str, str] = {}
+    for entry in sorted(media, key=lambda e: e.output != e.relative):
+        taken = entry.output in RESERVED or entry.output in claimed
+        if not taken:
+            claimed[entry.output] = entry.relative
+    tasks = []
+    for entry in media:
+        task = Task(
+            relative=entry.relative,
+            output_relative=entry.output,
+            kind=entry.kind,
+            input=str((source / entry.relative).resolve()),
+            output=str(target.resolve() / entry.output),
+            tracks=str(target.resolve() / tracks_path(entry.output)) if options.export_tracks else None,
+            size=entry.size,
+            mtime_ns=entry.mtime_ns,
+        )
+        if claimed.get(entry.output) != entry.relative:
+            owner = claimed.get(entry.output)
+            reason = f"by {owner}" if owner else "by the dataset manifest"
+            record = new_record(task, config.method, chash)
+            record.update(status="failed", error=f"OutputError: output name {entry.output} is taken {reason}")
+            _record(manifest, record, summary)
+        elif _is_done(entry, manifest.latest.get(entry.relative), chash, options, source, target):
+            summary.skipped += 1
+        else:
+            stale = (manifest.latest.get(entry.relative) or {}).get("tracks_file")
+            if stale and not options.export_tracks:
+                (target / stale).unlink(missing_ok=True)  # it describes an output about to be replaced
+            tasks.append(task)
+    return tasks, set(claimed)
+
+
+def _is_done(
+    entry: Entry,
+    record: dict[str, Any] | None,
+    chash: str,
+    options: DatasetOptions,
+    source: Path,
+    target: Path,
+) -> bool:
+    """True when an earlier run finished this input with this configuration and its output is intact."""
+    if record is None or record.get("status") != "done" or record.get("config_hash") != chash:
+        return False
+    if record.get("output") != entry.output or record.get("size") != entry.size:
+        return False
+    output = target / entry.output
+    if not output.is_file() or output.stat().st_size != record.get("output_size"):
+        return False
+    if options.export_tracks and not (record.get("tracks_file") and (target / record["tracks_file"]).is_file()):
+        return False
+    if record.get("mtime_ns") != entry.mtime_ns:
+        # Touched or copied without its timestamps: compare contents before redoing the work.
+        try:
+            return file_sha256(source / entry.relative) == record.get("sha256")
+        except OSError:
+            return False
+    return True
+
+
+def _handle_other(
+    entries: list[Entry],
+    manifest: Manifest,
+    options: DatasetOptions,
+    source: Path,
+    target: Path,
+    claimed: set[str],
+    summary: DatasetSummary,
+) -> None:
+    """List (or with ``copy_other`` copy) files that are neither videos nor images."""
+    for entry in entries:
+        if entry.kind != "other":
+            continue
+        summary.other += 1
+        copy = options.copy_other and entry.output not in RESERVED and entry.output not in claimed
+        status = "copied" if copy else "listed"
+        previous = manifest.latest.get(entry.relative)
+        if (
+            previous is not None
+            and previous.get("status") == status
+            and previous.get("size") == entry.size
+            and previous.get("mtime_ns") == entry.mtime_ns
+            and (not copy or (target / entry.output).is_file())
+        ):
+            continue
+        record = _other_record(entry, status)
+        if options.copy_other and not copy:
+            record["error"] = f"not copied: output name {entry.output} is taken"
+        if copy:
+            try:
+                _copy(source / entry.relative, target / entry.output)
+                summary.copied += 1
+            except OSError as exc:
+                record.update(status="listed", output=None, error=f"not copied: {exc.strerror or exc}")
+        manifest.append(record)
+
+
+def _other_record(entry: Entry, status: str) -> dict[str, Any]:
+    return {
+        "input": entry.relative,
+        "kind": "other",
+        "status": status,
+        "output": entry.output if status == "copied" else None,
+        "method": None,
+        "config_hash": None,
+        "sha256": None,
+        "size": entry.size,
+        "mtime_ns": entry.mtime_ns,
+        "error": None,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _copy(path: Path, target: Path) -> None:
+    """Copy a file so it appears under its final name only when complete."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{target.parent}: cannot create folder ({exc.strerror or exc})") from exc
+    temporary = temporary_path(target)
+    try:
+        shutil.copy2(path, temporary)
+        fsync_file(temporary)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    publish(temporary, target)
+
+
+def _engine(config: AnonymizeConfig, options: DatasetOptions) -> LocalEngine | RayEngine:
+    if options.engine == "ray":
+        return RayEngine(
+            config,
+            workers=options.workers,
+            address=options.address,
+            gpus_per_worker=options.gpus_per_worker,
+            cpus_per_worker=options.cpus_per_worker,
+            export_tracks=options.export_tracks,
+        )
+    return LocalEngine(
+        config,
+        workers=options.workers or 1,
+        export_tracks=options.export_tracks,
+        log_level=logging.getLogger("camouflage_video").getEffectiveLevel(),
+    )
+
+
+def _process(
+    engine: LocalEngine | RayEngine,
+    tasks: list[Task],
+    manifest: Manifest,
+    options: DatasetOptions,
+    summary: DatasetSummary,
+) -> None:
+    from tqdm import tqdm
+
+    disable = None if options.progress is None else not options.progress
+    files = tqdm(total=len(tasks), unit="file", desc="files", disable=disable, dynamic_ncols=True, position=0)
+    frames = tqdm(unit="frame", desc="frames", disable=disable, dynamic_ncols=True, position=1)
+
+    def on_result(record: dict[str, Any]) -> None:
+        _record(manifest, record, summary)
+        files.update(1)
+        if record["status"] == "failed":
+            files.set_postfix(failed=summary.failed)
+
+    try:
+        with Interrupts() as interrupts:
+            try:
+                engine.run(tasks, on_result, frames.update, interrupts)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+                raise
+            finally:
+                summary.interrupted = summary.interrupted or interrupts.stop_requested
+    finally:
+        frames.close()
+        files.close()
+
+
+def _record(manifest: Manifest, record: dict[str, Any], summary: DatasetSummary) -> None:
+    manifest.append(record)
+    if record["status"] == "done":
+        summary.processed += 1
+        summary.frames += record.get("frames") or 0
+        summary.fallback_frames += record.get("fallback_frames") or 0
+    elif record["status"] == "failed":
+        summary.failed += 1
+        summary.failures.append((record["input"], record.get("error") or ""))
+        logger.warning("%s: failed: %s", record["input"], record.get("error"))

@@ -1,0 +1,617 @@
+"""The evaluation report: one self-contained HTML file (inline CSS, SVG plots, base64 thumbnails) and the JSON.
+
+No script, no external font, no network: the file opens the same offline, in a mail attachment or in an
+archive years later. Plots are drawn as inline SVG here rather than with a plotting library, which keeps
+the ``evaluation`` extra small and the figures crisp at any zoom.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from camouflage_video.errors import OutputError
+from camouflage_video.evaluation.evaluator import EvaluationResult, FaceCase
+from camouflage_video.sinks.base import publish, temporary_path
+
+COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+ORIGINAL_COLOR, ANONYMIZED_COLOR = "#1f77b4", "#d62728"
+MAX_TIMELINES = 10
+MAX_LEAK_ROWS = 300
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;background:#f6f7f9}
+main{max-width:1040px;margin:0 auto;padding:24px}
+h1{font-size:24px;margin:0 0 4px} h2{font-size:19px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+section{background:#fff;border:1px solid #e3e5e8;border-radius:6px;padding:12px 18px;margin:16px 0}
+.meta{color:#555;font-size:13px;word-break:break-all}
+.verdict{display:inline-block;font-weight:700;font-size:18px;padding:8px 14px;border-radius:6px;margin:10px 0}
+.verdict-leak{background:#fde2e1;color:#a11}.verdict-pass{background:#e1f5e4;color:#175c2a}
+.verdict-no-faces{background:#eee;color:#444}
+table{border-collapse:collapse;width:100%;margin:6px 0}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eee;vertical-align:top}
+th{background:#fafafa;font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.bad{color:#b00;font-weight:600}.good{color:#176b2c;font-weight:600}.note{color:#666;font-size:12.5px}
+figure{margin:10px 0}figcaption{color:#555;font-size:12.5px;margin-top:2px}
+svg.plot{width:100%;height:auto;background:#fff}
+.cases{display:flex;flex-wrap:wrap;gap:12px}
+.case{border:1px solid #e3e5e8;border-radius:6px;padding:6px;background:#fcfcfd;font-size:12px}
+.case img{height:112px;display:inline-block;margin-right:3px;border-radius:3px}
+.pair{white-space:nowrap}.thumb-missing{display:inline-block;width:112px;height:112px;background:#eee}
+"""
+
+
+def write_json(result: EvaluationResult, path: str | os.PathLike[str]) -> Path:
+    """Write ``result.to_dict()`` as JSON; the file appears atomically under its final name."""
+    text = json.dumps(result.to_dict(), indent=2, allow_nan=False)
+    return _write_text(Path(path), text)
+
+
+def write_report(result: EvaluationResult, path: str | os.PathLike[str]) -> Path:
+    """Write the HTML report; the file appears atomically under its final name."""
+    return _write_text(Path(path), render_report(result))
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Fail now, before a long evaluation, if ``path`` cannot be written."""
+    final = Path(path)
+    if final.is_dir():
+        raise OutputError(f"{final}: is a folder; give a file name")
+    temporary_path(final).unlink()
+
+
+def _write_text(final: Path, text: str) -> Path:
+    if final.is_dir():
+        raise OutputError(f"{final}: is a folder; give a file name")
+    temporary = temporary_path(final)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"{final}: cannot write ({exc.strerror or exc})") from exc
+    publish(temporary, final)
+    return final
+
+
+# -- HTML ---------------------------------------------------------------------------------------------
+
+
+def render_report(result: EvaluationResult) -> str:
+    """The report as one HTML string."""
+    summary = result.summary()
+    esc = html.escape
+    original, anonymized = result.original.get("uri", "?"), result.anonymized.get("uri", "?")
+    verdict = summary["verdict"]
+    verdict_text = {
+        "leak": f"LEAK: {summary['leaks']} of {summary['faces']} anonymized faces still match their original",
+        "pass": f"PASS: none of {summary['faces']} anonymized faces matches its original",
+        "no-faces": "NO FACES: no face was found in the original, nothing to judge",
+    }[verdict]
+    interrupted = (
+        '<p class="bad">Interrupted: these results cover only the part of the input analysed before Ctrl-C.</p>'
+        if result.interrupted
+        else ""
+    )
+    name, metric = esc(result.recognizer["name"]), esc(result.recognizer["metric"])
+    recognizer = f"{name} (match below {result.threshold:g} {metric} distance)"
+    generated = esc(_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
+    meta = (
+        f"Original: <code>{esc(original)}</code><br>Anonymized: <code>{esc(anonymized)}</code><br>"
+        f"Recognizer: {recognizer} &middot; generated {generated}"
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Privacy evaluation: {esc(Path(anonymized).name)}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        "<header><h1>Privacy evaluation</h1>",
+        f'<p class="meta">{meta}</p>',
+        f'<div class="verdict verdict-{verdict}" id="verdict">{esc(verdict_text)}</div>{interrupted}</header>',
+        _summary_section(result, summary),
+        _reid_section(result, summary),
+        _tracks_section(result),
+        _leak_section(result),
+        _worst_section(result),
+        _temporal_section(result, summary),
+        _fidelity_section(result, summary),
+        _details_section(result),
+        "</main></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _fmt(value: object, digits: int = 3, percent: bool = False) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, float):
+        if percent:
+            return f"{100 * value:.1f}%"
+        return f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _summary_section(result: EvaluationResult, s: dict) -> str:
+    warp, stability = s["warping_error"], s["identity_stability"]
+    fidelity, attributes, frames = s["fidelity_outside_faces"], s["attributes"], result.frames
+    reid = s["reidentification_rate"]
+    reid_class = "bad" if reid else "good" if reid is not None else ""
+    leak_class = "bad" if s["leaks"] else "good"
+    sampled = f" (one frame in {frames['step']})" if frames["step"] > 1 else ""
+    one_identity = " One identity makes this uninformative: add --gallery." if s["gallery_identities"] == 1 else ""
+    rank_note = (
+        f"Anonymized face searched in a gallery of {s['gallery_identities']} identities; chance is "
+        f"{_fmt(s['rank1_chance'], percent=True)}.{one_identity}"
+    )
+    leaks = f"{s['leaks']} faces in {len(s['leak_identities'])} identities, {len(s['leak_frames'])} frames"
+    steady = (
+        f"{_fmt(stability['anonymized_same_identity_rate'], percent=True)} of consecutive anonymized faces "
+        f"match (mean step {_fmt(stability['anonymized_mean_step_distance'])}; original "
+        f"{_fmt(stability['original_mean_step_distance'])})"
+    )
+    flicker = (
+        f"original {_fmt(warp['original'], 5)}, anonymized {_fmt(warp['anonymized'], 5)}; "
+        f"faces: {_fmt(warp['original_faces'], 5)} vs {_fmt(warp['anonymized_faces'], 5)}"
+    )
+    if attributes.get("available"):
+        agreement, agreement_note = _fmt(attributes.get("agreement"), percent=True), attributes.get("model", "")
+    else:
+        agreement, agreement_note = "not measured", attributes.get("reason", "")
+    rows = [
+        (
+            "Frames analysed",
+            f"{frames['analysed']} of {frames['paired']} paired{sampled}",
+            "Unpaired frames are listed under Details.",
+        ),
+        ("Faces analysed", f"{s['faces']} in {s['identities']} identities", "Found by CenterFace in the original."),
+        (
+            "Re-identification rate",
+            f'<span class="{reid_class}">{_fmt(reid, percent=True)}</span>',
+            f"Share of anonymized faces within {result.threshold:g} of their original (the match threshold).",
+        ),
+        ("Mean distance to original", _fmt(s["distance"]["mean"]), "Higher is better; above the threshold no match."),
+        ("Rank-1 identification", _fmt(s["rank1_rate"], percent=True), rank_note),
+        ("Leaks", f'<span class="{leak_class}">{leaks}</span>', "See the leak audit."),
+        (
+            "Still detected as faces",
+            _fmt(s["detected_rate"], percent=True),
+            "Anonymized faces CenterFace still finds (utility for downstream detectors).",
+        ),
+        ("Identity stability", steady, "One fake identity should persist along a track."),
+        ("Flow-warping error", flicker, "Lai et al. 2018 with the original's optical flow; lower is steadier."),
+        (
+            "Outside faces",
+            f"PSNR {_fmt(fidelity.get('psnr_db'), 2)} dB, SSIM {_fmt(fidelity.get('ssim'), 4)}",
+            "Pixels outside the original face boxes should be unchanged (PSNR capped at 100 dB).",
+        ),
+        ("Attribute agreement", agreement, html.escape(agreement_note)),
+    ]
+    body = "".join(f"<tr><th>{name}</th><td>{value}</td><td class=note>{note}</td></tr>" for name, value, note in rows)
+    return f'<section id="summary"><h2>Summary</h2><table class="summary">{body}</table></section>'
+
+
+def _reid_section(result: EvaluationResult, s: dict) -> str:
+    distances = [f.distance for f in result.faces]
+    if not distances:
+        return '<section id="reidentification"><h2>Re-identification</h2><p>No faces.</p></section>'
+    top = max(1.2, result.threshold * 2, max(distances) * 1.05)
+    figure = svg_histogram(
+        [("anonymized vs original", distances, ANONYMIZED_COLOR)],
+        x_range=(0.0, top),
+        bins=30,
+        threshold=result.threshold,
+        x_label="recognizer distance",
+        title="Distance between each anonymized face and its original",
+    )
+    caption = (
+        f"{len(distances)} faces; left of the dashed line ({result.threshold:g}) the recognizer takes the "
+        f"anonymized face for the original person."
+    )
+    return (
+        f'<section id="reidentification"><h2>Re-identification</h2>'
+        f'<figure class="plot" id="fig-distance-histogram">{figure}<figcaption>{caption}</figcaption></figure>'
+        f"</section>"
+    )
+
+
+def _tracks_section(result: EvaluationResult) -> str:
+    tracks = result.tracks()
+    if not tracks:
+        return ""
+    kind = result.frames.get("kind")
+    figure = ""
+    if kind == "video":
+        by_identity: dict[int, list] = {}
+        for face in result.faces:
+            by_identity.setdefault(face.identity, []).append(face)
+        longest = sorted(by_identity.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_TIMELINES]
+        series = [
+            (f"track {identity}", [f.frame for f in faces], [f.distance for f in faces], COLORS[i % len(COLORS)])
+            for i, (identity, faces) in enumerate(longest)
+        ]
+        svg = svg_lines(
+            series,
+            threshold=result.threshold,
+            x_label="frame",
+            y_label="distance to original",
+            title="Distance to the original along each track",
+            y_min=0.0,
+        )
+        more = (
+            f" The {MAX_TIMELINES} longest of {len(by_identity)} tracks are drawn."
+            if len(by_identity) > MAX_TIMELINES
+            else ""
+        )
+        figure = (
+            f'<figure class="plot" id="fig-track-timelines">{svg}<figcaption>Each line is one face track; '
+            f"points under the dashed line are leaks.{more}</figcaption></figure>"
+        )
+    rows = []
+    for t in tracks[:500]:
+        label = html.escape(t["key"]) if kind != "video" and t["key"] else f"track {t['identity']}"
+        leak_class = "bad" if t["leaks"] else ""
+        frames = f"{t['first_frame']}&ndash;{t['last_frame']}"
+        numbers = [
+            t["faces"],
+            frames,
+            f'<span class="{leak_class}">{t["leaks"]}</span>',
+            _fmt(t["distance"]["mean"]),
+            _fmt(t["distance"]["min"]),
+            _fmt(t["detected_rate"], percent=True),
+            _fmt(t["stable_rate_anonymized"], percent=True),
+        ]
+        rows.append(f"<tr><td>{label}</td>" + "".join(f"<td class=num>{n}</td>" for n in numbers) + "</tr>")
+    more = f'<p class="note">{len(tracks) - 500} more in the JSON.</p>' if len(tracks) > 500 else ""
+    table = (
+        "<table id='tracks-table'><tr><th>Identity</th><th>Faces</th><th>Frames</th><th>Leaks</th><th>Mean dist.</th>"
+        "<th>Min dist.</th><th>Detected</th><th>Stable</th></tr>" + "".join(rows) + "</table>" + more
+    )
+    title = "Per-track timelines" if kind == "video" else "Per-face results"
+    return f'<section id="tracks"><h2>{title}</h2>{figure}{table}</section>'
+
+
+def _img(data: bytes, alt: str) -> str:
+    if not data:
+        return '<span class="thumb-missing"></span>'
+    return f'<img alt="{html.escape(alt)}" src="data:image/jpeg;base64,{base64.b64encode(data).decode("ascii")}">'
+
+
+def _case_html(case: FaceCase, kind: str | None) -> str:
+    r = case.record
+    where = html.escape(r.key) if r.key and kind != "video" else f"frame {r.frame}"
+    if r.time is not None:
+        where += f" ({r.time:.2f} s)"
+    who = f"track {r.identity}" if kind == "video" and r.identity >= 0 else "face"
+    status = '<span class="bad">leak</span>' if r.leak else '<span class="good">no match</span>'
+    rank = f", rank {r.rank}" if r.rank is not None else ""
+    return (
+        f'<div class="case" data-leak="{str(r.leak).lower()}"><div class="pair">'
+        f"{_img(case.original_jpeg, 'original face')}{_img(case.anonymized_jpeg, 'anonymized face')}</div>"
+        f"<div>{where}, {who}<br>distance {r.distance:.3f}{rank} &middot; {status}</div></div>"
+    )
+
+
+def _leak_section(result: EvaluationResult) -> str:
+    leaks = result.leaks
+    if not leaks:
+        text = "No anonymized face matches its original." if result.faces else "No faces were analysed."
+        return f'<section id="leaks"><h2>Leak audit</h2><p class="good">{text}</p></section>'
+    kind = result.frames.get("kind")
+    cases = "".join(_case_html(c, kind) for c in result.leak_cases)
+    shown = (
+        (
+            f'<p class="note">Closest match of each leaking identity ({len(result.leak_cases)} shown; the JSON lists '
+            f"all {len(leaks)}).</p>"
+        )
+        if result.leak_cases
+        else ""
+    )
+    rows = []
+    for f in leaks[:MAX_LEAK_ROWS]:
+        where = html.escape(f.key) if f.key and kind != "video" else str(f.frame)
+        time = f"{f.time:.3f}" if f.time is not None else "&ndash;"
+        ident = f"track {f.identity}" if kind == "video" and f.identity >= 0 else "&ndash;"
+        box = ", ".join(f"{v:.0f}" for v in f.box)
+        rows.append(
+            f"<tr><td>{where}</td><td class=num>{time}</td><td>{ident}</td><td class=num>{f.distance:.3f}</td>"
+            f"<td class=num>{box}</td></tr>"
+        )
+    more = (
+        f'<p class="note">{len(leaks) - MAX_LEAK_ROWS} more leaks in the JSON.</p>'
+        if len(leaks) > MAX_LEAK_ROWS
+        else ""
+    )
+    table = (
+        "<table id='leak-table'><tr><th>Frame / file</th><th>Time (s)</th><th>Track</th><th>Distance</th>"
+        "<th>Box (x1, y1, x2, y2)</th></tr>" + "".join(rows) + "</table>" + more
+    )
+    return (
+        f'<section id="leaks"><h2>Leak audit</h2><p class="bad">{len(leaks)} anonymized faces still match their '
+        f'original.</p>{shown}<div class="cases" id="leak-cases">{cases}</div>{table}</section>'
+    )
+
+
+def _worst_section(result: EvaluationResult) -> str:
+    if not result.worst_cases:
+        return ""
+    kind = result.frames.get("kind")
+    cases = "".join(_case_html(c, kind) for c in result.worst_cases)
+    return (
+        f'<section id="worst"><h2>Worst cases</h2><p class="note">The anonymized faces closest to their original, '
+        f'original left, anonymized right.</p><div class="cases" id="worst-cases">{cases}</div></section>'
+    )
+
+
+def _temporal_section(result: EvaluationResult, s: dict) -> str:
+    parts = []
+    if result.warping:
+        frames = [w.frame for w in result.warping]
+        series = [
+            ("original", frames, [w.original for w in result.warping], ORIGINAL_COLOR),
+            ("anonymized", frames, [w.anonymized for w in result.warping], ANONYMIZED_COLOR),
+        ]
+        face_frames = [w.frame for w in result.warping if w.anonymized_faces is not None]
+        if face_frames:
+            series += [
+                (
+                    "original, faces",
+                    face_frames,
+                    [w.original_faces for w in result.warping if w.original_faces is not None],
+                    "#6baed6",
+                ),
+                (
+                    "anonymized, faces",
+                    face_frames,
+                    [w.anonymized_faces for w in result.warping if w.anonymized_faces is not None],
+                    "#fc9272",
+                ),
+            ]
+        svg = svg_lines(
+            series, x_label="frame", y_label="warping error", title="Flow-warping error per frame", y_min=0.0
+        )
+        parts.append(
+            f'<figure class="plot" id="fig-warping">{svg}<figcaption>E_warp of frame t against t&minus;1 '
+            f"warped with the original's optical flow (occlusions masked). The anonymized curve above the "
+            f"original one is flicker the anonymizer adds.</figcaption></figure>"
+        )
+    steps_a = [f.step_anonymized for f in result.faces if f.step_anonymized is not None]
+    steps_o = [f.step_original for f in result.faces if f.step_original is not None]
+    if steps_a:
+        top = max(1.2, result.threshold * 2, max(steps_a + steps_o) * 1.05)
+        svg = svg_histogram(
+            [("original track", steps_o, ORIGINAL_COLOR), ("anonymized track", steps_a, ANONYMIZED_COLOR)],
+            x_range=(0.0, top),
+            bins=30,
+            threshold=result.threshold,
+            x_label="distance between consecutive faces",
+            title="Identity stability along tracks",
+        )
+        parts.append(
+            f'<figure class="plot" id="fig-stability">{svg}<figcaption>Distance between consecutive analysed '
+            f"faces of the same track. Left of the dashed line the recognizer sees one person: an anonymizer "
+            f"that keeps one fake identity per track stays there.</figcaption></figure>"
+        )
+    if not parts:
+        return ""
+    return f'<section id="temporal"><h2>Temporal consistency</h2>{"".join(parts)}</section>'
+
+
+def _fidelity_section(result: EvaluationResult, s: dict) -> str:
+    f = s["fidelity_outside_faces"]
+    a = s["attributes"]
+    measures = [
+        ("PSNR outside faces", f"{_fmt(f.get('psnr_db'), 2)} dB (min {_fmt(f.get('psnr_db_min'), 2)})"),
+        ("SSIM outside faces", f"{_fmt(f.get('ssim'), 4)} (min {_fmt(f.get('ssim_min'), 4)})"),
+        ("Faces still detected", _fmt(s["detected_rate"], percent=True)),
+        ("Faces only in the anonymized output", s["extra_faces_in_anonymized"]),
+    ]
+    rows = "".join(f"<tr><th>{name}</th><td class=num>{value}</td></tr>" for name, value in measures)
+    attr = ""
+    if a.get("available") and a.get("per_attribute"):
+        cells = "".join(
+            f"<tr><td>{html.escape(k)}</td><td class=num>{_fmt(v, percent=True)}</td></tr>"
+            for k, v in sorted(a["per_attribute"].items())
+        )
+        attr = f"<h3>Attribute agreement ({html.escape(a.get('model', ''))})</h3><table>{cells}</table>"
+    elif not a.get("available"):
+        attr = f'<p class="note">Attribute agreement not measured: {html.escape(a.get("reason", ""))}.</p>'
+    return (
+        f'<section id="fidelity"><h2>Fidelity outside faces</h2><table>{rows}</table>'
+        f'<p class="note">Measured over {f.get("frames", 0)} frames, outside the original face boxes grown '
+        f"{f.get('mask_scale')}x; SSIM on luma at the analysis size.</p>{attr}</section>"
+    )
+
+
+def _details_section(result: EvaluationResult) -> str:
+    fr = result.frames
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in fr.items()
+        if k != "unpaired_keys"
+    )
+    unpaired = ""
+    if fr.get("unpaired_keys"):
+        unpaired = "<p class=note>Unpaired: " + ", ".join(html.escape(k) for k in fr["unpaired_keys"][:50]) + "</p>"
+    config = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in result.config.items()
+    )
+    return (
+        f'<section id="details"><h2>Details</h2><h3>Frames</h3><table>{rows}</table>{unpaired}'
+        f"<h3>Settings</h3><table>{config}</table>"
+        f'<p class="note">The anonymized face is embedded with the original face\'s alignment, granting the attacker '
+        f"perfect alignment: the re-identification rate is an upper bound for this recognizer.</p></section>"
+    )
+
+
+# -- SVG plots ------------------------------------------------------------------------------------------
+
+_W, _H = 760, 280
+_LEFT, _RIGHT, _TOP, _BOTTOM = 58, 16, 30, 44
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
+    first = math.ceil(lo / step) * step
+    return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _tick_label(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) < 0.01 or abs(v) >= 10000:
+        return f"{v:.0e}"
+    return f"{v:g}"
+
+
+def _axes(
+    x0: float, x1: float, y0: float, y1: float, x_label: str, y_label: str, title: str
+) -> tuple[list[str], Callable[[float], float], Callable[[float], float]]:
+    """The frame, grid, ticks and labels of a plot, and the data-to-pixel mappings of its two axes."""
+    pw, ph = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    def sx(x: float) -> float:
+        return _LEFT + (x - x0) / (x1 - x0 or 1) * pw
+
+    def sy(y: float) -> float:
+        return _TOP + ph - (y - y0) / (y1 - y0 or 1) * ph
+
+    label = html.escape(title)
+    out = [
+        (
+            f'<svg class="plot" viewBox="0 0 {_W} {_H}" xmlns="http://www.w3.org/2000/svg" role="img" '
+            f'aria-label="{label}" font-family="system-ui,sans-serif" font-size="11">'
+        ),
+        f'<text x="{_LEFT}" y="18" font-size="13" font-weight="600">{html.escape(title)}</text>',
+        f'<rect x="{_LEFT}" y="{_TOP}" width="{pw}" height="{ph}" fill="#fcfcfd" stroke="#ccc"/>',
+    ]
+    for t in _ticks(y0, y1):
+        out.append(
+            f'<line x1="{_LEFT}" x2="{_LEFT + pw}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="#eee"/>'
+            f'<text x="{_LEFT - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{_tick_label(t)}</text>'
+        )
+    for t in _ticks(x0, x1, 8):
+        out.append(
+            f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{_TOP + ph}" y2="{_TOP + ph + 4}" stroke="#888"/>'
+            f'<text x="{sx(t):.1f}" y="{_TOP + ph + 16}" text-anchor="middle">{_tick_label(t)}</text>'
+        )
+    out.append(f'<text x="{_LEFT + pw / 2}" y="{_H - 8}" text-anchor="middle">{html.escape(x_label)}</text>')
+    out.append(
+        f'<text transform="translate(14 {_TOP + ph / 2}) rotate(-90)" text-anchor="middle">'
+        f"{html.escape(y_label)}</text>"
+    )
+    return out, sx, sy
+
+
+def _legend(labels: Sequence[tuple[str, str]]) -> list[str]:
+    out, x = [], _W - _RIGHT
+    for label, color in reversed(labels):
+        width = 18 + 6.2 * len(label)
+        x -= width + 10
+        out.append(
+            f'<rect x="{x:.1f}" y="9" width="12" height="10" fill="{color}" opacity="0.8"/>'
+            f'<text x="{x + 16:.1f}" y="18">{html.escape(label)}</text>'
+        )
+    return out
+
+
+def _threshold_line(threshold: float | None, *, x: float | None = None, y: float | None = None) -> list[str]:
+    """A dashed line at the match threshold: vertical at pixel ``x`` or horizontal at pixel ``y``."""
+    if threshold is None or (x is None and y is None):
+        return []
+    text = f"match below {threshold:g}"
+    if x is not None:
+        return [
+            (
+                f'<line class="threshold" x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_H - _BOTTOM}" stroke="#333" '
+                f'stroke-dasharray="5 4"/><text x="{x + 4:.1f}" y="{_TOP + 12}">{text}</text>'
+            )
+        ]
+    return [
+        (
+            f'<line class="threshold" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#333" '
+            f'stroke-dasharray="5 4"/><text x="{_LEFT + 4}" y="{y - 4:.1f}">{text}</text>'
+        )
+    ]
+
+
+def svg_histogram(
+    series: Sequence[tuple[str, Sequence[float], str]],
+    *,
+    x_range: tuple[float, float],
+    bins: int = 30,
+    threshold: float | None = None,
+    x_label: str = "",
+    title: str = "",
+) -> str:
+    """Overlaid histograms (one translucent bar set per series) as an inline SVG string."""
+    x0, x1 = x_range
+    edges = np.linspace(x0, x1, bins + 1)
+    counts = [
+        np.histogram(np.clip(values, x0, x1), edges)[0] if len(values) else np.zeros(bins, int)
+        for _, values, _ in series
+    ]
+    top = max(1, max(int(c.max()) for c in counts))
+    out, sx, sy = _axes(x0, x1, 0, top * 1.1, x_label, "faces", title)
+    for (label, _, color), count in zip(series, counts, strict=True):
+        for i, c in enumerate(count):
+            if c:
+                x, w = sx(edges[i]), sx(edges[i + 1]) - sx(edges[i])
+                out.append(
+                    f'<rect class="bar" x="{x + 0.5:.1f}" y="{sy(c):.1f}" width="{max(w - 1, 0.5):.1f}" '
+                    f'height="{sy(0) - sy(c):.1f}" fill="{color}" opacity="0.6"><title>{html.escape(label)}: '
+                    f"{c} in [{edges[i]:.2f}, {edges[i + 1]:.2f})</title></rect>"
+                )
+    if threshold is not None and x0 <= threshold <= x1:
+        out += _threshold_line(threshold, x=sx(threshold))
+    out += _legend([(label, color) for label, _, color in series])
+    out.append("</svg>")
+    return "".join(out)
+
+
+def svg_lines(
+    series: Sequence[tuple[str, Sequence[float], Sequence[float], str]],
+    *,
+    threshold: float | None = None,
+    x_label: str = "",
+    y_label: str = "",
+    title: str = "",
+    y_min: float | None = None,
+) -> str:
+    """Line plot of several ``(label, xs, ys, color)`` series, with markers, as an inline SVG string."""
+    xs_all = [x for _, xs, _, _ in series for x in xs]
+    ys_all = [y for _, _, ys, _ in series for y in ys]
+    if threshold is not None:
+        ys_all.append(threshold)
+    x0, x1 = (min(xs_all), max(xs_all)) if xs_all else (0, 1)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    y0 = y_min if y_min is not None else (min(ys_all) if ys_all else 0)
+    y1 = max(ys_all) * 1.1 if ys_all and max(ys_all) > y0 else y0 + 1
+    out, sx, sy = _axes(x0, x1, y0, y1, x_label, y_label, title)
+    if threshold is not None:
+        out += _threshold_line(threshold, y=sy(threshold))
+    for label, xs, ys, color in series:
+        points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=True))
+        out.append(
+            f'<polyline class="series" fill="none" stroke="{color}" stroke-width="1.6" points="{points}">'
+            f"<title>{html.escape(label)}</title></polyline>"
+        )
+        if len(xs) <= 400:
+            for x, y in zip(xs, ys, strict=True):
+                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.2" fill="{color}"/>')
+    out += _legend([(label, color) for label, _, _, color in series])
+    out.append("</svg>")
+    return "".join(out)

@@ -1,0 +1,136 @@
+"""The manifest survives crashes: torn last lines, stale temporaries, a second run on the same folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import pytest
+
+from camouflage_video.config import AnonymizeConfig
+from camouflage_video.dataset import DatasetOptions, config_hash, read_manifest, run_dataset
+from camouflage_video.dataset.manifest import MANIFEST_NAME, Manifest
+from camouflage_video.errors import OutputError
+from camouflage_video.sinks.video import EncoderOptions
+from tests.dataset.conftest import latest, manifest_lines, partial_files
+
+RECORD = {"input": "a.jpg", "status": "done", "config_hash": "h"}
+
+
+def test_reader_ignores_a_torn_last_line_and_skips_a_bad_middle_one(tmp_path: Path, caplog) -> None:
+    path = tmp_path / MANIFEST_NAME
+    path.write_text(
+        json.dumps({**RECORD, "input": "a.jpg"})
+        + "\n"
+        + "{not json\n"
+        + json.dumps({**RECORD, "input": "b.jpg"})
+        + "\n"
+        + '{"input": "c.jpg", "sta'  # a run was killed while appending
+    )
+    with caplog.at_level(logging.WARNING):
+        records = read_manifest(path)
+    assert [r["input"] for r in records] == ["a.jpg", "b.jpg"]
+    assert "line 2 is not valid JSON" in caplog.text
+
+
+def test_a_new_run_cuts_the_torn_line_before_appending(tmp_path: Path) -> None:
+    path = tmp_path / MANIFEST_NAME
+    path.write_text(json.dumps(RECORD) + "\n" + '{"input": "b.jpg", "stat')
+    with Manifest(tmp_path) as manifest:
+        assert list(manifest.latest) == ["a.jpg"]
+        manifest.append({**RECORD, "input": "c.jpg"})
+    assert [r["input"] for r in manifest_lines(tmp_path)] == ["a.jpg", "c.jpg"]
+
+
+def test_only_one_run_may_write_to_an_output_folder(tmp_path: Path) -> None:
+    with Manifest(tmp_path), pytest.raises(OutputError, match="another dataset run"):
+        Manifest(tmp_path).open()
+    with Manifest(tmp_path):  # released with the first run
+        pass
+
+
+def test_records_need_a_known_status(tmp_path: Path) -> None:
+    with Manifest(tmp_path) as manifest, pytest.raises(ValueError, match="status"):
+        manifest.append({"input": "a.jpg", "status": "maybe"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"method": "pixelate"},
+        {"mask_scale": 1.5},
+        {"det_size": 640},
+        {"audio": False},
+        {"encoder": EncoderOptions(crf=23)},
+        {"generative": {"steps": 4}},
+    ],
+)
+def test_config_hash_covers_every_option(change: dict) -> None:
+    base = AnonymizeConfig()
+    assert config_hash(base) == config_hash(AnonymizeConfig())
+    assert config_hash(base.with_options(**change)) != config_hash(base)
+
+
+@pytest.fixture
+def photos(tmp_path: Path, astronaut) -> Path:
+    root = tmp_path / "raw"
+    root.mkdir()
+    for i, size in enumerate(((96, 96), (128, 96), (64, 80))):
+        cv2.imwrite(str(root / f"p{i}.png"), cv2.cvtColor(cv2.resize(astronaut, size), cv2.COLOR_RGB2BGR))
+    return root
+
+
+def test_a_rerun_after_a_crash_repairs_the_manifest_and_removes_leftovers(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    config = AnonymizeConfig(det_size=320)
+    first = run_dataset(photos, out, config)
+    assert (first.processed, first.failed) == (3, 0)
+    # What kill -9 leaves: half a record at the end, and a temporary file under a hidden name.
+    with open(out / MANIFEST_NAME, "a") as f:
+        f.write('{"input": "p1.png", "status": "do')
+    leftover = out / ".p9.x1y2.partial.png"
+    leftover.write_bytes(b"half")
+    before = (out / "p0.png").stat().st_mtime_ns
+
+    second = run_dataset(photos, out, config)
+    assert (second.processed, second.skipped, second.partials_removed) == (0, 3, 1)
+    assert not partial_files(out)
+    assert len(manifest_lines(out)) == 3  # complete lines only, nothing redone
+    assert (out / "p0.png").stat().st_mtime_ns == before
+
+
+def test_touched_inputs_are_compared_by_content_and_changed_ones_redone(
+    photos: Path, tmp_path: Path, astronaut
+) -> None:
+    out = tmp_path / "out"
+    config = AnonymizeConfig(det_size=320)
+    run_dataset(photos, out, config)
+    touched = (photos / "p0.png").stat().st_mtime_ns + 5 * 10**9
+    os.utime(photos / "p0.png", ns=(touched, touched))  # same content, new timestamp (a copy without -t)
+    cv2.imwrite(str(photos / "p1.png"), cv2.cvtColor(cv2.resize(astronaut[::-1], (96, 96)), cv2.COLOR_RGB2BGR))
+
+    summary = run_dataset(photos, out, config)
+    assert (summary.processed, summary.skipped) == (1, 2)
+    records = latest(out)
+    assert records["p1.png"]["size"] == (photos / "p1.png").stat().st_size
+
+
+def test_an_output_name_taken_by_another_input_is_a_failure_of_its_own(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from camouflage_video.samples import make_sample_video
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    small = {"seconds": 0.2, "fps": Fraction(10), "size": (64, 48), "audio": None}
+    make_sample_video(raw / "cam.mp4", **small)
+    make_sample_video(raw / "cam.avi", codec="mpeg4", **small)  # would become cam.mp4 too
+    summary = run_dataset(raw, tmp_path / "out", AnonymizeConfig(det_size=320), DatasetOptions(workers=1))
+    records = latest(tmp_path / "out")
+    assert records["cam.mp4"]["status"] == "done"  # the file that has the name keeps it
+    assert records["cam.avi"]["status"] == "failed"
+    assert "cam.mp4 is taken by cam.mp4" in records["cam.avi"]["error"]
+    assert summary.failed == 1
