@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   camouflage-video models fetch base                       # download the models of --method base
   camouflage-video anonymize clip.mp4 --method light --t2i-adapter ckpt/   # CAMOUFLaGE-Light (train-light makes ckpt/)
   camouflage-video dataset raw/ anonymized/ --workers 2    # a whole tree, with a manifest; rerun to resume
+  camouflage-video evaluate clip.mp4 clip_anonymized.mp4 --report report.html   # re-identification risk
 """
 
 DATASET_EXAMPLES = """examples:
