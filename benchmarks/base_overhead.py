@@ -5,7 +5,8 @@ Goal: <= 1.05x.
 Both sides do the same model work (five ControlNets on every step, anonymization scale 0, which the tests
 prove bit-identical to the stock output); the stock side gets its own copies of the modules so that the
 project's counting hooks are not on it. Runs alternate between the two, prompt encoding and noise drawing
-inside the timed region on both sides. Two extra rows show what the project's loop does differently:
+inside the timed region on both sides; the clock is the process's CPU time (one torch thread), which other
+jobs on a shared machine disturb far less than wall time. Two extra rows show what the project's loop does differently:
 lineart stopping at 50% (skipped, where the stock pipeline multiplies it by 0) and the identity branch.
 
 Run: PYTHONPATH=. python benchmarks/base_overhead.py
@@ -35,7 +36,7 @@ from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidance
 from camouflage_video.pipelines.temporal import FixedNoise  # noqa: E402
 from tests.tiny_models import CONTROL_KINDS, tiny_components  # noqa: E402
 
-SEED, STEPS, REPEATS = 7, 10, 9
+SEED, STEPS, REPEATS = 7, 10, 21
 
 
 def scheduler():  # noqa: ANN201
@@ -91,10 +92,11 @@ def main() -> None:
         for r in range(REPEATS):
             order = list(cases.items()) if r % 2 == 0 else list(cases.items())[::-1]
             for name, case in order:
-                t0 = time.perf_counter()
+                # CPU time of this process: other jobs on a shared machine delay it far less than wall time.
+                t0 = time.process_time()
                 case()
-                times[name].append(time.perf_counter() - t0)
-        per_step = {name: statistics.median(t) / steps_run * 1000 for name, t in times.items()}
+                times[name].append(time.process_time() - t0)
+        per_step = {name: min(t) / steps_run * 1000 for name, t in times.items()}
         # Ratios of runs made next to each other share the machine's load at that moment.
         peers = {name: "stock, lineart until 50%" if "lineart until" in name else "stock" for name in times}
         ratios = {
@@ -103,12 +105,13 @@ def main() -> None:
         }
         rows.append((size, steps_run, per_step, ratios))
 
-    lines = [f"| size | case | ms per step (median of {REPEATS}) | vs stock (median of paired runs) |",
-             "| --- | --- | --- | --- |"]
+    lines = [f"| size | case | CPU ms/step (best of {REPEATS}) | vs stock, best of | vs stock, median of pairs |",
+             "| --- | --- | --- | --- | --- |"]
     for size, _, per_step, ratios in rows:
         for name, ms in per_step.items():
+            peer = per_step["stock, lineart until 50%" if "lineart until" in name else "stock"]
             mark = " (goal <= 1.05x)" if name == "ours" else ""
-            lines.append(f"| {size} px | {name} | {ms:.1f} | {ratios[name]:.3f}x{mark} |")
+            lines.append(f"| {size} px | {name} | {ms:.1f} | {ms / peer:.3f}x | {ratios[name]:.3f}x{mark} |")
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()[:10]
     load = Path("/proc/loadavg").read_text().split()[:3]
     body = (
