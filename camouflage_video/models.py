@@ -298,7 +298,10 @@ def hub_offline() -> bool:
 
 
 def check(sources: Mapping[str, ModelSource]) -> list[CheckResult]:
-    """Check that every source is present locally (a folder, a file, or the HF cache); downloads nothing."""
+    """Check that every file the loaders need is present locally (a folder, a file, or the HF cache).
+
+    Nothing is downloaded and nothing is loaded: a present but corrupt file shows up only when a run loads it.
+    """
     results = []
     for name, source in sources.items():
         component = COMPONENTS[name]
@@ -320,7 +323,7 @@ def check(sources: Mapping[str, ModelSource]) -> list[CheckResult]:
     return results
 
 
-def fetch(sources: Mapping[str, ModelSource], progress: bool = True) -> list[CheckResult]:
+def fetch(sources: Mapping[str, ModelSource]) -> list[CheckResult]:
     """Download hub components (to the HF cache, or into ``--models-dir`` folders) and convert pickles.
 
     Raises:
