@@ -335,7 +335,7 @@ def fetch(sources: Mapping[str, ModelSource]) -> list[CheckResult]:
     for name, source in sources.items():
         component = COMPONENTS[name]
         if source.url is not None:
-            _fetch_url(source, component, progress)
+            _fetch_url(source, component)
             continue
         if source.repo_id is None:
             continue  # a local path given by the user: nothing to download
@@ -378,7 +378,7 @@ def _fetch_and_convert(source: ModelSource, component: Component) -> None:
         convert_pickle(Path(downloaded), out)
 
 
-def _fetch_url(source: ModelSource, component: Component, progress: bool) -> None:
+def _fetch_url(source: ModelSource, component: Component) -> None:
     """Download a file published outside the hub into the component's folder (pickles converted)."""
     torch = require("torch", "diffusion")
     assert source.path is not None and source.url is not None  # resolve() gives URL components a folder
@@ -390,7 +390,7 @@ def _fetch_url(source: ModelSource, component: Component, progress: bool) -> Non
     source.path.mkdir(parents=True, exist_ok=True)
     temporary = source.path / f".{filename}.download"
     try:
-        torch.hub.download_url_to_file(source.url, str(temporary), progress=progress)
+        torch.hub.download_url_to_file(source.url, str(temporary), progress=True)
         if pickled:
             convert_pickle(temporary, target)
         else:

@@ -51,7 +51,7 @@ def test_fetch_downloads_converts_and_the_run_loads_safetensors_only(release_ser
     before = {r.component: r for r in models.check(sources)}
     assert not before["face-attributes"].ok and "models fetch" in before["face-attributes"].detail
 
-    after = {r.component: r for r in models.fetch(sources, progress=False)}
+    after = {r.component: r for r in models.fetch(sources)}
     assert all(r.ok for r in after.values()), after
     folder = tmp_path / "models" / "face-attributes"
     assert [p.name for p in folder.iterdir()] == [camouflage_light.FARL_FILE]  # converted; no pickle kept
@@ -61,7 +61,7 @@ def test_fetch_downloads_converts_and_the_run_loads_safetensors_only(release_ser
     assert (tmp_path / "models" / "face-parser" / camouflage_light.PARSER_FILE).is_file()
 
     # A second fetch has nothing to do, and works without the server.
-    assert all(r.ok for r in models.fetch(sources, progress=False))
+    assert all(r.ok for r in models.fetch(sources))
 
 
 def test_defaults_point_at_pyfacers_releases():
@@ -73,7 +73,7 @@ def test_defaults_point_at_pyfacers_releases():
 def test_a_failed_download_is_a_model_error(tmp_path):
     sources = models.resolve_all(["face-attributes"], {"face-attributes": "http://127.0.0.1:9/nothing.pt"}, tmp_path)
     with pytest.raises(ModelError, match="cannot download"):
-        models.fetch(sources, progress=False)
+        models.fetch(sources)
     assert not any((tmp_path / "face-attributes").glob("*"))
 
 
