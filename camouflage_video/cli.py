@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   camouflage-video sample -o sample.mp4                    # a clip with a real (public-domain) face
   camouflage-video anonymize clip.mp4 --method base --anonymization-scale 1.25 --seed 7   # CAMOUFLaGE-Base, GPU
   camouflage-video models fetch base                       # download the models of --method base
+  camouflage-video anonymize clip.mp4 --method light --t2i-adapter ckpt/   # CAMOUFLaGE-Light (train-light makes ckpt/)
   camouflage-video dataset raw/ anonymized/ --workers 2    # a whole tree, with a manifest; rerun to resume
   camouflage-video evaluate clip.mp4 clip_anonymized.mp4 --report report.html   # re-identification risk
 """
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_sources(models)
     models.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     models.set_defaults(func=cmd_models)
+
+    from camouflage_video.training.light import add_parser as add_train_light
+
+    add_train_light(commands)
 
     from camouflage_video.evaluation.command import add_evaluate_parser
 
@@ -190,6 +195,8 @@ def _add_model_sources(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
                    "(names: camouflage-video models list)")
     m.add_argument("--identity-model", metavar="SPEC",
                    help="identity ControlNet checkpoint (default: the public tile ControlNet, an approximation)")
+    m.add_argument("--t2i-adapter", metavar="SPEC",
+                   help="--method light: attribute T2I-Adapter (a train-light output folder; no public checkpoint)")
     m.add_argument("--prompt", help="prompt for every frame (default: a caption of each scene)")
     return m
 
@@ -205,7 +212,8 @@ def _add_generative_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--guidance-scale", type=float, help="classifier-free guidance (default: 7)")
     g.add_argument("--anonymization-scale", type=float,
                    help="push away from the original identity, 0 disables (default: 1.0)")
-    g.add_argument("--resolution", type=int, help="short side of the generation size, multiple of 8 (default: 768)")
+    g.add_argument("--resolution", type=int,
+                   help="short side of the generation size, multiple of 8 (default: 768 base, 512 light)")
     g.add_argument("--seed", type=int, help="seed of the fixed noise (default: 0)")
     g.add_argument("--scheduler", choices=("dpmpp-sde-karras", "dpmpp-2m-sde-karras"),
                    help="sampler (default: dpmpp-sde-karras)")
@@ -225,12 +233,24 @@ def _add_generative_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", choices=("auto", "float16", "bfloat16", "float32"),
                    help="model precision (default: float16 on CUDA, float32 on CPU)")
     g.add_argument("--batch-size", type=int, help="keyframes generated together on the GPU (default: 1)")
+    g.add_argument("--adapter-scale", type=float, help="--method light: weight of the attribute map (default: 1.0)")
+    g.add_argument("--ip-adapter-scale", type=float,
+                   help="--method light: weight of the image prompt, 0 disables the IP-Adapter (default: 0.7)")
+    g.add_argument("--ip-adapter-faces", choices=("blur", "keep"),
+                   help="--method light: faces in the IP-Adapter's view of the frame (default: blur)")
+    g.add_argument("--attribute-smoothing", choices=("mean", "ema", "off"),
+                   help="--method light: aggregate each track's attributes over its history (default: mean)")
+    g.add_argument("--attribute-window", type=int,
+                   help="--method light: frames the mean runs over, 0 for the whole track (default: 0)")
+    g.add_argument("--face-parsing", action=argparse.BooleanOptionalAction,
+                   help="--method light: shape attribute regions with pyfacer's face parser (default: off)")
 
 
 GENERATIVE_FLAGS = (
     "config", "models_dir", "prompt", "negative_prompt", "steps", "guidance_scale", "anonymization_scale",
     "resolution", "seed", "scheduler", "annotate_every", "reuse_strength", "keyframe_every",
     "scene_cut_threshold", "flow_warp", "device", "dtype", "batch_size",
+    "adapter_scale", "ip_adapter_scale", "ip_adapter_faces", "attribute_smoothing", "attribute_window", "face_parsing",
 )
 
 
@@ -240,6 +260,8 @@ def _generative_from_args(args: argparse.Namespace) -> dict:
     sources = dict(getattr(args, "model", None) or [])
     if getattr(args, "identity_model", None):
         sources["identity"] = args.identity_model
+    if getattr(args, "t2i_adapter", None):
+        sources["t2i-adapter"] = args.t2i_adapter
     if sources:
         options["models"] = sources
     scales = {}

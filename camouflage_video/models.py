@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError, ModelError
@@ -65,6 +66,10 @@ class Component:
         files: Hub files (glob patterns) that ``models fetch`` downloads.
         pickles: Upstream pickled files that ``models fetch`` converts to ``<stem>.safetensors``.
         note: One line for ``models list``.
+
+    A component published outside the hub (pyfacer's weights are GitHub release assets) has its download URL
+    as ``default``; ``models fetch`` stores it in ``<models-dir or cache>/<name>/``, converted to safetensors
+    if it is a pickle. ``kind="torchscript"`` marks TorchScript archives, which load as published.
     """
 
     name: str
@@ -141,9 +146,15 @@ class ModelSource:
 
     def describe(self) -> str:
         hub = None if self.repo_id is None else self.repo_id + (f"@{self.revision}" if self.revision else "")
+        hub = hub or self.url
         if self.path is None:
             return str(hub)
         return str(self.path) if hub is None else f"{hub} -> {self.path}"
+
+    @property
+    def url(self) -> str | None:
+        """The download URL of a component published outside the hub."""
+        return self.spec if _is_url(self.spec) else None
 
 
 def cache_home() -> Path:
@@ -160,6 +171,10 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 def _is_hub_id(spec: str) -> bool:
     """``owner/name`` or ``owner/name@revision`` that is not an existing path or a weights file name."""
     return bool(_HUB_ID.match(spec)) and not spec.endswith(".safetensors") and not Path(spec).expanduser().exists()
+
+
+def _is_url(spec: str) -> bool:
+    return spec.startswith(("https://", "http://"))
 
 
 def _split_hub_id(spec: str) -> tuple[str, str | None]:
@@ -185,11 +200,13 @@ def resolve(name: str, spec: str | None = None, models_dir: str | os.PathLike[st
     spec = spec or component.default
     if not spec:
         raise ConfigError(f"{name}: no public checkpoint exists; set it in the config or with --model {name}=PATH")
+    if _is_url(spec):
+        return ModelSource(name, spec, path=Path(models_dir or cache_home()).expanduser() / name)
     if not _is_hub_id(spec):
         path = Path(spec).expanduser()
         if not path.exists():
             raise ConfigError(f"{name}: {path} does not exist")
-        if path.is_file() and path.suffix != ".safetensors":
+        if path.is_file() and path.suffix != ".safetensors" and component.kind != "torchscript":
             raise ConfigError(f"{name}: {path} is not a .safetensors file (weights load as safetensors only)")
         return ModelSource(name, spec, path=path)
     repo_id, revision = _split_hub_id(spec)
@@ -248,6 +265,14 @@ def selected_components(preset: str, generative: Mapping[str, Any]) -> tuple[lis
 
         options = BaseOptions.from_mapping(generative)
         return needed_components(options), dict(options.models), options.models_dir
+    if preset == "light":
+        from camouflage_video.pipelines.camouflage_light import LightOptions, needed_components
+
+        light = LightOptions.from_mapping(generative)
+        names = needed_components(light)
+        if "t2i-adapter" not in light.models:
+            names.remove("t2i-adapter")  # no public checkpoint: train-light makes it (and needs the others)
+        return names, dict(light.models), light.models_dir
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     config = read_toml(generative["config"]) if generative.get("config") else {}
@@ -283,7 +308,7 @@ def check(sources: Mapping[str, ModelSource]) -> list[CheckResult]:
         if source.path is not None:
             missing = _missing_local(component, source.path)
             detail = "ok" if not missing else f"missing {', '.join(missing)}"
-            if missing and source.repo_id is not None:
+            if missing and (source.repo_id is not None or source.url is not None):
                 detail += " (camouflage-video models fetch downloads it)"
             results.append(CheckResult(name, source.describe(), not missing, detail))
             continue
@@ -309,6 +334,9 @@ def fetch(sources: Mapping[str, ModelSource]) -> list[CheckResult]:
     done: set[tuple] = set()
     for name, source in sources.items():
         component = COMPONENTS[name]
+        if source.url is not None:
+            _fetch_url(source, component)
+            continue
         if source.repo_id is None:
             continue  # a local path given by the user: nothing to download
         key = (source.repo_id, source.revision, component.files, component.pickles, str(source.path))
@@ -350,6 +378,29 @@ def _fetch_and_convert(source: ModelSource, component: Component) -> None:
         convert_pickle(Path(downloaded), out)
 
 
+def _fetch_url(source: ModelSource, component: Component) -> None:
+    """Download a file published outside the hub into the component's folder (pickles converted)."""
+    torch = require("torch", "diffusion")
+    assert source.path is not None and source.url is not None  # resolve() gives URL components a folder
+    filename = Path(urlparse(source.url).path).name
+    pickled = filename in component.pickles
+    target = source.path / (Path(filename).stem + ".safetensors" if pickled else filename)
+    if target.exists():
+        return
+    source.path.mkdir(parents=True, exist_ok=True)
+    temporary = source.path / f".{filename}.download"
+    try:
+        torch.hub.download_url_to_file(source.url, str(temporary), progress=True)
+        if pickled:
+            convert_pickle(temporary, target)
+        else:
+            os.replace(temporary, target)
+    except Exception as exc:  # noqa: BLE001 - turned into one clear line for the CLI
+        raise ModelError(f"{source.component}: cannot download {source.url}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def convert_pickle(src: Path, dst: Path) -> None:
     """Convert an upstream pickled state dict to safetensors, reading it with the tensors-only unpickler."""
     torch = require("torch", "diffusion")
@@ -368,7 +419,7 @@ def _missing_local(component: Component, path: Path) -> list[str]:
         return []
     if not path.is_dir():
         return [str(path)]
-    required = component.safetensors_files or REQUIRED_LOCAL.get(component.kind, ())
+    required = component.safetensors_files or REQUIRED_LOCAL.get(component.kind, component.files)
     files = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
     return [pattern for pattern in required if not fnmatch.filter(files, pattern)]
 

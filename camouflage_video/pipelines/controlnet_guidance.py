@@ -18,7 +18,6 @@ With ``anonymization_scale == 0`` and full denoising the result equals the stock
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
-from camouflage_video.pipelines.model_calls import CallCounter
+from camouflage_video.pipelines.model_calls import CallCounter, StageClock
+from camouflage_video.pipelines.temporal import reuse_timesteps, start_latents
 
 
 @dataclass
@@ -172,7 +172,7 @@ class AnonymizationGuidancePipeline:
             raise ConfigError("init_latents and strength < 1 go together")
         do_cfg = guidance_scale > 1.0
         device = self.device
-        clock = _Clock(device)
+        clock = StageClock(device)
         with torch.no_grad(), warnings.catch_warnings():
             # torchsde's Brownian interval warns about float round-off at the ends of the schedule.
             warnings.filterwarnings("ignore", message="Should have", module="torchsde")
@@ -198,26 +198,10 @@ class AnonymizationGuidancePipeline:
                 )
 
             # 4. Timesteps; latent reuse runs only the last `strength` of them (as img2img does)
-            if noise_seed is not None and hasattr(sd.scheduler, "noise_sampler_seed"):
-                sd.scheduler.noise_sampler_seed = [noise_seed] * batch  # one Brownian tree per frame
-            sd.scheduler.set_timesteps(num_inference_steps, device=device)
-            timesteps = sd.scheduler.timesteps
-            if strength < 1.0:
-                t_start = num_inference_steps - max(1, min(int(num_inference_steps * strength), num_inference_steps))
-                timesteps = timesteps[t_start * sd.scheduler.order :]
-                if hasattr(sd.scheduler, "set_begin_index"):
-                    sd.scheduler.set_begin_index(t_start * sd.scheduler.order)
+            timesteps = reuse_timesteps(sd.scheduler, num_inference_steps, strength, device, noise_seed, batch)
 
             # 5. Initial latents: the fixed noise, or the previous result re-noised to the first timestep
-            noise = noise.to(device=device, dtype=embeds.dtype)
-            if init_latents is None:
-                latents = sd.prepare_latents(
-                    batch, noise.shape[1], height, width, embeds.dtype, device, generators, noise
-                )
-            else:
-                latents = sd.scheduler.add_noise(
-                    init_latents.to(device=device, dtype=embeds.dtype), noise, timesteps[:1].repeat(batch)
-                )
+            latents = start_latents(sd, noise, init_latents, timesteps, generators, height, width, embeds.dtype)
 
             # 6. Scheduler step arguments (the per-frame generators feed SDE noise)
             extra_step_kwargs = sd.prepare_extra_step_kwargs(generators, 0.0)
@@ -301,19 +285,3 @@ class AnonymizationGuidancePipeline:
             return torch.cat([zeros, identity_residual])
         batch = identity_residual.shape[0]
         return torch.cat([residual, residual[-batch:] + identity_residual])
-
-
-class _Clock:
-    """Seconds per stage; waits for the GPU at each lap so the time lands in the stage that spent it."""
-
-    def __init__(self, device: Any) -> None:
-        self.device, self.seconds = device, {}
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        torch = require("torch", "diffusion")
-        if getattr(self.device, "type", str(self.device)) == "cuda":
-            torch.cuda.synchronize(self.device)
-        now = time.perf_counter()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
-        self._last = now

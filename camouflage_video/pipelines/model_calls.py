@@ -1,12 +1,16 @@
-"""Counts of model evaluations, taken where they happen (forward hooks), not inferred from settings.
+"""Counts of model evaluations, taken where they happen (forward hooks), not inferred from settings, and
+seconds per stage of a generation call.
 
 Shared by the generative pipelines: ``--stats`` reports these counts, and the benchmarks compare them.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
+
+from camouflage_video._deps import require
 
 
 class CallCounter:
@@ -54,3 +58,19 @@ def _batch_size(args: tuple, kwargs: dict) -> int:
         if shape is not None and len(shape) > 0:
             return int(shape[0])
     return 1
+
+
+class StageClock:
+    """Seconds per stage; waits for the GPU at each lap so the time lands in the stage that spent it."""
+
+    def __init__(self, device: Any) -> None:
+        self.device, self.seconds = device, {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        torch = require("torch", "diffusion")
+        if getattr(self.device, "type", str(self.device)) == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now

@@ -270,3 +270,38 @@ def warp_latents(latents: Any, flow: np.ndarray) -> Any:
         align_corners=True,
     )
     return warped.to(latents.dtype)
+
+
+def reuse_timesteps(scheduler: Any, steps: int, strength: float, device: Any, noise_seed: int | None = None,
+                    batch: int = 1) -> Any:
+    """Set the scheduler for one call and return the timesteps it runs.
+
+    A keyframe (``strength == 1``) runs all ``steps``; latent reuse runs only the last ``strength`` share of
+    them, as img2img does. A Brownian-tree scheduler (DPMSolverSDEScheduler) gets one tree per frame, seeded
+    with ``noise_seed``, so its step noise is the same on every frame. Shared by every generative pipeline.
+    """
+    if not 0.0 < strength <= 1.0:
+        raise ConfigError(f"strength must be in (0, 1], got {strength}")
+    if noise_seed is not None and hasattr(scheduler, "noise_sampler_seed"):
+        scheduler.noise_sampler_seed = [noise_seed] * batch
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
+    if strength < 1.0:
+        t_start = steps - max(1, min(int(steps * strength), steps))
+        timesteps = timesteps[t_start * scheduler.order :]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(t_start * scheduler.order)
+    return timesteps
+
+
+def start_latents(sd: Any, noise: Any, init_latents: Any, timesteps: Any, generators: list[Any], height: int,
+                  width: int, dtype: Any) -> Any:
+    """The first latents of a call: the fixed noise (keyframe) or the reused latent re-noised to the first step.
+
+    ``sd`` is the diffusers pipeline whose ``prepare_latents`` and scheduler the caller's loop uses.
+    """
+    batch, device = noise.shape[0], sd.unet.device
+    noise = noise.to(device=device, dtype=dtype)
+    if init_latents is None:
+        return sd.prepare_latents(batch, noise.shape[1], height, width, dtype, device, generators, noise)
+    return sd.scheduler.add_noise(init_latents.to(device=device, dtype=dtype), noise, timesteps[:1].repeat(batch))
