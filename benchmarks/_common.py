@@ -26,16 +26,19 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {system}"
 
 
 def timed(cmd: list[str], **kwargs) -> tuple[float, int]:
     """Run a command in its own process; returns (wall seconds, peak RSS in MiB of that process tree)."""
     probe = (
         "import resource, subprocess, sys, time, json;"
-        "t = time.perf_counter(); r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE);"
+        "t = time.perf_counter();"
+        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE);"
         "w = time.perf_counter() - t;"
-        "print(json.dumps([w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode, r.stderr.decode()[-2000:]]))"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
+        "print(json.dumps([w, rss, r.returncode, r.stderr.decode()[-2000:]]))"
     )
     out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True, **kwargs)
     wall, rss_kib, code, err = json.loads(out.stdout)
@@ -51,7 +54,8 @@ def ffmpeg(*args: str) -> None:
 def write_results(section: str, body: str) -> None:
     """Replace (or add) one ``## section`` in benchmarks/RESULTS.md."""
     path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\nEach section is rewritten by the script named in it.\n"
+    header = "# Benchmark results\n\nEach section is rewritten by the script named in it.\n"
+    text = path.read_text() if path.exists() else header
     stamp = time.strftime("%Y-%m-%d")
     block = f"## {section}\n\n{body.strip()}\n\nMachine: {machine()}. Recorded {stamp}.\n"
     parts = text.split("\n## ")

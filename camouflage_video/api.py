@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.config import AnonymizeConfig, build_stages
 from camouflage_video.errors import ConfigError
+from camouflage_video.live import LiveMonitor
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.runner import Runner
 from camouflage_video.sinks import Sink, default_output, open_sink
@@ -28,6 +29,8 @@ def anonymize(
     stats_path: str | os.PathLike[str] | None = None,
     stages: StageFactory | None = None,
     on_frame: Callable[[RunStats], None] | None = None,
+    source_options: Mapping[str, object] | None = None,
+    stats_interval: float = 5.0,
     **options: object,
 ) -> RunStats:
     """Anonymize a video file, image, image folder or stream.
@@ -37,10 +40,12 @@ def anonymize(
         output: Output path(s); defaults to ``<stem>_anonymized<ext>`` beside the input.
         config: Run options; keyword ``options`` override single fields (``method="pixelate"``).
         progress: Show a progress bar (``None``: only on a terminal).
-        stats_path: Also write the stats JSON there.
+        stats_path: Also write the stats JSON there; live runs rewrite it every ``stats_interval`` seconds.
         stages: Builds the stages for the opened input; defaults to ``build_stages(config, info)``. Pass a
             :class:`~camouflage_video.config.StageCache` to reuse loaded models over many inputs.
         on_frame: Called with the stats after every output frame (progress of the caller's own).
+        source_options: Settings of stream sources (``StreamOptions`` fields: timeouts, reconnection, ...).
+        stats_interval: Seconds between rewrites of ``stats_path`` during a live run.
 
     Returns:
         The run's statistics.
@@ -55,7 +60,7 @@ def anonymize(
         (250, 0)
     """
     config = (config or AnonymizeConfig()).with_options(**options) if options else (config or AnonymizeConfig())
-    with open_source(source) as src:
+    with open_source(source, **(source_options or {})) as src:
         targets = _targets(src.info.uri, src.info.kind, output)
         annotators, anonymizer = (stages or partial(build_stages, config))(src.info)
         sinks: list[Sink] = []
@@ -66,12 +71,17 @@ def anonymize(
             for sink in sinks:
                 sink.abort()
             raise
+        # Live runs: latency, drops and reconnects go into the stats, rewritten every few seconds.
+        monitor = LiveMonitor(src, sinks, stats_path, interval=stats_interval, then=on_frame) if src.info.live else None
         runner = Runner(
-            src, sinks, annotators, anonymizer, on_error=config.on_error, progress=progress, on_frame=on_frame
+            src, sinks, annotators, anonymizer,
+            on_error=config.on_error, progress=progress, on_frame=monitor or on_frame,
         )
         try:
             stats = runner.run()
         finally:
+            if monitor is not None:
+                monitor.update(runner.stats)
             if stats_path is not None:
                 runner.stats.write(stats_path)
     return stats

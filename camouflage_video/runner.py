@@ -67,23 +67,29 @@ class Runner:
         self.source, self.sinks, self.annotators, self.anonymizer = source, list(sinks), list(annotators), anonymizer
         self.on_error, self.progress, self.on_frame = on_error, progress, on_frame
         self.stats = RunStats(input=source.info.to_dict(), method=anonymizer.name)
+        # A live source keeps only its newest frame on its own thread; the processor takes frames straight
+        # from it (no reader queue holding stale ones) and one processed frame waits for the writer.
+        self._live = iter(source) if source.info.live else None
         self._decoded: queue.Queue = queue.Queue(queue_size)
-        self._processed: queue.Queue = queue.Queue(queue_size)
+        self._processed: queue.Queue = queue.Queue(1 if self._live is not None else queue_size)
         self._stop = threading.Event()
         self._failure: BaseException | None = None
+        self._ended = False
 
     def run(self) -> RunStats:
         """Process everything; returns the stats. Re-raises KeyboardInterrupt after finalizing."""
         reader = threading.Thread(target=self._read, name="camouflage-read", daemon=True)
         writer = threading.Thread(target=self._write, name="camouflage-write", daemon=True)
-        reader.start()
+        if self._live is None:
+            reader.start()
         writer.start()
         bar = _progress_bar(self.progress, self.source.info.frame_count)
         interrupted = False
         try:
-            while (item := self._next_decoded()) is not _END:
-                self._put(self._processed, (item, self._process(item)))
-                bar.update(1)
+            while batch := self._next_batch():
+                for frame, image in zip(batch, self._process(batch), strict=True):
+                    self._put(self._processed, (frame, image))
+                    bar.update(1)
         except KeyboardInterrupt:
             interrupted = self.stats.interrupted = True
         except BaseException as exc:  # noqa: BLE001 - finalize (discard) the outputs, then re-raise it
@@ -93,7 +99,8 @@ class Runner:
                 self._stop.set()
             self._put(self._processed, _END, until_stopped=False)  # the writer drains what is queued
             writer.join()
-            reader.join(timeout=5)
+            if reader.is_alive():
+                reader.join(timeout=5)
             bar.close()
             self._finalize()
         if interrupted:
@@ -115,33 +122,44 @@ class Runner:
             self._failure = self._failure or exc
         self._put(self._decoded, _END)
 
-    def _process(self, frame: Frame) -> np.ndarray:
+    def _process(self, frames: list[Frame]) -> list[np.ndarray]:
+        """Annotate the frames and anonymize them in one call; any failure gives all of them the fallback."""
         stats = self.stats
-        stats.frames_in += 1
-        ctx = FrameContext(frame)
+        stats.frames_in += len(frames)
+        contexts = [FrameContext(frame) for frame in frames]
         try:
-            for annotator in self.annotators:
-                t0 = time.perf_counter()
-                annotator.annotate(ctx)
-                stats.seconds[annotator.name] += time.perf_counter() - t0
+            for ctx in contexts:
+                for annotator in self.annotators:
+                    t0 = time.perf_counter()
+                    annotator.annotate(ctx)
+                    stats.seconds[annotator.name] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            image = self.anonymizer(ctx)
+            if len(contexts) == 1:
+                images = [self.anonymizer(contexts[0])]
+            else:
+                images = list(self.anonymizer.process_batch(contexts))
             stats.seconds["anonymize"] += time.perf_counter() - t0
-            if image.shape != frame.image.shape or image.dtype != np.uint8:
-                raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
+            if len(images) != len(frames):
+                raise ProcessingError(f"{self.anonymizer.name} returned {len(images)} images for {len(frames)} frames")
+            for frame, image in zip(frames, images, strict=False):  # lengths checked just above
+                if image.shape != frame.image.shape or image.dtype != np.uint8:
+                    raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
         except Exception as exc:
             if self.on_error == "fail":
-                raise ProcessingError(f"frame {frame.index}: {type(exc).__name__}: {exc}") from exc
-            logger.warning("frame %d: %s: %s; writing the fallback frame", frame.index, type(exc).__name__, exc)
-            stats.fallback_frames += 1
-            stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
-            image = fallback_image(frame.image)
-        if ctx.faces is not None and len(ctx.faces):
-            held = int(ctx.faces.held.sum())
-            stats.faces_detected += len(ctx.faces) - held
-            stats.faces_held += held
-            stats.frames_with_faces += 1
-        return image
+                raise ProcessingError(f"frame {frames[0].index}: {type(exc).__name__}: {exc}") from exc
+            images = []
+            for frame in frames:
+                logger.warning("frame %d: %s: %s; writing the fallback frame", frame.index, type(exc).__name__, exc)
+                stats.fallback_frames += 1
+                stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
+                images.append(fallback_image(frame.image))
+        for ctx in contexts:
+            if ctx.faces is not None and len(ctx.faces):
+                held = int(ctx.faces.held.sum())
+                stats.faces_detected += len(ctx.faces) - held
+                stats.faces_held += held
+                stats.frames_with_faces += 1
+        return images
 
     def _write(self) -> None:
         while True:
@@ -157,6 +175,7 @@ class Runner:
                     sink.write(frame, image)
                 self.stats.seconds["encode"] += time.perf_counter() - t0
                 self.stats.frames_out += 1
+                self.stats.last_frame_time = None if frame.time is None else float(frame.time)
                 if self.on_frame is not None:
                     self.on_frame(self.stats)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -165,10 +184,31 @@ class Runner:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
+    def _next_batch(self) -> list[Frame]:
+        """The next frame plus frames already decoded, up to the anonymizer's batch size; [] at the end.
+
+        It never waits to fill a batch, so a live stream's latency does not grow with the batch size.
+        """
+        if self._ended or (first := self._next_decoded()) is _END:
+            return []
+        batch = [first]
+        while len(batch) < getattr(self.anonymizer, "batch_size", 1):
+            try:
+                item = self._decoded.get_nowait()
+            except queue.Empty:
+                break
+            if item is _END:
+                self._ended = True
+                break
+            batch.append(item)
+        return batch
+
     def _next_decoded(self) -> object:
         while True:
             if self._failure is not None:
                 raise self._failure
+            if self._live is not None:
+                return next(self._live, _END)
             try:
                 return self._decoded.get(timeout=0.1)
             except queue.Empty:

@@ -29,6 +29,8 @@ class RunStats:
     errors: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     model: dict = field(default_factory=dict)
+    live: dict = field(default_factory=dict)
+    last_frame_time: float | None = None  # presentation time of the last frame written (live latency)
     started: float = field(default_factory=time.perf_counter)
     wall_seconds: float = 0.0
 
@@ -55,10 +57,11 @@ class RunStats:
             "tracks": self.tracks,
             "interrupted": self.interrupted,
             "errors": self.errors,
-            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+            "seconds": {k: round(v, 4) for k, v in dict(self.seconds).items()},  # copy: live runs write mid-run
             "wall_seconds": round(wall, 4),
             "fps": round(self.frames_out / wall, 3) if wall > 0 else None,
             "model": self.model,
+            **({"live": self.live} if self.live else {}),
         }
 
     def write(self, path: str | os.PathLike[str]) -> None:

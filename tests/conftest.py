@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Live-stream peers (RTSP camera stand-in, RTMP relay) as fixtures: camera_frames, camera, relay.
+pytest_plugins = ["tests.live_servers"]
+
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("CAMOUFLAGE_MEDIA", REPO.parent / "shared" / "media"))
 

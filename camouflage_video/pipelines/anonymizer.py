@@ -17,6 +17,11 @@ class Anonymizer:
     """
 
     name: str = "anonymizer"
+    batch_size: int = 1  # frames the runner may hand to process_batch at once
+
+    def process_batch(self, ctxs: list[FrameContext]) -> list[np.ndarray]:
+        """Anonymize consecutive frames in order; methods that batch on a GPU override this."""
+        return [self(ctx) for ctx in ctxs]
 
     def annotators(self) -> list[Annotator]:
         return []

@@ -96,5 +96,8 @@ class ClassicObfuscator(Anonymizer):
         small = cv2.resize(roi, grid, interpolation=cv2.INTER_AREA)
         if self.method == "pixelate":
             return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
-        smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-        return cv2.GaussianBlur(smooth, (0, 0), sigmaX=max(1.0, cell / 2))
+        # Smooth the cells at 8 px per cell, then scale up: the same look as blurring at full size with
+        # sigma = half a cell, at a cost that does not grow with the face (a 400 px face took ~250 ms).
+        coarse = cv2.resize(small, (grid[0] * 8, grid[1] * 8), interpolation=cv2.INTER_LINEAR)
+        coarse = cv2.GaussianBlur(coarse, (0, 0), sigmaX=4.0)
+        return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)

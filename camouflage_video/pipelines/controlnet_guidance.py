@@ -1,0 +1,287 @@
+"""Stable Diffusion 1.5 + a ControlNet ensemble + CAMOUFLaGE's anonymization guidance.
+
+The pipeline wraps diffusers components passed to its constructor and writes its denoising loop over the
+stock ``StableDiffusionControlNetPipeline``'s own helpers (``encode_prompt``, ``prepare_image``,
+``prepare_latents``, ``prepare_extra_step_kwargs``, ``image_processor``). It adds what the stock pipeline
+cannot take through a callback, because it acts inside a step before ``scheduler.step``:
+
+* the anonymization guidance: an identity ControlNet conditioned on the original frame gives ``eps_id``,
+  and the noise prediction becomes ``eps_u + w (eps_c - eps_u) - a_s (eps_id - eps_c)``. ``eps_id`` is the
+  conditional prediction with the identity ControlNet's residuals added to the ensemble's, so
+  ``eps_id - eps_c`` is the pull towards the original appearance, and ``a_s`` pushes away from it;
+* a start from a given latent re-noised to a fraction of the schedule (latent reuse across video frames);
+* ControlNets skipped, not multiplied by zero, outside their guidance window (lineart stops at 50%).
+
+With ``anonymization_scale == 0`` and full denoising the result equals the stock pipeline's bit for bit
+(tests/pipelines/test_controlnet_guidance.py).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from camouflage_video._deps import require
+from camouflage_video.errors import ConfigError
+from camouflage_video.pipelines.model_calls import CallCounter, StageClock
+from camouflage_video.pipelines.temporal import reuse_timesteps, start_latents
+
+
+@dataclass
+class GuidedOutput:
+    """Images, the final latents (they seed the next frame's reuse) and seconds per stage of one call."""
+
+    images: np.ndarray
+    latents: Any
+    steps_run: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class AnonymizationGuidancePipeline:
+    """SD 1.5 guided by named ControlNets, pushed away from the original by an identity ControlNet.
+
+    Args:
+        vae, text_encoder, tokenizer, unet, scheduler: Stable Diffusion 1.5 components.
+        controlnets: ControlNets by name, in the order their residuals are summed.
+        identity_controlnet: The identity ControlNet, fed the original frame; ``None`` disables the guidance.
+
+    Examples:
+        >>> pipe = AnonymizationGuidancePipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet,
+        ...     scheduler=scheduler, controlnets={"depth": depth_net},
+        ...     identity_controlnet=identity_net)  # doctest: +SKIP
+        >>> embeds = pipe.encode_prompt("a person", "blurry")  # doctest: +SKIP
+        >>> out = pipe({"depth": [depth_map]}, identity_images=[frame], prompt_embeds=embeds, height=512,
+        ...     width=512, noise=noise, generators=[g], anonymization_scale=1.0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        vae: Any,
+        text_encoder: Any,
+        tokenizer: Any,
+        unet: Any,
+        scheduler: Any,
+        controlnets: Mapping[str, Any],
+        identity_controlnet: Any = None,
+    ) -> None:
+        diffusers = require("diffusers", "diffusion")
+        if not controlnets:
+            raise ConfigError("at least one ControlNet is needed")
+        self.names = tuple(controlnets)
+        self.controlnets = dict(controlnets)
+        self.identity = identity_controlnet
+        # The stock pipeline holds the components and lends us its helpers; its __call__ is never used.
+        self.sd = diffusers.StableDiffusionControlNetPipeline(
+            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+            controlnet=diffusers.MultiControlNetModel(list(self.controlnets.values())),
+            scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        )
+        self.sd.set_progress_bar_config(disable=True)
+        self.calls = CallCounter()
+        self.calls.watch("unet", unet)
+        for name, net in self.controlnets.items():
+            self.calls.watch(f"controlnet.{name}", net)
+        if identity_controlnet is not None:
+            self.calls.watch("controlnet.identity", identity_controlnet)
+        self.calls.watch("vae_decode", vae.decoder)
+        self.calls.watch("vae_encode", vae.encoder)
+        self.calls.watch("text_encoder", text_encoder)
+
+    @property
+    def device(self) -> Any:
+        return self.sd.unet.device
+
+    @property
+    def dtype(self) -> Any:
+        return self.sd.unet.dtype
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return self.sd.vae_scale_factor
+
+    def latent_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
+        f = self.vae_scale_factor
+        return (batch, self.sd.unet.config.in_channels, height // f, width // f)
+
+    def encode_prompt(self, prompt: str, negative_prompt: str | None, guidance_scale: float = 7.0) -> tuple:
+        """``(prompt_embeds, negative_prompt_embeds)`` for one prompt; the latter is ``None`` without CFG."""
+        torch = require("torch", "diffusion")
+        with torch.no_grad():
+            return self.sd.encode_prompt(prompt, self.device, 1, guidance_scale > 1.0, negative_prompt)
+
+    def __call__(
+        self,
+        control_images: Mapping[str, Sequence[Any]],
+        *,
+        prompt_embeds: tuple,
+        height: int,
+        width: int,
+        noise: Any,
+        generators: list[Any],
+        identity_images: Sequence[Any] | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 7.0,
+        anonymization_scale: float = 0.0,
+        conditioning_scales: Mapping[str, float] | None = None,
+        guidance_end: Mapping[str, float] | None = None,
+        identity_scale: float = 1.0,
+        init_latents: Any = None,
+        strength: float = 1.0,
+        noise_seed: int | None = None,
+        output_type: str = "np",
+    ) -> GuidedOutput:
+        """Generate a batch of frames that share one plan (all full denoising, or all reuse at ``strength``).
+
+        Args:
+            control_images: Per ControlNet name, one control map per frame (PIL images or float arrays).
+            prompt_embeds: ``(cond, uncond)`` embeddings, batch 1 or one row per frame.
+            height, width: Generation size, multiples of the VAE factor.
+            noise: The fixed initial noise, ``(B, 4, height/8, width/8)``.
+            generators: One generator per frame, in the state right after drawing ``noise`` (stochastic
+                schedulers draw their step noise from them).
+            identity_images: The original frames, for the identity ControlNet.
+            anonymization_scale: ``a_s``; 0 skips the identity branch entirely.
+            conditioning_scales: Per ControlNet strength (default 1.0).
+            guidance_end: Per ControlNet, the fraction of steps after which it stops guiding (default 1.0).
+            init_latents: Latents to start from (latent reuse); ``None`` starts from pure noise.
+            strength: Fraction of the schedule re-run from ``init_latents``.
+            noise_seed: Seed of a Brownian-tree scheduler's noise (DPMSolverSDEScheduler), one tree per frame.
+        """
+        torch = require("torch", "diffusion")
+        sd = self.sd
+        batch = noise.shape[0]
+        scales = {name: 1.0 for name in self.names} | dict(conditioning_scales or {})
+        ends = {name: 1.0 for name in self.names} | dict(guidance_end or {})
+
+        # 1. Check inputs
+        if set(control_images) != set(self.names):
+            raise ConfigError(f"control images for {sorted(control_images)}, ControlNets are {sorted(self.names)}")
+        if any(len(images) != batch for images in control_images.values()) or len(generators) != batch:
+            raise ConfigError("one control map per ControlNet and one generator per frame are needed")
+        use_identity = anonymization_scale != 0.0
+        if use_identity and (self.identity is None or identity_images is None or len(identity_images) != batch):
+            raise ConfigError("anonymization guidance needs the identity ControlNet and one original frame per frame")
+        if not 0.0 < strength <= 1.0:
+            raise ConfigError(f"strength must be in (0, 1], got {strength}")
+        if (init_latents is None) != (strength == 1.0):
+            raise ConfigError("init_latents and strength < 1 go together")
+        do_cfg = guidance_scale > 1.0
+        device = self.device
+        clock = StageClock(device)
+        with torch.no_grad(), warnings.catch_warnings():
+            # torchsde's Brownian interval warns about float round-off at the ends of the schedule.
+            warnings.filterwarnings("ignore", message="Should have", module="torchsde")
+            # 2. Prompt embeddings: [uncond, cond] for classifier-free guidance, one row per frame
+            cond, uncond = (e.repeat(batch // e.shape[0], 1, 1) if e is not None else None for e in prompt_embeds)
+            embeds = torch.cat([uncond, cond]) if do_cfg else cond
+
+            # 3. Control maps, resized and batched the stock way ([uncond, cond] halves share them)
+            controls = {
+                name: sd.prepare_image(
+                    image=list(control_images[name]), width=width, height=height, batch_size=batch,
+                    num_images_per_prompt=1, device=device, dtype=sd.controlnet.dtype,
+                    do_classifier_free_guidance=do_cfg, guess_mode=False,
+                )
+                for name in self.names
+            }
+            identity_cond = None
+            if use_identity:
+                identity_cond = sd.prepare_image(
+                    image=list(identity_images), width=width, height=height, batch_size=batch,
+                    num_images_per_prompt=1, device=device, dtype=self.identity.dtype,
+                    do_classifier_free_guidance=False, guess_mode=False,
+                )
+
+            # 4. Timesteps; latent reuse runs only the last `strength` of them (as img2img does)
+            timesteps = reuse_timesteps(sd.scheduler, num_inference_steps, strength, device, noise_seed, batch)
+
+            # 5. Initial latents: the fixed noise, or the previous result re-noised to the first timestep
+            latents = start_latents(sd, noise, init_latents, timesteps, generators, height, width, embeds.dtype)
+
+            # 6. Scheduler step arguments (the per-frame generators feed SDE noise)
+            extra_step_kwargs = sd.prepare_extra_step_kwargs(generators, 0.0)
+            timestep_cond = None
+            if sd.unet.config.time_cond_proj_dim is not None:
+                w = torch.tensor(guidance_scale - 1).repeat(batch)
+                timestep_cond = sd.get_guidance_scale_embedding(
+                    w, embedding_dim=sd.unet.config.time_cond_proj_dim
+                ).to(device=device, dtype=latents.dtype)
+
+            # 7. Which ControlNets guide at each step (window over the whole schedule, as the stock pipeline)
+            total = len(sd.scheduler.timesteps)
+            offset = total - len(timesteps)
+            active = [
+                [name for name in self.names if (offset + i + 1) / total <= ends[name] and scales[name] != 0.0]
+                for i in range(len(timesteps))
+            ]
+
+            clock.lap("prepare")
+            # 8. Denoising loop: one UNet batch of [uncond, cond] rows (+ identity rows when a_s != 0)
+            n_guided = batch * (2 if do_cfg else 1)
+            copies = (2 if do_cfg else 1) + (1 if use_identity else 0)
+            for i, t in enumerate(timesteps):
+                latent_model_input = sd.scheduler.scale_model_input(torch.cat([latents] * copies), t)
+                guided_input = latent_model_input[:n_guided]
+                down, mid = self._ensemble_residuals(guided_input, t, embeds, controls, active[i], scales)
+                unet_embeds = embeds
+                if use_identity:
+                    id_down, id_mid = self.identity(
+                        guided_input[-batch:], t, encoder_hidden_states=cond, controlnet_cond=identity_cond,
+                        conditioning_scale=identity_scale, guess_mode=False, return_dict=False,
+                    )
+                    ensemble = down or [None] * len(id_down)
+                    down = [self._with_identity(r, r_id, n_guided) for r, r_id in zip(ensemble, id_down, strict=True)]
+                    mid = self._with_identity(mid, id_mid, n_guided)
+                    unet_embeds = torch.cat([embeds, cond])
+                noise_pred = sd.unet(
+                    latent_model_input, t, encoder_hidden_states=unet_embeds, timestep_cond=timestep_cond,
+                    cross_attention_kwargs=None, down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid, added_cond_kwargs=None, return_dict=False,
+                )[0]
+                if use_identity:
+                    noise_pred, noise_pred_identity = noise_pred[:n_guided], noise_pred[n_guided:]
+                if do_cfg:
+                    noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
+                    noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+                else:
+                    noise_pred_text = noise_pred
+                if use_identity:
+                    noise_pred = noise_pred - anonymization_scale * (noise_pred_identity - noise_pred_text)
+                latents = sd.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
+
+            clock.lap("denoise")
+            # 9. Decode
+            image = sd.vae.decode(latents / sd.vae.config.scaling_factor, return_dict=False)[0]
+            images = sd.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * batch)
+            clock.lap("decode")
+        return GuidedOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)
+
+    def _ensemble_residuals(self, sample: Any, t: Any, embeds: Any, controls: dict, active: list[str], scales: dict):
+        """Sum the active ControlNets' residuals in a fixed order, as MultiControlNetModel does."""
+        down, mid = None, None
+        for name in active:
+            d, m = self.controlnets[name](
+                sample, t, encoder_hidden_states=embeds, controlnet_cond=controls[name],
+                conditioning_scale=scales[name], guess_mode=False, return_dict=False,
+            )
+            if down is None:
+                down, mid = d, m
+            else:
+                down = [prev + cur for prev, cur in zip(down, d, strict=True)]
+                mid = mid + m
+        return down, mid
+
+    @staticmethod
+    def _with_identity(residual: Any, identity_residual: Any, n_guided: int) -> Any:
+        """Append the identity rows: the conditional rows' ensemble residuals plus the identity ControlNet's."""
+        torch = require("torch", "diffusion")
+        if residual is None:  # no ensemble ControlNet guides at this step
+            zeros = identity_residual.new_zeros((n_guided, *identity_residual.shape[1:]))
+            return torch.cat([zeros, identity_residual])
+        batch = identity_residual.shape[0]
+        return torch.cat([residual, residual[-batch:] + identity_residual])

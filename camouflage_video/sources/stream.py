@@ -1,0 +1,332 @@
+"""Live feeds: RTSP, RTMP, HTTP(S) and HLS through FFmpeg, and webcams (``/dev/videoN``) through V4L2.
+
+A live feed never ends, may drop at any time and cannot wait for slow processing. So a grabber thread
+reads and decodes the feed on its own and keeps only the newest picture: when processing is slower
+than the feed, stale pictures are dropped (and counted) instead of queueing up, and latency stays
+bounded. When the feed drops, the grabber reconnects with bounded exponential backoff while the
+source keeps the output alive with black frames at the feed's frame rate (no original pixel can be in
+them). Frame timestamps are the frames' arrival times on a monotonic clock, so they never go
+backwards across reconnects and a recording shows real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from camouflage_video.errors import ConfigError, InputNotFoundError, StreamError
+from camouflage_video.frame import Frame
+from camouflage_video.live import Backoff, LatestSlot, redact_url
+from camouflage_video.sources.base import Source, SourceInfo
+from camouflage_video.sources.video import upright
+
+logger = logging.getLogger(__name__)
+
+#: Output timestamps count in the MPEG 90 kHz clock.
+TIME_BASE = Fraction(1, 90000)
+_DEFAULT_FPS = Fraction(25)
+_TRANSPORTS = ("tcp", "udp")
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How a live feed is opened, read and reconnected.
+
+    Attributes:
+        transport: RTSP transport, ``"tcp"`` (default: survives lossy networks) or ``"udp"``.
+        open_timeout: Seconds to wait for a connection and the first picture.
+        read_timeout: Seconds without data after which the feed counts as lost.
+        reconnect: Backoff between reconnection attempts; ``attempts=None`` retries forever.
+        pace: Release frames no faster than their own timestamps. ``None``: on for http(s) sources,
+            which may deliver faster than real time (HLS segments arrive in bursts), off for cameras.
+        input_format: FFmpeg demuxer name; ``None`` guesses it (``v4l2`` for ``/dev/video*``).
+        input_options: Extra FFmpeg demuxer or protocol options, e.g. ``{"video_size": "1280x720"}``.
+
+    Examples:
+        >>> StreamOptions(transport="udp", reconnect=Backoff(initial=0.5, maximum=5)).transport
+        'udp'
+    """
+
+    transport: str = "tcp"
+    open_timeout: float = 10.0
+    read_timeout: float = 5.0
+    reconnect: Backoff = field(default_factory=Backoff)
+    pace: bool | None = None
+    input_format: str | None = None
+    input_options: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.transport not in _TRANSPORTS:
+            raise ConfigError(f"RTSP transport must be one of {', '.join(_TRANSPORTS)}, got {self.transport!r}")
+        if self.open_timeout <= 0 or self.read_timeout <= 0:
+            raise ConfigError(
+                f"stream timeouts must be > 0 seconds, got open {self.open_timeout} and read {self.read_timeout}"
+            )
+
+
+class StreamSource(Source):
+    """A live feed that reconnects, drops stale frames and never ends on its own.
+
+    Opening connects and decodes the first picture (within ``open_timeout``), so a wrong URL fails at
+    once with a one-line :class:`StreamError` instead of after the outputs were created. Iteration ends
+    only when the source is closed or reconnection gives up (``counters()["errors"]`` says why).
+
+    Args:
+        uri: ``rtsp://``, ``rtmp://``, ``http(s)://`` (HLS too) URL or a ``/dev/videoN`` webcam.
+        options: Connection settings; keyword arguments override single fields.
+
+    Examples:
+        >>> with StreamSource("rtsp://user:pass@cam.local/stream1", open_timeout=5) as src:  # doctest: +SKIP
+        ...     print(src.info.uri)  # rtsp://***@cam.local/stream1
+        ...     for frame in src:
+        ...         ...
+    """
+
+    def __init__(self, uri: str, options: StreamOptions | None = None, **changes: object) -> None:
+        self.uri = uri
+        self.options = replace(options or StreamOptions(), **changes)  # type: ignore[arg-type]
+        self.redacted = redact_url(uri)
+        self.webcam = uri.startswith("/dev/video")
+        if self.webcam and not Path(uri).exists():
+            raise InputNotFoundError(f"{uri}: no such capture device")
+        self.pace = self.options.pace if self.options.pace is not None else uri.lower().startswith(("http:", "https:"))
+        self.corrupt_frames = 0
+        self.frames_received = 0
+        self.outage_frames = 0
+        self.reconnects = 0
+        self.reconnect_attempts = 0
+        self.errors: list[str] = []
+        self._newest = LatestSlot()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._finished = threading.Event()
+        self._resize_warned = False
+        self._origin = time.monotonic()
+        self._last_pts = -1
+
+        container = self._open()
+        try:
+            first = self._first_picture(container)
+        except BaseException:
+            container.close()
+            raise
+        stream = container.streams.video[0]
+        fps = stream.average_rate or stream.guessed_rate or stream.base_rate or _DEFAULT_FPS
+        self.fps = Fraction(fps) if 1 <= fps <= 240 else _DEFAULT_FPS  # RTSP may report 90000 "fps"
+        self._rotation = round(getattr(first, "rotation", 0) or 0)
+        image = upright(first.to_ndarray(format="rgb24"), self._rotation)
+        self.info = SourceInfo(
+            uri=self.redacted,
+            kind="stream",
+            width=image.shape[1],
+            height=image.shape[0],
+            fps=self.fps,
+            time_base=TIME_BASE,
+            codec=stream.codec_context.name,
+            has_audio=False,  # live audio is not carried over (see docs/live.md)
+            live=True,
+        )
+        self._origin = time.monotonic()
+        self._newest.put((first, self._origin))
+        self._connected.set()
+        self._grabber = threading.Thread(target=self._grab, args=(container,), name="camouflage-grab", daemon=True)
+        self._grabber.start()
+
+    # -- connecting -------------------------------------------------------------------------------
+
+    def _open(self) -> av.container.InputContainer:
+        """Connect; raise a one-line StreamError (credentials redacted) on failure."""
+        opts = self.options
+        ffmpeg_options = {"flags": "low_delay"}  # not fflags=nobuffer: it throws away the probed packets (HLS)
+        if self.uri.lower().startswith(("rtsp:", "rtsps:")):
+            ffmpeg_options["rtsp_transport"] = opts.transport
+        ffmpeg_options.update(opts.input_options)
+        fmt = opts.input_format or ("v4l2" if self.webcam else None)
+        started = time.monotonic()
+        try:
+            container = av.open(
+                self.uri, format=fmt, options=ffmpeg_options, timeout=(opts.open_timeout, opts.read_timeout),
+                metadata_errors="ignore",
+            )
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            timed_out = time.monotonic() - started >= 0.95 * opts.open_timeout
+            raise StreamError(f"{self.redacted}: cannot open stream ({self._reason(exc, timed_out)})") from None
+        if not container.streams.video:
+            container.close()
+            raise StreamError(f"{self.redacted}: the stream has no video")
+        # One decoding thread: frame threads hold back a picture each (40 ms apiece at 25 fps), and FFmpeg 8.1's
+        # slice threads return corrupt (green) pictures for multi-slice RTSP H.264 such as x264's zerolatency.
+        container.streams.video[0].codec_context.thread_count = 1
+        return container
+
+    def _first_picture(self, container: av.container.InputContainer) -> av.VideoFrame:
+        try:
+            for frame in self._decode(container):
+                return frame
+        except (av.FFmpegError, OSError) as exc:
+            raise StreamError(f"{self.redacted}: no picture from stream ({self._reason(exc)})") from None
+        raise StreamError(f"{self.redacted}: the stream ended before its first picture")
+
+    def _reason(self, exc: BaseException, timed_out: bool = False) -> str:
+        """One redacted line; PyAV reports an expired timeout as "Immediate exit requested" or worse."""
+        if isinstance(exc, av.ExitError) or timed_out:
+            limit = self.options.open_timeout if timed_out else self.options.read_timeout
+            return f"no answer within {limit:g} s"
+        text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return redact_url(text.splitlines()[0])
+
+    # -- the grabber thread -----------------------------------------------------------------------
+
+    def _decode(self, container: av.container.InputContainer) -> Iterator[av.VideoFrame]:
+        """Decoded pictures; a packet that fails to decode (a lost UDP packet) is skipped and counted."""
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if self._stop.is_set():
+                return
+            try:
+                yield from packet.decode()
+            except av.FFmpegError:
+                self.corrupt_frames += 1
+
+    def _grab(self, container: av.container.InputContainer | None) -> None:
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                if container is None:
+                    container = self._reconnect(attempt)
+                    attempt = 0 if container is not None else attempt + 1
+                    if container is None:
+                        if self._finished.is_set():
+                            return
+                        continue
+                reason = self._read(container)
+                container.close()
+                container = None
+                if self._stop.is_set():
+                    return
+                self._connected.clear()
+                logger.warning("%s: feed lost (%s); sending black frames until it is back", self.redacted, reason)
+        finally:
+            if container is not None:
+                container.close()
+            self._finished.set()
+            self._newest.wake()
+
+    def _read(self, container: av.container.InputContainer) -> str:
+        """Offer every decoded picture until the feed ends or fails; returns why it stopped."""
+        try:
+            anchor: tuple[float, float] | None = None
+            for frame in self._decode(container):
+                now = time.monotonic()
+                if self.pace and frame.time is not None:
+                    anchor = self._wait_until_due(frame.time, now, anchor)
+                    now = time.monotonic()
+                self.frames_received += 1
+                self._newest.put((frame, now))
+        except (av.FFmpegError, OSError) as exc:
+            return self._reason(exc)
+        return "the stream ended"
+
+    def _wait_until_due(self, media_time: float, now: float, anchor: tuple[float, float] | None) -> tuple[float, float]:
+        """Hold a picture until its own timestamp is due; re-anchor after a jump in either clock."""
+        if anchor is not None:
+            due = anchor[1] + (media_time - anchor[0])
+            if -1.0 < due - now < 5.0:
+                self._stop.wait(max(0.0, due - now))
+                return anchor
+        return media_time, now
+
+    def _reconnect(self, attempt: int) -> av.container.InputContainer | None:
+        backoff = self.options.reconnect
+        if backoff.exhausted(attempt):
+            message = f"{self.redacted}: gave up after {attempt} reconnect attempts"
+            logger.error("%s", message)
+            self.errors.append(message)
+            self._finished.set()
+            return None
+        delay = backoff.delay(attempt)
+        limit = f"/{backoff.attempts}" if backoff.attempts is not None else ""
+        logger.warning("%s: reconnect attempt %d%s in %.1f s", self.redacted, attempt + 1, limit, delay)
+        if self._stop.wait(delay):
+            return None
+        self.reconnect_attempts += 1
+        try:
+            container = self._open()
+        except StreamError as exc:
+            logger.warning("reconnect attempt %d failed: %s", attempt + 1, exc)
+            return None
+        self.reconnects += 1
+        self._connected.set()
+        logger.warning("%s: reconnected", self.redacted)
+        return container
+
+    # -- what the runner sees ---------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Frame]:
+        interval = float(1 / self.fps)
+        index = 0
+        while not self._stop.is_set():
+            item = self._newest.take(timeout=interval)
+            if item is not None:
+                vf, arrival = item
+                image = self._fit(upright(vf.to_ndarray(format="rgb24"), self._rotation))
+            elif self._finished.is_set():
+                return
+            elif not self._connected.is_set():
+                # Keep the outputs alive during an outage: a black frame carries no original pixel.
+                image, arrival = np.zeros((self.info.height, self.info.width, 3), np.uint8), time.monotonic()
+                self.outage_frames += 1
+            else:
+                continue  # connected, the next picture is just late
+            yield Frame(image, index=index, pts=self._stamp(arrival), time_base=TIME_BASE)
+            index += 1
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        """Scale pictures to the size the outputs were opened with (a camera may come back different)."""
+        h, w = image.shape[:2]
+        if (w, h) == (self.info.width, self.info.height):
+            return image
+        if not self._resize_warned:
+            self._resize_warned = True
+            logger.warning("%s: picture size changed to %dx%d; scaling to %dx%d", self.redacted, w, h,
+                           self.info.width, self.info.height)
+        return cv2.resize(image, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
+
+    def _stamp(self, arrival: float) -> int:
+        pts = max(self._last_pts + 1, round((arrival - self._origin) / TIME_BASE))
+        self._last_pts = pts
+        return pts
+
+    def clock(self) -> float:
+        """Seconds on the clock frame timestamps count on (``frame.time`` is a frame's arrival)."""
+        return time.monotonic() - self._origin
+
+    def counters(self) -> dict:
+        """Live counters for the stats: frames received, dropped as stale, black outage frames, ..."""
+        return {
+            "frames_received": self.frames_received,
+            "frames_dropped": self._newest.dropped,
+            "outage_frames": self.outage_frames,
+            "corrupt_packets": self.corrupt_frames,
+            "reconnects": self.reconnects,
+            "reconnect_attempts": self.reconnect_attempts,
+            "connected": self._connected.is_set(),
+            "errors": list(self.errors),
+        }
+
+    def close(self) -> None:
+        self._stop.set()
+        self._newest.wake()
+        grabber = getattr(self, "_grabber", None)
+        if grabber is not None and grabber is not threading.current_thread():
+            # A read blocked on a silent network returns within the read timeout; the thread is a daemon.
+            grabber.join(timeout=self.options.read_timeout + 1)

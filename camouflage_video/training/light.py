@@ -1,0 +1,623 @@
+"""``camouflage-video train-light DATA_DIR --output ckpt/``: train CAMOUFLaGE-Light's attribute T2I-Adapter.
+
+Stable Diffusion 1.5 and the IP-Adapter stay frozen; only the T2I-Adapter that reads the 41-channel attribute
+map learns, with the usual denoising loss: the UNet, shown the image's IP-Adapter embedding (of the image with
+its faces blurred, as at inference) and the adapter's features, predicts the noise added to the image's
+latent. Runs on one GPU, several (``accelerate launch -m camouflage_video train-light ...``) or the CPU.
+
+Everything a run writes is safetensors or JSON under ``--output``: ``checkpoints/step-NNNNNNN/`` (the
+adapter, the optimizer state and ``state.json``), ``train_log.jsonl`` (loss per logged step), the attribute
+cache, and at the end the adapter itself (``config.json`` + ``diffusion_pytorch_model.safetensors``), which
+``--t2i-adapter ckpt/`` loads. The data order and every random draw are functions of the seed and the step,
+so ``--resume`` continues exactly where a checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from camouflage_video._deps import require
+from camouflage_video.errors import ConfigError
+from camouflage_video.models import read_toml
+from camouflage_video.pipelines.camouflage_light import DEFAULT_PROMPT, FARL_FILE, RETINAFACE_FILE
+
+logger = logging.getLogger(__name__)
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+TIMESTEP_SAMPLING = ("uniform", "cubic")
+FACE_DETECTORS = ("centerface", "retinaface")
+# Options a resumed run must share with the run that wrote the checkpoint (they decide data order and draws).
+RESUME_INVARIANTS = ("resolution", "batch_size", "gradient_accumulation", "seed", "timesteps", "prompt",
+                     "ip_adapter_scale", "ip_adapter_faces")
+
+
+@dataclass(frozen=True)
+class TrainLightOptions:
+    """Settings of a ``train-light`` run (CLI flags and TOML keys use the same names, kebab-case).
+
+    Attributes:
+        data_dir: Folder of face images (searched recursively).
+        output: Folder for checkpoints, logs, the cache and the final adapter.
+        resolution: Square training size (SD 1.5: 512).
+        batch_size: Images per step and process.
+        learning_rate: AdamW learning rate.
+        max_steps: Optimizer steps in total (a resumed run counts the steps already done).
+        gradient_accumulation: Batches accumulated per optimizer step.
+        mixed_precision: ``no``, ``fp16`` or ``bf16`` (frozen models run at that precision).
+        checkpoint_every: Steps between checkpoints (one is always written at the end).
+        keep_checkpoints: Checkpoints kept; older ones are deleted.
+        log_every: Steps between loss log lines.
+        seed: Seed of the data order, the adapter's initialisation and every noise draw.
+        prompt: Text prompt of every sample (the same one inference uses).
+        ip_adapter_scale: Weight of the frozen IP-Adapter (0: trained without it).
+        ip_adapter_faces: ``blur`` shows the IP-Adapter the image with its faces blurred, as at inference.
+        region_scale: Growth of face boxes into attribute regions.
+        timesteps: ``uniform`` or ``cubic`` (biased to early, noisy steps, as T2I-Adapter's SDXL training).
+        cache: Folder of the attribute cache; ``None`` for ``<output>/attribute-cache``; ``"none"`` analyses
+            on the fly every time.
+        face_detector: ``centerface`` (ships with the package) or pyfacer's ``retinaface``.
+        resume: Continue from the latest checkpoint in ``output``.
+        init_adapter: Start from an existing T2I-Adapter instead of a fresh one.
+        gradient_checkpointing: Trade UNet compute for memory.
+        max_grad_norm: Gradient clipping.
+        device: ``auto`` or ``cpu`` (with accelerate, the launcher places processes on GPUs).
+        models, models_dir, base_config: Model sources, as for ``anonymize --method light``.
+
+    Examples:
+        >>> TrainLightOptions.from_mapping({"data_dir": "faces/", "output": "ckpt/", "max_steps": 10}).max_steps
+        10
+    """
+
+    data_dir: str
+    output: str
+    resolution: int = 512
+    batch_size: int = 4
+    learning_rate: float = 1e-5
+    max_steps: int = 20000
+    gradient_accumulation: int = 1
+    mixed_precision: str = "no"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    seed: int = 0
+    prompt: str = DEFAULT_PROMPT
+    ip_adapter_scale: float = 0.7
+    ip_adapter_faces: str = "blur"
+    region_scale: float = 1.2
+    timesteps: str = "uniform"
+    cache: str | None = None
+    face_detector: str = "centerface"
+    resume: bool = False
+    init_adapter: str | None = None
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = 1.0
+    device: str = "auto"
+    models: Mapping[str, str] = field(default_factory=dict)
+    models_dir: str | None = None
+    base_config: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.resolution >= 64 and self.resolution % 8 == 0,
+             f"resolution must be a multiple of 8 and >= 64, got {self.resolution}"),
+            (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
+            (self.learning_rate > 0, f"learning-rate must be > 0, got {self.learning_rate}"),
+            (self.max_steps >= 1, f"max-steps must be >= 1, got {self.max_steps}"),
+            (self.gradient_accumulation >= 1, f"gradient-accumulation must be >= 1, got {self.gradient_accumulation}"),
+            (self.mixed_precision in MIXED_PRECISION,
+             f"mixed-precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}"),
+            (self.checkpoint_every >= 1, f"checkpoint-every must be >= 1, got {self.checkpoint_every}"),
+            (self.keep_checkpoints >= 1, f"keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
+            (self.log_every >= 1, f"log-every must be >= 1, got {self.log_every}"),
+            (self.ip_adapter_scale >= 0, f"ip-adapter-scale must be >= 0, got {self.ip_adapter_scale}"),
+            (self.ip_adapter_faces in ("blur", "keep"),
+             f"ip-adapter-faces must be blur or keep, got {self.ip_adapter_faces!r}"),
+            (0.5 <= self.region_scale <= 3, f"region-scale must be within 0.5..3, got {self.region_scale}"),
+            (self.timesteps in TIMESTEP_SAMPLING,
+             f"timesteps must be one of {', '.join(TIMESTEP_SAMPLING)}, got {self.timesteps!r}"),
+            (self.face_detector in FACE_DETECTORS,
+             f"face-detector must be one of {', '.join(FACE_DETECTORS)}, got {self.face_detector!r}"),
+            (self.max_grad_norm > 0, f"max-grad-norm must be > 0, got {self.max_grad_norm}"),
+            (self.device in ("auto", "cpu"), f"device must be auto or cpu, got {self.device!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> TrainLightOptions:
+        """Defaults, then the TOML file at ``options["config"]``, then the other keys (``None`` ignored)."""
+        merged: dict[str, Any] = {}
+        layers = [read_toml(options["config"])] if options.get("config") else []
+        layers.append({k.replace("-", "_"): v for k, v in options.items() if k != "config"})
+        for layer in layers:
+            for key, value in layer.items():
+                if value is None:
+                    continue
+                if key == "models":
+                    value = {**merged.get("models", {}), **value}
+                merged[key] = value
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(merged) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown train-light option(s) {', '.join(u.replace('_', '-') for u in unknown)}; "
+                f"known: {', '.join(sorted(n.replace('_', '-') for n in names))}"
+            )
+        missing = [n for n in ("data_dir", "output") if n not in merged]
+        if missing:
+            raise ConfigError(f"train-light needs {' and '.join(missing)}")
+        try:
+            return cls(**merged)
+        except TypeError as exc:
+            raise ConfigError(f"invalid option: {exc}") from exc
+
+    def invariants(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in RESUME_INVARIANTS}
+
+
+@dataclass
+class TrainResult:
+    """Where a run ended: its last step, the mean loss of its last logged window, and the adapter folder."""
+
+    step: int
+    loss: float
+    output: Path
+    losses: list[float] = field(default_factory=list)
+
+
+# -- checkpoints --------------------------------------------------------------------------------------
+
+
+def checkpoint_dirs(output: Path) -> list[Path]:
+    """Complete checkpoints in ``output``, oldest first."""
+    root = output / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name.startswith("step-") and (p / "state.json").is_file())
+
+
+def save_checkpoint(output: Path, step: int, adapter: Any, optimizer: Any, state: dict[str, Any], keep: int) -> Path:
+    """Write ``checkpoints/step-NNNNNNN`` atomically (a temporary folder renamed into place), safetensors only."""
+    safetensors_torch = require("safetensors.torch", "light", package="safetensors")
+    final = output / "checkpoints" / f"step-{step:07d}"
+    temporary = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    adapter.save_pretrained(temporary / "adapter", safe_serialization=True)
+    tensors, groups = _flatten_optimizer(optimizer.state_dict())
+    safetensors_torch.save_file(tensors, str(temporary / "optimizer.safetensors"))
+    (temporary / "state.json").write_text(json.dumps({**state, "step": step, "param_groups": groups}, indent=2) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(temporary, final)
+    for old in checkpoint_dirs(output)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(folder: Path, adapter: Any, optimizer: Any) -> dict[str, Any]:
+    """Restore the adapter weights and optimizer state of a checkpoint; returns its ``state.json``."""
+    safetensors_torch = require("safetensors.torch", "light", package="safetensors")
+    state = json.loads((folder / "state.json").read_text())
+    weights = safetensors_torch.load_file(str(folder / "adapter" / "diffusion_pytorch_model.safetensors"))
+    adapter.load_state_dict(weights)
+    optimizer.load_state_dict(_unflatten_optimizer(
+        safetensors_torch.load_file(str(folder / "optimizer.safetensors")), state["param_groups"]
+    ))
+    return state
+
+
+def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    tensors = {}
+    for index, values in state_dict["state"].items():
+        for name, value in values.items():
+            tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state_dict["param_groups"]]
+    return tensors, groups
+
+
+def _unflatten_optimizer(tensors: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in groups]
+    return {"state": state, "param_groups": groups}
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+def sample_indices(
+    step: int, micro: int, options: TrainLightOptions, n: int, process: int, processes: int
+) -> list[int]:
+    """Dataset indices of one micro-batch: a function of the step only, so a resumed run reads the same data.
+
+    Samples are consumed in order from one seeded permutation of the data per epoch, and each process takes
+    its own ``batch_size`` of every global batch.
+    """
+    per_step = options.batch_size * processes
+    start = ((step * options.gradient_accumulation + micro) * per_step) + process * options.batch_size
+    indices = []
+    for position in range(start, start + options.batch_size):
+        epoch, within = divmod(position, n)
+        indices.append(int(_epoch_order(options.seed, epoch, n)[within]))
+    return indices
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def _generator(options: TrainLightOptions, step: int, micro: int, process: int) -> Any:
+    torch = require("torch", "light")
+    seed = int(np.random.SeedSequence([options.seed, step, micro, process]).generate_state(1)[0])
+    return torch.Generator().manual_seed(seed)
+
+
+def train_light(options: TrainLightOptions, progress: bool | None = None) -> TrainResult:
+    """Train the attribute T2I-Adapter; returns where it ended.
+
+    Raises:
+        ConfigError: Bad options, an output that already holds checkpoints without ``resume``, or a resume
+            whose data-order settings differ from the checkpoint's.
+        InputError: The data folder is missing or holds no images.
+        ModelError: A model cannot be loaded.
+        KeyboardInterrupt: After writing a checkpoint of the steps done.
+    """
+    torch = require("torch", "light")
+    accelerate = require("accelerate", "light")
+    functional = require("torch.nn.functional", "light")
+    tqdm = require("tqdm", "core").tqdm
+    from camouflage_video.training.face_data import CacheKey, FaceImageDataset, list_images
+
+    list_images(options.data_dir)  # a wrong folder is reported before minutes of model loading
+    output = Path(options.output)
+    existing = checkpoint_dirs(output)
+    if existing and not options.resume:
+        raise ConfigError(f"{output} already holds checkpoints; pass --resume to continue, or choose another --output")
+    accelerator = accelerate.Accelerator(
+        mixed_precision=options.mixed_precision, cpu=options.device == "cpu",
+    )
+    main = accelerator.is_main_process
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(options.mixed_precision, torch.float32)
+
+    # 1. Frozen models: SD 1.5 with the IP-Adapter, the VAE, the face analysis
+    components = load_training_components(options, accelerator.device, weight_dtype)
+    pipe, vae, noise_scheduler = components["pipeline"], components["vae"], components["noise_scheduler"]
+    unet = pipe.sd.unet
+    if options.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+
+    # 2. Data (the attribute cache is filled once, by the main process)
+    cache = None if options.cache == "none" else Path(options.cache or output / "attribute-cache")
+    key = CacheKey(options.resolution, options.region_scale, components["detector_name"], components["classifier_name"])
+    dataset = FaceImageDataset(
+        options.data_dir, components["analyze"], options.resolution, cache, key, options.ip_adapter_faces,
+        options.region_scale,
+    )
+    if cache is not None and main:
+        for index in tqdm(range(len(dataset)), desc="analysing faces", unit="image", disable=_quiet(progress)):
+            dataset.attributes(index)
+    accelerator.wait_for_everyone()
+
+    # 3. The trainable adapter and its optimizer
+    adapter = components["adapter"]
+    factor = int(accelerator.unwrap_model(adapter).config.downscale_factor)
+    if options.resolution % factor:
+        raise ConfigError(
+            f"resolution must be a multiple of the adapter's downscale factor {factor}, got {options.resolution}"
+        )
+    adapter.train()
+    optimizer = torch.optim.AdamW(adapter.parameters(), lr=options.learning_rate, weight_decay=1e-2)
+    adapter, optimizer = accelerator.prepare(adapter, optimizer)
+    step = 0
+    if options.resume and existing:
+        state = load_checkpoint(existing[-1], accelerator.unwrap_model(adapter), optimizer)
+        saved = state.get("options", {})
+        differ = {k: (saved.get(k), v) for k, v in options.invariants().items() if k in saved and saved[k] != v}
+        if differ:
+            raise ConfigError(f"--resume with other settings than the checkpoint's: {differ}")
+        step = int(state["step"])
+        logger.info("resumed from %s at step %d", existing[-1], step)
+    if main:
+        output.mkdir(parents=True, exist_ok=True)
+
+    prompt_embeds = pipe.encode_prompt(options.prompt, None, guidance_scale=1.0)[0].to(weight_dtype)
+    log_path = output / "train_log.jsonl"
+    window: list[float] = []
+    losses: list[float] = []
+    last_loss = math.nan
+    last_saved = step
+    bar = tqdm(total=options.max_steps, initial=step, unit="step", desc="train-light",
+               disable=not main or _quiet(progress))
+    t_window = time.perf_counter()
+    try:
+        # 4. Training loop
+        while step < options.max_steps:
+            for micro in range(options.gradient_accumulation):
+                indices = sample_indices(step, micro, options, len(dataset), accelerator.process_index,
+                                         accelerator.num_processes)
+                batch = [dataset[i] for i in indices]
+                generator = _generator(options, step, micro, accelerator.process_index)
+                loss = _loss(batch, generator, options, pipe, vae, noise_scheduler, adapter, prompt_embeds,
+                             accelerator.device, weight_dtype, functional)
+                accelerator.backward(loss / options.gradient_accumulation)
+                window.append(float(accelerator.gather(loss.detach()[None]).mean()))
+            accelerator.clip_grad_norm_(adapter.parameters(), options.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if step % options.log_every == 0 or step == options.max_steps:
+                last_loss = float(np.mean(window))
+                losses.append(last_loss)
+                seconds = (time.perf_counter() - t_window) / max(1, len(window) / options.gradient_accumulation)
+                bar.set_postfix(loss=f"{last_loss:.4f}")
+                if main:
+                    _log(log_path, {"step": step, "loss": last_loss, "lr": options.learning_rate,
+                                    "seconds_per_step": round(seconds, 4)})
+                window, t_window = [], time.perf_counter()
+            if step % options.checkpoint_every == 0 or step == options.max_steps:
+                _checkpoint(accelerator, output, step, adapter, optimizer, options)
+                last_saved = step
+    except KeyboardInterrupt:
+        if step > last_saved:
+            _checkpoint(accelerator, output, step, adapter, optimizer, options)
+        raise
+    finally:
+        bar.close()
+
+    # 5. The adapter itself, where --t2i-adapter OUTPUT finds it
+    accelerator.wait_for_everyone()
+    if main:
+        _publish_adapter(accelerator.unwrap_model(adapter), output)
+    if window:
+        last_loss = float(np.mean(window))
+    return TrainResult(step=step, loss=last_loss, output=output, losses=losses)
+
+
+def _loss(batch: list[dict], generator: Any, options: TrainLightOptions, pipe: Any, vae: Any, noise_scheduler: Any,
+          adapter: Any, prompt_embeds: Any, device: Any, dtype: Any, functional: Any) -> Any:
+    torch = require("torch", "light")
+    pixels = torch.from_numpy(np.stack([s["pixels"] for s in batch])).to(device, dtype)
+    condition = torch.from_numpy(np.stack([s["condition"] for s in batch])).to(device)
+    with torch.no_grad():
+        posterior = vae.encode(pixels).latent_dist
+        sample = torch.randn(posterior.mean.shape, generator=generator).to(device, dtype)
+        latents = posterior.mean + posterior.std * sample
+        latents = latents * vae.config.scaling_factor
+        noise = torch.randn(latents.shape, generator=generator).to(device, dtype)
+        total = noise_scheduler.config.num_train_timesteps
+        u = torch.rand(len(batch), generator=generator)
+        if options.timesteps == "cubic":
+            u = 1 - u**3  # more weight on early, noisy steps: that is where layout and attributes are decided
+        timesteps = (u * total).long().clamp(0, total - 1).to(device)
+        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+        added = None
+        if pipe.has_ip_adapter:
+            added = {"image_embeds": [pipe.encode_images([s["ip_image"] for s in batch]).to(dtype)]}
+    features = adapter(condition.to(device, next(iter(adapter.parameters())).dtype))
+    prediction = pipe.sd.unet(
+        noisy, timesteps, encoder_hidden_states=prompt_embeds.repeat(len(batch), 1, 1), added_cond_kwargs=added,
+        down_intrablock_additional_residuals=[f.to(dtype) for f in features], return_dict=False,
+    )[0]
+    if noise_scheduler.config.prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        target = noise
+    return functional.mse_loss(prediction.float(), target.float())
+
+
+def _checkpoint(
+    accelerator: Any, output: Path, step: int, adapter: Any, optimizer: Any, options: TrainLightOptions
+) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        folder = save_checkpoint(output, step, accelerator.unwrap_model(adapter), optimizer,
+                                 {"options": {**options.invariants(), "data_dir": options.data_dir}},
+                                 options.keep_checkpoints)
+        logger.info("checkpoint %s", folder)
+
+
+def _publish_adapter(adapter: Any, output: Path) -> None:
+    temporary = output / ".adapter.tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    adapter.save_pretrained(temporary, safe_serialization=True)
+    for item in temporary.iterdir():
+        os.replace(item, output / item.name)
+    temporary.rmdir()
+
+
+def _log(path: Path, record: dict[str, Any]) -> None:
+    logger.info("step %d loss %.5f", record["step"], record["loss"])
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _quiet(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+def load_training_components(options: TrainLightOptions, device: Any, dtype: Any) -> dict[str, Any]:
+    """The frozen pipeline (SD 1.5 + IP-Adapter), VAE, noise scheduler, face analysis and the adapter to train."""
+    torch = require("torch", "light")
+    diffusers = require("diffusers", "light")
+    from camouflage_video import models
+    from camouflage_video.annotators.attribute_map import MAP_CHANNELS
+    from camouflage_video.annotators.attributes import FaceAnalyzer
+    from camouflage_video.annotators.faces import CenterFaceDetector
+    from camouflage_video.pipelines.adapters import AdapterPipeline, adapter_config_for
+    from camouflage_video.pipelines.camouflage_light import (
+        load_image_encoder,
+        load_ip_adapter_state,
+        load_t2i_adapter,
+    )
+
+    names = ["base", "vae", "face-attributes"]
+    if options.ip_adapter_scale:
+        names += ["ip-adapter", "image-encoder"]
+    if options.face_detector == "retinaface":
+        names.append("face-detector")
+    specs = dict(options.models)
+    if options.init_adapter:
+        specs["t2i-adapter"] = options.init_adapter
+        names.append("t2i-adapter")
+    sources = models.resolve_all(names, specs, options.models_dir)
+
+    from camouflage_video.annotators.attributes import (
+        AttributeClassifier,
+        RetinaFaceDetector,
+        attribute_network_from_state_dict,
+        retinaface_from_state_dict,
+    )
+
+    classifier = AttributeClassifier(
+        attribute_network_from_state_dict(models.load_state_dict(sources["face-attributes"], FARL_FILE)), device
+    )
+    if options.face_detector == "retinaface":
+        state = models.load_state_dict(sources["face-detector"], RETINAFACE_FILE)
+        detector: Any = RetinaFaceDetector(retinaface_from_state_dict(state, "mobilenet"), device=device)
+    else:
+        detector = CenterFaceDetector(thresh=0.5, det_size=options.resolution)
+    analyzer = FaceAnalyzer(classifier, region_scale=options.region_scale)
+
+    def analyze(image: np.ndarray) -> Any:
+        return analyzer.analyze(image, detector.detect(image))
+
+    sd = models.load_sd15(sources["base"], torch.float32, config=options.base_config)
+    vae = models.load_vae(sources["vae"], torch.float32).to(device, dtype)
+    encoder = feature_extractor = ip_state = None
+    if options.ip_adapter_scale:
+        encoder, feature_extractor = load_image_encoder(sources["image-encoder"], dtype)
+        encoder = encoder.to(device)
+        ip_state = load_ip_adapter_state(sources["ip-adapter"], dtype)
+    unet = sd["unet"]
+    if options.init_adapter:
+        adapter = load_t2i_adapter(sources["t2i-adapter"], torch.float32)
+        if adapter.config.in_channels != MAP_CHANNELS:
+            raise ConfigError(f"--init-adapter reads {adapter.config.in_channels} channels, not {MAP_CHANNELS}")
+    else:
+        torch.manual_seed(options.seed)  # the fresh adapter's initialisation is part of the run's seed
+        adapter = diffusers.T2IAdapter(**adapter_config_for(unet, MAP_CHANNELS))
+    pipeline = AdapterPipeline(
+        vae=vae, text_encoder=sd["text_encoder"].to(device, dtype), tokenizer=sd["tokenizer"],
+        unet=unet.to(device, dtype), scheduler=diffusers.DDPMScheduler(**_ddpm_config(sd["scheduler_config"])),
+        adapter=adapter.to(device), image_encoder=encoder, feature_extractor=feature_extractor,
+        ip_adapter_state=ip_state,
+    )
+    pipeline.set_ip_adapter_scale(options.ip_adapter_scale)
+    for module in (pipeline.sd.unet, vae, pipeline.sd.text_encoder, encoder):
+        if module is not None:
+            module.requires_grad_(False).eval()
+    return {
+        "pipeline": pipeline, "vae": vae, "noise_scheduler": pipeline.sd.scheduler, "adapter": adapter,
+        "analyze": analyze, "detector_name": options.face_detector,
+        "classifier_name": sources["face-attributes"].describe(),
+    }
+
+
+def _ddpm_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    import inspect
+
+    diffusers = require("diffusers", "light")
+    accepted = inspect.signature(diffusers.DDPMScheduler.__init__).parameters
+    # SD 1.5 never clips its samples; DDPMScheduler's default would (and warns when it is not set).
+    return {"clip_sample": False, **{k: v for k, v in config.items() if k in accepted}}
+
+
+# -- command line -------------------------------------------------------------------------------------
+
+EXAMPLES = """examples:
+  camouflage-video train-light CelebA-HQ-img/ --output ckpt/ --max-steps 20000 --mixed-precision fp16
+  camouflage-video train-light CelebA-HQ-img/ --output ckpt/ --resume          # continue the latest checkpoint
+  accelerate launch --num_processes 4 -m camouflage_video train-light CelebA-HQ-img/ --output ckpt/
+  camouflage-video anonymize clip.mp4 --method light --t2i-adapter ckpt/         # use the trained adapter
+"""
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the ``train-light`` subcommand to the CLI's subparsers."""
+    p = commands.add_parser(
+        "train-light", help="train CAMOUFLaGE-Light's attribute T2I-Adapter on a folder of face images",
+        description=__doc__.split("\n\n")[1], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR",
+                   help="folder of face images (CelebA-HQ, FFHQ...; searched recursively)")
+    p.add_argument("--output", required=True, metavar="DIR", help="checkpoints, log, cache and the final adapter")
+    t = p.add_argument_group("training")
+    t.add_argument("--max-steps", type=int, help="optimizer steps in total (default: 20000)")
+    t.add_argument("--batch-size", type=int, help="images per step and GPU (default: 4)")
+    t.add_argument("--learning-rate", type=float, help="AdamW learning rate (default: 1e-5)")
+    t.add_argument("--gradient-accumulation", type=int, help="batches per optimizer step (default: 1)")
+    t.add_argument("--mixed-precision", choices=MIXED_PRECISION, help="frozen models' precision (default: no)")
+    t.add_argument("--resolution", type=int, help="square training size (default: 512)")
+    t.add_argument("--seed", type=int, help="seed of data order, initialisation and noise (default: 0)")
+    t.add_argument("--timesteps", choices=TIMESTEP_SAMPLING, help="timestep sampling (default: uniform)")
+    t.add_argument("--gradient-checkpointing", action="store_true", default=None, help="save memory in the UNet")
+    t.add_argument("--init-adapter", metavar="SPEC", help="start from this T2I-Adapter instead of a fresh one")
+    t.add_argument("--resume", action="store_true", default=None,
+                   help="continue from the latest checkpoint in --output")
+    t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: 500)")
+    t.add_argument("--keep-checkpoints", type=int, help="checkpoints kept (default: 3)")
+    t.add_argument("--log-every", type=int, help="steps between loss log lines (default: 10)")
+    t.add_argument("--device", choices=("auto", "cpu"), help="auto (GPUs, via accelerate) or cpu")
+    c = p.add_argument_group("conditioning (keep equal to the anonymize settings)")
+    c.add_argument("--prompt", help="prompt of every sample (default: Light's default prompt)")
+    c.add_argument("--ip-adapter-scale", type=float,
+                   help="weight of the frozen IP-Adapter, 0 without it (default: 0.7)")
+    c.add_argument("--ip-adapter-faces", choices=("blur", "keep"),
+                   help="faces in the IP-Adapter's view (default: blur)")
+    c.add_argument("--face-detector", choices=FACE_DETECTORS, help="face detector (default: centerface)")
+    c.add_argument("--cache", metavar="DIR",
+                   help="attribute cache folder (default: DIR/attribute-cache; 'none': on the fly)")
+    m = p.add_argument_group("models")
+    m.add_argument("--config", metavar="TOML", help="TOML file with model sources and training options")
+    m.add_argument("--models-dir", metavar="DIR", help="look every hub model up as DIR/<repo name> (offline use)")
+    m.add_argument("--model", metavar="NAME=SPEC", type=_pair, action="append", help="a component's source; repeatable")
+    v = p.add_argument_group("messages")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
+    v.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    p.set_defaults(func=cmd_train_light)
+    return p
+
+
+TRAIN_FLAGS = ("data_dir", "output", "max_steps", "batch_size", "learning_rate", "gradient_accumulation",
+               "mixed_precision", "resolution", "seed", "timesteps", "gradient_checkpointing", "init_adapter",
+               "resume", "checkpoint_every", "keep_checkpoints", "log_every", "device", "prompt",
+               "ip_adapter_scale", "ip_adapter_faces", "face_detector", "cache", "config", "models_dir")
+
+
+def cmd_train_light(args: argparse.Namespace) -> int:
+    options = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name, None) is not None}
+    if args.model:
+        options["models"] = dict(args.model)
+    if not args.quiet:
+        logging.getLogger("camouflage_video").setLevel(logging.INFO)
+    result = train_light(TrainLightOptions.from_mapping(options), progress=False if args.quiet else None)
+    if not args.quiet:
+        print(f"{result.output}: {result.step} steps, loss {result.loss:.4f}; use --t2i-adapter {result.output}",
+              file=sys.stderr)
+    return 0
