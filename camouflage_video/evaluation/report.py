@@ -253,7 +253,7 @@ def _reid_section(result: EvaluationResult, s: dict) -> str:
         caption += (
             " Grey: the same frames with each face region filled black, what context alone gives. Where the "
             "grey bars reach left of the line, the recognizer matches faces without looking at them, and only "
-            "a face clearly closer than its null is re-identified."
+            "a face whose region recovers the identity (below) is re-identified."
         )
     rows = "".join(
         f"<tr><td>{b['size']} px</td><td class=num>{b['faces']}</td>"
