@@ -46,20 +46,21 @@ from camouflage_video.sources.images import read_image
 
 RAW = WORK / "calibration_faces.json"
 NOTE = """Reading. Under 30 px the plain threshold cannot tell a black ellipse from a face: a solid fill "matches"
-29-51% of the faces, blur 37-56%, while two *different* people in one frame match 19-36% of the time, and even
+29-51% of the faces, blur 36-59%, while two *different* people in one frame match 19-36% of the time, and even
 at 60 px and above 8% of solid fills match. The null version (same frame, face region black) sits at the
 same distance as the solid fill (recovery 0.00 +- 0.03 at every size), so the distance to the null is the
 context's share of a match. Distances alone cannot separate an unchanged re-encoded 19 px face (0.415 from
-its original, null 0.514) from a blurred one (0.463, null 0.566); the recovery measure does (0.70 and up
-against 0.35 at most), because the codec and recognizer noise that spreads tiny faces' distances points in
-the other 127 directions. Hence evaluate's rule: leak = distance < 0.6 and recovery >= 0.5. On the walking
+its original, 0.099 below its null's 0.514) from a blurred 18 px one (0.478, 0.113 below its null's 0.591);
+the recovery measure does (0.92 against 0.33; 0.70 and up for every unchanged face, 0.33 at most for blur),
+because the codec and recognizer noise that spreads tiny faces' distances points in the other 127
+directions. Hence evaluate's rule: leak = distance < 0.6 and recovery >= 0.5. On the walking
 clip it turns the false LEAK verdicts of solid and blur into PASS, keeps the unchanged copies at 100% on all
 70 faces (24 under 20 px), and leaves pixelation one flagged face of 70 (a 20-29 px face, recovery 0.55);
 pixelation's rank-1 of 61% against a chance of 50% agrees that it keeps a trace of identity there. On the
 large-face clip nothing changes. Weak anonymizations lose most of their threshold matches (16-cell blur
-49% -> 7%): their face region brings back some identity, less than half of it. `--min-recovery 0.3` or
-`--leak-rule threshold` are the stricter gates. Timings: one run each on a shared 2-core machine; the null
-adds one dlib embedding per face (a third more recognizer work), lost in the noise on the large-face clip."""
+53% -> 10%): their face region brings back some identity, less than half of it. `--min-recovery 0.3` or
+`--leak-rule threshold` are the stricter gates. Timings: one run each on a shared 2-core machine (an earlier
+run gave 1.31 and 0.99); the null adds one dlib embedding per face, half again the recognizer's work."""
 CLIPS = {  # clip -> analyse every Nth frame (about 15 frames each)
     "intel_preview_face-demographics-walking.gif": 1,
     "intel_preview_face-demographics-walking-and-pause.gif": 3,
