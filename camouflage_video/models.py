@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,6 +249,34 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     if isinstance(out.get("models"), dict):
         out["models"] = {name: _relative_to(base, spec) for name, spec in out["models"].items()}
     return out
+
+
+def layered_options(
+    options: Mapping[str, Any],
+    tables: Iterable[str] = ("models",),
+    normalize: Callable[[str, Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Merge a generative method's options: the TOML file at ``options["config"]``, then the other keys.
+
+    Keys may be kebab- or snake-case; ``None`` values are ignored (an unset CLI flag). Keys named in
+    ``tables`` are merged entry by entry; ``normalize(key, value)`` may rewrite a value of each layer first.
+    The dataclass that receives the result supplies the defaults.
+    """
+    merged: dict[str, Any] = {}
+    layers = [read_toml(options["config"])] if options.get("config") else []
+    layers.append({k.replace("-", "_"): v for k, v in options.items() if k != "config"})
+    for layer in layers:
+        for key, value in layer.items():
+            if value is None:
+                continue
+            if normalize is not None:
+                value = normalize(key, value)
+            if key in tables:
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{key.replace('_', '-')} must be a table of name = value")
+                value = {**merged.get(key, {}), **value}
+            merged[key] = value
+    return merged
 
 
 def _relative_to(base: Path, spec: Any) -> Any:

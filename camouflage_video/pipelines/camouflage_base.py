@@ -25,7 +25,7 @@ from camouflage_video.annotators.caption import CAPTION_KEY, CaptionAnnotator
 from camouflage_video.annotators.control_maps import CONTROL_KINDS, CONTROL_MAPS_KEY, ControlMapAnnotator
 from camouflage_video.errors import ConfigError, ProcessingError
 from camouflage_video.frame import FrameContext
-from camouflage_video.models import read_toml
+from camouflage_video.models import layered_options
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.temporal import (
     FixedNoise,
@@ -143,22 +143,10 @@ class BaseOptions:
 
         Keys are option names in snake_case or kebab-case; ``None`` values are ignored (an unset CLI flag).
         """
-        merged: dict[str, Any] = {}
-        layers = []
-        if options.get("config"):
-            layers.append(read_toml(options["config"]))
-        layers.append({k.replace("-", "_"): v for k, v in options.items() if k != "config"})
-        for layer in layers:
-            for key, value in layer.items():
-                if value is None:
-                    continue
-                if key == "annotate_every" and isinstance(value, int):
-                    value = dict.fromkeys(CONTROL_KINDS, value)
-                if key in TABLE_OPTIONS:
-                    if not isinstance(value, Mapping):
-                        raise ConfigError(f"{key.replace('_', '-')} must be a table of name = value")
-                    value = {**merged.get(key, {}), **value}
-                merged[key] = value
+        def every_kind(key: str, value: Any) -> Any:  # --annotate-every 3 means 3 for every control map
+            return dict.fromkeys(CONTROL_KINDS, value) if key == "annotate_every" and isinstance(value, int) else value
+
+        merged = layered_options(options, TABLE_OPTIONS, every_kind)
         temporal_names = {f.name for f in fields(TemporalOptions)}
         names = {f.name for f in fields(cls)} - {"temporal"}
         unknown = sorted(set(merged) - names - temporal_names)

@@ -36,7 +36,7 @@ from camouflage_video.annotators.attribute_map import (
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ConfigError, ModelError, ProcessingError
 from camouflage_video.frame import FrameContext
-from camouflage_video.models import COMPONENTS, Component, ModelSource, read_toml, register
+from camouflage_video.models import COMPONENTS, Component, ModelSource, layered_options, register
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.camouflage_base import (
     DEFAULT_NEGATIVE_PROMPT,
@@ -163,18 +163,7 @@ class LightOptions:
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> LightOptions:
         """Defaults, then the TOML file at ``options["config"]``, then the other keys (``None`` values ignored)."""
-        merged: dict[str, Any] = {}
-        layers = [read_toml(options["config"])] if options.get("config") else []
-        layers.append({k.replace("-", "_"): v for k, v in options.items() if k != "config"})
-        for layer in layers:
-            for key, value in layer.items():
-                if value is None:
-                    continue
-                if key == "models":
-                    if not isinstance(value, Mapping):
-                        raise ConfigError("models must be a table of name = source")
-                    value = {**merged.get("models", {}), **value}
-                merged[key] = value
+        merged = layered_options(options)
         temporal_names = {f.name for f in fields(TemporalOptions)}
         names = {f.name for f in fields(cls)} - {"temporal"}
         unknown = sorted(set(merged) - names - temporal_names)

@@ -32,7 +32,7 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
-from camouflage_video.models import read_toml
+from camouflage_video.models import layered_options
 from camouflage_video.pipelines.camouflage_light import DEFAULT_PROMPT, FARL_FILE, RETINAFACE_FILE
 
 logger = logging.getLogger(__name__)
@@ -141,16 +141,7 @@ class TrainLightOptions:
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> TrainLightOptions:
         """Defaults, then the TOML file at ``options["config"]``, then the other keys (``None`` ignored)."""
-        merged: dict[str, Any] = {}
-        layers = [read_toml(options["config"])] if options.get("config") else []
-        layers.append({k.replace("-", "_"): v for k, v in options.items() if k != "config"})
-        for layer in layers:
-            for key, value in layer.items():
-                if value is None:
-                    continue
-                if key == "models":
-                    value = {**merged.get("models", {}), **value}
-                merged[key] = value
+        merged = layered_options(options)
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(merged) - names)
         if unknown:
