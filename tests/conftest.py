@@ -82,3 +82,14 @@ def read_frames(path: Path) -> tuple[list[np.ndarray], list[int], Fraction]:
             frames.append(frame.to_ndarray(format="rgb24"))
             pts.append(frame.pts)
         return frames, pts, Fraction(stream.time_base)
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a module of tiny-model tests: on shared 2-core machines two contended threads made
+    the tiny UNet up to ~10x slower, and tiny models gain nothing from more."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -25,13 +25,7 @@ pytest.importorskip("facer")
 FRAMES = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the machines these run on are shared, and tiny models gain nothing from more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def real_clip_with_audio(source: Path, target: Path, frames: int, size=(160, 120)) -> Path:

@@ -29,13 +29,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("facer")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the machines these run on are shared, and tiny models gain nothing from more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _save(state: dict, path) -> str:

@@ -33,13 +33,7 @@ pytest.importorskip("facer")
 SIZE = 64  # generation size of the pipeline tests (8x8 latents)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the machines these run on are shared, and tiny models gain nothing from more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ SCALES = {"depth": 1.0, "normalbae": 0.8, "seg": 0.6, "openpose": 1.0, "lineart"
 ENDS = {"lineart": 0.5}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The tiny models are faster on one thread than on two contended ones (shared 2-core machines).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

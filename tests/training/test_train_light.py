@@ -27,13 +27,7 @@ pytest.importorskip("accelerate")
 PHOTOS = ("identity/fr_kit_harington_1.jpg", "identity/fr_rose_leslie_1.jpg", "identity/deepface/img25.jpg")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the machines these run on are shared, and tiny models gain nothing from more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
