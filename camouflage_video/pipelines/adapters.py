@@ -121,14 +121,7 @@ class AdapterPipeline:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # diffusers warns about low_cpu_mem_usage paths
                 self.sd.load_ip_adapter(ip_adapter_state, subfolder=None, weight_name=None, image_encoder_folder=None)
-        self.calls = CallCounter()
-        self.calls.watch("unet", unet)
-        self.calls.watch("t2i_adapter", adapter)
-        if image_encoder is not None:
-            self.calls.watch("image_encoder", image_encoder)
-        self.calls.watch("vae_decode", vae.decoder)
-        self.calls.watch("vae_encode", vae.encoder)
-        self.calls.watch("text_encoder", text_encoder)
+        self.calls = CallCounter.for_stock_pipeline(self.sd, {"t2i_adapter": adapter, "image_encoder": image_encoder})
 
     @property
     def device(self) -> Any:

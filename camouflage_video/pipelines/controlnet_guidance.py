@@ -82,15 +82,8 @@ class AnonymizationGuidancePipeline:
             scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
         self.sd.set_progress_bar_config(disable=True)
-        self.calls = CallCounter()
-        self.calls.watch("unet", unet)
-        for name, net in self.controlnets.items():
-            self.calls.watch(f"controlnet.{name}", net)
-        if identity_controlnet is not None:
-            self.calls.watch("controlnet.identity", identity_controlnet)
-        self.calls.watch("vae_decode", vae.decoder)
-        self.calls.watch("vae_encode", vae.encoder)
-        self.calls.watch("text_encoder", text_encoder)
+        nets = {f"controlnet.{name}": net for name, net in self.controlnets.items()}
+        self.calls = CallCounter.for_stock_pipeline(self.sd, {**nets, "controlnet.identity": identity_controlnet})
 
     @property
     def device(self) -> Any:

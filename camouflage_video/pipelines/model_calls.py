@@ -38,6 +38,19 @@ class CallCounter:
 
         self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
 
+    @classmethod
+    def for_stock_pipeline(cls, sd: Any, extra: dict[str, Any]) -> CallCounter:
+        """Count a stock SD pipeline's UNet, the ``extra`` modules (``None`` skipped), VAE and text encoder."""
+        calls = cls()
+        calls.watch("unet", sd.unet)
+        for name, module in extra.items():
+            if module is not None:
+                calls.watch(name, module)
+        calls.watch("vae_decode", sd.vae.decoder)
+        calls.watch("vae_encode", sd.vae.encoder)
+        calls.watch("text_encoder", sd.text_encoder)
+        return calls
+
     def add(self, name: str, n: int = 1) -> None:
         """Count calls that are not torch forwards (an annotator run, a caption)."""
         self.counts[name] += n
