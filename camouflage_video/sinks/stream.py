@@ -22,7 +22,7 @@ import numpy as np
 from camouflage_video.errors import ConfigError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.live import Backoff, LatestSlot, redact_url
-from camouflage_video.sinks.base import Sink
+from camouflage_video.sinks.base import Sink, encoder_frame, tag_colors
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.base import SourceInfo
 
@@ -180,6 +180,7 @@ class StreamSink(Sink):
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, enc.pix_fmt
         time_base = self.info.time_base or 1 / self.fps
         stream.time_base = stream.codec_context.time_base = time_base
+        self._space = tag_colors(stream.codec_context, self.info.color)
         stream.codec_context.gop_size = enc.gop
         if enc.threads:
             stream.codec_context.thread_count = enc.threads
@@ -251,7 +252,7 @@ class StreamSink(Sink):
             pts = source_pts - self._pts0
             if self._last_pts is not None and pts <= self._last_pts:
                 pts = self._last_pts + 1  # a real frame right after repeats: keep timestamps increasing
-        vf = av.VideoFrame.from_ndarray(image[: self.height, : self.width], format="rgb24")
+        vf = encoder_frame(image[: self.height, : self.width], self._video.pix_fmt, self._space)
         vf.pts, vf.time_base = pts, time_base
         if self._last_key is None or (pts - self._last_key) * time_base >= self._key_interval:
             vf.pict_type = av.video.frame.PictureType.I  # keyframes by time, whatever the processing rate

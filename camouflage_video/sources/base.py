@@ -10,6 +10,25 @@ from camouflage_video.frame import Frame
 
 
 @dataclass(frozen=True, slots=True)
+class ColorTags:
+    """How the source's YUV maps to RGB, as FFmpeg codes (``AVColorSpace``, ``AVColorPrimaries``,
+    ``AVColorTransferCharacteristic``; 2 = unspecified).
+
+    Decoding already applies ``space`` (PyAV converts a BT.709 picture with the BT.709 matrix); sinks encode
+    back with the same matrix and tag the output with all three, so colours do not shift on the way through.
+    """
+
+    space: int = 2
+    primaries: int = 2
+    transfer: int = 2
+
+    @classmethod
+    def of(cls, frame) -> ColorTags:
+        """The tags of a decoded ``av.VideoFrame``."""
+        return cls(int(frame.colorspace), int(frame.color_primaries), int(frame.color_trc))
+
+
+@dataclass(frozen=True, slots=True)
 class SourceInfo:
     """Description of an input, as far as it is known before decoding.
 
@@ -26,6 +45,7 @@ class SourceInfo:
         has_audio: Whether an audio stream exists that a sink can carry over.
         rotation: Degrees the decoded pictures are turned (counter-clockwise) to stand upright.
         live: True for sources that never end on their own and may drop frames.
+        color: Colour matrix, primaries and transfer of a video source (unspecified for images).
     """
 
     uri: str
@@ -40,6 +60,7 @@ class SourceInfo:
     has_audio: bool = False
     rotation: int = 0
     live: bool = False
+    color: ColorTags = ColorTags()
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

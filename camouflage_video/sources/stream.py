@@ -26,7 +26,7 @@ import numpy as np
 from camouflage_video.errors import ConfigError, InputNotFoundError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.live import Backoff, LatestSlot, redact_url
-from camouflage_video.sources.base import Source, SourceInfo
+from camouflage_video.sources.base import ColorTags, Source, SourceInfo
 from camouflage_video.sources.video import upright
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class StreamSource(Source):
             codec=stream.codec_context.name,
             has_audio=False,  # live audio is not carried over (see docs/live.md)
             live=True,
+            color=ColorTags.of(first),
         )
         self._origin = time.monotonic()
         self._newest.put((first, self._origin))

@@ -13,7 +13,7 @@ import numpy as np
 
 from camouflage_video.errors import InputError, InputNotFoundError
 from camouflage_video.frame import Frame
-from camouflage_video.sources.base import Source, SourceInfo
+from camouflage_video.sources.base import ColorTags, Source, SourceInfo
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class VideoFileSource(Source):
             codec=stream.codec_context.name,
             has_audio=bool(container.streams.audio),
             rotation=self._rotation,
+            color=self._color,
         )
 
     def _decode(self) -> Iterator[Frame]:
@@ -121,6 +122,7 @@ class VideoFileSource(Source):
             for vf in decoded:
                 if index == 0:
                     self._rotation = int(round(getattr(vf, "rotation", 0) or 0))
+                    self._color = ColorTags.of(vf)
                 pts = vf.pts
                 if pts is None:  # raw elementary streams carry no timestamps: continue the grid
                     pts = 0 if last_pts is None else last_pts + step

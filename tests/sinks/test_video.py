@@ -118,3 +118,47 @@ def test_pixels_round_trip_closely(tmp_path):
     a, _, _ = read_frames(src)
     b, _, _ = read_frames(tmp_path / "out.mp4")
     assert np.abs(a[5].astype(int) - b[5]).mean() < 3  # crf 18: visually lossless
+
+
+def colour_bars_709(path, frames=6):
+    """A BT.709-tagged clip of saturated bars, as phones and cameras write HD footage."""
+    bars = np.zeros((96, 128, 3), np.uint8)
+    colours = [(235, 16, 16), (16, 235, 16), (16, 16, 235), (235, 235, 16), (16, 235, 235), (200, 60, 160)]
+    for i, rgb in enumerate(colours):
+        bars[:, i * 21 : (i + 1) * 21 + 2] = rgb
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        cc = stream.codec_context
+        cc.colorspace = cc.color_primaries = cc.color_trc = 1  # BT.709
+        cc.color_range = 1
+        cc.options = {"crf": "10"}
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(bars, format="rgb24").reformat(format="yuv420p", dst_colorspace=1)
+            vf.pts = i
+            container.mux(stream.encode(vf))
+        container.mux(stream.encode(None))
+    return path
+
+
+def colour_tags(path):
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        return int(cc.colorspace), int(cc.color_primaries), int(cc.color_trc)
+
+
+def test_bt709_footage_keeps_its_colours_and_tags(tmp_path):
+    src = colour_bars_709(tmp_path / "in709.mp4")
+    copy_through(src, tmp_path / "out.mp4")
+    assert colour_tags(tmp_path / "out.mp4") == (1, 1, 1)
+    a, _, _ = read_frames(src)  # PyAV decodes each file with the matrix it is tagged with
+    b, _, _ = read_frames(tmp_path / "out.mp4")
+    # Before: written with swscale's default BT.601 matrix and untagged, these bars read ~11 levels off in any
+    # player that takes the footage for what it was (BT.709); tagged and encoded with BT.709 they do not.
+    assert np.abs(a[3].astype(int) - b[3]).mean() < 2
+
+
+def test_untagged_footage_stays_untagged_and_close(tmp_path):
+    src = make_sample_video(tmp_path / "in.mp4", seconds=0.2, audio=None)
+    copy_through(src, tmp_path / "out.mp4")
+    assert colour_tags(tmp_path / "out.mp4") == colour_tags(src) == (2, 2, 2)
