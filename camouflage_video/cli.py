@@ -126,6 +126,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                    help="frames a lost face track stays obfuscated at its predicted place (default: 10)")
     d.add_argument("--no-track", action="store_true", help="detect frame by frame without tracking")
     d.add_argument("--detector-model", metavar="PATH", help="another CenterFace ONNX file")
+    d.add_argument("--detector-backend", choices=("auto", "onnxruntime", "opencv"), default="auto",
+                   help="runtime for the detector; both give the same boxes (default: auto, onnxruntime if installed)")
     _add_generative_options(parser)
     e = parser.add_argument_group("output")
     e.add_argument("--no-audio", action="store_true", help="drop the audio (kept by default)")
@@ -292,6 +294,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfi
         audio=not args.no_audio,
         encoder=EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset, gop=getattr(args, "gop", None)),
         detector_model=args.detector_model,
+        detector_backend=args.detector_backend,
         generative=_generative_from_args(args),
     )
 

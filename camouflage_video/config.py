@@ -33,6 +33,7 @@ class AnonymizeConfig:
         audio: Carry the source's audio over.
         encoder: Video encoder settings.
         detector_model: Path to another CenterFace ONNX file.
+        detector_backend: ``auto``, ``onnxruntime`` or ``opencv`` (same boxes; onnxruntime is faster).
         generative: Options of the generative methods (model ids, steps, seeds, ...), see their config.
 
     Examples:
@@ -52,6 +53,7 @@ class AnonymizeConfig:
     audio: bool = True
     encoder: EncoderOptions = field(default_factory=EncoderOptions)
     detector_model: str | None = None
+    detector_backend: str = "auto"
     generative: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,7 +105,11 @@ class StageCache:
 
             config = self.config
             detector = CenterFaceDetector(
-                thresh=config.thresh, det_size=config.det_size, nms=config.nms, model_path=config.detector_model
+                thresh=config.thresh,
+                det_size=config.det_size,
+                nms=config.nms,
+                model_path=config.detector_model,
+                backend=config.detector_backend,
             )
             anonymizer = build_anonymizer(config)
             self._shared = (detector, anonymizer, anonymizer.annotators())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from camouflage_video.annotators import CenterFaceDetector
-from camouflage_video.errors import ConfigError
+from camouflage_video.errors import ConfigError, ModelError
 from camouflage_video.sources.images import read_image
 from tests.conftest import media_file
 
@@ -54,7 +54,35 @@ def test_no_faces_on_a_blank_frame(detector):
     assert len(detector.detect(np.full((360, 640, 3), 127, np.uint8))) == 0
 
 
-@pytest.mark.parametrize("kwargs", [{"thresh": 0}, {"thresh": 1.5}, {"det_size": 16}, {"nms": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"thresh": 0}, {"thresh": 1.5}, {"det_size": 16}, {"nms": 0}, {"backend": "tensorflow"}]
+)
 def test_rejects_bad_options(kwargs):
     with pytest.raises(ConfigError):
         CenterFaceDetector(**kwargs)
+
+
+def test_auto_backend_is_onnxruntime_when_installed():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    assert CenterFaceDetector().backend == "onnxruntime"
+
+
+@pytest.mark.parametrize("name", ["group/insightface_t1.jpg", "group/deepface_selfie-many-people.jpg"])
+def test_backends_find_the_same_faces(name):
+    """onnxruntime runs a cleaned-up copy of the graph (weights folded, free input size): same network, same boxes."""
+    pytest.importorskip("onnxruntime")
+    image = read_image(media_file(name))
+    a = CenterFaceDetector(backend="onnxruntime").detect(image)
+    b = CenterFaceDetector(backend="opencv").detect(image)
+    assert len(a) == len(b) > 0
+    np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_onnxruntime_backend_reports_a_broken_model(tmp_path):
+    pytest.importorskip("onnxruntime")
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="broken.onnx"):
+        CenterFaceDetector(model_path=bad, backend="onnxruntime")
