@@ -37,9 +37,21 @@ sys.path.insert(0, str(REPO))  # the test helpers that run the real servers
 from tests.live_servers import RtspCamera, StreamReader, free_port, write_raw_frames  # noqa: E402
 
 WARMUP = 4.0  # seconds of each run left out (connection, probing, first keyframe)
+SLOW_DELAY = 0.04  # the two-minute run: an added 40 ms per frame makes processing slower than the 25 fps feed
+
+# The two-minute run checks the latency policy where it matters: processing slower than the feed. Detection now
+# keeps up with a 640x360 feed on this CPU, so the real CLI runs with a fixed sleep added to each blurred frame.
+SLOW_CLI = f"""
+import sys, time
+from camouflage_video.pipelines.classic import ClassicObfuscator
+from camouflage_video.cli import main
+blur = ClassicObfuscator.__call__
+ClassicObfuscator.__call__ = lambda self, ctx: (time.sleep({SLOW_DELAY}), blur(self, ctx))[1]
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def run_path(name: str, camera: RtspCamera, seconds: float, tmp: Path) -> dict:
+def run_path(name: str, camera: RtspCamera, seconds: float, tmp: Path, *, slow: bool = False) -> dict:
     """Measure one path for ``seconds`` after warm-up; returns latency figures in ms."""
     stats_path = tmp / f"{name}.stats.json"
     tool = None
@@ -54,7 +66,8 @@ def run_path(name: str, camera: RtspCamera, seconds: float, tmp: Path) -> dict:
                    "-i", camera.url(), "-an", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
                    "-g", "25", "-f", "rtsp", "-rtsp_transport", "tcp", url]
         else:
-            cmd = [sys.executable, "-m", "camouflage_video", "anonymize", camera.url(), "-o", url, "-q",
+            launcher = ["-c", SLOW_CLI] if slow else ["-m", "camouflage_video"]
+            cmd = [sys.executable, *launcher, "anonymize", camera.url(), "-o", url, "-q",
                    "--stats", str(stats_path), "--stats-interval", "2"]
         env = dict(os.environ, PYTHONPATH=str(REPO))
         tool = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -115,13 +128,13 @@ def main() -> None:
             results[name] = run_path(name, camera, args.seconds, tmp)
             print(name, json.dumps(results[name]), flush=True)
         if args.long:
-            results["long"] = run_path("camouflage", camera, 120, tmp)
+            results["long"] = run_path("camouflage", camera, 120, tmp, slow=True)
             print("long", json.dumps(results["long"]), flush=True)
     load_after = os.getloadavg()
 
     load = (
         f"Load average (1/5/15 min) before: {', '.join(f'{x:.1f}' for x in load_before)}; after: "
-        f"{', '.join(f'{x:.1f}' for x in load_after)} (the 2 cores are shared with other work)."
+        f"{', '.join(f'{x:.1f}' for x in load_after)} (camera stand-in, tool and reader share the 2 cores)."
     )
     write_results("Live latency", report(results, ["direct", "ffmpeg", "camouflage"], load))
     if args.long:
@@ -129,7 +142,8 @@ def main() -> None:
 
 
 LABELS = {"direct": "direct (floor)", "ffmpeg": "ffmpeg re-encode relay (peer)",
-          "camouflage": "camouflage-video, classic blur", "long": "camouflage-video, classic blur, 120 s"}
+          "camouflage": "camouflage-video, classic blur",
+          "long": f"camouflage-video, classic blur + {SLOW_DELAY * 1000:.0f} ms injected per frame, 120 s"}
 
 
 def report(results: dict, names: list[str], load: str) -> str:
@@ -164,10 +178,17 @@ def report(results: dict, names: list[str], load: str) -> str:
         f"p50 {tool['internal_latency'].get('p50_ms')} ms, p99 {tool['internal_latency'].get('p99_ms')} ms; "
         f"ms per processed frame {per_frame}.",
         "",
-        f"Goal: added p50 <= {goal:.0f} ms (two frame intervals): "
-        f"{'met' if r['p50'] - direct <= goal else 'not met'} against the direct path ({r['p50'] - direct:.0f} ms), "
-        f"{'met' if r['p50'] - relay <= goal else 'not met'} against the relay peer ({r['p50'] - relay:.0f} ms). "
-        f"Growth from the first to the last third of the run: {r['last_third_p50'] - r['first_third_p50']:+.0f} ms.",
+        (
+            f"Goal: no growth while processing is slower than the feed ({processed} of {tool['frames_received']} "
+            f"frames processed). Growth from the first to the last third of the two minutes: "
+            f"{r['last_third_p50'] - r['first_third_p50']:+.0f} ms."
+            if names[-1] == "long" else
+            f"Goal: added p50 <= {goal:.0f} ms (two frame intervals): "
+            f"{'met' if r['p50'] - direct <= goal else 'not met'} against the direct path "
+            f"({r['p50'] - direct:.0f} ms), {'met' if r['p50'] - relay <= goal else 'not met'} against the relay "
+            f"peer ({r['p50'] - relay:.0f} ms). "
+            f"Growth from the first to the last third of the run: {r['last_third_p50'] - r['first_third_p50']:+.0f} ms."
+        ),
         "",
         load,
     ]
