@@ -293,3 +293,21 @@ def test_hls_over_http_is_paced_at_its_frame_rate(sample_clip: Path, tmp_path: P
     # HLS arrives a segment at a time; pacing spreads it back out instead of dropping most of it.
     assert elapsed > 0.8 * 29 / 25
     assert dropped <= 3
+
+
+def test_a_restream_server_that_never_answers_the_handshake_fails_in_time(sample_clip: Path, tmp_path: Path) -> None:
+    """FFmpeg would wait forever for the RTMP handshake (holding the GIL); the pre-flight check gives up in 5 s."""
+    with socket.socket() as silent:  # accepts connections (the kernel does), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        t0 = time.monotonic()
+        result = run_cli("anonymize", str(sample_clip), "-o", f"rtmp://user:{SECRET}@127.0.0.1:{port}/live/anon",
+                         "-o", str(tmp_path / "rec.mp4"), "-q", timeout=60)
+        elapsed = time.monotonic() - t0
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"camouflage-video: error: rtmp://***@127.0.0.1:{port}/live/anon: cannot stream there (no answer within 5 s)\n"
+    )
+    assert elapsed < 20
+    assert list(tmp_path.iterdir()) == []

@@ -12,9 +12,11 @@ when processing runs slower than the feed (a keyframe interval counted in frames
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from fractions import Fraction
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -43,13 +45,12 @@ class StreamSink(Sink):
         info: The source description (frame size and rate).
         encoder: Codec settings; ``zerolatency`` is always on here; ``gop`` (frames at the source's rate)
             sets the keyframe interval, one second by default.
-        open_timeout: Seconds to wait for an RTSP server on each connection attempt (FFmpeg bounds an RTMP
-            connection at 5 s).
+        open_timeout: Seconds to wait for the server on each connection attempt.
         reconnect: Backoff between reconnection attempts; ``attempts=None`` retries forever.
 
-    PyAV holds the GIL while it connects an output (and has no timeout there), so a connection attempt
-    pauses the other threads for as long as the server takes to answer or refuse; a server that accepts
-    the connection and then never answers the RTMP handshake would hang the run. See docs/live.md.
+    PyAV holds the GIL while it connects an output and has no timeout there for RTMP, so before each RTMP
+    connection a plain socket checks, within ``open_timeout``, that the server answers the RTMP handshake:
+    a server that accepts and then stays silent is a failed attempt, not a hung run. See docs/live.md.
 
     Examples:
         >>> sink = StreamSink("rtmp://127.0.0.1/live/anon", src.info)  # doctest: +SKIP
@@ -154,6 +155,10 @@ class StreamSink(Sink):
             options.update(rtsp_transport="tcp", timeout=str(round(self.open_timeout * 1e6)))
         if self.format == "flv":
             options["flvflags"] = "no_duration_filesize"  # a live flv cannot seek back to patch its header
+        if self.uri.lower().startswith("rtmp://"):
+            reason = rtmp_handshake_problem(self.uri, self.open_timeout)
+            if reason is not None:
+                raise StreamError(f"{self.redacted}: cannot stream there ({reason})")
         started = time.monotonic()
         container = None
         try:
@@ -281,3 +286,29 @@ def _close_quietly(container: av.container.OutputContainer) -> None:
         container.close()
     except (av.FFmpegError, OSError) as exc:
         logger.debug("closing a restream failed: %s", redact_url(str(exc)))
+
+
+def rtmp_handshake_problem(uri: str, timeout: float) -> str | None:
+    """Whether an RTMP server answers the start of a handshake within ``timeout``; None if it does.
+
+    Sends C0 and C1 (version 3, a zero 1536-byte block: the simple handshake every server accepts) and waits
+    for S0 and S1, then hangs up. FFmpeg itself would wait forever for them, holding Python's GIL.
+    """
+    parts = urlsplit(uri)
+    host, port = parts.hostname or "", parts.port or 1935
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"\x03" + bytes(1536))
+            need = 1 + 1536
+            while need > 0:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(need)
+                if not chunk:
+                    return "the server closed the connection during the RTMP handshake"
+                need -= len(chunk)
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
