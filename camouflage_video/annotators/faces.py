@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
 BACKENDS = ("auto", "onnxruntime", "opencv")
+_LOCAL_ACCELERATORS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider",
+                       "DmlExecutionProvider")
 
 
 def default_centerface_path() -> Path:
@@ -110,7 +112,10 @@ class CenterFaceDetector(Annotator):
         options.log_severity_level = 3  # no per-initializer warnings
         # Idle intra-op threads spin by default; here they would take CPU from the decoder and encoder threads.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = [p for p in onnxruntime.get_available_providers() if p != "TensorrtExecutionProvider"]
+        # GPU providers when onnxruntime-gpu (or a platform build) has them, then the CPU. Not "Azure" (remote
+        # inference, listed first by plain onnxruntime wheels) nor TensorRT (minutes of engine building).
+        providers = [p for p in onnxruntime.get_available_providers() if p in _LOCAL_ACCELERATORS]
+        providers.append("CPUExecutionProvider")
         try:
             session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
