@@ -7,11 +7,9 @@ compared. Nothing is downloaded: without a weights file this part of the evaluat
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -41,9 +39,11 @@ class AttributeModel:
 class FacerAttributeModel(AttributeModel):
     """facer's FaRL attribute classifier (40 CelebA attributes) on faces aligned by their five landmarks.
 
-    The detector's landmarks (eyes, nose, mouth corners) are the points facer's alignment expects, so no
-    second face detector runs. Weights load from a local ``.safetensors`` file only (never a pickle, never a
-    download); facer publishes ``face_attribute.farl.celeba.pt``, which converts once with::
+    The same classifier CAMOUFLaGE-Light reads attributes with (``annotators.attributes``), so the evaluation
+    judges with the model the method conditions on. The detector's landmarks (eyes, nose, mouth corners) are
+    the points facer's alignment expects, so no second face detector runs. Weights load from a local
+    ``.safetensors`` file only (never a pickle, never a download); facer publishes
+    ``face_attribute.farl.celeba.pt``, which ``camouflage-video models fetch light`` converts, or by hand::
 
         import torch, safetensors.torch
         state = torch.load("face_attribute.farl.celeba.pt", map_location="cpu", weights_only=True)
@@ -60,7 +60,6 @@ class FacerAttributeModel(AttributeModel):
     """
 
     name = "facer/farl-celeba-224"
-    CONFIG = "celeba/224"
 
     def __init__(self, model_path: str | os.PathLike[str], device: str = "cpu") -> None:
         self.model_path = Path(model_path).expanduser()
@@ -70,69 +69,23 @@ class FacerAttributeModel(AttributeModel):
             raise ModelError(
                 f"{self.model_path}: attribute weights must be a .safetensors file (see the docs to convert)"
             )
-        self._torch = torch = require("torch", ATTRIBUTES_EXTRA)
-        safetensors = require("safetensors.torch", ATTRIBUTES_EXTRA, package="safetensors")
-        farl = require("facer.face_attribute.farl", ATTRIBUTES_EXTRA, package="pyfacer")
-        setting = farl.pretrain_settings[self.CONFIG]
+        for module, package in (("torch", "torch"), ("safetensors.torch", "safetensors"), ("facer", "pyfacer")):
+            require(module, ATTRIBUTES_EXTRA, package=package)
+        from camouflage_video.annotators.attributes import AttributeClassifier, load_attribute_classifier
+
         try:
-            with _cuda_calls_ignored(torch, device):
-                net = farl.farl_classification(num_classes=setting["num_classes"], layers=setting["layers"])
-            net.load_state_dict(safetensors.load_file(str(self.model_path)))
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise ModelError(
-                f"{self.model_path}: not FaRL CelebA attribute weights ({str(exc).splitlines()[0]})"
-            ) from exc
-        # facer's own module runs the alignment and normalisation; only its loader (torch.load of a URL or
-        # pickle) is bypassed, by filling the module's fields instead of calling its __init__.
-        model = farl.FaRLFaceAttribute.__new__(farl.FaRLFaceAttribute)
-        torch.nn.Module.__init__(model)
-        model.conf_name, model.labels, model.net = self.CONFIG, list(setting["classes"]), net
-        model.normalize = _clip_normalize()
-        self._model = model.to(device).eval()
+            self._classifier: AttributeClassifier = load_attribute_classifier(self.model_path, device)
+        except ModelError as exc:
+            raise ModelError(f"{self.model_path}: not FaRL CelebA attribute weights ({exc})") from exc
         self.device = device
-        self.labels = tuple(setting["classes"])
+        self.labels = tuple(self._classifier.labels)
 
     def predict(self, image: np.ndarray, faces: Faces) -> np.ndarray:
-        torch = self._torch
         keep = ~np.isnan(faces.landmarks).any(axis=(1, 2))
         probs = np.full((len(faces), len(self.labels)), np.nan, np.float32)
-        if not keep.any():
-            return probs
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(self.device)
-        data = {
-            "points": torch.from_numpy(faces.landmarks[keep]).float().to(self.device),
-            "rects": torch.from_numpy(faces.xyxy[keep]).float().to(self.device),
-            "image_ids": torch.zeros(int(keep.sum()), dtype=torch.long, device=self.device),
-        }
-        with torch.inference_mode():
-            out = self._model(tensor, data)
-        probs[keep] = out["attrs"].float().cpu().numpy()
+        if keep.any():
+            probs[keep] = self._classifier(image, faces.landmarks[keep])
         return probs
-
-
-def _clip_normalize() -> object:
-    """The CLIP normalisation FaRL was trained with (what pyfacer 0.0.5 applies after alignment)."""
-    from torchvision.transforms import Normalize
-
-    return Normalize(mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711))
-
-
-@contextlib.contextmanager
-def _cuda_calls_ignored(torch: ModuleType, device: str) -> Iterator[None]:
-    """Let facer build its network on a CPU-only machine.
-
-    ``farl_classification`` calls ``.cuda()`` unconditionally; for a CPU device those calls are made no-ops
-    while the network is built, and the module is moved to ``device`` afterwards.
-    """
-    if str(device).startswith("cuda"):
-        yield
-        return
-    original = torch.nn.Module.cuda
-    torch.nn.Module.cuda = lambda self, device=None: self  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        torch.nn.Module.cuda = original  # type: ignore[method-assign]
 
 
 class AttributeAgreement:
