@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class CamouflageError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -21,6 +23,13 @@ class OutputError(CamouflageError, OSError):
 
 class ConfigError(CamouflageError, ValueError):
     """An option or configuration value is invalid."""
+
+    @classmethod
+    def check(cls, checks: Iterable[tuple[bool, str]]) -> None:
+        """Raise with the message of the first ``(ok, message)`` pair that is not ok."""
+        for ok, message in checks:
+            if not ok:
+                raise cls(message)
 
 
 class MissingDependencyError(CamouflageError, ImportError):

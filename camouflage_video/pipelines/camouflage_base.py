@@ -48,6 +48,22 @@ DEFAULT_NEGATIVE_PROMPT = (
 DEFAULT_PROMPT_SUFFIX = ", realistic photo, high quality"
 SCHEDULERS = ("dpmpp-sde-karras", "dpmpp-2m-sde-karras")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+
+
+def resolution_check(resolution: int) -> tuple[bool, str]:
+    return resolution >= 64 and resolution % 8 == 0, f"resolution must be a multiple of 8 and >= 64, got {resolution}"
+
+
+def sampling_checks(options: Any) -> list[tuple[bool, str]]:
+    """The option checks Base and Light share: steps, guidance, resolution, scheduler, dtype."""
+    return [
+        (options.steps >= 1, f"steps must be >= 1, got {options.steps}"),
+        (options.guidance_scale >= 0, f"guidance-scale must be >= 0, got {options.guidance_scale}"),
+        resolution_check(options.resolution),
+        (options.scheduler in SCHEDULERS,
+         f"scheduler must be one of {', '.join(SCHEDULERS)}, got {options.scheduler!r}"),
+        (options.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {options.dtype!r}"),
+    ]
 TABLE_OPTIONS = ("models", "control_scales", "guidance_end", "annotate_every")
 
 
@@ -108,13 +124,8 @@ class BaseOptions:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
-            (self.guidance_scale >= 0, f"guidance-scale must be >= 0, got {self.guidance_scale}"),
+            *sampling_checks(self),
             (self.anonymization_scale >= 0, f"anonymization-scale must be >= 0, got {self.anonymization_scale}"),
-            (self.resolution >= 64 and self.resolution % 8 == 0,
-             f"resolution must be a multiple of 8 and >= 64, got {self.resolution}"),
-            (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
-            (self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"),
             (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
             (self.annotate_resolution >= 64, f"annotate-resolution must be >= 64, got {self.annotate_resolution}"),
         ]
@@ -128,9 +139,7 @@ class BaseOptions:
             (all(0 < v <= 1 for v in self.guidance_end.values()), "guidance-end values must be in (0, 1]"),
             (all(isinstance(v, int) and v >= 1 for v in self.annotate_every.values()), "annotate-every must be >= 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        ConfigError.check(checks)
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -40,11 +40,10 @@ from camouflage_video.models import COMPONENTS, Component, ModelSource, layered_
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.camouflage_base import (
     DEFAULT_NEGATIVE_PROMPT,
-    DTYPES,
-    SCHEDULERS,
     generation_size,
     make_scheduler,
     resolve_device,
+    sampling_checks,
 )
 from camouflage_video.pipelines.classic import ClassicObfuscator
 from camouflage_video.pipelines.temporal import FixedNoise, LatentReuse, SceneCutAnnotator, TemporalOptions
@@ -139,26 +138,18 @@ class LightOptions:
     base_config: str | None = None
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
-            (self.guidance_scale >= 0, f"guidance-scale must be >= 0, got {self.guidance_scale}"),
+        ConfigError.check([
+            *sampling_checks(self),
             (self.adapter_scale >= 0, f"adapter-scale must be >= 0, got {self.adapter_scale}"),
             (self.ip_adapter_scale >= 0, f"ip-adapter-scale must be >= 0, got {self.ip_adapter_scale}"),
             (self.ip_adapter_faces in IP_ADAPTER_FACES,
              f"ip-adapter-faces must be one of {', '.join(IP_ADAPTER_FACES)}, got {self.ip_adapter_faces!r}"),
-            (self.resolution >= 64 and self.resolution % 8 == 0,
-             f"resolution must be a multiple of 8 and >= 64, got {self.resolution}"),
-            (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
-            (self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"),
             (self.attribute_smoothing in STABILIZE_MODES,
              f"attribute-smoothing must be one of {', '.join(STABILIZE_MODES)}, got {self.attribute_smoothing!r}"),
             (self.attribute_window >= 0, f"attribute-window must be >= 0, got {self.attribute_window}"),
             (0 <= self.attribute_momentum < 1, f"attribute-momentum must be in [0, 1), got {self.attribute_momentum}"),
             (0.5 <= self.region_scale <= 3, f"region-scale must be within 0.5..3, got {self.region_scale}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        ])
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> LightOptions:

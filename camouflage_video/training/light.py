@@ -33,6 +33,7 @@ import numpy as np
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.models import layered_options
+from camouflage_video.pipelines.camouflage_base import resolution_check
 from camouflage_video.pipelines.camouflage_light import DEFAULT_PROMPT, FARL_FILE, RETINAFACE_FILE
 
 logger = logging.getLogger(__name__)
@@ -111,9 +112,8 @@ class TrainLightOptions:
     base_config: str | None = None
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.resolution >= 64 and self.resolution % 8 == 0,
-             f"resolution must be a multiple of 8 and >= 64, got {self.resolution}"),
+        ConfigError.check([
+            resolution_check(self.resolution),
             (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
             (self.learning_rate > 0, f"learning-rate must be > 0, got {self.learning_rate}"),
             (self.max_steps >= 1, f"max-steps must be >= 1, got {self.max_steps}"),
@@ -133,10 +133,7 @@ class TrainLightOptions:
              f"face-detector must be one of {', '.join(FACE_DETECTORS)}, got {self.face_detector!r}"),
             (self.max_grad_norm > 0, f"max-grad-norm must be > 0, got {self.max_grad_norm}"),
             (self.device in ("auto", "cpu"), f"device must be auto or cpu, got {self.device!r}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        ])
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> TrainLightOptions:
