@@ -62,12 +62,6 @@ def test_rejects_bad_options(kwargs):
         CenterFaceDetector(**kwargs)
 
 
-def test_auto_backend_is_onnxruntime_when_installed():
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    assert CenterFaceDetector().backend == "onnxruntime"
-
-
 @pytest.mark.parametrize("name", ["group/insightface_t1.jpg", "group/deepface_selfie-many-people.jpg"])
 def test_backends_find_the_same_faces(name):
     """onnxruntime runs a cleaned-up copy of the graph (weights folded, free input size): same network, same boxes."""
