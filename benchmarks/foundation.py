@@ -147,7 +147,11 @@ if __name__ == "__main__":
         "detection, onnxruntime when installed) plus `--keep-audio`. Each pair runs one after the other in the "
         "same session; wall time includes start-up (imports and model load: about 1.3 s for either tool), "
         "which is why the short clips give lower ratios.\n\n" + "\n".join(lines)
-        + f"\n\nLoad average (1/5/15 min) at the end: {load}."
+        + f"\n\nLoad average (1/5/15 min) at the end: {load}.\n\n"
+        "History: before three changes of 2026-11-22 (x264 frame threads instead of PyAV's slice threads, "
+        "OpenCV's yuv420p conversion instead of the encoder's swscale pass, CenterFace on onnxruntime with the "
+        "shipped graph's weights folded instead of OpenCV DNN) the same script measured 1.21-1.40x ffmpeg's "
+        "wall time for decode→encode and 2.2-3.0x deface's speed at 720p on this machine."
     )
     write_results("Foundation (issue 2)", body)
     print(body)
