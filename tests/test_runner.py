@@ -111,3 +111,49 @@ def test_a_source_failure_mid_stream_is_reported(sample_clip):
     with Exploding(sample_clip) as src, pytest.raises(ValueError, match="decoder died"):
         Runner(src, [sink], [], ClassicObfuscator()).run()
     assert sink.aborted
+
+
+class Passthrough(ClassicObfuscator):
+    def __call__(self, ctx):
+        return ctx.frame.image
+
+
+class LeadSource:
+    """Frames of any size (zero pages: nothing is really allocated) that count how many were decoded."""
+
+    def __init__(self, width, height, count):
+        from camouflage_video.sources.base import SourceInfo
+
+        self.info = SourceInfo(uri="generated", kind="video", width=width, height=height)
+        self.count, self.produced, self.corrupt_frames = count, 0, 0
+
+    def __iter__(self):
+        from camouflage_video.frame import Frame
+
+        for index in range(self.count):
+            self.produced += 1
+            yield Frame(np.zeros((self.info.height, self.info.width, 3), np.uint8), index=index)
+
+
+class LeadSink(Sink):
+    """A slow writer that records how far decoding ran ahead of it."""
+
+    def __init__(self, source):
+        self.source, self.leads = source, []
+
+    def write(self, frame, image):
+        import time
+
+        time.sleep(0.02)
+        self.leads.append(self.source.produced - frame.index)
+
+
+@pytest.mark.parametrize(("size", "max_lead"), [((640, 360), 2 * 8 + 4), ((7680, 4320), 2 * 2 + 4)])
+def test_frames_buffered_between_stages_shrink_with_the_frame_size(size, max_lead):
+    """An 8K frame is 100 MB: eight of them per queue would be 1.6 GB before any work is done."""
+    source = LeadSource(*size, count=40)
+    sink = LeadSink(source)
+    Runner(source, [sink], [], Passthrough(), progress=False).run()
+    assert len(sink.leads) == 40
+    assert max(sink.leads) <= max_lead
+    assert max(sink.leads) > max_lead - 6  # the writer is slow: the queues do fill up to their size
