@@ -397,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())  # stream URLs carry passwords; no log line may show them
-    previous = signal.signal(signal.SIGTERM, _interrupt) if _in_main_thread() else None
+    previous = _install_signal_handlers() if _in_main_thread() else {}
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -414,8 +414,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"camouflage-video: error: {type(exc).__name__}: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _install_signal_handlers() -> dict[int, object]:
+    """Ctrl-C and SIGTERM both finalize what was processed; returns the handlers they replaced.
+
+    A shell starts background jobs (``cmd &`` in a script, no job control) with SIGINT ignored, and Python
+    then keeps it ignored: ``kill -INT`` did nothing and SIGTERM, which takes the SIGINT path, neither, so a
+    service wrapper's stop ended in SIGKILL and a lost recording. Like ffmpeg, take SIGINT back.
+    """
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    return previous
 
 
 def _interrupt(signum: int, frame: object) -> None:

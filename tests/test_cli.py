@@ -131,19 +131,29 @@ def test_debug_shows_a_traceback(tmp_path):
     assert result.returncode == 1 and "Traceback" in result.stderr
 
 
-def test_ctrl_c_finalizes_a_playable_file_and_exits_130(tmp_path):
+def _as_background_job() -> None:
+    """What a shell does to ``cmd &`` without job control: the job starts with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("sig", "background"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, True)],
+    ids=["ctrl-c", "kill-int-background-job", "sigterm-background-job"],
+)
+def test_ctrl_c_finalizes_a_playable_file_and_exits_130(tmp_path, sig, background):
     clip = make_sample_video(tmp_path / "long.mp4", seconds=40, fps=Fraction(25), size=(640, 360))
     out = tmp_path / "long_anonymized.mp4"
     env = {"PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "camouflage_video", "anonymize", str(clip), "--stats", str(tmp_path / "s.json")],
-        stderr=subprocess.PIPE, text=True, env=env,
+        stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_as_background_job if background else None,
     )
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".long_anonymized.*")) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(2.0)  # let it write some frames
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
