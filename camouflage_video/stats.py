@@ -29,6 +29,7 @@ class RunStats:
     errors: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     model: dict = field(default_factory=dict)
+    annotators: dict = field(default_factory=dict)
     live: dict = field(default_factory=dict)
     last_frame_time: float | None = None  # presentation time of the last frame written (live latency)
     started: float = field(default_factory=time.perf_counter)
@@ -61,6 +62,7 @@ class RunStats:
             "wall_seconds": round(wall, 4),
             "fps": round(self.frames_out / wall, 3) if wall > 0 else None,
             "model": self.model,
+            "annotators": self.annotators,
             **({"live": self.live} if self.live else {}),
         }
 

@@ -24,6 +24,9 @@ def test_anonymize_writes_the_default_output_with_stats(sample_clip, tmp_path):
     assert stats["faces_detected"] >= 45 and stats["fallback_frames"] == 0 and stats["tracks"] >= 1
     assert stats["input"]["fps"] == "25" and stats["outputs"][0]["audio"] == "copy"
     assert {"decode", "detect", "track", "anonymize", "encode"} <= set(stats["seconds"])
+    detector = stats["annotators"]["detect"]  # what ran detection: a GPU user checks "provider" here
+    assert detector["backend"] == "onnxruntime" and detector["provider"] == "CPUExecutionProvider"
+    assert detector["det_size"] == 960 and stats["annotators"]["track"]["hold_frames"] == 10
     assert len(read_frames(out)[0]) == 50
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "street.mp4", "street_anonymized.mp4"]
 

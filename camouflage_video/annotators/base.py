@@ -15,3 +15,7 @@ class Annotator:
 
     def reset(self) -> None:
         """Forget per-video state (tracks, cached maps) before a new input."""
+
+    def describe(self) -> dict:
+        """Settings worth recording in the run's stats (model, runtime, device); empty by default."""
+        return {}

@@ -84,7 +84,14 @@ class CenterFaceDetector(Annotator):
         if backend == "auto":
             backend = "onnxruntime" if _onnxruntime_available() else "opencv"
         self.backend = backend
+        self.provider = "OpenCV DNN (CPU)"
         self._forward = self._load_onnxruntime() if backend == "onnxruntime" else self._load_opencv()
+
+    def describe(self) -> dict:
+        return {
+            "model": self.model_path.name, "backend": self.backend, "provider": self.provider,
+            "det_size": self.det_size, "thresh": self.thresh, "nms": self.nms,
+        }
 
     def _load_opencv(self):
         try:
@@ -121,6 +128,8 @@ class CenterFaceDetector(Annotator):
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
             raise ModelError(f"{self.model_path}: onnxruntime cannot run it ({exc})") from exc
         name = session.get_inputs()[0].name
+        self.provider = session.get_providers()[0]  # what runs it: CUDAExecutionProvider, CPUExecutionProvider...
+        logger.debug("CenterFace on onnxruntime, %s", self.provider)
 
         def forward(blob: np.ndarray) -> list[np.ndarray]:
             return session.run(list(_OUTPUTS), {name: blob})

@@ -65,6 +65,10 @@ class FaceTracker(Annotator):
         self.seen_ids = set()
         self.held_boxes = 0
 
+    def describe(self) -> dict:
+        return {"tracker": "ByteTrack (trackers)", "hold_frames": self.hold_frames, "min_hits": self.min_hits,
+                "held_boxes": self.held_boxes}
+
     def annotate(self, ctx: FrameContext) -> None:
         sv = require("supervision", "core", package="supervision")
         faces = ctx.faces if ctx.faces is not None else Faces.empty()
