@@ -158,7 +158,7 @@ def test_bt709_footage_keeps_its_colours_and_tags(tmp_path):
     assert np.abs(a[3].astype(int) - b[3]).mean() < 2
 
 
-def test_untagged_footage_stays_untagged_and_close(tmp_path):
+def test_untagged_footage_stays_untagged(tmp_path):
     src = make_sample_video(tmp_path / "in.mp4", seconds=0.2, audio=None)
     copy_through(src, tmp_path / "out.mp4")
     assert colour_tags(tmp_path / "out.mp4") == colour_tags(src) == (2, 2, 2)
