@@ -54,6 +54,35 @@ def resolution_check(resolution: int) -> tuple[bool, str]:
     return resolution >= 64 and resolution % 8 == 0, f"resolution must be a multiple of 8 and >= 64, got {resolution}"
 
 
+def generation_stats(method: Any, calls: dict[str, int], *, extra: dict | None = None, **settings: Any) -> dict:
+    """The ``model`` section of the stats of Base and Light: frames, reuse, failures, model calls, settings.
+
+    Args:
+        method: The anonymizer (its counters, reuse and scene-cut state, options and pipeline).
+        calls: Model evaluations by component.
+        extra: Method-specific counters, listed before the model evaluations.
+        settings: Method-specific settings, added to the shared ones.
+    """
+    frames, options = method._counts["frames"], method.options
+    return {
+        "frames_generated": frames,
+        **method.reuse.counts,
+        "scene_cuts": method.scene_cuts.cuts,
+        "failed_frames": method._counts["failed_frames"],
+        "out_of_memory_frames": method._counts["out_of_memory_frames"],
+        **(extra or {}),
+        "model_evaluations": calls,
+        "model_evaluations_per_frame": {name: round(n / frames, 3) for name, n in calls.items()} if frames else {},
+        "seconds": {k: round(v, 4) for k, v in method._seconds.items()},
+        "settings": {
+            "steps": options.steps, "scheduler": options.scheduler,
+            "reuse_strength": options.temporal.reuse_strength, "keyframe_every": options.temporal.keyframe_every,
+            "resolution": options.resolution, **settings,
+            "device": str(method.pipeline.device), "dtype": str(method.pipeline.dtype).removeprefix("torch."),
+        },
+    }
+
+
 def sampling_checks(options: Any) -> list[tuple[bool, str]]:
     """The option checks Base and Light share: steps, guidance, resolution, scheduler, dtype."""
     return [
@@ -338,31 +367,14 @@ class CamouflageBase(Anonymizer):
         return cond, uncond
 
     def stats(self) -> dict:
-        frames = self._counts["frames"]
         calls = dict(self.pipeline.calls.snapshot())
         for annotator in self.control_annotators:
             calls[f"annotator.{annotator.kind}"] = annotator.calls
         if self.captioner is not None:
             calls["captioner"] = self.captioner.calls
-        per_frame = {name: round(n / frames, 3) for name, n in calls.items()} if frames else {}
-        return {
-            "frames_generated": frames,
-            **self.reuse.counts,
-            "scene_cuts": self.scene_cuts.cuts,
-            "failed_frames": self._counts["failed_frames"],
-            "out_of_memory_frames": self._counts["out_of_memory_frames"],
-            "model_evaluations": calls,
-            "model_evaluations_per_frame": per_frame,
-            "seconds": {k: round(v, 4) for k, v in self._seconds.items()},
-            "settings": {
-                "steps": self.options.steps, "scheduler": self.options.scheduler,
-                "reuse_strength": self.options.temporal.reuse_strength,
-                "keyframe_every": self.options.temporal.keyframe_every,
-                "anonymization_scale": self.options.anonymization_scale, "resolution": self.options.resolution,
-                "device": str(self.pipeline.device), "dtype": str(self.pipeline.dtype).removeprefix("torch."),
-                "batch_size": self.batch_size,
-            },
-        }
+        return generation_stats(
+            self, calls, anonymization_scale=self.options.anonymization_scale, batch_size=self.batch_size
+        )
 
 
 # -- building from options ----------------------------------------------------------------------------

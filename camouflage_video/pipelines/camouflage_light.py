@@ -41,6 +41,7 @@ from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.camouflage_base import (
     DEFAULT_NEGATIVE_PROMPT,
     generation_size,
+    generation_stats,
     make_scheduler,
     resolve_device,
     sampling_checks,
@@ -319,31 +320,15 @@ class CamouflageLight(Anonymizer):
         return self._embeds
 
     def stats(self) -> dict:
-        frames = self._counts["frames"]
         calls = dict(self.pipeline.calls.snapshot())
         calls["face_attributes"] = int(getattr(self.attributes, "calls", 0))
-        per_frame = {name: round(n / frames, 3) for name, n in calls.items()} if frames else {}
         stabilizer = getattr(self.attributes, "stabilizer", None)
-        return {
-            "frames_generated": frames,
-            **self.reuse.counts,
-            "scene_cuts": self.scene_cuts.cuts,
-            "failed_frames": self._counts["failed_frames"],
-            "out_of_memory_frames": self._counts["out_of_memory_frames"],
-            "attribute_tracks": stabilizer.tracks if stabilizer is not None else 0,
-            "model_evaluations": calls,
-            "model_evaluations_per_frame": per_frame,
-            "seconds": {k: round(v, 4) for k, v in self._seconds.items()},
-            "settings": {
-                "steps": self.options.steps, "scheduler": self.options.scheduler,
-                "reuse_strength": self.options.temporal.reuse_strength,
-                "keyframe_every": self.options.temporal.keyframe_every,
-                "adapter_scale": self.options.adapter_scale, "ip_adapter_scale": self.options.ip_adapter_scale,
-                "ip_adapter_faces": self.options.ip_adapter_faces,
-                "attribute_smoothing": self.options.attribute_smoothing, "resolution": self.options.resolution,
-                "device": str(self.pipeline.device), "dtype": str(self.pipeline.dtype).removeprefix("torch."),
-            },
-        }
+        options = self.options
+        return generation_stats(
+            self, calls, extra={"attribute_tracks": stabilizer.tracks if stabilizer is not None else 0},
+            adapter_scale=options.adapter_scale, ip_adapter_scale=options.ip_adapter_scale,
+            ip_adapter_faces=options.ip_adapter_faces, attribute_smoothing=options.attribute_smoothing,
+        )
 
 
 # -- building from options ----------------------------------------------------------------------------
