@@ -38,9 +38,14 @@ RESERVED = frozenset({MANIFEST_NAME, RUNS_NAME, LOCK_NAME})
 STATUSES = ("done", "failed", "listed", "copied")
 
 
+#: Settings that choose how a result is computed, not what it is: switching them redoes nothing.
+RUNTIME_ONLY = ("detector_backend",)
+
+
 def config_hash(config: AnonymizeConfig) -> str:
-    """A short stable hash of everything in the configuration (``AnonymizeConfig.to_dict()``)."""
-    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+    """A short stable hash of everything in the configuration that decides the output."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in RUNTIME_ONLY}
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

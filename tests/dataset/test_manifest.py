@@ -134,3 +134,9 @@ def test_an_output_name_taken_by_another_input_is_a_failure_of_its_own(tmp_path:
     assert records["cam.avi"]["status"] == "failed"
     assert "cam.mp4 is taken by cam.mp4" in records["cam.avi"]["error"]
     assert summary.failed == 1
+
+
+def test_switching_the_detector_runtime_redoes_nothing() -> None:
+    """onnxruntime and OpenCV DNN run the same network (same boxes): a finished dataset stays finished."""
+    base = AnonymizeConfig()
+    assert config_hash(base.with_options(detector_backend="opencv")) == config_hash(base)
