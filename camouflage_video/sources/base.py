@@ -82,6 +82,7 @@ class SourceInfo:
             "codec": self.codec,
             "has_audio": self.has_audio,
             "rotation": self.rotation,
+            "color": {"space": self.color.space, "primaries": self.color.primaries, "transfer": self.color.transfer},
         }
 
 

@@ -149,7 +149,8 @@ def colour_tags(path):
 
 def test_bt709_footage_keeps_its_colours_and_tags(tmp_path):
     src = colour_bars_709(tmp_path / "in709.mp4")
-    copy_through(src, tmp_path / "out.mp4")
+    info = copy_through(src, tmp_path / "out.mp4")
+    assert info.to_dict()["color"] == {"space": 1, "primaries": 1, "transfer": 1}  # what --stats reports
     assert colour_tags(tmp_path / "out.mp4") == (1, 1, 1)
     a, _, _ = read_frames(src)  # PyAV decodes each file with the matrix it is tagged with
     b, _, _ = read_frames(tmp_path / "out.mp4")
