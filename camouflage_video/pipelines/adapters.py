@@ -21,7 +21,13 @@ import numpy as np
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter, StageClock
-from camouflage_video.pipelines.temporal import reuse_timesteps, start_latents
+from camouflage_video.pipelines.temporal import (
+    decode_images,
+    guidance_embeds,
+    reuse_timesteps,
+    sampling,
+    start_latents,
+)
 
 
 @dataclass
@@ -206,12 +212,9 @@ class AdapterPipeline:
         do_cfg = guidance_scale > 1.0
         device = self.device
         clock = StageClock(device)
-        with torch.no_grad(), warnings.catch_warnings():
-            # torchsde's Brownian interval warns about float round-off at the ends of the schedule.
-            warnings.filterwarnings("ignore", message="Should have", module="torchsde")
+        with sampling(torch):
             # 2. Prompt embeddings: [uncond, cond] for classifier-free guidance, one row per frame
-            cond, uncond = (e.repeat(batch // e.shape[0], 1, 1) if e is not None else None for e in prompt_embeds)
-            embeds = torch.cat([uncond, cond]) if do_cfg else cond
+            cond, embeds = guidance_embeds(torch, prompt_embeds, batch, do_cfg)
 
             # 3. IP-Adapter image embeddings; the unconditional half sees a zero embedding, as diffusers does
             added_cond_kwargs = None
@@ -262,7 +265,6 @@ class AdapterPipeline:
 
             clock.lap("denoise")
             # 9. Decode
-            image = sd.vae.decode(latents / sd.vae.config.scaling_factor, return_dict=False)[0]
-            images = sd.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * batch)
+            images = decode_images(sd, latents, output_type)
             clock.lap("decode")
         return AdapterOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)

@@ -18,7 +18,6 @@ With ``anonymization_scale == 0`` and full denoising the result equals the stock
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,13 @@ import numpy as np
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter, StageClock
-from camouflage_video.pipelines.temporal import reuse_timesteps, start_latents
+from camouflage_video.pipelines.temporal import (
+    decode_images,
+    guidance_embeds,
+    reuse_timesteps,
+    sampling,
+    start_latents,
+)
 
 
 @dataclass
@@ -166,12 +171,9 @@ class AnonymizationGuidancePipeline:
         do_cfg = guidance_scale > 1.0
         device = self.device
         clock = StageClock(device)
-        with torch.no_grad(), warnings.catch_warnings():
-            # torchsde's Brownian interval warns about float round-off at the ends of the schedule.
-            warnings.filterwarnings("ignore", message="Should have", module="torchsde")
+        with sampling(torch):
             # 2. Prompt embeddings: [uncond, cond] for classifier-free guidance, one row per frame
-            cond, uncond = (e.repeat(batch // e.shape[0], 1, 1) if e is not None else None for e in prompt_embeds)
-            embeds = torch.cat([uncond, cond]) if do_cfg else cond
+            cond, embeds = guidance_embeds(torch, prompt_embeds, batch, do_cfg)
 
             # 3. Control maps, resized and batched the stock way ([uncond, cond] halves share them)
             controls = {
@@ -249,8 +251,7 @@ class AnonymizationGuidancePipeline:
 
             clock.lap("denoise")
             # 9. Decode
-            image = sd.vae.decode(latents / sd.vae.config.scaling_factor, return_dict=False)[0]
-            images = sd.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * batch)
+            images = decode_images(sd, latents, output_type)
             clock.lap("decode")
         return GuidedOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)
 

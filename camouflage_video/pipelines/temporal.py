@@ -17,6 +17,9 @@ is one latent and one thumbnail: memory stays constant over any video length.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -305,3 +308,23 @@ def start_latents(sd: Any, noise: Any, init_latents: Any, timesteps: Any, genera
     if init_latents is None:
         return sd.prepare_latents(batch, noise.shape[1], height, width, dtype, device, generators, noise)
     return sd.scheduler.add_noise(init_latents.to(device=device, dtype=dtype), noise, timesteps[:1].repeat(batch))
+
+
+@contextlib.contextmanager
+def sampling(torch: Any) -> Iterator[None]:
+    """``torch.no_grad()``, without torchsde's warnings about float round-off at the ends of the schedule."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Should have", module="torchsde")
+        yield
+
+
+def guidance_embeds(torch: Any, prompt_embeds: tuple, batch: int, do_cfg: bool) -> tuple[Any, Any]:
+    """``(cond, embeds)``: the prompt rows repeated per frame, and ``[uncond, cond]`` for classifier-free guidance."""
+    cond, uncond = (e.repeat(batch // e.shape[0], 1, 1) if e is not None else None for e in prompt_embeds)
+    return cond, (torch.cat([uncond, cond]) if do_cfg else cond)
+
+
+def decode_images(sd: Any, latents: Any, output_type: str) -> Any:
+    """Latents to images through the pipeline's VAE and post-processor, as the stock pipelines end."""
+    image = sd.vae.decode(latents / sd.vae.config.scaling_factor, return_dict=False)[0]
+    return sd.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * latents.shape[0])
