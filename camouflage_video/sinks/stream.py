@@ -295,7 +295,10 @@ def rtmp_handshake_problem(uri: str, timeout: float) -> str | None:
     for S0 and S1, then hangs up. FFmpeg itself would wait forever for them, holding Python's GIL.
     """
     parts = urlsplit(uri)
-    host, port = parts.hostname or "", parts.port or 1935
+    try:
+        host, port = parts.hostname or "", parts.port or 1935
+    except ValueError:
+        return "the URL's port is not a number"
     deadline = time.monotonic() + timeout
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
