@@ -108,9 +108,11 @@ def camera_restart_run(camera_frames: Path, tmp_path_factory: pytest.TempPathFac
             run["resumed"] = any(f.std() > 20 for f in reader.frames[-5:])
             run["live_stats"] = json.loads(stats.read_text()) if stats.exists() else {}
     finally:
-        run["code"], run["stderr"] = finish(tool)
-        server.stop()
-        cam.stop()
+        try:
+            run["code"], run["stderr"] = finish(tool)
+        finally:  # a tool that would not stop must not leave the servers running either
+            server.stop()
+            cam.stop()
     run["stats"] = json.loads(stats.read_text())
     return run
 
