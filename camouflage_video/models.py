@@ -506,23 +506,22 @@ def load_sd15(source: ModelSource, dtype: Any, config: str | None = None) -> dic
 
 
 def load_vae(source: ModelSource, dtype: Any) -> Any:
-    diffusers = require("diffusers", "diffusion")
-    if source.single_file:
-        try:
-            return diffusers.AutoencoderKL.from_single_file(str(source.path), torch_dtype=dtype)
-        except Exception as exc:  # noqa: BLE001
-            raise _load_failure(source, exc) from exc
-    return _from_pretrained(diffusers.AutoencoderKL, source, torch_dtype=dtype)
+    return _load_diffusers_model("AutoencoderKL", source, dtype)
 
 
 def load_controlnet(source: ModelSource, dtype: Any) -> Any:
-    diffusers = require("diffusers", "diffusion")
+    return _load_diffusers_model("ControlNetModel", source, dtype)
+
+
+def _load_diffusers_model(class_name: str, source: ModelSource, dtype: Any) -> Any:
+    """A diffusers model from a hub id, a folder or a single ``.safetensors`` file."""
+    model_class = getattr(require("diffusers", "diffusion"), class_name)
     if source.single_file:
         try:
-            return diffusers.ControlNetModel.from_single_file(str(source.path), torch_dtype=dtype)
+            return model_class.from_single_file(str(source.path), torch_dtype=dtype)
         except Exception as exc:  # noqa: BLE001
             raise _load_failure(source, exc) from exc
-    return _from_pretrained(diffusers.ControlNetModel, source, torch_dtype=dtype)
+    return _from_pretrained(model_class, source, torch_dtype=dtype)
 
 
 def load_transformers_model(auto_class: str, source: ModelSource) -> tuple[Any, Any]:
