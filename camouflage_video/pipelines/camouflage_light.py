@@ -389,21 +389,24 @@ def load_ip_adapter_state(source: ModelSource, dtype: Any) -> dict[str, dict[str
     return split_ip_adapter_state({k: v.to(dtype) for k, v in state.items()})
 
 
+def attribute_classifier(source: ModelSource, device: Any) -> Any:
+    """The FaRL CelebA classifier (``annotators.attributes.AttributeClassifier``) of a ``face-attributes`` source."""
+    from camouflage_video import models
+    from camouflage_video.annotators.attributes import AttributeClassifier, attribute_network_from_state_dict
+
+    return AttributeClassifier(attribute_network_from_state_dict(models.load_state_dict(source, FARL_FILE)), device)
+
+
 def build_attribute_annotator(options: LightOptions, sources: Mapping[str, ModelSource], device: Any) -> Annotator:
     """The pyfacer analysis and per-track stabilization, from the configured sources."""
-    from camouflage_video import models
     from camouflage_video.annotators.attributes import (
-        AttributeClassifier,
         FaceAnalyzer,
         FaceAttributeAnnotator,
-        attribute_network_from_state_dict,
         load_face_aligner,
         load_face_parser,
     )
 
-    classifier = AttributeClassifier(
-        attribute_network_from_state_dict(models.load_state_dict(sources["face-attributes"], FARL_FILE)), device
-    )
+    classifier = attribute_classifier(sources["face-attributes"], device)
     parser = aligner = None
     if options.face_parsing:
         parser = load_face_parser(_torchscript_path(sources["face-parser"], PARSER_FILE), "farl/lapa/448", device)

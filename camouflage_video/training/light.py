@@ -34,7 +34,11 @@ from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.models import layered_options
 from camouflage_video.pipelines.camouflage_base import resolution_check
-from camouflage_video.pipelines.camouflage_light import DEFAULT_PROMPT, FARL_FILE, RETINAFACE_FILE
+from camouflage_video.pipelines.camouflage_light import (
+    DEFAULT_PROMPT,
+    RETINAFACE_FILE,
+    attribute_classifier,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -468,16 +472,9 @@ def load_training_components(options: TrainLightOptions, device: Any, dtype: Any
         names.append("t2i-adapter")
     sources = models.resolve_all(names, specs, options.models_dir)
 
-    from camouflage_video.annotators.attributes import (
-        AttributeClassifier,
-        RetinaFaceDetector,
-        attribute_network_from_state_dict,
-        retinaface_from_state_dict,
-    )
+    from camouflage_video.annotators.attributes import RetinaFaceDetector, retinaface_from_state_dict
 
-    classifier = AttributeClassifier(
-        attribute_network_from_state_dict(models.load_state_dict(sources["face-attributes"], FARL_FILE)), device
-    )
+    classifier = attribute_classifier(sources["face-attributes"], device)
     if options.face_detector == "retinaface":
         state = models.load_state_dict(sources["face-detector"], RETINAFACE_FILE)
         detector: Any = RetinaFaceDetector(retinaface_from_state_dict(state, "mobilenet"), device=device)
