@@ -234,7 +234,7 @@ class Runner:
         stats.corrupt_frames = self.source.corrupt_frames
         stats.tracks = sum(len(getattr(a, "seen_ids", ())) for a in self.annotators)
         stats.model = self.anonymizer.stats()
-        stats.annotators = {a.name: a.describe() for a in self.annotators if a.describe()}
+        stats.annotators = {a.name: described for a in self.annotators if (described := a.describe())}
         failure = self._failure
         for sink in self.sinks:
             try:

@@ -257,7 +257,7 @@ class StreamSink(Sink):
             pts = source_pts - self._pts0
             if self._last_pts is not None and pts <= self._last_pts:
                 pts = self._last_pts + 1  # a real frame right after repeats: keep timestamps increasing
-        vf = encoder_frame(image[: self.height, : self.width], self._video.pix_fmt, self._space)
+        vf = encoder_frame(image[: self.height, : self.width], self.encoder.pix_fmt, self._space)
         vf.pts, vf.time_base = pts, time_base
         if self._last_key is None or (pts - self._last_key) * time_base >= self._key_interval:
             vf.pict_type = av.video.frame.PictureType.I  # keyframes by time, whatever the processing rate

@@ -132,6 +132,7 @@ class VideoFileSink(Sink):
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
         self._space = tag_colors(stream.codec_context, info.color)
+        self._pix_fmt = stream.pix_fmt
         if not enc.zerolatency:
             # PyAV asks encoders for slice threads; x264 then splits each picture, using the cores less well
             # than FFmpeg's default frame threads (about 20% more wall time at 720p on 2 cores). Live output
@@ -162,7 +163,7 @@ class VideoFileSink(Sink):
             pts = round(frame.pts * frame.time_base / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # muxers refuse repeated timestamps; one tick keeps the order
-        vf = encoder_frame(image, self._video.pix_fmt, self._space)
+        vf = encoder_frame(image, self._pix_fmt, self._space)
         vf.pts, vf.time_base = pts, self.time_base
         self._last_pts = pts
         self._last_time = float(pts * self.time_base)
