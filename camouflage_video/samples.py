@@ -19,7 +19,7 @@ from camouflage_video._deps import require
 
 def astronaut() -> np.ndarray:
     """Eileen Collins' NASA portrait, 512x512 RGB (public domain, shipped inside scikit-image)."""
-    data = require("skimage.data", "core", package="scikit-image")
+    data = require("skimage.data", None, package="scikit-image")
     return np.ascontiguousarray(data.astronaut())
 
 

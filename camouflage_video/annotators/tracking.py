@@ -51,7 +51,7 @@ class FaceTracker(Annotator):
         self.reset()
 
     def reset(self) -> None:
-        trackers = require("trackers", "core", package="trackers")
+        trackers = require("trackers", None, package="trackers")
         # ByteTrack counts its buffer in 30 fps frames; keep lost tracks at least as long as we hold them.
         buffer = math.ceil((self.hold_frames + 1) * 30 / self.fps)
         self._tracker = trackers.ByteTrackTracker(
@@ -70,7 +70,7 @@ class FaceTracker(Annotator):
                 "held_boxes": self.held_boxes}
 
     def annotate(self, ctx: FrameContext) -> None:
-        sv = require("supervision", "core", package="supervision")
+        sv = require("supervision", None, package="supervision")
         faces = ctx.faces if ctx.faces is not None else Faces.empty()
         h, w = ctx.frame.image.shape[:2]
         detections = sv.Detections(

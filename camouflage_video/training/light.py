@@ -275,7 +275,7 @@ def train_light(options: TrainLightOptions, progress: bool | None = None) -> Tra
     torch = require("torch", "light")
     accelerate = require("accelerate", "light")
     functional = require("torch.nn.functional", "light")
-    tqdm = require("tqdm", "core").tqdm
+    tqdm = require("tqdm", None).tqdm
     from camouflage_video.training.face_data import CacheKey, FaceImageDataset, list_images
 
     list_images(options.data_dir)  # a wrong folder is reported before minutes of model loading
