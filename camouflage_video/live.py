@@ -2,8 +2,9 @@
 
 A live run never ends on its own, so it is watched from outside: :class:`LiveMonitor` rewrites the
 ``--stats`` file every few seconds with frames received, processed and dropped, reconnects and latency
-percentiles. Stream URLs often carry ``user:pass@``; every log line and error message about a stream
-goes through :func:`redact_url` first.
+percentiles. Stream URLs often carry ``user:pass@``, tokens in their query or an RTMP stream key in their
+path; every log line, error message, stats file and traceback about a stream goes through :func:`redact_url`
+first, the one place that knows what a secret in a URL looks like.
 """
 
 from __future__ import annotations
@@ -27,26 +28,111 @@ if TYPE_CHECKING:
     from camouflage_video.sources.base import Source
     from camouflage_video.stats import RunStats
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s?#]*@")
-_SECRET_PARAMS = re.compile(
-    r"(?P<key>\b(?:user(?:name)?|pass(?:word)?|pwd|token|key|secret|auth|signature|sig)=)[^&\s'\"]*", re.IGNORECASE
-)
+_SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+# host[:port] right after the user-info's '@': a name, an IPv4 address or a bracketed IPv6 address.
+_HOST = re.compile(r"(?:\[[0-9A-Za-z:.%]*\]|[A-Za-z0-9._~%-]*)(?::[0-9]*)?")
+_HOST_END = frozenset("/?#'\"<>,;)]}") | frozenset(" \t\r\n")
+_URL_REST = re.compile(r"[^\s'\"<>]*")  # path, query and fragment run to the next space or quote
+_TRAILING = ".,;:)]}!"  # punctuation after a URL in a sentence ("... rtmp://h/app/key: refused")
+_SECRET_WORDS = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session|user", re.IGNORECASE)
+# NAME=VALUE outside URLs (option dumps, messages) with a secret-looking NAME.
+_SECRET_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&\s'\",;)]*)")
+#: Schemes whose last path segment after the application is a stream key (YouTube, Twitch, ...).
+RTMP_SCHEMES = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts"})
+MASK = "***"
 
 
 def redact_url(text: str) -> str:
-    """Hide credentials in a URL, or in any text that contains URLs (error messages, log lines).
+    """Hide credentials in a URL, or in any text that contains URLs (error messages, log lines, tracebacks).
 
-    ``user:pass@`` becomes ``***@`` and the values of query parameters such as ``password=`` or
-    ``token=`` become ``***``.
+    What stays is what a user needs to recognise the stream: scheme, host, port and path. Hidden are:
+
+    - the user-info (``user:pass@`` becomes ``***@``). It ends at the *last* ``@`` before a host, so a
+      password with ``@``, ``/``, ``?``, ``#`` or a space is hidden whole, never in part;
+    - the values of query and fragment parameters whose names look secret (``password=``, ``token=``,
+      ``access_token=``, ``api_key=``, ``streamkey=``, ``sig=``, ... in any case);
+    - the stream key of an RTMP URL, its last path segment after the application
+      (``rtmp://host/app/KEY`` becomes ``rtmp://host/app/***``);
+    - outside URLs, the values of ``NAME=VALUE`` pairs with such names.
+
+    An ``@`` later in the same line is taken for the end of the user-info when in doubt: a URL may then
+    lose more than its credentials, never keep part of them. Applying it twice changes nothing more.
 
     Examples:
         >>> redact_url("rtsp://admin:s3cret@cam.local:554/stream1")
         'rtsp://***@cam.local:554/stream1'
-        >>> redact_url("Connection refused: 'rtmp://relay/live?token=abc&x=1'")
-        "Connection refused: 'rtmp://relay/live?token=***&x=1'"
+        >>> redact_url("rtsp://admin:p#ss/w?rd@cam.local/stream1")
+        'rtsp://***@cam.local/stream1'
+        >>> redact_url("Connection refused: 'rtmp://relay/live/sk-123?access_token=abc&x=1'")
+        "Connection refused: 'rtmp://relay/live/***?access_token=***&x=1'"
     """
-    text = _USERINFO.sub(r"\g<scheme>***@", text)
-    return _SECRET_PARAMS.sub(r"\g<key>***", text)
+    pieces, pos = [], 0
+    starts = list(_SCHEME.finditer(text))
+    for i, match in enumerate(starts):
+        if match.start() < pos:
+            continue  # inside the user-info of the URL before
+        line_end = text.find("\n", match.end())
+        region_end = len(text) if line_end < 0 else line_end
+        if i + 1 < len(starts):
+            region_end = min(region_end, starts[i + 1].start())
+        pieces.append(_redact_pairs(text[pos : match.start()]))
+        url, length = _redact_one(match.group("scheme"), text, match.end(), region_end)
+        pieces.append(text[match.start() : match.end()] + url)
+        pos = match.end() + length
+    pieces.append(_redact_pairs(text[pos:]))
+    return "".join(pieces)
+
+
+def _redact_one(scheme: str, text: str, start: int, end: int) -> tuple[str, int]:
+    """The redacted form of the URL whose authority starts at ``text[start]``, and how much of it was read."""
+    at = _userinfo_end(text, start, end)
+    host_start = start if at < 0 else at + 1
+    host_end = _HOST.match(text, host_start, end).end()
+    rest = _URL_REST.match(text, host_end, end).group()
+    rest = rest.rstrip(_TRAILING)
+    path, query_mark, query = rest.partition("?")
+    path, fragment_mark, fragment = path.partition("#") if not query_mark else (path, "", "")
+    if query_mark:
+        query, fragment_mark, fragment = query.partition("#")
+    if scheme.lower() in RTMP_SCHEMES:
+        segments = path.split("/")
+        if len(segments) >= 3 and segments[-1]:  # "", app, [instance,] key
+            segments[-1] = MASK
+            path = "/".join(segments)
+    redacted = (
+        ("" if at < 0 else MASK + "@") + text[host_start:host_end] + path
+        + query_mark + _redact_params(query) + fragment_mark + _redact_params(fragment)
+    )
+    return redacted, host_end + len(rest) - start
+
+
+def _userinfo_end(text: str, start: int, end: int) -> int:
+    """Index of the ``@`` that ends the user-info (the last one followed by a host), or -1 if there is none."""
+    at = text.rfind("@", start, end)
+    while at >= 0:
+        host_end = _HOST.match(text, at + 1, end).end()
+        if host_end == end or text[host_end] in _HOST_END:
+            return at
+        at = text.rfind("@", start, at)
+    return -1
+
+
+def _redact_params(params: str) -> str:
+    if not params:
+        return params
+    parts = []
+    for part in params.split("&"):
+        name, sep, _ = part.partition("=")
+        parts.append(f"{name}={MASK}" if sep and _SECRET_WORDS.search(name) else part)
+    return "&".join(parts)
+
+
+def _redact_pairs(text: str) -> str:
+    if "=" not in text:
+        return text
+    return _SECRET_PAIR.sub(
+        lambda m: f"{m.group('key')}={MASK}" if _SECRET_WORDS.search(m.group("key")) else m.group(), text
+    )
 
 
 class RedactingFilter(logging.Filter):
@@ -59,6 +145,8 @@ class RedactingFilter(logging.Filter):
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:  # --debug tracebacks quote URLs too
             record.exc_text = redact_url(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact_url(record.stack_info)
         return True
 
 

@@ -1,4 +1,4 @@
-"""Run statistics, as written by ``--stats``."""
+"""Run statistics, as written by ``--stats``; stream URLs and messages in them are redacted."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from camouflage_video.live import redact_url
 
 
 @dataclass
@@ -43,8 +45,9 @@ class RunStats:
         self.wall_seconds = time.perf_counter() - self.started
 
     def to_dict(self) -> dict:
+        """The ``--stats`` JSON; every string in it is redacted (URLs in ``input``, ``outputs`` and ``errors``)."""
         wall = self.wall_seconds or (time.perf_counter() - self.started)
-        return {
+        return _redacted({
             "input": self.input,
             "outputs": self.outputs,
             "method": self.method,
@@ -64,7 +67,7 @@ class RunStats:
             "model": self.model,
             "annotators": self.annotators,
             **({"live": self.live} if self.live else {}),
-        }
+        })
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write the JSON atomically (a monitor reading it never sees half a file)."""
@@ -72,3 +75,14 @@ class RunStats:
         temporary = target.with_name(f".{target.name}.tmp")
         temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         os.replace(temporary, target)
+
+
+def _redacted(value: object) -> object:
+    """``value`` with :func:`redact_url` applied to every string in it (dict keys included)."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, dict):
+        return {_redacted(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value

@@ -13,25 +13,60 @@ from camouflage_video.errors import ConfigError
 from camouflage_video.live import Backoff, LatestSlot, LiveMonitor, RedactingFilter, redact_url
 from camouflage_video.stats import RunStats
 
+SECRET = "hunter2"
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("rtsp://admin:s3cret@cam.local:554/stream1", "rtsp://***@cam.local:554/stream1"),
-        ("rtmp://user:p@ss@relay/live/key", "rtmp://***@relay/live/key"),  # an unencoded @ in the password
+        ("rtmp://user:p@ss@relay/live", "rtmp://***@relay/live"),  # an unencoded @ in the password
         ("rtsp://token@cam/s", "rtsp://***@cam/s"),
+        # Passwords with the characters that end an authority for a parser: hidden whole, never in part.
+        ("rtsp://admin:hun#ter2@cam:554/s", "rtsp://***@cam:554/s"),
+        ("rtsp://admin:hun/ter2@cam:554/s", "rtsp://***@cam:554/s"),
+        ("rtsp://admin:hun?ter2@cam:554/s", "rtsp://***@cam:554/s"),
+        ("rtsp://admin:hun ter2@cam:554/s", "rtsp://***@cam:554/s"),
+        ("rtsp://admin:h@u#n/t?e r2@cam:554/s", "rtsp://***@cam:554/s"),
+        ("rtsp://admin:hunter2@[::1]:8554/s", "rtsp://***@[::1]:8554/s"),
+        ("rtsp://admin:p%40ss@cam/s", "rtsp://***@cam/s"),  # percent-encoded
+        ("rtsp://admin:hunter2@/s", "rtsp://***@/s"),  # no host
+        # Secret query (and fragment) parameters, in any case; other parameters stay.
         ("http://cam/video.m3u8?user=bob&password=hunter2&q=1", "http://cam/video.m3u8?user=***&password=***&q=1"),
+        ("https://cdn/live.m3u8?access_token=hunter2&fps=25", "https://cdn/live.m3u8?access_token=***&fps=25"),
+        ("https://cdn/x?API_KEY=hunter2", "https://cdn/x?API_KEY=***"),
+        ("rtsp://cam/s?streamKey=hunter2", "rtsp://cam/s?streamKey=***"),
+        ("https://s3/x.mp4?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2", "https://s3/x.mp4?X-Amz-Signature=***&X-Amz-Credential=***"),
+        ("https://cam/x?sig=hunter2&secret=hunter2&pwd=hunter2&auth=hunter2", "https://cam/x?sig=***&secret=***&pwd=***&auth=***"),
+        ("https://app/cb#access_token=hunter2&state=1", "https://app/cb#access_token=***&state=1"),
+        # RTMP stream keys: the last path segment after the application.
+        ("rtmp://a.rtmp.youtube.com/live2/hunter2-ab12-cd34", "rtmp://a.rtmp.youtube.com/live2/***"),
+        ("rtmps://live.twitch.tv:443/app/live_123_hunter2", "rtmps://live.twitch.tv:443/app/***"),
+        ("rtmp://relay:1935/app/instance/hunter2?sig=hunter2", "rtmp://relay:1935/app/instance/***?sig=***"),
+        ("rtmp://u:hunter2@relay/live/hunter2", "rtmp://***@relay/live/***"),
+        ("RTMP://relay/live/hunter2", "RTMP://relay/live/***"),
+        ("rtmp://relay/live", "rtmp://relay/live"),  # an application and no key
+        # URLs inside messages, log lines and tracebacks; the punctuation after a URL stays.
         (
             "error: Connection refused: 'rtsp://a:b@h/x' then 'rtmp://c:d@h/y'",
             "error: Connection refused: 'rtsp://***@h/x' then 'rtmp://***@h/y'",
         ),
+        ("rtmp://relay/live/hunter2: cannot stream there", "rtmp://relay/live/***: cannot stream there"),
+        ("StreamError('rtsp://admin:hun ter2@cam/s: refused')", "StreamError('rtsp://***@cam/s: refused')"),
+        ('  File "x.py", line 3\n    rtsp://a:hunter2@h/x\nnext@line', '  File "x.py", line 3\n    rtsp://***@h/x\nnext@line'),
+        ("options token=hunter2 api_key=hunter2 timeout=5", "options token=*** api_key=*** timeout=5"),
+        # Nothing to hide.
         ("rtsp://cam.local/stream1", "rtsp://cam.local/stream1"),
+        ("rtsp://cam.local:554/s?fps=25#t=3", "rtsp://cam.local:554/s?fps=25#t=3"),
         ("/dev/video0", "/dev/video0"),
+        ("clip.mp4", "clip.mp4"),
         ("me@example.org wrote", "me@example.org wrote"),  # not a URL: left alone
     ],
 )
-def test_redact_url_hides_credentials(text: str, expected: str) -> None:
+def test_redact_url_hides_credentials_and_keeps_the_rest(text: str, expected: str) -> None:
     assert redact_url(text) == expected
+    assert SECRET not in expected
+    assert redact_url(expected) == expected  # twice is the same as once
 
 
 def test_redacting_filter_cleans_messages_arguments_and_tracebacks() -> None:
@@ -116,3 +151,20 @@ def test_live_monitor_rewrites_the_stats_file_with_latency_percentiles(tmp_path)
 def test_live_monitor_rejects_a_zero_interval() -> None:
     with pytest.raises(ConfigError):
         LiveMonitor(_FakeSource(), [], None, interval=0)
+
+
+def test_stats_json_never_shows_a_stream_secret(tmp_path) -> None:
+    stats = RunStats(
+        input={"uri": f"rtsp://admin:{SECRET}@cam/s", "kind": "stream"},
+        outputs=[{"uri": f"rtmp://relay/live/{SECRET}", "frames": 3}, {"uri": "rec.mp4"}],
+    )
+    stats.note_error(f"restream lost: 'rtmp://relay/live/{SECRET}?token={SECRET}': Broken pipe")
+    stats.live = {"errors": [f"https://cdn/x.m3u8?access_token={SECRET}: 403"]}
+    path = tmp_path / "stats.json"
+    stats.write(path)
+    text = path.read_text()
+    assert SECRET not in text
+    written = json.loads(text)
+    assert written["input"]["uri"] == "rtsp://***@cam/s"
+    assert [o["uri"] for o in written["outputs"]] == ["rtmp://relay/live/***", "rec.mp4"]
+    assert written["outputs"][0]["frames"] == 3
