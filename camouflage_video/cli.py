@@ -167,8 +167,8 @@ def source_options_from_args(args: argparse.Namespace) -> dict:
     options = {}
     for item in args.input_option:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--input-option {item!r}: expected KEY=VALUE")
+        if not sep or not key:  # the value may be a secret (a token, a password): never echo it
+            raise ConfigError(f"--input-option {key + '=***' if sep else '***'}: expected KEY=VALUE")
         options[key] = value
     return {
         "transport": args.rtsp_transport,
@@ -410,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # noqa: BLE001 - one line for the user; --debug shows the traceback
         if debug:
-            raise
+            logger.exception("failed")  # through the RedactingFilter: a bare traceback would quote secrets
         print(f"camouflage-video: error: {type(exc).__name__}: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     finally:

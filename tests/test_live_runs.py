@@ -321,3 +321,57 @@ def test_a_restream_url_with_a_bad_port_is_one_clear_line(sample_clip: Path, tmp
     assert result.stderr == (
         "camouflage-video: error: rtmp://127.0.0.1:live/anon: cannot stream there (the URL's port is not a number)\n"
     )
+
+
+# -- secrets on the command line never reach stderr, --stats or --debug tracebacks ------------------
+
+# Passwords and keys with the characters that stopped the old user-info pattern, in every place a stream
+# secret goes: user-info, a token in the query, the RTMP stream key.
+NASTY_PASSWORD = f"a#b/c?d {SECRET}@e"
+
+
+def test_a_failing_run_never_shows_stream_secrets(tmp_path: Path) -> None:
+    port = free_port()  # refused: the run fails at once, after logging about both URLs
+    source = f"rtsp://admin:{NASTY_PASSWORD}@127.0.0.1:{port}/cam?access_token={SECRET}"
+    stats = tmp_path / "stats.json"
+    result = run_cli("anonymize", source, "-o", f"rtmp://127.0.0.1:{port}/live/{SECRET}", "--stats", str(stats),
+                     "--open-timeout", "2", "--debug", timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr  # --debug printed the traceback, redacted
+    assert f"rtsp://***@127.0.0.1:{port}/cam?access_token=***: cannot open stream" in result.stderr
+    assert SECRET not in result.stderr and "a#b" not in result.stderr
+
+
+def test_the_stats_of_a_restream_never_show_its_stream_key(sample_clip: Path, relay: RtmpRelay, tmp_path: Path):
+    stats = tmp_path / "stats.json"
+    result = run_cli("anonymize", str(sample_clip), "-o", relay.url(SECRET), "-o", str(tmp_path / "rec.mp4"),
+                     "--stats", str(stats), "--debug", timeout=120)
+    assert result.returncode == 0, result.stderr
+    written = json.loads(stats.read_text())
+    assert written["outputs"][0]["uri"] == relay.url("***")
+    assert SECRET not in stats.read_text() and SECRET not in result.stderr
+    assert relay.url("***") in result.stderr  # the summary line names the restream, without its key
+
+
+def test_an_unexpected_error_traceback_under_debug_is_redacted(tmp_path: Path) -> None:
+    # Any exception, not only ours, may quote a URL; --debug prints its traceback through the redaction.
+    script = (
+        "import sys, camouflage_video.cli as cli\n"
+        "def boom(args):\n"
+        f"    raise RuntimeError('lost rtmp://u:{NASTY_PASSWORD}@relay/live/{SECRET}?token={SECRET}')\n"
+        "cli.cmd_models = boom\n"
+        "sys.exit(cli.main(['models', 'list', '--debug']))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "rtmp://***@relay/live/***?token=***" in result.stderr
+    assert SECRET not in result.stderr and "a#b" not in result.stderr
+
+
+@pytest.mark.parametrize("option", [f"={SECRET}", f"{SECRET}"], ids=["no-key", "no-equals"])
+def test_a_bad_input_option_is_shown_without_its_value(option: str) -> None:
+    result = run_cli("anonymize", "rtsp://127.0.0.1:1/cam", "-o", "x.mp4", "--input-option", option, timeout=60)
+    assert result.returncode == 1
+    shown = "=***" if option.startswith("=") else "***"
+    assert result.stderr == f"camouflage-video: error: --input-option {shown}: expected KEY=VALUE\n"
