@@ -37,6 +37,7 @@ _TRAILING = ".,;:)]}!"  # punctuation after a URL in a sentence ("... rtmp://h/a
 _SECRET_WORDS = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session|user", re.IGNORECASE)
 # NAME=VALUE outside URLs (option dumps, messages) with a secret-looking NAME.
 _SECRET_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&\s'\",;)]*)")
+_PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*")  # usage text: "expected KEY=VALUE" shows no secret
 #: Schemes whose last path segment after the application is a stream key (YouTube, Twitch, ...).
 RTMP_SCHEMES = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts"})
 MASK = "***"
@@ -130,9 +131,13 @@ def _redact_params(params: str) -> str:
 def _redact_pairs(text: str) -> str:
     if "=" not in text:
         return text
-    return _SECRET_PAIR.sub(
-        lambda m: f"{m.group('key')}={MASK}" if _SECRET_WORDS.search(m.group("key")) else m.group(), text
-    )
+    def hide(match: re.Match[str]) -> str:
+        key, value = match.group("key"), match.group("value")
+        if not _SECRET_WORDS.search(key) or _PLACEHOLDER.fullmatch(key) and _PLACEHOLDER.fullmatch(value):
+            return match.group()
+        return f"{key}={MASK}"
+
+    return _SECRET_PAIR.sub(hide, text)
 
 
 class RedactingFilter(logging.Filter):
