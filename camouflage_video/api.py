@@ -64,19 +64,21 @@ def anonymize(
         targets = _targets(src.info.uri, src.info.kind, output)
         annotators, anonymizer = (stages or partial(build_stages, config))(src.info)
         sinks: list[Sink] = []
-        try:
+        try:  # until the runner owns the sinks, anything that stops us (Ctrl-C included) discards them
             for target in targets:
                 sinks.append(open_sink(target, src.info, encoder=config.encoder, audio=config.audio))
+            # Live runs: latency, drops and reconnects go into the stats, rewritten every few seconds.
+            monitor = (
+                LiveMonitor(src, sinks, stats_path, interval=stats_interval, then=on_frame) if src.info.live else None
+            )
+            runner = Runner(
+                src, sinks, annotators, anonymizer,
+                on_error=config.on_error, progress=progress, on_frame=monitor or on_frame,
+            )
         except BaseException:
             for sink in sinks:
                 sink.abort()
             raise
-        # Live runs: latency, drops and reconnects go into the stats, rewritten every few seconds.
-        monitor = LiveMonitor(src, sinks, stats_path, interval=stats_interval, then=on_frame) if src.info.live else None
-        runner = Runner(
-            src, sinks, annotators, anonymizer,
-            on_error=config.on_error, progress=progress, on_frame=monitor or on_frame,
-        )
         try:
             stats = runner.run()
         finally:

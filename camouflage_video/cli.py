@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from camouflage_video import __version__
 from camouflage_video.errors import CamouflageError, ConfigError
+from camouflage_video.interrupts import InterruptOnce
 from camouflage_video.live import RedactingFilter, redact_url
 
 logger = logging.getLogger("camouflage_video")
@@ -414,8 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"camouflage-video: error: {type(exc).__name__}: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     finally:
+        pressed = _count_interrupts()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if pressed:  # the process is on its way out: a press now would kill it with a traceback
+            signal.signal(signal.SIGINT, InterruptOnce(raises=0, first=pressed))
 
 
 def _install_signal_handlers() -> dict[int, object]:
@@ -424,11 +428,19 @@ def _install_signal_handlers() -> dict[int, object]:
     A shell starts background jobs (``cmd &`` in a script, no job control) with SIGINT ignored, and Python
     then keeps it ignored: ``kill -INT`` did nothing and SIGTERM, which takes the SIGINT path, neither, so a
     service wrapper's stop ended in SIGKILL and a lost recording. Like ffmpeg, take SIGINT back.
+
+    The first interrupt raises; later ones are only counted while what was processed is finalized, since a
+    second Ctrl-C that raised inside the finalizing lost the whole output.
     """
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
-    return previous
+    return {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt),
+        signal.SIGINT: signal.signal(signal.SIGINT, InterruptOnce()),
+    }
+
+
+def _count_interrupts() -> int:
+    handler = signal.getsignal(signal.SIGINT) if _in_main_thread() else None
+    return handler.count if isinstance(handler, InterruptOnce) else 0
 
 
 def _interrupt(signum: int, frame: object) -> None:

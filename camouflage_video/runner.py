@@ -19,6 +19,7 @@ import numpy as np
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ConfigError, ProcessingError
 from camouflage_video.frame import Frame, FrameContext
+from camouflage_video.interrupts import interrupts_deferred
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import fallback_image
 from camouflage_video.sinks.base import Sink
@@ -100,14 +101,16 @@ class Runner:
         except BaseException as exc:  # noqa: BLE001 - finalize (discard) the outputs, then re-raise it
             self._failure = self._failure or exc
         finally:
-            if interrupted or self._failure is not None:
-                self._stop.set()
-            self._put(self._processed, _END, until_stopped=False)  # the writer drains what is queued
-            writer.join()
-            if reader.is_alive():
-                reader.join(timeout=5)
-            bar.close()
-            self._finalize()
+            # A second Ctrl-C must not cut the finalizing short: that lost the whole output.
+            with interrupts_deferred():
+                if interrupted or self._failure is not None:
+                    self._stop.set()
+                self._put(self._processed, _END, until_stopped=False)  # the writer drains what is queued
+                writer.join()
+                if reader.is_alive():
+                    reader.join(timeout=5)
+                bar.close()
+                self._finalize()
         if interrupted:
             raise KeyboardInterrupt
         return self.stats

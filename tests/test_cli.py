@@ -168,6 +168,28 @@ def test_ctrl_c_finalizes_a_playable_file_and_exits_130(tmp_path, sig, backgroun
     assert not list(tmp_path.glob(".*partial*"))
 
 
+@pytest.mark.parametrize("gap", [0.01, 0.03, 0.1, 0.5], ids=lambda g: f"{int(g * 1000)}ms")
+def test_a_second_ctrl_c_soon_after_the_first_keeps_the_output(tmp_path, gap):
+    clip = make_sample_video(tmp_path / "long.mp4", seconds=15, fps=Fraction(25), size=(320, 180))
+    out = tmp_path / "o.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "camouflage_video", "anonymize", "-q", str(clip), "-o", str(out)],
+        stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".o.*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(gap)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert len(read_frames(out)[0]) > 0
+    assert not list(tmp_path.glob(".*partial*"))
+
+
 def test_python_dash_m_runs():
     result = subprocess.run([sys.executable, "-m", "camouflage_video", "--help"], capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO)})

@@ -99,6 +99,46 @@ def test_interrupt_finalizes_a_playable_file_with_what_was_processed(sample_clip
     assert audio_end == pytest.approx(float(pts[-1] * tb), abs=0.1)
 
 
+def test_a_second_interrupt_while_finalizing_still_publishes_the_output(sample_clip, tmp_path):
+    """The second Ctrl-C lands inside the MP4's close: the file must still be finalized and published."""
+    import signal
+
+    out = tmp_path / "partial.mp4"
+    with VideoFileSource(sample_clip) as src:
+        sink = open_sink(out, src.info)
+        real_close = sink.close
+
+        def close_after_another_ctrl_c(**kwargs):
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, in the middle of finalizing
+            real_close(**kwargs)
+
+        sink.close = close_after_another_ctrl_c
+        runner = Runner(src, [sink], [FailOn({12}, KeyboardInterrupt)], ClassicObfuscator())
+        with pytest.raises(KeyboardInterrupt):
+            runner.run()
+    assert len(read_frames(out)[0]) == runner.stats.frames_out == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["partial.mp4"]
+
+
+def test_an_interrupt_during_the_final_close_of_a_whole_run_keeps_every_frame(sample_clip, tmp_path):
+    import signal
+
+    out = tmp_path / "whole.mp4"
+    with VideoFileSource(sample_clip) as src:
+        sink = open_sink(out, src.info)
+        real_close = sink.close
+
+        def close_after_ctrl_c(**kwargs):
+            signal.raise_signal(signal.SIGINT)
+            real_close(**kwargs)
+
+        sink.close = close_after_ctrl_c
+        runner = Runner(src, [sink], [], ClassicObfuscator())
+        with pytest.raises(KeyboardInterrupt):  # raised once the output is safe, so the caller still stops
+            runner.run()
+    assert len(read_frames(out)[0]) == 50
+
+
 def test_a_source_failure_mid_stream_is_reported(sample_clip):
     class Exploding(VideoFileSource):
         def __iter__(self):
