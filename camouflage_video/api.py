@@ -6,12 +6,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.config import AnonymizeConfig, build_stages
 from camouflage_video.errors import ConfigError
 from camouflage_video.live import LiveMonitor
 from camouflage_video.pipelines.anonymizer import Anonymizer
+from camouflage_video.preflight import Write, check_writes
 from camouflage_video.runner import Runner
 from camouflage_video.sinks import Sink, default_output, open_sink
 from camouflage_video.sources import SourceInfo, is_stream_uri, open_source
@@ -60,8 +63,13 @@ def anonymize(
         (250, 0)
     """
     config = (config or AnonymizeConfig()).with_options(**options) if options else (config or AnonymizeConfig())
-    with open_source(source, **(source_options or {})) as src:
-        targets = _targets(src.info.uri, src.info.kind, output)
+    with open_source(local_path(source), **(source_options or {})) as src:
+        targets = [local_path(t) for t in _targets(src.info.uri, src.info.kind, output)]
+        check_writes(
+            [Write("output", Path(t), folder=src.info.kind == "folder") for t in targets if not is_stream_uri(t)]
+            + ([Write("--stats file", Path(stats_path))] if stats_path is not None else []),
+            reads=[] if is_stream_uri(src.info.uri) else [src.info.uri],
+        )
         annotators, anonymizer = (stages or partial(build_stages, config))(src.info)
         sinks: list[Sink] = []
         try:  # until the runner owns the sinks, anything that stops us (Ctrl-C included) discards them
@@ -89,6 +97,22 @@ def anonymize(
     return stats
 
 
+def local_path(uri: str | os.PathLike[str]) -> str:
+    """A ``file:`` URL as the path it names (it is a file, not a live stream); anything else unchanged.
+
+    Examples:
+        >>> local_path("file:///data/clip%201.mp4")
+        '/data/clip 1.mp4'
+    """
+    text = os.fspath(uri)
+    if not text.lower().startswith("file:"):
+        return text
+    parsed = urlsplit(text)
+    if parsed.netloc not in ("", "localhost"):
+        raise ConfigError(f"{text}: a file URL on another host ({parsed.netloc}) cannot be read; mount it")
+    return url2pathname(parsed.path)
+
+
 def _targets(uri: str, kind: str, output: object) -> list[str]:
     if output is None:
         if is_stream_uri(uri):
@@ -100,9 +124,4 @@ def _targets(uri: str, kind: str, output: object) -> list[str]:
         outputs = [os.fspath(o) for o in output]  # type: ignore[union-attr]
     if not outputs:
         raise ConfigError("no output given")
-    if not is_stream_uri(uri):
-        source = Path(uri).resolve()
-        for target in outputs:
-            if "://" not in target and Path(target).resolve() == source:
-                raise ConfigError(f"{target}: output is the input; choose another output name")
     return outputs

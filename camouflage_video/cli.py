@@ -323,7 +323,15 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from camouflage_video.dataset import DatasetOptions, run_dataset
+    from camouflage_video.dataset.manifest import RESERVED
+    from camouflage_video.preflight import Write, check_writes
+
+    if args.stats:  # before any work: a stats file over the manifest lost the record of a finished dataset
+        kept = {Path(args.output) / name: f"the dataset's own {name}" for name in RESERVED}
+        check_writes([Write("--stats file", Path(args.stats))], reads=[args.input], reserved=kept)
 
     options = DatasetOptions(
         engine=args.engine,

@@ -113,6 +113,67 @@ def test_bad_input_gives_one_line_exit_1_and_no_output(tmp_path, sample_clip, ma
     assert set(work.iterdir()) == before  # nothing written, not even a temporary file
 
 
+def _photo_tree(work):
+    """d/a.jpg and d/sub/a.jpg: two different real photos under one relative name."""
+    import cv2
+
+    from camouflage_video.samples import astronaut
+
+    (work / "d" / "sub").mkdir(parents=True)
+    cv2.imwrite(str(work / "d" / "a.jpg"), astronaut()[..., ::-1])
+    cv2.imwrite(str(work / "d" / "sub" / "a.jpg"), astronaut()[::-1, :, ::-1])
+    return work / "d"
+
+
+@pytest.mark.parametrize(
+    "make_input, args, message",
+    [
+        (lambda w, s: s, ["-o", "{w}/taken.mp4"], "the output is a folder"),
+        (lambda w, s: s, ["-o", "{w}/o.mp4", "--stats", "{w}/nodir/s.json"], "--stats file folder does not exist"),
+        (lambda w, s: s, ["-o", "{w}/o.mp4", "--stats", "{input}"], "the --stats file is the input"),
+        (lambda w, s: s, ["-o", "{w}/o.mp4", "--stats", "{w}/o.mp4"], "given as both the output and the --stats file"),
+        (lambda w, s: s, ["-o", "{w}/o.mp4", "-o", "{w}/./o.mp4"], "given as both the output and the output"),
+        (lambda w, s: _photo_tree(w), ["-o", "{input}/sub"], "is inside the input folder"),
+        (lambda w, s: _photo_tree(w) / "sub", ["-o", "{w}/d"], "contains the input"),
+        (lambda w, s: _photo_tree(w), ["-o", "{input}"], "the output is the input"),
+    ],
+    ids=["output-is-a-folder", "stats-folder-missing", "stats-is-the-input", "stats-is-the-output",
+         "output-twice", "folder-output-inside-its-input", "folder-output-around-its-input", "folder-onto-itself"],
+)
+def test_output_paths_are_refused_before_any_work(tmp_path, sample_clip, make_input, args, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "taken.mp4").mkdir()
+    source = make_input(work, sample_clip)
+    if source == sample_clip:
+        source = work / "in.mp4"
+        source.write_bytes(sample_clip.read_bytes())
+    before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    result = run_cli("anonymize", str(source), *[a.format(w=work, input=source) for a in args])
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == before  # originals untouched
+
+
+def test_a_file_url_is_read_as_the_file_it_names(tmp_path, sample_clip):
+    out = tmp_path / "out.mp4"
+    result = run_cli("anonymize", sample_clip.as_uri(), "-o", out.as_uri(), "-q", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(read_frames(out)[0]) == 50  # the whole clip once, not replayed as a live stream
+
+
+def test_dataset_stats_cannot_replace_the_manifest(tmp_path, sample_clip):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "clip.mp4").write_bytes(sample_clip.read_bytes())
+    out = tmp_path / "out"
+    assert run_cli("dataset", str(tmp_path / "in"), str(out), "-q").returncode == 0
+    manifest = (out / "camouflage_manifest.jsonl").read_bytes()
+    result = run_cli("dataset", str(tmp_path / "in"), str(out), "-q", "--stats", str(out / "camouflage_manifest.jsonl"))
+    assert result.returncode == 1 and "would overwrite the dataset's own camouflage_manifest.jsonl" in result.stderr
+    assert (out / "camouflage_manifest.jsonl").read_bytes() == manifest
+
+
 @pytest.mark.parametrize(
     "args",
     [["anonymize"], ["anonymize", "x.mp4", "--method", "smudge"], ["anonymize", "x.mp4", "--thresh", "high"], ["fly"]],
