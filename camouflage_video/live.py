@@ -96,10 +96,9 @@ def _redact_one(scheme: str, text: str, start: int, end: int) -> tuple[str, int]
     if query_mark:
         query, fragment_mark, fragment = query.partition("#")
     if scheme.lower() in RTMP_SCHEMES:
-        segments = path.split("/")
-        if len(segments) >= 3 and segments[-1]:  # "", app, [instance,] key
-            segments[-1] = MASK
-            path = "/".join(segments)
+        head, slash, key = path.rpartition("/")
+        if key and head.strip("/"):  # [/]app[/instance]/key (a malformed port may leave out the first /)
+            path = head + slash + MASK
     redacted = (
         ("" if at < 0 else MASK + "@") + text[host_start:host_end] + path
         + query_mark + _redact_params(query) + fragment_mark + _redact_params(fragment)

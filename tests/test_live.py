@@ -45,7 +45,9 @@ SECRET = "hunter2"
         ("rtmp://relay:1935/app/instance/hunter2?sig=hunter2", "rtmp://relay:1935/app/instance/***?sig=***"),
         ("rtmp://u:hunter2@relay/live/hunter2", "rtmp://***@relay/live/***"),
         ("RTMP://relay/live/hunter2", "RTMP://relay/live/***"),
+        ("rtmp://relay:live/hunter2", "rtmp://relay:live/***"),  # a mistyped port
         ("rtmp://relay/live", "rtmp://relay/live"),  # an application and no key
+        ("rtmp://relay/live/", "rtmp://relay/live/"),
         # URLs inside messages, log lines and tracebacks; the punctuation after a URL stays.
         (
             "error: Connection refused: 'rtsp://a:b@h/x' then 'rtmp://c:d@h/y'",

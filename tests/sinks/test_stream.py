@@ -123,7 +123,7 @@ def test_a_restream_that_drops_reconnects_without_blocking_the_run(tmp_path) -> 
     ("target", "error", "message"),
     [
         ("ftp://u:hunter2@host/x", ConfigError, "ftp://***@host/x: cannot stream to ftp://"),
-        ("rtmp://u:hunter2@127.0.0.1:{port}/x/y", StreamError, "rtmp://***@127.0.0.1:{port}/x/y: cannot stream there"),
+        ("rtmp://u:hunter2@127.0.0.1:{port}/x/y", StreamError, "rtmp://***@127.0.0.1:{port}/x/***: cannot stream there"),
         ("rtsp://u:hunter2@127.0.0.1:{port}/x", StreamError, "rtsp://***@127.0.0.1:{port}/x: cannot stream there"),
     ],
 )
