@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 
 from camouflage_video._deps import require
+from camouflage_video.sinks.base import publish, temporary_path
 
 
 def astronaut() -> np.ndarray:
@@ -61,7 +63,27 @@ def make_sample_video(
     path = Path(path)
     count = round(seconds * fps) if frame_durations is None else len(frame_durations)
     time_base = 1 / (Fraction(fps) * 100)
-    with av.open(str(path), "w") as out:
+    temporary = temporary_path(path)  # fails now, naming the path, if its folder is missing
+    try:
+        _write_sample(temporary, count, fps, time_base, size, audio, codec, frame_durations)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    publish(temporary, path)
+    return path
+
+
+def _write_sample(
+    target: Path,
+    count: int,
+    fps: Fraction | int,
+    time_base: Fraction,
+    size: tuple[int, int],
+    audio: str | None,
+    codec: str,
+    frame_durations: Sequence[int] | None,
+) -> None:
+    with av.open(str(target), "w") as out:  # the temporary keeps the extension the format comes from
         video = out.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
         video.time_base = video.codec_context.time_base = time_base
@@ -79,7 +101,6 @@ def make_sample_video(
         out.mux(video.encode(None))
         if sound is not None:
             _write_tone(out, sound, float(pts * time_base))
-    return path
 
 
 def _write_tone(out: av.container.OutputContainer, stream: av.AudioStream, seconds: float) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import time
 from pathlib import Path
 
 import av
@@ -92,6 +94,17 @@ def encoder_frame(image: np.ndarray, pix_fmt: str, space: int = 2) -> av.VideoFr
     return frame.reformat(format=pix_fmt, dst_colorspace=_SWS_SPACES.get(space, 5))
 
 
+def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` scaled to the output's size when the input changed resolution mid-stream.
+
+    An encoder has one frame size; a source that switches (a camera changing mode, a spliced file) would
+    otherwise be cropped or padded. Scaling keeps the whole picture, as ffmpeg's auto-inserted scaler does.
+    """
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def temporary_path(final: Path) -> Path:
     """A fresh hidden file beside ``final`` with the same extension (so muxers guess the same format).
 
@@ -99,11 +112,12 @@ def temporary_path(final: Path) -> Path:
     """
     folder = final.parent
     if not folder.exists():
-        raise OutputError(f"{folder}: output folder does not exist")
+        raise OutputError(f"{final}: output folder does not exist ({folder})")
     if not folder.is_dir():
         raise OutputError(f"{folder}: not a folder")
+    remove_stale_temporaries(final)
     for _ in range(100):
-        candidate = folder / f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}"
+        candidate = folder / f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{final.suffix}"
         try:
             # os.open rather than mkstemp: the file gets the umask's permissions, like any output.
             os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -113,6 +127,53 @@ def temporary_path(final: Path) -> Path:
         except OSError as exc:
             raise OutputError(f"cannot write in {folder} ({exc.strerror or exc})") from exc
     raise OutputError(f"cannot create a temporary file in {folder}")
+
+
+#: A temporary name: ``.<stem>.<pid>-<hex>.partial<ext>``; versions before 0.2 wrote ``.<stem>.<hex>.partial<ext>``.
+_TEMPORARY = re.compile(r"\.(?P<stem>.*)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.partial(?P<ext>\.[^.]*)?$")
+_OLD_TEMPORARY_AGE = 600.0  # seconds: an unnamed run's temporary this old is not being written any more
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Delete the temporaries of ``final`` that a killed run (kill -9, power loss) left behind.
+
+    Only those of processes that are gone: a run writing the same output right now keeps its file.
+    """
+    removed = []
+    try:
+        names = os.listdir(final.parent if str(final.parent) else ".")
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if not match or match["stem"] != final.stem or (match["ext"] or "") != final.suffix:
+            continue
+        path = final.parent / name
+        try:
+            if match["pid"] is None:
+                if now - path.stat().st_mtime < _OLD_TEMPORARY_AGE:
+                    continue
+            elif process_alive(int(match["pid"])):
+                continue
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
 
 
 def publish(temporary: Path, final: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
 from pathlib import Path
 
 import cv2
@@ -10,7 +13,7 @@ import numpy as np
 
 from camouflage_video.errors import OutputError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import Sink, publish, temporary_path
+from camouflage_video.sinks.base import Sink, process_alive, publish, temporary_path
 
 _QUALITY = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95]}
 
@@ -51,7 +54,11 @@ class ImageFileSink(Sink):
 
 
 class ImageFolderSink(Sink):
-    """Mirror an image folder: each frame is written to ``root / frame.key``.
+    """Mirror an image folder: each frame is written to ``root / frame.key``, all or nothing.
+
+    Images are written into a hidden staging folder inside ``root`` and moved into place by ``close()``
+    (also after Ctrl-C, with what was processed); ``abort()`` (a failed run with ``--on-error fail``)
+    leaves ``root`` as it was.
 
     Examples:
         >>> sink = ImageFolderSink("photos_anonymized/")  # doctest: +SKIP
@@ -61,20 +68,78 @@ class ImageFolderSink(Sink):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise OutputError(f"{self.root}: exists and is not a folder")
+        self._created = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{self.root}: cannot create folder ({exc.strerror or exc})") from exc
-        temporary_path(self.root / "probe").unlink()
+        _remove_stale_staging(self.root)
+        self._staging = self.root / f"{_STAGING}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            self._staging.mkdir()
+        except OSError as exc:
+            raise OutputError(f"{self.root}: cannot write in it ({exc.strerror or exc})") from exc
+        self._keys: list[str] = []
+        self._done = False
         self.frames_written = 0
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         if frame.key is None:
             raise OutputError("an image-folder output needs frames from an image source")
-        target = self.root / frame.key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(target, image)
+        self._check_target(frame.key)  # fail on the first image, not after the whole folder
+        staged = self._staging / frame.key
+        try:
+            staged.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.root / frame.key}: cannot write ({exc.strerror or exc})") from exc
+        write_image(staged, image)
+        self._keys.append(frame.key)
         self.frames_written += 1
+
+    def close(self, *, interrupted: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            for key in self._keys:  # every check first: all of the images appear, or none
+                self._check_target(key)
+            for key in self._keys:
+                target = self.root / key
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from exc
+                publish(self._staging / key, target)
+        finally:
+            shutil.rmtree(self._staging, ignore_errors=True)
+
+    def _check_target(self, key: str) -> None:
+        target = self.root / key
+        if target.is_dir():
+            raise OutputError(f"{target}: a folder is in the way of this image")
+        for parent in target.relative_to(self.root).parents:
+            if (self.root / parent).exists() and not (self.root / parent).is_dir():
+                raise OutputError(f"{target}: {self.root / parent} is a file, not a folder")
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        shutil.rmtree(self._staging, ignore_errors=True)
+        if self._created:
+            with contextlib.suppress(OSError):
+                self.root.rmdir()  # only if empty: the run created it and nothing else is there
 
     def describe(self) -> dict:
         return {"uri": str(self.root), "kind": "folder", "frames": self.frames_written}
+
+
+_STAGING = ".camouflage-staging-"
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Staging folders of runs that were killed (kill -9) before they could move their images."""
+    for entry in root.glob(f"{_STAGING}*"):
+        pid = entry.name[len(_STAGING):].split("-", 1)[0]
+        if entry.is_dir() and pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)

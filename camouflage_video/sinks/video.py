@@ -13,7 +13,7 @@ import numpy as np
 
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import Sink, encoder_frame, publish, tag_colors, temporary_path
+from camouflage_video.sinks.base import Sink, encoder_frame, fit_frame, publish, tag_colors, temporary_path
 from camouflage_video.sources.base import SourceInfo
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class VideoFileSink(Sink):
         self.encoder = encoder or EncoderOptions()
         self.format = container_format(self.path)
         self.frames_written = 0
+        self.resized_frames = 0
         self._closed = False
         self._last_pts: int | None = None
         self._last_time = 0.0
@@ -163,6 +164,13 @@ class VideoFileSink(Sink):
             pts = round(frame.pts * frame.time_base / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # muxers refuse repeated timestamps; one tick keeps the order
+        if image.shape[:2] != (self.info.height, self.info.width):
+            if not self.resized_frames:
+                logger.warning("%s: frame %d is %dx%d, the output %dx%d: scaling it (and any later ones) to fit",
+                               self.path, frame.index, image.shape[1], image.shape[0], self.info.width,
+                               self.info.height)
+            self.resized_frames += 1
+            image = fit_frame(image, self.info.width, self.info.height)
         vf = encoder_frame(image, self._pix_fmt, self._space)
         vf.pts, vf.time_base = pts, self.time_base
         self._last_pts = pts
@@ -222,6 +230,7 @@ class VideoFileSink(Sink):
             "codec": self._video.codec_context.name,
             "pix_fmt": self._video.pix_fmt,
             "frames": self.frames_written,
+            "resized_frames": self.resized_frames,
             "audio": self._audio.mode if self._audio else None,
         }
 

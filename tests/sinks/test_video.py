@@ -163,3 +163,44 @@ def test_untagged_footage_stays_untagged(tmp_path):
     src = make_sample_video(tmp_path / "in.mp4", seconds=0.2, audio=None)
     copy_through(src, tmp_path / "out.mp4")
     assert colour_tags(tmp_path / "out.mp4") == colour_tags(src) == (2, 2, 2)
+
+
+def test_a_resolution_change_mid_file_is_scaled_to_fit_not_cropped(tmp_path):
+    """An H.264 stream that switches from 320x180 to 640x360 halfway: the second half keeps its whole picture."""
+    first = make_sample_video(tmp_path / "a.h264", seconds=0.4, size=(320, 180), audio=None)
+    second = make_sample_video(tmp_path / "b.h264", seconds=0.4, size=(640, 360), audio=None)
+    spliced = tmp_path / "spliced.h264"
+    spliced.write_bytes(first.read_bytes() + second.read_bytes())
+    out = tmp_path / "out.mp4"
+    with VideoFileSource(spliced) as src:
+        sink = open_sink(out, src.info)
+        originals = []
+        for frame in src:
+            originals.append(frame.image)
+            sink.write(frame, frame.image)
+        sink.close()
+    assert {o.shape for o in originals} == {(180, 320, 3), (360, 640, 3)}
+    frames, _, _ = read_frames(out)
+    assert len(frames) == len(originals) and {f.shape for f in frames} == {(180, 320, 3)}
+    assert sink.describe()["resized_frames"] == sum(o.shape[0] == 360 for o in originals) > 0
+    import cv2
+
+    last = cv2.resize(originals[-1], (320, 180), interpolation=cv2.INTER_AREA)
+    assert np.abs(frames[-1].astype(int) - last).mean() < 6  # the whole picture, scaled; a crop differs a lot
+    cropped = originals[-1][:180, :320]
+    assert np.abs(frames[-1].astype(int) - cropped).mean() > 3 * np.abs(frames[-1].astype(int) - last).mean()
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next_run_to_that_output(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".out.{int(dead.stdout)}-0123abcd.partial.mp4"  # what kill -9 leaves
+    left.write_bytes(b"\0" * 48)
+    other = tmp_path / ".other.999999-0123abcd.partial.mp4"  # another output's: not ours to remove
+    other.write_bytes(b"\0")
+    src = make_sample_video(tmp_path / "in.mp4", seconds=0.2, audio=None)
+    copy_through(src, tmp_path / "out.mp4")
+    assert not left.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.glob(".*partial*")) == [other.name]
