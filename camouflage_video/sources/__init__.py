@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from camouflage_video.errors import InputNotFoundError
+from camouflage_video.errors import InputError, InputNotFoundError
 from camouflage_video.sources.base import Source, SourceInfo
 from camouflage_video.sources.images import IMAGE_EXTENSIONS, ImageFolderSource, ImageSource
-from camouflage_video.sources.video import VideoFileSource
+from camouflage_video.sources.sniff import classify
+from camouflage_video.sources.video import VideoFileSource, check_input_file
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -39,6 +40,11 @@ def open_source(uri: str | os.PathLike[str], **options: object) -> Source:
         raise InputNotFoundError(f"{path}: no such file or directory")
     if path.is_dir():
         return ImageFolderSource(path)
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
+    check_input_file(path)
+    # By content, not by name: a JPEG named .jfif is an image, an MP4 named .jpg a video.
+    found = classify(path)
+    if found.kind == "image":
         return ImageSource(path)
+    if found.kind == "other" and found.format != "audio":  # audio: the video source says "no video stream"
+        raise InputError(f"{path}: not an image or video ({found.reason})")
     return VideoFileSource(path)

@@ -7,12 +7,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 from camouflage_video.errors import InputError, InputNotFoundError
 from camouflage_video.frame import Frame
 from camouflage_video.sources.base import Source, SourceInfo
+from camouflage_video.sources.sniff import classify
 from camouflage_video.sources.video import check_input_file
 
 logger = logging.getLogger(__name__)
@@ -21,12 +23,29 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", 
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    """Read an image as upright RGB (EXIF orientation applied), or ``None`` if it cannot be decoded."""
+    """Read an image as upright RGB (EXIF orientation applied), or ``None`` if it cannot be decoded.
+
+    OpenCV reads the common formats; FFmpeg the ones it lacks (TGA, PCX, ICO, XPM, ...), so an image
+    recognised by its content is anonymized rather than failed wherever a decoder exists.
+    """
     data = np.fromfile(str(path), dtype=np.uint8)  # imdecode copes with non-ASCII paths, imread does not
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        return None
+        return _read_with_ffmpeg(path) if data.size else None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _read_with_ffmpeg(path: Path) -> np.ndarray | None:
+    """The first picture FFmpeg decodes from ``path``, as RGB, or ``None``."""
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return None
+            for frame in container.decode(container.streams.video[0]):
+                return frame.to_ndarray(format="rgb24")
+    except Exception:  # noqa: BLE001 - FFmpeg's and PyAV's errors on files they half-recognise: not readable
+        return None
+    return None
 
 
 def list_images(root: Path) -> list[Path]:
@@ -36,6 +55,19 @@ def list_images(root: Path) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found += [Path(dirpath) / f for f in filenames if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def unread_media(root: Path, listed: list[Path]) -> list[str]:
+    """Relative paths of the files below ``root`` that are images or videos by content but not in ``listed``."""
+    chosen = set(listed)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not name.startswith(".") and path not in chosen and classify(path).media:
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
 
 
 class ImageSource(Source):
@@ -64,7 +96,10 @@ class ImageFolderSource(Source):
     """Every image below a folder, in sorted relative-path order; each frame's ``key`` is that path.
 
     Images of different sizes are fine. Files that do not decode are skipped and counted in
-    ``corrupt_frames``; ``skipped`` lists them.
+    ``corrupt_frames``; ``skipped`` lists them. Images are the files named like the images this tool writes
+    (``IMAGE_EXTENSIONS``); other files that are images or videos by content (a JPEG named ``.jfif``, a
+    clip) are not read, and ``not_read`` lists them with a warning: the output folder would otherwise look
+    complete. ``camouflage-video dataset`` anonymizes such trees whole.
 
     Examples:
         >>> with ImageFolderSource("photos/") as src:  # doctest: +SKIP
@@ -81,6 +116,15 @@ class ImageFolderSource(Source):
             raise InputError(f"{self.path}: folder contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         self.corrupt_frames = 0
         self.skipped: list[str] = []
+        self.not_read = unread_media(self.path, self.files)
+        if self.not_read:
+            more = len(self.not_read) - 5
+            shown = ", ".join(self.not_read[:5]) + (f" and {more} more" if more > 0 else "")
+            logger.warning(
+                "%s: %d image or video file(s) not anonymized, not named %s: %s "
+                "(rename them, or use 'camouflage-video dataset')",
+                self.path, len(self.not_read), "/".join(sorted(IMAGE_EXTENSIONS)), shown,
+            )
         first = None
         for path in self.files:
             first = read_image(path)
