@@ -22,10 +22,11 @@ from camouflage_video.dataset.manifest import (
     fsync_file,
     remove_partials,
 )
-from camouflage_video.dataset.walk import Entry, check_roots, walk
+from camouflage_video.dataset.walk import FOLDER_LINK, Entry, check_roots, walk
 from camouflage_video.dataset.worker import Task, new_record, tracks_path
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.sinks.base import publish, temporary_path
+from camouflage_video.sources.sniff import embedded_picture
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ class DatasetOptions:
         gpus_per_worker: GPUs each Ray actor reserves.
         cpus_per_worker: CPUs each Ray actor reserves.
         export_tracks: Write ``<output>.tracks.csv`` (frame, time, track id, box) beside each output.
-        copy_other: Copy files that are neither videos nor images (labels, READMEs) into the output tree;
-            by default they are only listed in the manifest.
+        copy_other: Copy files that are neither videos nor images by content (labels, READMEs) into the
+            output tree; by default they are only listed in the manifest. Text that embeds a picture
+            (LabelMe's ``imageData``, ``data:image`` URIs) is never copied.
         progress: Progress bars over files and frames (``None``: only on a terminal).
 
     Examples:
@@ -77,7 +79,9 @@ class DatasetSummary:
     """What a dataset run did; ``to_dict()`` is the ``--stats`` JSON.
 
     ``processed``, ``failed`` and the frame counts cover this run; ``skipped`` counts inputs an
-    earlier run already finished with the same configuration.
+    earlier run already finished with the same configuration. ``not_copied`` lists the other files that
+    ``copy_other`` did not copy, with why; ``folder_links`` the symbolic links to folders, which are not
+    followed (their files are not anonymized).
     """
 
     input: str
@@ -97,6 +101,9 @@ class DatasetSummary:
     partials_removed: int = 0
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)
+    not_copied: list[tuple[str, str]] = field(default_factory=list)
+    folder_links: list[str] = field(default_factory=list)
+    stale_copies_removed: int = 0
     wall_seconds: float = 0.0
 
     @property
@@ -106,6 +113,7 @@ class DatasetSummary:
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["failures"] = [{"input": i, "error": e} for i, e in self.failures]
+        data["not_copied"] = [{"input": i, "reason": r} for i, r in self.not_copied]
         data["wall_seconds"] = round(self.wall_seconds, 3)
         return data
 
@@ -195,7 +203,7 @@ def _plan_media(
     source: Path,
     target: Path,
     summary: DatasetSummary,
-) -> tuple[list[Task], set[str]]:
+) -> tuple[list[Task], dict[str, str]]:
     """Decide per video and image: skip (done), process, or fail at once (its output name is taken)."""
     media = [e for e in entries if e.kind != "other"]
     summary.media = len(media)
@@ -217,20 +225,22 @@ def _plan_media(
             size=entry.size,
             mtime_ns=entry.mtime_ns,
         )
+        previous = manifest.latest.get(entry.relative)
+        _remove_stale_copy(entry, previous, claimed, target, summary)
         if claimed.get(entry.output) != entry.relative:
             owner = claimed.get(entry.output)
             reason = f"by {owner}" if owner else "by the dataset manifest"
             record = new_record(task, config.method, chash)
             record.update(status="failed", error=f"OutputError: output name {entry.output} is taken {reason}")
             _record(manifest, record, summary)
-        elif _is_done(entry, manifest.latest.get(entry.relative), chash, options, source, target):
+        elif _is_done(entry, previous, chash, options, source, target):
             summary.skipped += 1
         else:
-            stale = (manifest.latest.get(entry.relative) or {}).get("tracks_file")
+            stale = (previous or {}).get("tracks_file")
             if stale and not options.export_tracks:
                 (target / stale).unlink(missing_ok=True)  # it describes an output about to be replaced
             tasks.append(task)
-    return tasks, set(claimed)
+    return tasks, claimed
 
 
 def _is_done(
@@ -266,35 +276,84 @@ def _handle_other(
     options: DatasetOptions,
     source: Path,
     target: Path,
-    claimed: set[str],
+    claimed: dict[str, str],
     summary: DatasetSummary,
 ) -> None:
-    """List (or with ``copy_other`` copy) files that are neither videos nor images."""
+    """List (or with ``copy_other`` copy) files that are neither videos nor images by content."""
     for entry in entries:
         if entry.kind != "other":
             continue
         summary.other += 1
-        copy = options.copy_other and entry.output not in RESERVED and entry.output not in claimed
+        if entry.format == FOLDER_LINK:
+            summary.folder_links.append(entry.relative)
+            logger.warning("%s: %s; the files in it are not anonymized", entry.relative, entry.reason)
+        refusal = _refuse_copy(entry, source, claimed) if options.copy_other else None
+        copy = options.copy_other and refusal is None
+        if refusal is not None:
+            summary.not_copied.append((entry.relative, refusal))
+            if entry.format != FOLDER_LINK:
+                logger.warning("%s: not copied: %s", entry.relative, refusal)
         status = "copied" if copy else "listed"
         previous = manifest.latest.get(entry.relative)
+        if refusal is not None:
+            _remove_stale_copy(entry, previous, claimed, target, summary)
         if (
             previous is not None
             and previous.get("status") == status
             and previous.get("size") == entry.size
             and previous.get("mtime_ns") == entry.mtime_ns
+            and previous.get("reason") == entry.reason
             and (not copy or (target / entry.output).is_file())
         ):
             continue
         record = _other_record(entry, status)
-        if options.copy_other and not copy:
-            record["error"] = f"not copied: output name {entry.output} is taken"
+        if refusal is not None:
+            record["error"] = f"not copied: {refusal}"
         if copy:
             try:
                 _copy(source / entry.relative, target / entry.output)
                 summary.copied += 1
             except OSError as exc:
-                record.update(status="listed", output=None, error=f"not copied: {exc.strerror or exc}")
+                why = f"{exc.strerror or exc}"
+                summary.not_copied.append((entry.relative, why))
+                record.update(status="listed", output=None, error=f"not copied: {why}")
         manifest.append(record)
+
+
+def _refuse_copy(entry: Entry, source: Path, claimed: dict[str, str]) -> str | None:
+    """Why ``entry`` must not be copied, or ``None``: only what is provably no picture is copied."""
+    if entry.format == FOLDER_LINK:
+        return entry.reason
+    if entry.output in RESERVED or entry.output in claimed:
+        return f"output name {entry.output} is taken"
+    if entry.format == "text":
+        try:
+            picture = embedded_picture(source / entry.relative)
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
+        if picture is not None:
+            return f"the text embeds a picture ({picture}), which may show a face"
+    return None
+
+
+def _remove_stale_copy(
+    entry: Entry, previous: dict[str, Any] | None, claimed: dict[str, str], target: Path, summary: DatasetSummary
+) -> None:
+    """Delete the byte-for-byte copy an earlier run made of a file now known to hold pictures.
+
+    Older versions sorted files by name: a JPEG named ``.jfif`` was copied as it was, faces included.
+    """
+    if previous is None or previous.get("status") != "copied" or not previous.get("output"):
+        return
+    output = previous["output"]
+    if output in RESERVED or claimed.get(output, entry.relative) != entry.relative:
+        return  # the name now belongs to another input's anonymized output
+    path = target / output
+    if path.is_file() or path.is_symlink():
+        path.unlink()
+        summary.stale_copies_removed += 1
+        logger.warning("%s: removed %s, an unanonymized copy an earlier run made (%s)", entry.relative, output,
+                       entry.reason or entry.kind)
 
 
 def _other_record(entry: Entry, status: str) -> dict[str, Any]:
@@ -308,6 +367,7 @@ def _other_record(entry: Entry, status: str) -> dict[str, Any]:
         "sha256": None,
         "size": entry.size,
         "mtime_ns": entry.mtime_ns,
+        "reason": entry.reason,
         "error": None,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

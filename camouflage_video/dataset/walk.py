@@ -9,14 +9,16 @@ from pathlib import Path, PurePosixPath
 from camouflage_video.errors import ConfigError, InputError, InputNotFoundError
 from camouflage_video.sinks.video import FORMATS
 from camouflage_video.sources.images import IMAGE_EXTENSIONS
+from camouflage_video.sources.sniff import KINDS, VIDEO_EXTENSIONS, Sniffed, classify
 
-#: Extensions read as videos (anything FFmpeg demuxes; animated GIFs and raw elementary streams included).
-VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mkv .mov .webm .avi .gif .mpg .mpeg .ts .mts .m2ts .flv .wmv .3gp .ogv .mxf .y4m "
-    ".h264 .264 .h265 .265 .hevc".split()
-)
+__all__ = ["FOLDER_LINK", "KINDS", "VIDEO_EXTENSIONS", "Entry", "check_roots", "output_name", "walk"]
 
-KINDS = ("video", "image", "other")
+#: ``Entry.format`` of a symbolic link to a folder: listed, never followed, never copied.
+FOLDER_LINK = "folder-link"
+
+#: The extension an image output gets when its own is not one the image writer knows (``.jfif`` -> ``.jpg``).
+_IMAGE_OUTPUT = {"jpeg": ".jpg", "heif": ".jpg", "avif": ".jpg", "jpeg2000": ".jpg", "jpegxl": ".jpg",
+                 "png": ".png", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,12 @@ class Entry:
 
     Attributes:
         relative: Path below the input folder, with forward slashes (the manifest's key).
-        kind: ``video``, ``image`` or ``other`` (from the extension; the content is checked when it is read).
+        kind: ``video``, ``image`` or ``other``, by content (see :func:`~camouflage_video.sources.sniff.classify`).
         size: Bytes.
         mtime_ns: Modification time; with ``size`` it tells a rerun whether the file may have changed.
         output: Path of its output below the output folder (see :func:`output_name`).
+        format: What the content is (``jpeg``, ``mp4``, ``text``, ...; ``folder-link`` for a link to a folder).
+        reason: Why it is of that kind, for the manifest.
 
     Examples:
         >>> Entry("trip/a.avi", "video", 1024, 0, "trip/a.mp4").output
@@ -40,6 +44,8 @@ class Entry:
     size: int
     mtime_ns: int
     output: str
+    format: str = ""
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -48,25 +54,26 @@ class Entry:
             raise ValueError(f"Entry.relative must be a relative path, got {self.relative!r}")
 
 
-def classify(name: str) -> str:
-    """``video``, ``image`` or ``other``, by extension."""
-    ext = PurePosixPath(name).suffix.lower()
-    if ext in IMAGE_EXTENSIONS:
-        return "image"
-    if ext in VIDEO_EXTENSIONS:
-        return "video"
-    return "other"
-
-
-def output_name(relative: str, kind: str) -> str:
+def output_name(relative: str, kind: str, format: str = "") -> str:
     """The output path of an input: the same relative path, so existing labels keep pointing at it.
 
     Videos in containers we cannot write (avi, gif, raw .h264, ...) become ``.mp4``, as
-    ``camouflage-video anonymize`` names them.
+    ``camouflage-video anonymize`` names them. Images whose extension the image writer does not know
+    (``.jfif``, ``.heic``, ``.ppm``, none at all) get the usual one of their format: ``.jpg`` for JPEG and
+    other lossy photo formats, else ``.png``.
+
+    Examples:
+        >>> output_name("old/cam.avi", "video")
+        'old/cam.mp4'
+        >>> output_name("scans/kit.jfif", "image", "jpeg")
+        'scans/kit.jpg'
     """
     path = PurePosixPath(relative)
-    if kind == "video" and path.suffix.lower() not in FORMATS:
+    ext = path.suffix.lower()
+    if kind == "video" and ext not in FORMATS:
         return str(path.with_suffix(".mp4"))
+    if kind == "image" and ext not in IMAGE_EXTENSIONS:
+        return str(path.with_suffix(_IMAGE_OUTPUT.get(format, ".png")))
     return relative
 
 
@@ -84,24 +91,33 @@ def check_roots(input_root: Path, output_root: Path) -> None:
 
 
 def walk(root: Path) -> list[Entry]:
-    """Every file below ``root`` in sorted relative-path order; hidden files and folders are skipped.
+    """Every file below ``root`` in sorted relative-path order, classified by content; hidden files and
+    folders are skipped.
 
-    Symbolic links to files are followed; links to folders are not (no cycles). A file that cannot be
-    stat'ed (a dangling link) is still listed, with size -1, so the run records why it failed.
+    Symbolic links to files are followed. Links to folders are not (a link can loop, or lead out of the
+    tree): each is listed as an ``other`` entry of format :data:`FOLDER_LINK`, so the run reports it. A
+    file that cannot be stat'ed (a dangling link) is still listed, with size -1, so the run records why.
     """
     entries = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        folder = Path(dirpath)
+        links = [d for d in dirnames if not d.startswith(".") and (folder / d).is_symlink()]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
+        for name in links:
+            relative = (folder / name).relative_to(root).as_posix()
+            reason = f"a symbolic link to a folder ({os.readlink(folder / name)}), not followed"
+            entries.append(Entry(relative, "other", -1, 0, relative, FOLDER_LINK, reason))
         for name in filenames:
             if name.startswith("."):
                 continue
-            path = Path(dirpath) / name
+            path = folder / name
             relative = path.relative_to(root).as_posix()
-            kind = classify(name)
             try:
                 st = path.stat()
                 size, mtime_ns = st.st_size, st.st_mtime_ns
             except OSError:
                 size, mtime_ns = -1, 0
-            entries.append(Entry(relative, kind, size, mtime_ns, output_name(relative, kind)))
+            found: Sniffed = classify(path)
+            output = output_name(relative, found.kind, found.format)
+            entries.append(Entry(relative, found.kind, size, mtime_ns, output, found.format, found.reason))
     return sorted(entries, key=lambda e: e.relative)

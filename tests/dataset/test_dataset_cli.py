@@ -16,7 +16,7 @@ import pytest
 from camouflage_video.cli import build_parser, config_from_args
 from camouflage_video.dataset import config_hash, read_manifest
 from camouflage_video.dataset.manifest import file_sha256
-from camouflage_video.dataset.walk import classify, output_name
+from camouflage_video.dataset.walk import walk
 from tests.conftest import read_frames, run_cli
 from tests.dataset.conftest import (
     CORRUPT,
@@ -167,11 +167,12 @@ def _check_resumed(tree: Path, out: Path) -> None:
 
 def _complete_outputs_only(tree: Path, out: Path) -> None:
     """Every video under a final name is a whole output: all its frames decode."""
-    for entry in good_inputs(tree):
-        target = out / output_name(entry, classify(entry))
-        if target.exists() and classify(entry) == "video":
+    good = set(good_inputs(tree))
+    for entry in walk(tree):
+        target = out / entry.output
+        if entry.relative in good and target.exists() and entry.kind == "video":
             frames, _, _ = read_frames(target)
-            assert len(frames) == len(read_frames(tree / entry)[0]), f"{target} is incomplete"
+            assert len(frames) == len(read_frames(tree / entry.relative)[0]), f"{target} is incomplete"
 
 
 def test_kill_9_midway_then_resume_processes_every_input_exactly_once(tree: Path, tmp_path: Path) -> None:

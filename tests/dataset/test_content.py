@@ -1,0 +1,156 @@
+"""A dataset run sorts files by what they hold: media with odd names is anonymized, never copied as it is."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from camouflage_video.config import AnonymizeConfig
+from camouflage_video.dataset import DatasetOptions, run_dataset
+from camouflage_video.samples import make_sample_video
+from tests.conftest import MEDIA, run_cli
+from tests.dataset.conftest import FAST, latest, manifest_lines
+
+# A HEIC photo's first box: its content says image, no decoder here reads it.
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200)
+REAL_FACE = MEDIA / "identity" / "fr_kit_harington_1.jpg"
+
+
+def _jpeg(astronaut: np.ndarray) -> bytes:
+    face = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def _audio_only(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mp3", rate=44100)
+        for _ in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16", layout="mono")
+            frame.sample_rate = 44100
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.fixture
+def raw(tmp_path: Path, astronaut: np.ndarray) -> Path:
+    """Media under names that do not say so, and files that really are not media."""
+    root = tmp_path / "raw"
+    root.mkdir()
+    jpeg = _jpeg(astronaut)
+    for name in ("kit.jfif", "scan.dat", "noext"):
+        (root / name).write_bytes(jpeg)
+    make_sample_video(root / "made.mp4", seconds=0.5, fps=Fraction(10), size=(160, 96), audio=None)
+    (root / "made.mp4").rename(root / "clip.3g2")
+    (root / "photo.heic").write_bytes(HEIC)
+    (root / "README.txt").write_text("A dataset of faces.\n" * 40)  # FFmpeg would open this as a video
+    labelme = {"imagePath": "kit.jpg", "shapes": [], "imageData": base64.b64encode(jpeg).decode()}
+    (root / "kit.json").write_text(json.dumps(labelme))
+    _audio_only(root / "song.mp3")
+    return root
+
+
+def _face_changed(original: Path, anonymized: Path) -> float:
+    before = cv2.imdecode(np.fromfile(str(original), np.uint8), cv2.IMREAD_COLOR).astype(int)
+    after = cv2.imread(str(anonymized)).astype(int)
+    assert after.shape == before.shape
+    h, w = before.shape[:2]
+    return float(np.abs(after - before)[h // 5 : h // 2, w // 3 : 2 * w // 3].mean())
+
+
+def test_copy_other_anonymizes_media_with_odd_names_and_copies_only_what_holds_no_picture(
+    raw: Path, tmp_path: Path
+) -> None:
+    out, stats = tmp_path / "out", tmp_path / "summary.json"
+    loud = [a for a in FAST if a != "-q"]  # warnings shown
+    result = run_cli("dataset", str(raw), str(out), "--copy-other", "--stats", str(stats), *loud)
+    assert result.returncode == 1, result.stderr  # the HEIC photo cannot be read: a failure, reported
+    records = latest(out)
+    for name, output in (("kit.jfif", "kit.jpg"), ("scan.dat", "scan.jpg"), ("noext", "noext.jpg")):
+        assert records[name]["kind"] == "image" and records[name]["status"] == "done", records[name]
+        assert records[name]["output"] == output and records[name]["faces"] >= 1
+        assert _face_changed(raw / name, out / output) > 8, f"{name}: the face was not anonymized"
+        assert not (out / name).exists()  # no byte-for-byte copy under the original name
+    assert records["clip.3g2"]["kind"] == "video" and records["clip.3g2"]["status"] == "done"
+    assert records["clip.3g2"]["output"] == "clip.mp4" and not (out / "clip.3g2").exists()
+    assert records["photo.heic"]["status"] == "failed" and "failed: photo.heic" in result.stderr
+    assert not list(out.glob("photo.*"))
+    # Only what holds no picture is copied, and the manifest says why each one is safe.
+    assert (records["README.txt"]["status"], records["README.txt"]["reason"]) == ("copied", "text")
+    assert records["song.mp3"]["status"] == "copied" and "no picture stream" in records["song.mp3"]["reason"]
+    assert (out / "song.mp3").read_bytes() == (raw / "song.mp3").read_bytes()
+    # A label file that carries the photo inline is not copied.
+    assert records["kit.json"]["status"] == "listed" and not (out / "kit.json").exists()
+    assert "embeds a picture (base64 JPEG)" in records["kit.json"]["error"]
+    assert "kit.json: not copied" in result.stderr
+    summary = json.loads(stats.read_text())
+    assert summary["copied"] == 2 and [n["input"] for n in summary["not_copied"]] == ["kit.json"]
+
+
+def test_the_reported_photo_is_anonymized_when_named_jfif(tmp_path: Path) -> None:
+    """The break-test's reproduction, with its real photo: ``cp kit.jpg IN/kit.jfif; dataset IN OUT --copy-other``."""
+    if not REAL_FACE.is_file():
+        pytest.skip(f"real test media {REAL_FACE} not present")
+    raw = tmp_path / "IN"
+    raw.mkdir()
+    shutil.copy(REAL_FACE, raw / "kit.jfif")
+    summary = run_dataset(raw, tmp_path / "OUT", AnonymizeConfig(det_size=320), DatasetOptions(copy_other=True))
+    assert (summary.processed, summary.copied, summary.failed) == (1, 0, 0)
+    assert not (tmp_path / "OUT" / "kit.jfif").exists()
+    assert _face_changed(raw / "kit.jfif", tmp_path / "OUT" / "kit.jpg") > 8
+
+
+def test_without_copy_other_media_with_odd_names_is_anonymized_too(raw: Path, tmp_path: Path) -> None:
+    summary = run_dataset(raw, tmp_path / "out", AnonymizeConfig(det_size=320))
+    records = latest(tmp_path / "out")
+    assert {n for n, r in records.items() if r["status"] == "done"} == {"kit.jfif", "scan.dat", "noext", "clip.3g2"}
+    assert (summary.media, summary.processed, summary.failed, summary.other) == (5, 4, 1, 3)
+    assert {n for n, r in records.items() if r["status"] == "listed"} == {"README.txt", "kit.json", "song.mp3"}
+    assert summary.copied == 0 and summary.not_copied == []
+
+
+def test_a_rerun_removes_an_unanonymized_copy_an_older_version_made(raw: Path, tmp_path: Path) -> None:
+    """Older versions sorted by extension and copied kit.jfif as it was, faces included."""
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(raw / "kit.jfif", out / "kit.jfif")
+    old = {"input": "kit.jfif", "kind": "other", "status": "copied", "output": "kit.jfif", "size": 1, "mtime_ns": 0}
+    (out / "camouflage_manifest.jsonl").write_text(json.dumps(old) + "\n")
+    summary = run_dataset(raw, out, AnonymizeConfig(det_size=320))
+    assert summary.stale_copies_removed == 1
+    assert not (out / "kit.jfif").exists() and (out / "kit.jpg").is_file()
+    assert latest(out)["kit.jfif"]["status"] == "done"
+
+
+def test_symlinked_folders_are_reported_not_silently_skipped(tmp_path: Path, astronaut, caplog) -> None:
+    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    raw.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "face.jpg").write_bytes(_jpeg(astronaut))
+    (raw / "face.jpg").write_bytes(_jpeg(astronaut))
+    os.symlink(elsewhere, raw / "more")
+    with caplog.at_level(logging.WARNING):
+        summary = run_dataset(raw, tmp_path / "out", AnonymizeConfig(det_size=320), DatasetOptions(copy_other=True))
+    assert summary.folder_links == ["more"]
+    assert "more: a symbolic link to a folder" in caplog.text and "not anonymized" in caplog.text
+    record = latest(tmp_path / "out")["more"]
+    assert record["status"] == "listed" and "not followed" in record["reason"]
+    assert not (tmp_path / "out" / "more").exists()
+    assert json.loads(json.dumps(summary.to_dict()))["folder_links"] == ["more"]
+
+
+def test_every_manifest_line_of_an_other_file_says_why_it_is_not_media(raw: Path, tmp_path: Path) -> None:
+    run_dataset(raw, tmp_path / "out", AnonymizeConfig(det_size=320))
+    others = [r for r in manifest_lines(tmp_path / "out") if r["kind"] == "other"]
+    assert others and all(r["reason"] for r in others)
