@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+from camouflage_video._deps import require
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.anonymizer import Anonymizer
@@ -143,3 +145,67 @@ def build_anonymizer(config: AnonymizeConfig) -> Anonymizer:
     from camouflage_video.pipelines.camouflage_light import build_light_anonymizer
 
     return build_light_anonymizer(config.generative)
+
+
+#: What each generative method imports when its models load, and the extra that installs it. Checked up
+#: front (``check_dependencies``) so that a run which cannot work stops before it creates anything.
+METHOD_DEPENDENCIES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "base": (("torch", "diffusion", "torch"), ("diffusers", "diffusion", "diffusers"),
+             ("transformers", "diffusion", "transformers"), ("safetensors", "diffusion", "safetensors")),
+    "light": (("torch", "light", "torch"), ("diffusers", "light", "diffusers"),
+              ("transformers", "light", "transformers"), ("safetensors", "light", "safetensors"),
+              ("facer", "light", "pyfacer")),
+}
+
+
+def method_options(config: AnonymizeConfig) -> Any | None:
+    """The generative method's options as its pipeline will use them: defaults, then the ``config`` TOML
+    file, then the other keys of ``config.generative``. ``None`` for the classic methods, which have none.
+
+    Raises:
+        ConfigError: The TOML file is missing or invalid, or an option is unknown or out of range.
+    """
+    if config.method == "base":
+        from camouflage_video.pipelines.camouflage_base import BaseOptions
+
+        return BaseOptions.from_mapping(config.generative)
+    if config.method == "light":
+        from camouflage_video.pipelines.camouflage_light import LightOptions
+
+        return LightOptions.from_mapping(config.generative)
+    return None
+
+
+def resolve_options(config: AnonymizeConfig) -> AnonymizeConfig:
+    """``config`` with its generative options resolved once: the TOML file read in, every default filled in.
+
+    What the run does no longer depends on the file: its path can be spelled any way, it can be edited
+    while the run goes on, and workers on other machines need not see it. The classic methods ignore
+    generative options, so they keep none.
+
+    Examples:
+        >>> resolve_options(AnonymizeConfig(method="blur", generative={"steps": 4})).generative
+        {}
+    """
+    options = method_options(config)
+    if options is None:
+        return config.with_options(generative={})
+    return config.with_options(generative=_flat(options))
+
+
+def check_dependencies(config: AnonymizeConfig) -> None:
+    """Raise ``MissingDependencyError`` (naming the extra) if the method's main dependencies are missing."""
+    for module, extra, package in METHOD_DEPENDENCIES.get(config.method, ()):
+        require(module, extra, package=package)
+
+
+def _flat(options: Any) -> dict[str, Any]:
+    """A method's options as the mapping ``from_mapping`` takes: nested option groups spread out."""
+    flat: dict[str, Any] = {}
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if is_dataclass(value) and not isinstance(value, type):
+            flat.update(asdict(value))
+        else:
+            flat[f.name] = dict(value) if isinstance(value, Mapping) else value
+    return flat

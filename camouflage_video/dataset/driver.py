@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from camouflage_video import __version__
-from camouflage_video.config import AnonymizeConfig
+from camouflage_video.config import AnonymizeConfig, check_dependencies, resolve_options
 from camouflage_video.dataset.engines import Interrupts, LocalEngine, RayEngine
 from camouflage_video.dataset.manifest import (
     RESERVED,
@@ -21,6 +21,7 @@ from camouflage_video.dataset.manifest import (
     file_sha256,
     fsync_file,
     remove_partials,
+    resolved_settings,
 )
 from camouflage_video.dataset.walk import FOLDER_LINK, Entry, check_roots, walk
 from camouflage_video.dataset.worker import Task, new_record, tracks_path
@@ -159,7 +160,12 @@ def run_dataset(
     options = options or DatasetOptions()
     source, target = Path(input_root), Path(output_root)
     check_roots(source, target)
-    engine = _engine(config, options)  # a missing Ray fails here, before the output folder is touched
+    config_file = config.generative.get("config")
+    # Everything that can fail for every file fails here, before the output folder is touched: the TOML
+    # file and the options (read once, so workers never see a different file), the method's dependencies, Ray.
+    config = resolve_options(config)
+    check_dependencies(config)
+    engine = _engine(config, options)
     chash = config_hash(config)
     with Manifest(target) as manifest:
         summary = DatasetSummary(str(source), str(target), str(manifest.path), chash, options.engine)
@@ -177,7 +183,8 @@ def run_dataset(
             manifest.log_run(
                 {
                     "config_hash": chash,
-                    "config": config.to_dict(),
+                    "config": resolved_settings(config),
+                    "config_file": str(Path(config_file).resolve()) if config_file else None,
                     "engine": options.engine,
                     "workers": options.workers,
                     "files": len(tasks),

@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camouflage_video.config import AnonymizeConfig
+from camouflage_video.config import AnonymizeConfig, resolve_options
 from camouflage_video.errors import OutputError
+from camouflage_video.live import redact_url
 
 try:  # POSIX; on other systems two runs on one folder are not prevented
     import fcntl
@@ -42,11 +43,35 @@ STATUSES = ("done", "failed", "listed", "copied")
 RUNTIME_ONLY = ("detector_backend",)
 
 
+def resolved_settings(config: AnonymizeConfig) -> dict[str, Any]:
+    """The whole configuration as the run uses it, for ``camouflage_runs.jsonl``.
+
+    Generative options are resolved (the ``--config`` TOML's contents, not its path; every default filled
+    in; none for the classic methods, which ignore them), and credentials in any URL are redacted.
+    """
+    return _redacted(resolve_options(config).to_dict())
+
+
 def config_hash(config: AnonymizeConfig) -> str:
-    """A short stable hash of everything in the configuration that decides the output."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in RUNTIME_ONLY}
+    """A short stable hash of everything in the configuration that decides the output.
+
+    It covers the resolved options (see :func:`resolved_settings`): editing ``steps`` in the TOML file
+    redoes the files, spelling the file's path another way does not.
+    """
+    settings = {k: v for k, v in resolved_settings(config).items() if k not in RUNTIME_ONLY}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with credentials hidden in every string (model sources may be URLs with tokens)."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -148,6 +149,28 @@ def test_symlinked_folders_are_reported_not_silently_skipped(tmp_path: Path, ast
     assert record["status"] == "listed" and "not followed" in record["reason"]
     assert not (tmp_path / "out" / "more").exists()
     assert json.loads(json.dumps(summary.to_dict()))["folder_links"] == ["more"]
+
+
+def test_a_generative_method_without_its_extra_fails_before_creating_the_output(tmp_path: Path, monkeypatch) -> None:
+    from camouflage_video.errors import MissingDependencyError
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.jpg").write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "torch", None)  # what an install without the 'light' extra looks like
+    with pytest.raises(MissingDependencyError, match=r"camouflage-video\[light\]"):
+        run_dataset(tmp_path / "raw", tmp_path / "out", AnonymizeConfig(method="light"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_config_file_fails_before_creating_the_output(tmp_path: Path) -> None:
+    from camouflage_video.errors import ConfigError
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "bad.toml").write_text("stepz = 4\n")
+    config = AnonymizeConfig(method="base", generative={"config": str(tmp_path / "bad.toml")})
+    with pytest.raises(ConfigError, match="stepz"):
+        run_dataset(tmp_path / "raw", tmp_path / "out", config)
+    assert not (tmp_path / "out").exists()
 
 
 def test_every_manifest_line_of_an_other_file_says_why_it_is_not_media(raw: Path, tmp_path: Path) -> None:

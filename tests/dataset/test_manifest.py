@@ -12,7 +12,7 @@ import pytest
 
 from camouflage_video.config import AnonymizeConfig
 from camouflage_video.dataset import DatasetOptions, config_hash, read_manifest, run_dataset
-from camouflage_video.dataset.manifest import MANIFEST_NAME, Manifest
+from camouflage_video.dataset.manifest import MANIFEST_NAME, RUNS_NAME, Manifest, resolved_settings
 from camouflage_video.errors import OutputError
 from camouflage_video.sinks.video import EncoderOptions
 from tests.dataset.conftest import latest, manifest_lines, partial_files
@@ -65,13 +65,68 @@ def test_records_need_a_known_status(tmp_path: Path) -> None:
         {"det_size": 640},
         {"audio": False},
         {"encoder": EncoderOptions(crf=23)},
-        {"generative": {"steps": 4}},
     ],
 )
 def test_config_hash_covers_every_option(change: dict) -> None:
     base = AnonymizeConfig()
     assert config_hash(base) == config_hash(AnonymizeConfig())
     assert config_hash(base.with_options(**change)) != config_hash(base)
+
+
+@pytest.mark.parametrize("method", ["base", "light"])
+def test_config_hash_covers_generative_options_but_not_their_spelling(method: str) -> None:
+    default = AnonymizeConfig(method=method)
+    assert config_hash(default.with_options(generative={"steps": 4})) != config_hash(default)
+    # Resolved options are hashed: naming a default changes nothing, neither does kebab-case.
+    assert config_hash(default.with_options(generative={"steps": 25})) == config_hash(default)
+    assert config_hash(default.with_options(generative={"guidance-scale": 7.0})) == config_hash(default)
+
+
+def test_generative_options_do_not_matter_to_the_classic_methods() -> None:
+    blur = AnonymizeConfig(method="blur")
+    assert config_hash(blur.with_options(generative={"steps": 4})) == config_hash(blur)
+
+
+def _toml(path: Path, steps: int) -> Path:
+    path.write_text(f"steps = {steps}\nanonymization_scale = 1.25\n")
+    return path
+
+
+def test_config_hash_covers_the_toml_contents_not_its_path(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _toml(tmp_path / "my.toml", steps=10)
+    spelled = [AnonymizeConfig(method="base", generative={"config": c}) for c in ("my.toml", "./my.toml")]
+    absolute = AnonymizeConfig(method="base", generative={"config": str(tmp_path / "my.toml")})
+    before = config_hash(spelled[0])
+    assert config_hash(spelled[1]) == config_hash(absolute) == before
+    # The same options given as flags are the same configuration.
+    assert config_hash(AnonymizeConfig(method="base", generative={"steps": 10, "anonymization_scale": 1.25})) == before
+    _toml(tmp_path / "my.toml", steps=12)  # the user edits the file between two runs
+    assert config_hash(spelled[0]) != before
+
+
+def test_the_recorded_configuration_is_resolved_and_has_no_secrets(tmp_path: Path) -> None:
+    url = "https://user:hunter2@models.example/sd.safetensors?token=s3cret"
+    config = AnonymizeConfig(
+        method="base", generative={"config": str(_toml(tmp_path / "my.toml", 10)), "models": {"base": url}}
+    )
+    settings = resolved_settings(config)
+    generative = settings["generative"]
+    assert "config" not in generative  # the contents, not a path that can change under the run
+    assert generative["steps"] == 10 and generative["anonymization_scale"] == 1.25
+    assert generative["resolution"] == 768  # defaults are recorded too
+    text = json.dumps(settings)
+    assert "hunter2" not in text and "s3cret" not in text
+    assert "models.example/sd.safetensors" in text
+
+
+def test_the_runs_log_records_the_resolved_configuration(photos: Path, tmp_path: Path) -> None:
+    config = AnonymizeConfig(det_size=320, generative={"steps": 4})  # ignored by blur
+    run_dataset(photos, tmp_path / "out", config)
+    (run,) = [json.loads(line) for line in (tmp_path / "out" / RUNS_NAME).read_text().splitlines()]
+    assert run["config"] == resolved_settings(config)
+    assert run["config"]["generative"] == {}
+    assert run["config_hash"] == config_hash(config) == latest(tmp_path / "out")["p0.png"]["config_hash"]
 
 
 @pytest.fixture
