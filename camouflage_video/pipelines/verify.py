@@ -1,0 +1,223 @@
+"""Identity-verified anonymization: FALCO's identity margin (arXiv 2303.11296) applied while the run goes on.
+
+Any anonymizer can fail on a face: a generated face that came out too close to its original, an obfuscation
+that a recognizer still sees through on a dim or small face. :class:`VerifiedAnonymizer` checks what the
+anonymizer wrote before the frame goes to the sinks. Each checked face is embedded by a face recognizer in the
+original, in the anonymized frame and in a *null* version (the anonymized frame with that face filled black,
+what solid obfuscation leaves), and the calibrated rule of ``evaluate`` decides: the face is re-identified when
+it matches its original (distance below the recognizer's threshold) and recovers at least ``margin`` of the way
+from its null towards the original. A face that does not clear the margin is escalated, in the same frame and
+for the rest of its track, up a ladder of stronger obfuscations that ends with solid fill, which clears by
+construction. A face the recognizer cannot judge (too small for it, or the recognizer failed) counts as not
+cleared: fail closed.
+
+Checks are bounded per track: on its first appearance, when it has grown by ``growth`` since its last check,
+and every ``every`` frames; between checks a track keeps the level it reached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from camouflage_video.errors import ConfigError
+from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.pipelines.anonymizer import Anonymizer
+from camouflage_video.pipelines.classic import ClassicObfuscator, scale_boxes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How often faces are checked, and the margin they must clear.
+
+    Attributes:
+        margin: Highest share of the way from its null towards the original identity (``recovery``) a face
+            that matches its original may keep. ``evaluate`` reports a leak at 0.5; the margin sits below it.
+        every: Frames between two checks of the same track.
+        growth: A track is checked again once its face is this many times taller than at its last check.
+
+    Examples:
+        >>> VerifyOptions(margin=0.25, every=50).growth
+        1.25
+    """
+
+    margin: float = 0.25
+    every: int = 50
+    growth: float = 1.25
+
+    def __post_init__(self) -> None:
+        ConfigError.check([
+            (0 < self.margin <= 1, f"verify margin must be within (0, 1], got {self.margin}"),
+            (self.every >= 1, f"verify every must be >= 1 frame, got {self.every}"),
+            (self.growth > 1, f"verify growth must be > 1, got {self.growth}"),
+        ])
+
+
+@dataclass
+class _Track:
+    level: int
+    checked_at: int
+    height: float
+
+
+@dataclass
+class VerifyCounts:
+    """What verification did in a run (``--stats``: ``model.verify``)."""
+
+    checks: int = 0
+    cleared: int = 0
+    escalations: int = 0
+    too_small: int = 0
+    errors: int = 0
+    faces_by_level: dict[str, int] = field(default_factory=dict)
+    tracks_escalated: set[int] = field(default_factory=set)
+
+
+class VerifiedAnonymizer(Anonymizer):
+    """Wrap an anonymizer so that no face leaves it without clearing the identity margin.
+
+    Args:
+        inner: The anonymizer whose output is checked.
+        recognizer: The attacker's recognizer (``camouflage_video.evaluation.recognizers``): ``embed_versions``,
+            ``rowwise_distance``, ``recovery``, ``threshold`` and ``min_face_size``.
+        ladder: Stronger obfuscations, weakest first, applied to a face that does not clear; the last must
+            be solid fill (the only one that clears by construction).
+        mask_scale: Growth of the face box that the null version fills (the anonymizer's ``mask_scale``).
+        options: Margin and check schedule.
+
+    Examples:
+        >>> from camouflage_video.evaluation.recognizers import DlibRecognizer  # doctest: +SKIP
+        >>> verified = VerifiedAnonymizer(ClassicObfuscator("blur"), DlibRecognizer(),
+        ...                               [ClassicObfuscator("solid")])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        inner: Anonymizer,
+        recognizer: Any,
+        ladder: Sequence[ClassicObfuscator],
+        *,
+        mask_scale: float = 1.3,
+        options: VerifyOptions | None = None,
+    ) -> None:
+        if not ladder or ladder[-1].method != "solid":
+            raise ConfigError("the escalation ladder of verification must end with solid fill")
+        self.inner, self.recognizer, self.ladder = inner, recognizer, list(ladder)
+        self.options = options or VerifyOptions()
+        self.name = inner.name
+        self.batch_size = inner.batch_size
+        self._null = ClassicObfuscator("solid", mask_scale=mask_scale, shape="box")
+        self._tracks: dict[int, _Track] = {}
+        self.counts = VerifyCounts()
+
+    # -- the anonymizer interface --------------------------------------------------------------------
+
+    def annotators(self) -> list:
+        return self.inner.annotators()
+
+    def __call__(self, ctx: FrameContext) -> np.ndarray:
+        return self.verify(ctx, self.inner(ctx))
+
+    def process_batch(self, ctxs: list[FrameContext]) -> list[np.ndarray]:
+        images = self.inner.process_batch(ctxs)
+        return [self.verify(ctx, image) for ctx, image in zip(ctxs, images, strict=True)]
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self._tracks.clear()
+        self.counts = VerifyCounts()
+
+    def stats(self) -> dict:
+        counts = self.counts
+        verify = {
+            "recognizer": getattr(self.recognizer, "name", type(self.recognizer).__name__),
+            "margin": self.options.margin,
+            "every": self.options.every,
+            "checks": counts.checks,
+            "cleared": counts.cleared,
+            "escalations": counts.escalations,
+            "too_small": counts.too_small,
+            "errors": counts.errors,
+            "tracks_escalated": len(counts.tracks_escalated),
+            "faces_by_level": dict(sorted(counts.faces_by_level.items())),
+        }
+        return {**self.inner.stats(), "verify": verify}
+
+    # -- verification --------------------------------------------------------------------------------
+
+    def verify(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
+        """Check the faces of one anonymized frame; escalate, in ``image``, those that do not clear."""
+        faces = ctx.faces
+        if faces is None or len(faces) == 0:
+            return image
+        original, index = ctx.frame.image, ctx.frame.index
+        for i in range(len(faces)):
+            box = faces.xyxy[i : i + 1]
+            track_id = int(faces.track_ids[i])
+            height = float(box[0, 3] - box[0, 1])
+            track = self._tracks.get(track_id) if track_id >= 0 else None
+            level = track.level if track is not None else 0
+            if level:
+                self.ladder[level - 1].obfuscate(image, box)
+            due = (
+                track is None
+                or index - track.checked_at >= self.options.every
+                or height >= track.height * self.options.growth
+            )
+            if due and level < len(self.ladder):
+                while not self._clears(original, image, faces, i):
+                    level += 1
+                    self.counts.escalations += 1
+                    if track_id >= 0:
+                        self.counts.tracks_escalated.add(track_id)
+                    self.ladder[level - 1].obfuscate(image, box)
+                    if level == len(self.ladder):
+                        break  # solid: nothing of the face is left to check
+            if track_id >= 0 and (due or track is None):
+                self._tracks[track_id] = _Track(level, index, height)
+            name = self.ladder[level - 1].method if level else self.inner.name
+            self.counts.faces_by_level[name] = self.counts.faces_by_level.get(name, 0) + 1
+        return image
+
+    def _clears(self, original: np.ndarray, anonymized: np.ndarray, faces: Faces, i: int) -> bool:
+        """Whether face ``i`` as ``anonymized`` shows it clears the margin; False where it cannot be told."""
+        x1, y1, x2, y2 = (float(v) for v in faces.xyxy[i])
+        if y2 - y1 < self.recognizer.min_face_size:
+            self.counts.too_small += 1
+            return False
+        self.counts.checks += 1
+        try:
+            crops, local = _window(original.shape, faces.xyxy[i])
+            one = Faces.from_boxes(local)
+            before, after = original[crops], anonymized[crops]
+            null = after.copy()
+            self._null.obfuscate(null, local)
+            embedded = self.recognizer.embed_versions(before, [after, null], one)
+            distance = float(self.recognizer.rowwise_distance(embedded[0], embedded[1])[0])
+            recovery = float(self.recognizer.recovery(embedded[0], embedded[1], embedded[2])[0])
+        except Exception as exc:  # noqa: BLE001 - a recognizer failure is a face that was not verified
+            self.counts.errors += 1
+            logger.warning("verification of a face failed (%s: %s); obfuscating it more strongly",
+                           type(exc).__name__, exc)
+            return False
+        cleared = not (distance < self.recognizer.threshold and recovery >= self.options.margin)
+        self.counts.cleared += cleared
+        return cleared
+
+
+def _window(shape: tuple[int, ...], box: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The part of the frame the recognizer needs around one face (twice the box), and the box inside it.
+
+    Embedding crops rather than whole frames keeps a check's cost independent of the frame size (4K frames
+    are 25 MB each).
+    """
+    h, w = shape[:2]
+    x1, y1, x2, y2 = scale_boxes(np.asarray(box, np.float32)[None], 2.0, w, h)[0]
+    local = np.asarray(box, np.float32)[None] - np.float32([x1, y1, x1, y1])
+    return (slice(int(y1), int(y2)), slice(int(x1), int(x2))), local
