@@ -3,6 +3,7 @@
 - :class:`RtspCamera`: a camera stand-in, Debian's gst-rtsp-server serving a real clip (servers/rtsp_camera.py,
   run with Debian's python3 because the GStreamer bindings come from Debian packages).
 - :class:`RtmpRelay`: Debian nginx with libnginx-mod-rtmp; publish flv to it, pull it back with PyAV.
+- :class:`StallingRtmpServer`: completes the RTMP handshake, then never answers (a hung relay or a middlebox).
 - :class:`StreamReader`: pulls a stream with PyAV on a thread (optionally in FFmpeg's RTSP listen mode, the
   restream target without a server), keeping decoded frames and their arrival times.
 
@@ -194,6 +195,94 @@ class RtmpRelay(_Process):
 
     def __enter__(self) -> RtmpRelay:
         return self
+
+
+class StallingRtmpServer:
+    """An RTMP server on 127.0.0.1 that completes the handshake (C0/C1/C2, S0/S1/S2) and then says nothing.
+
+    It keeps reading (FFmpeg's connect command, then whatever comes), so the client waits for a ``_result``
+    that never arrives. ``stalled`` counts the clients that got that far (FFmpeg; not a pre-flight check that
+    hangs up after S1). It stops by itself after ``lifetime`` seconds, so a test that goes wrong cannot
+    leave it running.
+    """
+
+    def __init__(self, port: int | None = None, *, lifetime: float = 120) -> None:
+        self.port, self.lifetime = port or free_port(), lifetime
+        self.stalled = 0
+        self._sock: socket.socket | None = None
+        self._clients: list[socket.socket] = []
+        self._stop = threading.Event()
+
+    def url(self, key: str = "anon") -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live/{key}"
+
+    def start(self) -> StallingRtmpServer:
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port a relay just left
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        threading.Thread(target=self._serve, daemon=True).start()
+        timer = threading.Timer(self.lifetime, self.stop)
+        timer.daemon = True
+        timer.start()
+        return self
+
+    def wait_stalled(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.stalled < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.stalled >= count
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._clients.append(client)
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _handle(self, client: socket.socket) -> None:
+        client.settimeout(0.2)
+        received = b""
+        try:
+            while len(received) < 1 + 1536 and not self._stop.is_set():  # C0 + C1
+                received += self._recv(client)
+            client.sendall(b"\x03" + bytes(1536) + received[1 : 1 + 1536])  # S0, S1, S2 (echoes C1)
+            received = received[1 + 1536 :]
+            while len(received) < 1536 + 1 and not self._stop.is_set():  # C2, then the connect command
+                received += self._recv(client)
+            if len(received) > 1536:
+                self.stalled += 1
+            while not self._stop.is_set():  # read and say nothing
+                self._recv(client)
+        except (OSError, EOFError):
+            pass
+        finally:
+            client.close()
+
+    def _recv(self, client: socket.socket) -> bytes:
+        try:
+            data = client.recv(65536)
+        except TimeoutError:
+            return b""
+        if not data:
+            raise EOFError
+        return data
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sock is not None:
+            self._sock.close()
+
+    def __enter__(self) -> StallingRtmpServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class StreamReader:

@@ -29,7 +29,14 @@ from camouflage_video.sinks.base import Sink
 from camouflage_video.sources import open_source
 from camouflage_video.sources.stream import StreamSource
 from tests.conftest import REPO, ffprobe, read_frames, run_cli
-from tests.live_servers import RtmpRelay, RtspCamera, StreamReader, ffmpeg_rtsp_listener, free_port
+from tests.live_servers import (
+    RtmpRelay,
+    RtspCamera,
+    StallingRtmpServer,
+    StreamReader,
+    ffmpeg_rtsp_listener,
+    free_port,
+)
 
 SECRET = "hunter2"
 
@@ -313,6 +320,82 @@ def test_a_restream_server_that_never_answers_the_handshake_fails_in_time(sample
     )
     assert elapsed < 20
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_restream_server_that_stalls_after_the_handshake_fails_in_time(sample_clip: Path, tmp_path: Path) -> None:
+    """Past the handshake FFmpeg waits for the RTMP connect's answer without a timeout (and held the GIL)."""
+    with StallingRtmpServer().start() as server:
+        t0 = time.monotonic()
+        result = run_cli("anonymize", str(sample_clip), "-o", server.url(SECRET), "-o", str(tmp_path / "rec.mp4"),
+                         "-q", timeout=60)
+        elapsed = time.monotonic() - t0
+    assert server.stalled == 1
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"camouflage-video: error: rtmp://127.0.0.1:{server.port}/live/***: cannot stream there "
+        "(no answer within 5 s)\n"
+    )
+    assert elapsed < 30
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_a_run_whose_restream_stalls_while_connecting(sample_clip: Path, tmp_path: Path, sig: int):
+    with StallingRtmpServer().start() as server:
+        tool = start_cli(str(sample_clip), "-o", str(tmp_path / "rec.mp4"), "-o", server.url(), "-q")
+        try:
+            assert server.wait_stalled(1, timeout=30), "the restream never got past the handshake"
+            t0 = time.monotonic()
+            code, err = finish(tool, sig, timeout=20)
+            elapsed = time.monotonic() - t0
+        finally:
+            if tool.poll() is None:
+                tool.kill()
+    assert code == 130, err
+    assert elapsed < 10, "the tool did not stop while its restream was connecting"
+    assert list(tmp_path.iterdir()) == []  # nothing was processed; the recording's temporary file is gone
+
+
+def test_a_restream_that_stalls_at_a_reconnect_keeps_the_run_alive_and_stoppable(camera: RtspCamera, tmp_path: Path):
+    recording, stats = tmp_path / "recording.mp4", tmp_path / "stats.json"
+    relay = RtmpRelay(tmp_path / "nginx").start()
+    stall = StallingRtmpServer(relay.port)
+    tool = start_cli(camera.url(), "-o", relay.url(SECRET), "-o", str(recording), "--stats", str(stats),
+                     "--stats-interval", "0.5")
+
+    def frames_out() -> int:
+        try:
+            return json.loads(stats.read_text())["frames_out"]
+        except (OSError, ValueError):
+            return 0
+
+    try:
+        deadline = time.monotonic() + 30
+        while frames_out() < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        relay.kill()  # the relay dies and something that stalls after the handshake takes its port
+        stall.start()
+        # Two reconnects stall: the first has given up (a one-line warning), the second is stuck right now.
+        stalled = stall.wait_stalled(2, timeout=40)
+        before = frames_out()
+        time.sleep(1.5)
+        still_running = frames_out() > before  # the recording goes on meanwhile
+        t0 = time.monotonic()
+        code, err = finish(tool, signal.SIGTERM, timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        stall.stop()
+        relay.stop()
+    assert stalled, err
+    assert code == 130, err
+    assert still_running, "the run stood still while the restream reconnected"
+    assert elapsed < 15, "SIGTERM did not stop the tool while its restream was reconnecting"
+    url = f"rtmp://127.0.0.1:{relay.port}/live/***"
+    assert f"{url}: restream lost" in err
+    assert f"restream reconnect attempt 1 failed: {url}: cannot stream there (no answer within 5 s)" in err
+    assert SECRET not in err
+    probe = ffprobe(recording, "stream=codec_name,nb_read_frames").strip()
+    assert probe == f"h264,{json.loads(stats.read_text())['frames_out']}"  # finalized, every frame decodes
 
 
 def test_a_restream_url_with_a_bad_port_is_one_clear_line(sample_clip: Path, tmp_path: Path) -> None:

@@ -1,8 +1,15 @@
 """Restreams: push anonymized video to an RTSP server, an RTMP relay (flv) or a UDP/TCP MPEG-TS peer.
 
-A restream must never hold up the rest of the run (a recording written beside it, or the live
-latency), so each stream sink encodes and sends on its own thread and always takes the newest frame:
-a slow or dead server costs dropped restream frames, counted, not a stalled pipeline. When the server
+A restream must never hold up the rest of the run (a recording written beside it, the live latency, a
+Ctrl-C or a service manager's SIGTERM), so each connection is owned by a process of its own
+(:mod:`camouflage_video.sinks.stream_worker`), which encodes and sends. PyAV holds the GIL while it
+connects, and FFmpeg waits without a timeout on a server that completes the RTMP handshake and then goes
+silent: in this process that froze every thread, signal handlers included. A process can be killed; a
+thread stuck in FFmpeg cannot. This sink hands the newest frame to the connection's process through a pipe
+and watches it: no answer within ``open_timeout`` when connecting, or nothing sent for ``open_timeout``
+once connected, and the process is killed and the connection counted as lost.
+
+A slow or dead server costs dropped restream frames, counted, not a stalled pipeline. When the server
 goes away the sink reconnects with bounded exponential backoff; each connection starts with a fresh
 encoder, so viewers get a keyframe and codec headers at once. Encoding is tuned for latency (x264
 ``zerolatency``: no B-frames, no lookahead) with a keyframe every second of stream time by default, also
@@ -11,20 +18,24 @@ when processing runs slower than the feed (a keyframe interval counted in frames
 
 from __future__ import annotations
 
+import json
 import logging
-import socket
+import os
+import select
+import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
-from urllib.parse import urlsplit
+from pathlib import Path
 
-import av
 import numpy as np
 
 from camouflage_video.errors import ConfigError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.live import Backoff, LatestSlot, redact_url
-from camouflage_video.sinks.base import Sink, encoder_frame, tag_colors
+from camouflage_video.sinks.base import Sink
+from camouflage_video.sinks.stream_worker import ABORT, FRAME, NO_PTS, RECORD, PublishSettings
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.base import SourceInfo
 
@@ -32,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 #: Container format per URL scheme.
 FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts"}
+#: Seconds a connection's process may take to start (import PyAV, NumPy) on a loaded machine.
+STARTUP_TIMEOUT = 30.0
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class StreamSink(Sink):
@@ -39,18 +53,17 @@ class StreamSink(Sink):
 
     Connecting happens in the constructor, so a wrong address fails before any work with a one-line
     :class:`StreamError`. Later failures are logged (credentials redacted) and retried in the background.
+    Nothing here waits on the network without a deadline: a Ctrl-C or SIGTERM stops the run at any time, and
+    closing takes at most ``open_timeout`` (a stalled connection is then dropped).
 
     Args:
         uri: ``rtsp://host:port/path``, ``rtmp://host/app/key``, ``udp://host:port`` or ``tcp://host:port``.
         info: The source description (frame size and rate).
         encoder: Codec settings; ``zerolatency`` is always on here; ``gop`` (frames at the source's rate)
             sets the keyframe interval, one second by default.
-        open_timeout: Seconds to wait for the server on each connection attempt.
+        open_timeout: Seconds the server has to accept a connection, to take each frame once connected,
+            and to close.
         reconnect: Backoff between reconnection attempts; ``attempts=None`` retries forever.
-
-    PyAV holds the GIL while it connects an output and has no timeout there for RTMP, so before each RTMP
-    connection a plain socket checks, within ``open_timeout``, that the server answers the RTMP handshake:
-    a server that accepts and then stays silent is a failed attempt, not a hung run. See docs/live.md.
 
     Examples:
         >>> sink = StreamSink("rtmp://127.0.0.1/live/anon", src.info)  # doctest: +SKIP
@@ -72,6 +85,8 @@ class StreamSink(Sink):
             raise ConfigError(
                 f"{redact_url(uri)}: cannot stream to {scheme}://; use one of {', '.join(s + '://' for s in FORMATS)}"
             )
+        if open_timeout <= 0:
+            raise ConfigError(f"restream open_timeout must be > 0 seconds, got {open_timeout}")
         self.uri, self.redacted, self.format = uri, redact_url(uri), FORMATS[scheme]
         self.info = info
         self.fps = info.fps or Fraction(25)
@@ -82,25 +97,38 @@ class StreamSink(Sink):
         )
         self.open_timeout = open_timeout
         self.reconnect = reconnect or Backoff(initial=1.0, maximum=10.0)
-        self._repeat_once = self.format != "flv"  # FLV packets are whole pictures; readers need no nudge
         # 4:2:0 needs even sizes; dropping a last odd row or column is invisible and keeps players happy.
         self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
-        self.frames_written = 0
+        color = info.color
+        self._settings = PublishSettings(
+            uri=uri, format=self.format, width=self.width, height=self.height, fps=str(self.fps),
+            time_base=str(info.time_base or 1 / self.fps), color=(color.space, color.primaries, color.transfer),
+            encoder={name: getattr(self.encoder, name) for name in self.encoder.__dataclass_fields__},
+            open_timeout=open_timeout, parent=os.getpid(),
+        )
         self.reconnects = 0
-        self.frames_repeated = 0
+        self._done = {"frames": 0, "repeated": 0, "dropped": 0}  # counters of the connections that ended
         self._offline_drops = 0
         self._attempt, self._next_try = 0, 0.0
         self._slot = LatestSlot()
         self._closing = threading.Event()
+        self._close_by = float("inf")
         self._flush = True
-        self._video: av.VideoStream | None = None
-        self._pts0: int | None = None
-        self._last_key: int | None = None
-        self._last_pts: int | None = None
-        self._key_interval = self.encoder.gop / self.fps  # seconds
-        self._container: av.container.OutputContainer | None = self._connect()
-        self._thread = threading.Thread(target=self._send_loop, name="camouflage-restream", daemon=True)
+        self._worker: _Worker | None = None
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+        # One long-lived thread starts every connection's process: the kernel kills a child when the thread
+        # that started it ends (PR_SET_PDEATHSIG), and this one lives as long as the sink.
+        self._thread = threading.Thread(target=self._run, name="camouflage-restream", daemon=True)
         self._thread.start()
+        try:
+            self._opened.wait()  # interruptible: Ctrl-C while the server makes us wait
+        except BaseException:
+            self.abort()
+            raise
+        if self._open_error is not None:
+            self._thread.join(timeout=1)
+            raise self._open_error
 
     # -- what the runner calls --------------------------------------------------------------------
 
@@ -109,9 +137,18 @@ class StreamSink(Sink):
         self._slot.put((frame, image))
 
     @property
+    def frames_written(self) -> int:  # type: ignore[override]
+        return self._done["frames"] + (self._worker.frames if self._worker else 0)
+
+    @property
+    def frames_repeated(self) -> int:
+        return self._done["repeated"] + (self._worker.repeated if self._worker else 0)
+
+    @property
     def dropped(self) -> int:
         """Frames not sent: replaced while the sender was busy, or written while disconnected."""
-        return self._slot.dropped + self._offline_drops
+        worker = self._worker.dropped if self._worker else 0
+        return self._slot.dropped + self._offline_drops + self._done["dropped"] + worker
 
     def close(self, *, interrupted: bool = False) -> None:
         """Send what is pending, flush the encoder and close the connection. Never raises for network trouble.
@@ -126,6 +163,7 @@ class StreamSink(Sink):
         self._shutdown(flush=False)
 
     def describe(self) -> dict:
+        worker = self._worker
         return {
             "uri": self.redacted,
             "kind": "stream",
@@ -135,7 +173,7 @@ class StreamSink(Sink):
             "repeated": self.frames_repeated,
             "dropped": self.dropped,
             "reconnects": self.reconnects,
-            "connected": self._container is not None,
+            "connected": worker is not None and not worker.ended.is_set(),
         }
 
     # -- the sending thread -----------------------------------------------------------------------
@@ -144,88 +182,76 @@ class StreamSink(Sink):
         if self._closing.is_set():
             return
         self._flush = flush
+        self._close_by = time.monotonic() + self.open_timeout
         self._closing.set()
         self._slot.wake()
-        self._thread.join(timeout=2 * self.open_timeout + 1)
+        self._thread.join(timeout=self.open_timeout + 5)  # every wait in the thread ends by _close_by
 
-    def _connect(self) -> av.container.OutputContainer:
-        """Open a connection with a fresh encoder; a one-line StreamError on failure."""
-        options: dict[str, str] = {}
-        if self.format == "rtsp":
-            options.update(rtsp_transport="tcp", timeout=str(round(self.open_timeout * 1e6)))
-        if self.format == "flv":
-            options["flvflags"] = "no_duration_filesize"  # a live flv cannot seek back to patch its header
-        if self.uri.lower().startswith("rtmp://"):
-            reason = rtmp_handshake_problem(self.uri, self.open_timeout)
-            if reason is not None:
-                raise StreamError(f"{self.redacted}: cannot stream there ({reason})")
-        started = time.monotonic()
-        container = None
+    def _run(self) -> None:
         try:
-            container = av.open(self.uri, mode="w", format=self.format, options=options)
-            self._video = self._add_video_stream(container)
-            container.start_encoding()  # RTSP announces (and RTMP publishes) now, so failures surface here
-        except (av.FFmpegError, OSError) as exc:
-            if container is not None:
-                _close_quietly(container)
-            if time.monotonic() - started >= 0.95 * self.open_timeout:
-                reason = f"no answer within {self.open_timeout:g} s"
-            else:
-                reason = redact_url((getattr(exc, "strerror", None) or str(exc)).splitlines()[0])
-            raise StreamError(f"{self.redacted}: cannot stream there ({reason})") from None
-        self._pts0 = self._last_key = self._last_pts = None
-        return container
+            self._worker = self._start_worker()
+        except Exception as exc:  # noqa: BLE001 - raised in the constructor's thread, where the caller is
+            self._open_error = exc
+            return
+        finally:
+            self._opened.set()
+        try:
+            self._send_loop()
+        finally:
+            self._finish()
 
-    def _add_video_stream(self, container: av.container.OutputContainer) -> av.VideoStream:
-        enc = self.encoder
+    def _start_worker(self) -> _Worker:
+        """A connection's process, connected; a one-line StreamError (or ConfigError) if it is not."""
         try:
-            stream = container.add_stream(enc.codec, rate=self.fps)
-        except (av.FFmpegError, ValueError) as exc:
-            raise ConfigError(f"unknown or unavailable video codec {enc.codec!r} ({exc})") from None
-        stream.width, stream.height, stream.pix_fmt = self.width, self.height, enc.pix_fmt
-        time_base = self.info.time_base or 1 / self.fps
-        stream.time_base = stream.codec_context.time_base = time_base
-        self._space = tag_colors(stream.codec_context, self.info.color)
-        stream.codec_context.gop_size = enc.gop
-        if enc.threads:
-            stream.codec_context.thread_count = enc.threads
-        options = {} if enc.crf is None else {"crf": str(enc.crf)}
-        if enc.codec in ("libx264", "libx265"):
-            options.update(preset=enc.preset, tune="zerolatency")
-        stream.codec_context.options = options
-        return stream
+            worker = _Worker(self._settings, self.redacted, stall_timeout=self.open_timeout)
+        except OSError as exc:
+            raise StreamError(f"{self.redacted}: cannot start the restream process ({exc.strerror or exc})") from None
+        problem = worker.wait_connected(self.open_timeout, self._closing)
+        if problem is not None:
+            worker.kill()
+            raise problem
+        return worker
 
     def _send_loop(self) -> None:
-        interval = float(1 / self.fps)
-        last: tuple[Frame, np.ndarray] | None = None
-        last_was_repeat = False
         while True:
-            item = self._slot.take(timeout=interval)
+            item = self._slot.take(timeout=0.1)
+            worker = self._worker
+            if worker is not None and (reason := worker.trouble()) is not None:
+                if self._closing.is_set():
+                    break  # nothing more to send; _finish reports how the connection ended
+                self._lost(reason)
+                worker = None
             if self._closing.is_set() and (item is None or not self._flush):
                 break
-            if self._container is None and not self._closing.is_set():
+            if worker is None and not self._closing.is_set():
                 self._reconnect_when_due()
-            if self._container is None:
+                worker = self._worker
+            if worker is None:
                 self._offline_drops += item is not None  # nowhere to send it; a reconnect starts from the newest
                 continue
-            repeat = item is None
-            if repeat:
-                # Nothing new a frame interval after the last picture (processing is slower than the feed). RTSP
-                # and MPEG-TS readers built on FFmpeg hold each picture until the next one starts, so send the
-                # last one once more: they then show it one frame interval late at most, not one processing time.
-                if not self._repeat_once or last is None or last_was_repeat or self._last_pts is None:
-                    continue  # FLV, nothing sent on this connection yet, or repeated once already
-                item = last
-            try:
-                self._send(*item, repeat=repeat)
-            except (av.FFmpegError, OSError) as exc:
-                reason = redact_url((getattr(exc, "strerror", None) or str(exc)).splitlines()[0])
-                logger.warning("%s: restream lost (%s); reconnecting", self.redacted, reason)
-                _close_quietly(self._container)
-                self._container, self._next_try = None, time.monotonic() + self.reconnect.delay(0)
-                continue
-            last, last_was_repeat = item, repeat
-        self._finish()
+            if item is not None and not worker.send(*item, self._give_up):
+                if self._closing.is_set():
+                    break
+                self._lost(worker.trouble() or "the restream process stopped reading")
+
+    def _give_up(self) -> bool:
+        """Whether a frame on its way to the connection's process should be abandoned."""
+        return self._closing.is_set() and (not self._flush or time.monotonic() > self._close_by)
+
+    def _lost(self, reason: str) -> None:
+        logger.warning("%s: restream lost (%s); reconnecting", self.redacted, reason)
+        self._retire(self._worker, kill=True)
+        self._next_try = time.monotonic() + self.reconnect.delay(0)
+
+    def _retire(self, worker: _Worker | None, *, kill: bool) -> None:
+        if worker is None:
+            return
+        if self._worker is worker:
+            self._worker = None
+        if kill:
+            worker.kill()
+        for name in self._done:
+            self._done[name] += getattr(worker, name)
 
     def _reconnect_when_due(self) -> None:
         if time.monotonic() < self._next_try:
@@ -236,8 +262,10 @@ class StreamSink(Sink):
             return
         self._attempt += 1
         try:
-            self._container = self._connect()
-        except StreamError as exc:
+            self._worker = self._start_worker()
+        except (StreamError, ConfigError) as exc:
+            if self._closing.is_set():
+                return
             delay = self.reconnect.delay(self._attempt)
             self._next_try = time.monotonic() + delay
             logger.warning("restream reconnect attempt %d failed: %s; next in %.1f s", self._attempt, exc, delay)
@@ -246,72 +274,169 @@ class StreamSink(Sink):
         self._attempt = 0
         logger.warning("%s: restream reconnected", self.redacted)
 
-    def _send(self, frame: Frame, image: np.ndarray, *, repeat: bool = False) -> None:
-        time_base = self._video.codec_context.time_base
-        if repeat:
-            pts = self._last_pts + round(1 / self.fps / time_base)
-        else:
-            source_pts = frame.pts if frame.pts is not None else round(frame.index / self.fps / time_base)
-            if self._pts0 is None:
-                self._pts0 = source_pts  # each connection starts its timeline at 0
-            pts = source_pts - self._pts0
-            if self._last_pts is not None and pts <= self._last_pts:
-                pts = self._last_pts + 1  # a real frame right after repeats: keep timestamps increasing
-        vf = encoder_frame(image[: self.height, : self.width], self.encoder.pix_fmt, self._space)
-        vf.pts, vf.time_base = pts, time_base
-        if self._last_key is None or (pts - self._last_key) * time_base >= self._key_interval:
-            vf.pict_type = av.video.frame.PictureType.I  # keyframes by time, whatever the processing rate
-            self._last_key = pts
-        self._container.mux(self._video.encode(vf))
-        self._last_pts = pts
-        if repeat:
-            self.frames_repeated += 1
-        else:
-            self.frames_written += 1
-
     def _finish(self) -> None:
-        container, self._container = self._container, None
-        if container is None:
+        worker = self._worker
+        if worker is None:
             return
+        closed = worker.close(flush=self._flush, until=max(self._close_by, time.monotonic() + 0.5))
+        if not closed:
+            logger.warning(
+                "%s: restream did not close within %g s (the server stalled); connection dropped",
+                self.redacted, self.open_timeout,
+            )
+        elif worker.reason is not None:
+            logger.warning("%s: restream ended badly (%s)", self.redacted, worker.reason)
+        self._retire(worker, kill=not closed)
+
+
+class _Worker:
+    """The parent's handle on one connection's process: feeds it frames, reads its events, kills it."""
+
+    def __init__(self, settings: PublishSettings, redacted: str, *, stall_timeout: float) -> None:
+        self.redacted, self.stall_timeout = redacted, stall_timeout
+        self.frames = self.repeated = self.dropped = 0
+        self.reason: str | None = None  # why the connection ended, when it did not end on request
+        self.ready, self.connected, self.ended = threading.Event(), threading.Event(), threading.Event()
+        self.failure: BaseException | None = None
+        self.last_progress = time.monotonic()
+        self.waiting_since: float | None = None  # a frame went to the process and nothing was sent since
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "camouflage_video.sinks.stream_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches the tool only, which closes this in order
+        )
         try:
-            if self._flush:
-                container.mux(self._video.encode(None))
-        except (av.FFmpegError, OSError) as exc:
-            logger.warning("%s: restream flush failed (%s)", self.redacted, redact_url(str(exc)))
-        _close_quietly(container)
+            self.proc.stdin.write(settings.to_json().encode() + b"\n")  # before the pipe turns non-blocking
+        except OSError:
+            self.kill()
+            raise
+        self._stdin = self.proc.stdin.fileno()
+        os.set_blocking(self._stdin, False)
+        self._record_size = settings.width * settings.height * 3
+        self._size = (settings.height, settings.width)
+        for target, name in ((self._read_events, "events"), (self._read_log, "log")):
+            threading.Thread(target=target, name=f"camouflage-restream-{name}", daemon=True).start()
 
+    # -- the process's two outputs ----------------------------------------------------------------
 
-def _close_quietly(container: av.container.OutputContainer) -> None:
-    try:
-        container.close()
-    except (av.FFmpegError, OSError) as exc:
-        logger.debug("closing a restream failed: %s", redact_url(str(exc)))
+    def _read_events(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            kind = event.get("event")
+            if kind == "ready":
+                self.ready.set()
+            elif kind == "connected":
+                self.last_progress = time.monotonic()
+                self.connected.set()
+            elif kind == "failed":
+                error = ConfigError if event.get("error") == "ConfigError" else StreamError
+                self.failure = error(redact_url(str(event.get("message", ""))))
+            elif kind == "lost":
+                self.reason = redact_url(str(event.get("reason", "")))
+            elif kind in ("progress", "closed"):
+                sent = int(event.get("frames", 0)) + int(event.get("repeated", 0))
+                if sent > self.frames + self.repeated:
+                    self.last_progress, self.waiting_since = time.monotonic(), None
+                self.frames, self.repeated = int(event.get("frames", 0)), int(event.get("repeated", 0))
+                self.dropped = int(event.get("dropped", 0))
+        self.ended.set()
+        self.ready.set()
 
+    def _read_log(self) -> None:
+        for line in self.proc.stderr:  # FFmpeg and Python messages of the process; secrets redacted
+            logger.debug("restream process: %s", redact_url(line.decode(errors="replace").rstrip()))
 
-def rtmp_handshake_problem(uri: str, timeout: float) -> str | None:
-    """Whether an RTMP server answers the start of a handshake within ``timeout``; None if it does.
+    # -- what the sink does with it ---------------------------------------------------------------
 
-    Sends C0 and C1 (version 3, a zero 1536-byte block: the simple handshake every server accepts) and waits
-    for S0 and S1, then hangs up. FFmpeg itself would wait forever for them, holding Python's GIL.
-    """
-    parts = urlsplit(uri)
-    try:
-        host, port = parts.hostname or "", parts.port or 1935
-    except ValueError:
-        return "the URL's port is not a number"
-    deadline = time.monotonic() + timeout
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"\x03" + bytes(1536))
-            need = 1 + 1536
-            while need > 0:
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                chunk = sock.recv(need)
-                if not chunk:
-                    return "the server closed the connection during the RTMP handshake"
-                need -= len(chunk)
-    except TimeoutError:
-        return f"no answer within {timeout:g} s"
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-    return None
+    def wait_connected(self, timeout: float, closing: threading.Event) -> BaseException | None:
+        """None once connected; else the error to report. Gives up when ``closing`` is set."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self.ready.wait(0.1):
+            if closing.is_set():
+                return StreamError(f"{self.redacted}: closed before it connected")
+            if time.monotonic() > deadline:
+                return StreamError(f"{self.redacted}: cannot stream there (the restream process did not start)")
+        # The process's own timeouts are ``timeout`` too; its reasons are more precise, so they go first.
+        deadline = time.monotonic() + timeout + 1.0
+        while not self.connected.wait(0.1):
+            if self.ended.is_set():
+                self.proc.wait(timeout=5)
+                code = self.proc.returncode
+                return self.failure or StreamError(
+                    f"{self.redacted}: cannot stream there (the restream process ended with exit code {code})"
+                )
+            if closing.is_set():
+                return StreamError(f"{self.redacted}: closed before it connected")
+            if time.monotonic() > deadline:
+                return StreamError(f"{self.redacted}: cannot stream there (no answer within {timeout:g} s)")
+        return None
+
+    def trouble(self) -> str | None:
+        """Why this connection is no use any more (ended, or nothing sent for ``stall_timeout``), or None."""
+        if self.ended.is_set():
+            if self.reason is not None:
+                return self.reason
+            return f"the restream process ended with exit code {self.proc.poll()}"
+        waiting = self.waiting_since
+        if waiting is not None and time.monotonic() - max(waiting, self.last_progress) > self.stall_timeout:
+            return f"the server took nothing for {self.stall_timeout:g} s"
+        return None
+
+    def send(self, frame: Frame, image: np.ndarray, give_up) -> bool:  # noqa: ANN001 - () -> bool
+        """Write one frame record to the process; False if it could not (ended, stalled or ``give_up()``)."""
+        h, w = self._size
+        pts = NO_PTS if frame.pts is None else int(frame.pts)
+        pixels = np.ascontiguousarray(image[:h, :w], dtype=np.uint8)
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
+        return self._write(RECORD.pack(FRAME, pts, frame.index), give_up) and self._write(
+            memoryview(pixels).cast("B"), give_up
+        )
+
+    def _write(self, data: bytes | memoryview, give_up) -> bool:  # noqa: ANN001 - () -> bool
+        view = memoryview(data)
+        while view:
+            if give_up() or self.trouble() is not None:
+                return False
+            if not select.select([], [self._stdin], [], 0.1)[1]:
+                continue
+            try:
+                view = view[os.write(self._stdin, view) :]
+            except BlockingIOError:
+                continue
+            except OSError:  # the process is gone (broken pipe)
+                return False
+        return True
+
+    def close(self, *, flush: bool, until: float) -> bool:
+        """End the connection (flushing or not) by ``until``; False if the process had to be killed."""
+        if not flush:
+            try:
+                os.write(self._stdin, RECORD.pack(ABORT, 0, 0))
+            except OSError:
+                pass  # full or gone: closing the pipe ends it the same way
+        self._close_stdin()
+        try:
+            self.proc.wait(timeout=max(0.0, until - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return False
+        self.ended.wait(1)  # the events thread has read the final counters
+        return True
+
+    def kill(self) -> None:
+        self._close_stdin()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.ended.wait(1)
+
+    def _close_stdin(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass  # a broken pipe: the process is gone

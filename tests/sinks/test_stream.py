@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import threading
 import time
 from fractions import Fraction
@@ -16,7 +18,7 @@ from camouflage_video.sinks import open_sink
 from camouflage_video.sinks.stream import StreamSink
 from camouflage_video.sources.base import SourceInfo
 from tests.conftest import read_frames
-from tests.live_servers import RtmpRelay, StreamReader, ffmpeg_rtsp_listener, free_port
+from tests.live_servers import RtmpRelay, StallingRtmpServer, StreamReader, ffmpeg_rtsp_listener, free_port
 
 INFO = SourceInfo(uri="rtsp://cam/x", kind="stream", width=320, height=180, fps=Fraction(25),
                   time_base=Fraction(1, 90000), live=True)
@@ -123,7 +125,7 @@ def test_a_restream_that_drops_reconnects_without_blocking_the_run(tmp_path) -> 
     ("target", "error", "message"),
     [
         ("ftp://u:hunter2@host/x", ConfigError, "ftp://***@host/x: cannot stream to ftp://"),
-        ("rtmp://u:hunter2@127.0.0.1:{port}/x/y", StreamError, "rtmp://***@127.0.0.1:{port}/x/***: cannot stream there"),
+        ("rtmp://u:hunter2@127.0.0.1:{port}/x/y", StreamError, "rtmp://***@127.0.0.1:{port}/x/***: cannot stream"),
         ("rtsp://u:hunter2@127.0.0.1:{port}/x", StreamError, "rtsp://***@127.0.0.1:{port}/x: cannot stream there"),
     ],
 )
@@ -133,3 +135,70 @@ def test_a_bad_restream_target_fails_at_once_without_credentials(target: str, er
         StreamSink(target.format(port=port), INFO, open_timeout=2)
     assert str(info.value).startswith(message.format(port=port))
     assert "hunter2" not in str(info.value)
+
+
+class Ticker:
+    """A thread that notes the longest gap between its 20 ms ticks: long gaps mean something held the GIL."""
+
+    def __init__(self) -> None:
+        self.longest, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(0.02):
+            now = time.monotonic()
+            self.longest, last = max(self.longest, now - last), now
+
+    def __enter__(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_a_server_that_stalls_after_the_handshake_fails_the_connect_in_time() -> None:
+    # FFmpeg waits forever for the answer to its RTMP connect, holding the GIL: the whole process froze.
+    with StallingRtmpServer().start() as server, Ticker() as ticker:
+        t0 = time.monotonic()
+        with pytest.raises(StreamError) as info:
+            StreamSink(server.url("hunter2"), INFO, open_timeout=1.5)
+        elapsed = time.monotonic() - t0
+    assert server.stalled == 1  # it did get past the handshake
+    assert str(info.value) == f"rtmp://127.0.0.1:{server.port}/live/***: cannot stream there (no answer within 1.5 s)"
+    assert elapsed < 15
+    assert ticker.longest < 1.0, "the rest of the process stood still while the restream connected"
+
+
+def noise(i: int, shape=(360, 640, 3)) -> np.ndarray:
+    """Random pixels: megabytes per second after x264, so a server that stops reading blocks the sender soon."""
+    return np.random.default_rng(i).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_a_server_that_freezes_mid_stream_is_dropped_and_the_sink_still_closes_in_time(tmp_path, caplog) -> None:
+    info = SourceInfo(uri="x", kind="stream", width=640, height=360, fps=Fraction(25), time_base=Fraction(1, 90000),
+                      live=True)
+    images = [noise(i) for i in range(10)]
+    server = RtmpRelay(tmp_path / "nginx").start()
+    try:
+        sink = StreamSink(server.url(), info, open_timeout=1.5, reconnect=Backoff(initial=0.2, maximum=0.5))
+        server.proc.send_signal(signal.SIGSTOP)  # the relay hangs: connections stay open, nothing is read
+        with caplog.at_level(logging.WARNING, logger="camouflage_video"):
+            longest = 0.0
+            for i in range(150):  # 6 s at 25 fps
+                t0 = time.monotonic()
+                sink.write(Frame(images[i % 10], i, pts=i * 3600, time_base=info.time_base), images[i % 10])
+                longest = max(longest, time.monotonic() - t0)
+                time.sleep(0.04)
+            t0 = time.monotonic()
+            sink.close()
+            closing = time.monotonic() - t0
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+        server.stop()
+    assert "restream lost (the server took nothing for 1.5 s); reconnecting" in caplog.text
+    assert longest < 0.05, "write() blocked while the relay was frozen"
+    assert closing < 5
+    assert not sink.describe()["connected"]
