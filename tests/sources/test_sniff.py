@@ -102,6 +102,8 @@ TEXT = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n" * 80
         ("notes.txt", lambda p: TEXT, "other"),  # FFmpeg would render it as an "ansi" video
         ("labels.csv", lambda p: b"file,label\na.mp4,person\n", "other"),
         ("weights.npy", lambda p: b"\x93NUMPY" + bytes(range(256)) * 8, "other"),
+        ("photos.zip", lambda p: b"PK\x03\x04" + _jpeg(), "other"),  # archives are not looked into (docs)
+        ("clip.mp4", _mp4, "video"),  # name and content agree: no probe needed
         ("noise.bin", lambda p: np.random.default_rng(0).integers(0, 256, 8192, dtype=np.uint8).tobytes(), "other"),
         ("empty.dat", lambda p: b"", "other"),
         # A media name makes unrecognised content media: it fails where it is read, it is never copied.
