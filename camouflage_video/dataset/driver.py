@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from camouflage_video import __version__
@@ -32,6 +32,9 @@ from camouflage_video.sources.sniff import embedded_picture
 logger = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
+
+#: Files Windows writes beside photos, holding a thumbnail of each: never copied.
+THUMBNAIL_CACHES = frozenset({"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db"})
 
 
 @dataclass(frozen=True)
@@ -333,6 +336,8 @@ def _refuse_copy(entry: Entry, source: Path, claimed: dict[str, str]) -> str | N
         return entry.reason
     if entry.output in RESERVED or entry.output in claimed:
         return f"output name {entry.output} is taken"
+    if PurePosixPath(entry.relative).name.lower() in THUMBNAIL_CACHES:
+        return "a Windows thumbnail cache: it holds small copies of the folder's photos"
     if entry.format == "text":
         try:
             picture = embedded_picture(source / entry.relative)

@@ -59,6 +59,7 @@ def raw(tmp_path: Path, astronaut: np.ndarray) -> Path:
     labelme = {"imagePath": "kit.jpg", "shapes": [], "imageData": base64.b64encode(jpeg).decode()}
     (root / "kit.json").write_text(json.dumps(labelme))
     _audio_only(root / "song.mp3")
+    (root / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + jpeg)
     return root
 
 
@@ -95,8 +96,10 @@ def test_copy_other_anonymizes_media_with_odd_names_and_copies_only_what_holds_n
     assert records["kit.json"]["status"] == "listed" and not (out / "kit.json").exists()
     assert "embeds a picture (base64 JPEG)" in records["kit.json"]["error"]
     assert "kit.json: not copied" in result.stderr
+    # Neither is the thumbnail cache Windows leaves beside photos.
+    assert records["Thumbs.db"]["status"] == "listed" and "thumbnail cache" in records["Thumbs.db"]["error"]
     summary = json.loads(stats.read_text())
-    assert summary["copied"] == 2 and [n["input"] for n in summary["not_copied"]] == ["kit.json"]
+    assert summary["copied"] == 2 and [n["input"] for n in summary["not_copied"]] == ["Thumbs.db", "kit.json"]
 
 
 def test_the_reported_photo_is_anonymized_when_named_jfif(tmp_path: Path) -> None:
@@ -116,8 +119,9 @@ def test_without_copy_other_media_with_odd_names_is_anonymized_too(raw: Path, tm
     summary = run_dataset(raw, tmp_path / "out", AnonymizeConfig(det_size=320))
     records = latest(tmp_path / "out")
     assert {n for n, r in records.items() if r["status"] == "done"} == {"kit.jfif", "scan.dat", "noext", "clip.3g2"}
-    assert (summary.media, summary.processed, summary.failed, summary.other) == (5, 4, 1, 3)
-    assert {n for n, r in records.items() if r["status"] == "listed"} == {"README.txt", "kit.json", "song.mp3"}
+    assert (summary.media, summary.processed, summary.failed, summary.other) == (5, 4, 1, 4)
+    listed = {n for n, r in records.items() if r["status"] == "listed"}
+    assert listed == {"README.txt", "kit.json", "song.mp3", "Thumbs.db"}
     assert summary.copied == 0 and summary.not_copied == []
 
 
