@@ -37,6 +37,10 @@ _TRAILING = ".,;:)]}!"  # punctuation after a URL in a sentence ("... rtmp://h/a
 _SECRET_WORDS = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session|user", re.IGNORECASE)
 # NAME=VALUE outside URLs (option dumps, messages) with a secret-looking NAME.
 _SECRET_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&\s'\",;)]*)")
+# 'name': 'value' items of a dict's repr (input options in a message or traceback).
+_SECRET_ITEM = re.compile(
+    r"(?P<q>['\"])(?P<key>[A-Za-z0-9_.-]+)(?P=q)(?P<sep>\s*:\s*)(?P<vq>['\"])(?P<value>[^'\"]*)(?P=vq)"
+)
 _PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*")  # usage text: "expected KEY=VALUE" shows no secret
 #: Schemes whose last path segment after the application is a stream key (YouTube, Twitch, ...).
 RTMP_SCHEMES = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts"})
@@ -54,7 +58,7 @@ def redact_url(text: str) -> str:
       ``access_token=``, ``api_key=``, ``streamkey=``, ``sig=``, ... in any case);
     - the stream key of an RTMP URL, its last path segment after the application
       (``rtmp://host/app/KEY`` becomes ``rtmp://host/app/***``);
-    - outside URLs, the values of ``NAME=VALUE`` pairs with such names.
+    - outside URLs, the values of ``NAME=VALUE`` pairs and ``'NAME': 'VALUE'`` dict items with such names.
 
     An ``@`` later in the same line is taken for the end of the user-info when in doubt: a URL may then
     lose more than its credentials, never keep part of them. Applying it twice changes nothing more.
@@ -128,6 +132,12 @@ def _redact_params(params: str) -> str:
 
 
 def _redact_pairs(text: str) -> str:
+    if ":" in text:
+        text = _SECRET_ITEM.sub(
+            lambda m: m.group() if not _SECRET_WORDS.search(m.group("key"))
+            else f"{m['q']}{m['key']}{m['q']}{m['sep']}{m['vq']}{MASK}{m['vq']}",
+            text,
+        )
     if "=" not in text:
         return text
     def hide(match: re.Match[str]) -> str:

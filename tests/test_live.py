@@ -58,6 +58,8 @@ SECRET = "hunter2"
         ('  File "x.py", line 3\n    rtsp://a:hunter2@h/x\nnext@line', '  File "x.py", line 3\n    rtsp://***@h/x\nnext@line'),
         ("options token=hunter2 api_key=hunter2 timeout=5", "options token=*** api_key=*** timeout=5"),
         ("API_KEY=hunter2 TOKEN=HUNTER2X", "API_KEY=*** TOKEN=***"),
+        ("input_options={'api_key': 'hunter2', \"Token\": \"hunter2\", 'fps': '25'}",
+         "input_options={'api_key': '***', \"Token\": \"***\", 'fps': '25'}"),
         ("--input-option: expected KEY=VALUE", "--input-option: expected KEY=VALUE"),  # usage text, no secret
         # Nothing to hide.
         ("rtsp://cam.local/stream1", "rtsp://cam.local/stream1"),
