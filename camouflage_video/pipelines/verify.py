@@ -67,6 +67,13 @@ class _Track:
 
 
 @dataclass
+class _Loose:
+    box: np.ndarray
+    track: _Track
+    seen: int
+
+
+@dataclass
 class VerifyCounts:
     """What verification did in a run (``--stats``: ``model.verify``)."""
 
@@ -114,6 +121,7 @@ class VerifiedAnonymizer(Anonymizer):
         self.batch_size = inner.batch_size
         self._null = ClassicObfuscator("solid", mask_scale=mask_scale, shape="box")
         self._tracks: dict[int, _Track] = {}
+        self._loose: list[_Loose] = []
         self.counts = VerifyCounts()
 
     # -- the anonymizer interface --------------------------------------------------------------------
@@ -131,6 +139,7 @@ class VerifiedAnonymizer(Anonymizer):
     def reset(self) -> None:
         self.inner.reset()
         self._tracks.clear()
+        self._loose.clear()
         self.counts = VerifyCounts()
 
     def stats(self) -> dict:
@@ -157,11 +166,18 @@ class VerifiedAnonymizer(Anonymizer):
         if faces is None or len(faces) == 0:
             return image
         original, index = ctx.frame.image, ctx.frame.index
+        self._loose = [entry for entry in self._loose if index - entry.seen <= _LOOSE_FRAMES]
         for i in range(len(faces)):
             box = faces.xyxy[i : i + 1]
             track_id = int(faces.track_ids[i])
             height = float(box[0, 3] - box[0, 1])
             track = self._tracks.get(track_id) if track_id >= 0 else None
+            loose = None
+            if track is None:
+                # Faces without a confirmed track (a tracker confirms a face a frame or two after it appears;
+                # a faint face may never be) are followed by overlap, so each is not checked every frame.
+                loose = self._follow(box[0], index)
+                track = loose.track if loose is not None else None
             level = track.level if track is not None else 0
             if level:
                 self.ladder[level - 1].obfuscate(image, box)
@@ -179,11 +195,28 @@ class VerifiedAnonymizer(Anonymizer):
                     self.ladder[level - 1].obfuscate(image, box)
                     if level == len(self.ladder):
                         break  # solid: nothing of the face is left to check
-            if track_id >= 0 and (due or track is None):
-                self._tracks[track_id] = _Track(level, index, height)
+            if due or track is None:
+                track = _Track(level, index, height)
+            if track_id >= 0:
+                self._tracks[track_id] = track
+            elif loose is not None:
+                loose.track = track
+            else:
+                self._loose.append(_Loose(box[0].copy(), track, index))
             name = self.ladder[level - 1].method if level else self.inner.name
             self.counts.faces_by_level[name] = self.counts.faces_by_level.get(name, 0) + 1
         return image
+
+    def _follow(self, box: np.ndarray, index: int) -> _Loose | None:
+        """The untracked face of the last few frames that ``box`` continues (moved to ``box``), if any."""
+        best, best_iou = None, _LOOSE_IOU
+        for entry in self._loose:
+            iou = _iou(entry.box, box)
+            if entry.seen < index and iou >= best_iou:
+                best, best_iou = entry, iou
+        if best is not None:
+            best.box, best.seen = box.copy(), index
+        return best
 
     def _clears(self, original: np.ndarray, anonymized: np.ndarray, faces: Faces, i: int) -> bool:
         """Whether face ``i`` as ``anonymized`` shows it clears the margin; False where it cannot be told."""
@@ -196,11 +229,14 @@ class VerifiedAnonymizer(Anonymizer):
             crops, local = _window(original.shape, faces.xyxy[i])
             one = Faces.from_boxes(local)
             before, after = original[crops], anonymized[crops]
-            null = after.copy()
-            self._null.obfuscate(null, local)
-            embedded = self.recognizer.embed_versions(before, [after, null], one)
+            embedded = self.recognizer.embed_versions(before, [after], one)
             distance = float(self.recognizer.rowwise_distance(embedded[0], embedded[1])[0])
-            recovery = float(self.recognizer.recovery(embedded[0], embedded[1], embedded[2])[0])
+            recovery = 0.0
+            if distance < self.recognizer.threshold:  # it matches: does the face itself, or only its context?
+                null = after.copy()
+                self._null.obfuscate(null, local)
+                null_embedded = self.recognizer.embed_versions(before, [null], one)[1]
+                recovery = float(self.recognizer.recovery(embedded[0], embedded[1], null_embedded)[0])
         except Exception as exc:  # noqa: BLE001 - a recognizer failure is a face that was not verified
             self.counts.errors += 1
             logger.warning("verification of a face failed (%s: %s); obfuscating it more strongly",
@@ -209,6 +245,17 @@ class VerifiedAnonymizer(Anonymizer):
         cleared = not (distance < self.recognizer.threshold and recovery >= self.options.margin)
         self.counts.cleared += cleared
         return cleared
+
+
+_LOOSE_FRAMES = 3  # frames an untracked face may go unseen and still be followed
+_LOOSE_IOU = 0.3
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
+    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - w * h
+    return w * h / union if union > 0 else 0.0
 
 
 def _window(shape: tuple[int, ...], box: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:

@@ -119,6 +119,23 @@ def test_a_track_is_checked_again_when_due(recognizer, astronaut):
     assert verified.stats()["verify"]["checks"] == 3  # frames 0, 3 and 6
 
 
+def test_an_untracked_face_is_followed_not_checked_every_frame(recognizer, astronaut):
+    """A faint face the tracker never confirms, then one it confirms after a frame: one check, not one a frame."""
+    verified = VerifiedAnonymizer(ClassicObfuscator("blur"), recognizer, ladder("solid"))
+    for index in range(4):
+        verified(detected(astronaut, index))  # track id -1
+    for index in range(4, 8):
+        verified(detected(astronaut, index, track_id=3))
+    assert verified.stats()["verify"]["checks"] == 1
+
+
+def test_a_face_elsewhere_is_a_new_face_to_check(recognizer, astronaut):
+    verified = VerifiedAnonymizer(ClassicObfuscator("blur"), recognizer, ladder("solid"))
+    verified(detected(astronaut, 0))
+    verified(detected(np.roll(astronaut, 250, axis=1), 1))  # the face is now 250 px to the right
+    assert verified.stats()["verify"]["checks"] == 2
+
+
 def test_a_face_too_small_to_verify_is_not_trusted(recognizer, astronaut):
     small = cv2.resize(astronaut, (96, 96), interpolation=cv2.INTER_AREA)  # the face is ~15 px tall
     frame = np.zeros((240, 320, 3), np.uint8)
@@ -151,3 +168,41 @@ def test_the_ladder_must_end_in_solid(recognizer):
         VerifiedAnonymizer(ClassicObfuscator("blur"), recognizer, ladder("pixelate"))
     with pytest.raises(ConfigError, match="margin"):
         VerifyOptions(margin=0)
+
+
+def test_a_generated_face_that_matches_its_original_ends_in_the_classic_fallback(recognizer, astronaut, tmp_path):
+    """CAMOUFLaGE-Base on tiny random models, with the original face pasted back over what it generated.
+
+    The paste stands in for a generation that kept the identity (tiny random models cannot produce a face
+    at all); the verifier must catch it, fall back to the classic blur for that face, and count it.
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from tests.tiny_models import annotate, tiny_base_anonymizer, tiny_components
+
+    base = tiny_base_anonymizer(tiny_components(tmp_path))
+
+    class KeptIdentity(Anonymizer):
+        name = "base"
+
+        def annotators(self):
+            return base.annotators()
+
+        def stats(self):
+            return base.stats()
+
+        def __call__(self, ctx):
+            image = base(ctx)
+            x1, y1, x2, y2 = ctx.faces.xyxy[0].astype(int)
+            image[y1:y2, x1:x2] = ctx.frame.image[y1:y2, x1:x2]
+            return image
+
+    frame = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    ctx = annotate(base, [detected(frame)])[0]
+    verified = VerifiedAnonymizer(KeptIdentity(), recognizer, ladder("blur", "solid"))
+    out = verified(ctx)
+    counts = verified.stats()["verify"]
+    assert counts["escalations"] >= 1 and set(counts["faces_by_level"]) <= {"blur", "solid"}
+    distance, recovery = identity_left(recognizer, frame, out, ctx.faces)
+    assert distance >= recognizer.threshold or recovery < 0.25
+    assert set(base.stats()) < set(verified.stats())  # the generative method's own counters are still reported
