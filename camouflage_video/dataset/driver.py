@@ -345,7 +345,17 @@ def _refuse_copy(entry: Entry, source: Path, claimed: dict[str, str]) -> str | N
             return f"cannot be read ({exc.strerror or exc})"
         if picture is not None:
             return f"the text embeds a picture ({picture}), which may show a face"
-    return None
+        return None
+    if entry.format in COPYABLE_BINARY:
+        return None
+    # Archives, documents, arrays (a face dataset often ships as .npz or .h5) and unknown binaries (a raw
+    # pixel dump) are not looked into, so nothing proves they hold no face: fail closed.
+    return (f"{entry.format} data may hold pictures and is not looked into; copy it yourself if you know "
+            "it holds none")
+
+
+#: Binary formats --copy-other copies: sound without a picture stream, and nothing at all.
+COPYABLE_BINARY = frozenset({"audio", "empty"})
 
 
 def _remove_stale_copy(

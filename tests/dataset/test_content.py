@@ -60,6 +60,11 @@ def raw(tmp_path: Path, astronaut: np.ndarray) -> Path:
     (root / "kit.json").write_text(json.dumps(labelme))
     _audio_only(root / "song.mp3")
     (root / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + jpeg)
+    import zipfile
+
+    with zipfile.ZipFile(root / "photos.zip", "w") as archive:  # photos inside an archive
+        archive.writestr("kit.jpg", jpeg)
+    np.save(root / "faces.npy", cv2.resize(astronaut, (64, 64)))  # face crops as an array, a common layout
     return root
 
 
@@ -98,8 +103,14 @@ def test_copy_other_anonymizes_media_with_odd_names_and_copies_only_what_holds_n
     assert "kit.json: not copied" in result.stderr
     # Neither is the thumbnail cache Windows leaves beside photos.
     assert records["Thumbs.db"]["status"] == "listed" and "thumbnail cache" in records["Thumbs.db"]["error"]
+    # Nor what nobody looks into: an archive or an array may hold a face.
+    for name in ("photos.zip", "faces.npy"):
+        assert records[name]["status"] == "listed" and not (out / name).exists(), records[name]
+        assert "may hold pictures" in records[name]["error"]
     summary = json.loads(stats.read_text())
-    assert summary["copied"] == 2 and [n["input"] for n in summary["not_copied"]] == ["Thumbs.db", "kit.json"]
+    assert summary["copied"] == 2
+    assert sorted(n["input"] for n in summary["not_copied"]) == [
+        "Thumbs.db", "faces.npy", "kit.json", "photos.zip"]
 
 
 def test_the_reported_photo_is_anonymized_when_named_jfif(tmp_path: Path) -> None:
@@ -119,9 +130,9 @@ def test_without_copy_other_media_with_odd_names_is_anonymized_too(raw: Path, tm
     summary = run_dataset(raw, tmp_path / "out", AnonymizeConfig(det_size=320))
     records = latest(tmp_path / "out")
     assert {n for n, r in records.items() if r["status"] == "done"} == {"kit.jfif", "scan.dat", "noext", "clip.3g2"}
-    assert (summary.media, summary.processed, summary.failed, summary.other) == (5, 4, 1, 4)
+    assert (summary.media, summary.processed, summary.failed, summary.other) == (5, 4, 1, 6)
     listed = {n for n, r in records.items() if r["status"] == "listed"}
-    assert listed == {"README.txt", "kit.json", "song.mp3", "Thumbs.db"}
+    assert listed == {"README.txt", "kit.json", "song.mp3", "Thumbs.db", "photos.zip", "faces.npy"}
     assert summary.copied == 0 and summary.not_copied == []
 
 
