@@ -84,9 +84,24 @@ def _write(name, data):
     return make
 
 
+def _png_declaring(width, height):
+    """A small PNG whose header declares ``width`` x ``height`` (a decompression bomb: ~1 KB on disk)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = zlib.compress(b"".join(b"\0" + bytes(width * 3) for _ in range(4)), 9)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
 @pytest.mark.parametrize(
     "make_input, output, message",
     [
+        (_write("bomb.png", _png_declaring(30000, 30000)), None, "over the limit of 150 million pixels"),
+        (_write("big.png", _png_declaring(12500, 12500)), None, "12500x12500 pixels, over the limit"),
         (lambda p, s: p / "missing.mp4", None, "no such file"),
         (_write("empty.mp4", b""), None, "file is empty"),
         (_write("notes.mp4", b"these are my notes\n" * 10), None, "not a readable video"),
@@ -169,6 +184,30 @@ def test_verification_is_on_by_default_and_counted_in_the_stats(tmp_path, sample
                      "--no-verify")
     assert result.returncode == 0, result.stderr
     assert "verify" not in json.loads((tmp_path / "n.json").read_text())["model"]
+
+
+def test_a_decompression_bomb_in_a_folder_is_skipped_and_counted(tmp_path, astronaut):
+    import cv2
+
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.jpg"), astronaut[..., ::-1])
+    (tmp_path / "in" / "bomb.png").write_bytes(_png_declaring(30000, 30000))
+    out, stats = tmp_path / "out", tmp_path / "s.json"
+    result = run_cli("anonymize", str(tmp_path / "in"), "-o", str(out), "--stats", str(stats))
+    assert result.returncode == 0, result.stderr
+    assert "bomb.png" in result.stderr and "over the limit" in result.stderr
+    assert json.loads(stats.read_text())["corrupt_frames"] == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg"]
+
+
+def test_an_image_with_an_extension_we_cannot_write_gets_one_we_can(tmp_path, astronaut):
+    import cv2
+
+    photo = tmp_path / "kit.jfif"
+    photo.write_bytes(cv2.imencode(".jpg", astronaut[..., ::-1])[1].tobytes())
+    result = run_cli("anonymize", str(photo), "-q")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "kit_anonymized.jpg").is_file()
 
 
 def test_a_file_url_is_read_as_the_file_it_names(tmp_path, sample_clip):

@@ -45,8 +45,9 @@ def test_the_detector_runs_on_onnxruntime_after_a_plain_install():
 def _declared_requirements() -> tuple[set[str], set[str]]:
     """(normalised names of every declared distribution, names of the extras) from pyproject.toml."""
     import re
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
     specs = list(project["dependencies"]) + [s for group in project["optional-dependencies"].values() for s in group]

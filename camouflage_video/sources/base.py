@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
+from camouflage_video.errors import InputError
 from camouflage_video.frame import Frame
+
+#: Largest picture read, in pixels (a 12K x 12K frame; 8K video is 33 million). A 1 MB PNG can declare
+#: 30000x30000 and take 8 GB once decoded, like the decompression bombs Pillow guards against. Raise it with
+#: the environment variable CAMOUFLAGE_MAX_PIXELS.
+MAX_PIXELS = 150_000_000
+
+
+def pixel_limit() -> int:
+    return int(os.environ.get("CAMOUFLAGE_MAX_PIXELS", MAX_PIXELS))
+
+
+def picture_too_large(name: object, size: str) -> InputError:
+    """The one-line error for a picture over :func:`pixel_limit` (``size`` says how large it is)."""
+    return InputError(
+        f"{name}: {size}, over the limit of {pixel_limit() / 1e6:g} million pixels "
+        "(a decompression bomb? set CAMOUFLAGE_MAX_PIXELS to allow it)"
+    )
+
+
+def check_picture_size(name: object, width: int, height: int) -> None:
+    """Refuse a picture larger than the pixel limit before it is decoded."""
+    if width * height > pixel_limit():
+        raise picture_too_large(name, f"{width}x{height} pixels")
 
 
 @dataclass(frozen=True, slots=True)

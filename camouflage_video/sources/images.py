@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from camouflage_video.errors import InputError, InputNotFoundError
 from camouflage_video.frame import Frame
-from camouflage_video.sources.base import Source, SourceInfo
+from camouflage_video.sources.base import Source, SourceInfo, check_picture_size, picture_too_large
 from camouflage_video.sources.sniff import classify
 from camouflage_video.sources.video import check_input_file
 
@@ -28,11 +29,41 @@ def read_image(path: Path) -> np.ndarray | None:
     OpenCV reads the common formats; FFmpeg the ones it lacks (TGA, PCX, ICO, XPM, ...), so an image
     recognised by its content is anonymized rather than failed wherever a decoder exists.
     """
+    _check_declared_size(path)
     data = np.fromfile(str(path), dtype=np.uint8)  # imdecode copes with non-ASCII paths, imread does not
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         return _read_with_ffmpeg(path) if data.size else None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _read_or_skip(path: Path) -> np.ndarray | None:
+    """One image of a folder, or ``None`` (with a warning) where it cannot or must not be decoded."""
+    try:
+        image = read_image(path)
+    except InputError as exc:
+        logger.warning("%s; skipped", exc)
+        return None
+    if image is None:
+        logger.warning("%s: skipped, not a readable image", path)
+    return image
+
+
+def _check_declared_size(path: Path) -> None:
+    """The pixel limit, read from the header alone (Pillow opens lazily); formats Pillow lacks are checked by
+    FFmpeg's reader below."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # Pillow warns from 89 million pixels; our own limit speaks instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as header:
+                width, height = header.size
+    except Image.DecompressionBombError as exc:  # beyond even Pillow's own limit (179 million pixels)
+        raise picture_too_large(path, f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels") from exc
+    except (UnidentifiedImageError, OSError, ValueError):
+        return  # not ours to judge here: the decoders say whether it can be read
+    check_picture_size(path, width, height)
 
 
 def _read_with_ffmpeg(path: Path) -> np.ndarray | None:
@@ -41,8 +72,12 @@ def _read_with_ffmpeg(path: Path) -> np.ndarray | None:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
             if not container.streams.video:
                 return None
+            context = container.streams.video[0].codec_context
+            check_picture_size(path, context.width, context.height)
             for frame in container.decode(container.streams.video[0]):
                 return frame.to_ndarray(format="rgb24")
+    except InputError:
+        raise
     except Exception:  # noqa: BLE001 - FFmpeg's and PyAV's errors on files they half-recognise: not readable
         return None
     return None
@@ -127,7 +162,7 @@ class ImageFolderSource(Source):
             )
         first = None
         for path in self.files:
-            first = read_image(path)
+            first = _read_or_skip(path)
             if first is not None:
                 break
         if first is None:
@@ -144,11 +179,10 @@ class ImageFolderSource(Source):
         index = 0
         for path in self.files:
             key = path.relative_to(self.path).as_posix()
-            image = read_image(path)
+            image = _read_or_skip(path)
             if image is None:
                 self.corrupt_frames += 1
                 self.skipped.append(key)
-                logger.warning("%s: skipped, not a readable image", path)
                 continue
             yield Frame(image, index=index, key=key)
             index += 1

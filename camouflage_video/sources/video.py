@@ -13,7 +13,7 @@ import numpy as np
 
 from camouflage_video.errors import InputError, InputNotFoundError
 from camouflage_video.frame import Frame
-from camouflage_video.sources.base import ColorTags, Source, SourceInfo
+from camouflage_video.sources.base import ColorTags, Source, SourceInfo, check_picture_size
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class VideoFileSource(Source):
                 detail = f"only {', '.join(kinds)} streams" if kinds else "no streams"
                 raise InputError(f"{self.path}: has no video stream ({detail})")
             self._stream = self._container.streams.video[0]
+            check_picture_size(self.path, self._stream.codec_context.width, self._stream.codec_context.height)
             self._stream.thread_type = "AUTO"
             if threads:
                 self._stream.codec_context.thread_count = threads
