@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   camouflage-video evaluate clip.mp4 clip_anonymized.mp4 --report report.html --json metrics.json
   camouflage-video evaluate raw/ anonymized/ --report report.html --fail-on-leak
   camouflage-video evaluate photo.jpg photo_anonymized.jpg --gallery faces/   # distractor identities for rank-1
+  camouflage-video evaluate people/ people_anonymized/ --attack-gallery candidates/   # attacker who owns the tool
 
 exit status: 0 done, 1 error, 2 bad usage, 3 a leak was found and --fail-on-leak was given, 130 interrupted
 """
@@ -21,6 +22,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
     from camouflage_video.evaluation.evaluator import LEAK_RULES
     from camouflage_video.evaluation.pairing import PAIR_BY
     from camouflage_video.evaluation.recognizers import RECOGNIZERS
+    from camouflage_video.pipelines.classic import METHODS
 
     p = commands.add_parser(
         "evaluate",
@@ -88,6 +90,42 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         metavar="PATH",
         help="facer FaRL CelebA attribute weights (.safetensors) for attribute agreement",
     )
+    a = p.add_argument_group(
+        "tool-aware attack",
+        "An attacker who owns the tool anonymizes candidate photos of known people the same way and searches "
+        "each anonymized face among them (rank-1, against chance and against solid fill as the floor). "
+        "Identities: identities.csv (file,identity[,source]) in a folder, else file names (kit_harington_2.jpg "
+        "is kit_harington).",
+    )
+    a.add_argument("--attack-gallery", metavar="DIR", help="candidate photos of known people, one face each")
+    a.add_argument(
+        "--attack-method",
+        choices=METHODS,
+        default="blur",
+        help="how the candidates are anonymized: the method the output was made with (default: blur)",
+    )
+    a.add_argument(
+        "--attack-mask-scale",
+        type=float,
+        metavar="SCALE",
+        help="--mask-scale the output was made with (default: --null-scale)",
+    )
+    a.add_argument(
+        "--attack-anonymized",
+        metavar="DIR",
+        help="the candidates already anonymized (same relative paths), by any method or tool",
+    )
+    a.add_argument(
+        "--attack-identities",
+        metavar="CSV",
+        help="who each candidate is (default: the gallery's identities.csv, else file names)",
+    )
+    a.add_argument(
+        "--identities",
+        metavar="CSV",
+        help="who the largest face of each original image is (default: the original folder's identities.csv, "
+        "else file names)",
+    )
     d = p.add_argument_group("analysis")
     d.add_argument(
         "--step", type=int, default=1, metavar="N", help="analyse every Nth video frame (default: 1, every frame)"
@@ -131,6 +169,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         mask_scale=args.mask_scale,
         gallery=args.gallery,
         attribute_model=args.attribute_model,
+        attack_gallery=args.attack_gallery,
+        attack_method=args.attack_method,
+        attack_mask_scale=args.attack_mask_scale,
+        attack_anonymized=args.attack_anonymized,
+        attack_identities=args.attack_identities,
+        identities=args.identities,
         thumbnails=not args.no_thumbnails,
     )
     result = evaluate(
@@ -168,10 +212,17 @@ def summary_line(s: dict) -> str:
         below = f" ({pct(s['threshold_reidentification_rate'])} below the threshold alone)"
     small = s["small_faces"]
     small_text = f", {small['faces']} under {small['min_face_size']} px" if small["faces"] else ""
+    attack = s.get("attack")
+    attack_text = ""
+    if attack:
+        attack_text = (
+            f"; tool-aware attack ({attack['method']}): rank-1 {pct(attack['rank1_rate'])} of {attack['probes']} "
+            f"probes, chance {pct(attack['chance'])}, solid {pct(attack['solid_rank1_rate'])} ({attack['verdict']})"
+        )
     return (
         f"{s['verdict'].upper()}: {s['faces']} faces{small_text}, re-identification "
         f"{pct(s['reidentification_rate'])}{below}, rank-1 {pct(s['rank1_rate'])} of {s['gallery_identities']} "
-        f"identities, {s['leaks']} leaks, still detected {pct(s['detected_rate'])}"
+        f"identities, {s['leaks']} leaks, still detected {pct(s['detected_rate'])}{attack_text}"
     )
 
 

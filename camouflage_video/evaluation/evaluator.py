@@ -22,6 +22,7 @@ from camouflage_video import __version__
 from camouflage_video.annotators.faces import CenterFaceDetector
 from camouflage_video.annotators.tracking import FaceTracker
 from camouflage_video.errors import ConfigError, InputError, InputNotFoundError
+from camouflage_video.evaluation.attack import Candidates, Labels, attack_summary, tool_anonymizer
 from camouflage_video.evaluation.attributes import AttributeAgreement, AttributeModel
 from camouflage_video.evaluation.metrics import (
     distance_summary,
@@ -75,6 +76,17 @@ class EvaluationConfig:
             and shown apart, never dropped); ``None`` keeps the recognizer's (20 for dlib).
         gallery: Folder of extra face photos (one identity each) added as distractors to the gallery.
         attribute_model: Local weights of facer's FaRL CelebA attribute classifier (safetensors).
+        attack_gallery: Folder of candidate photos of known people for the tool-aware attack (see
+            :mod:`.attack`): each is anonymized like the footage and every labelled face of the footage
+            is searched among them; identities from its ``identities.csv`` or the file names.
+        attack_method: Classic method the candidates are anonymized with (the tool's default, ``blur``).
+        attack_mask_scale: Mask scale of that anonymization; ``None`` takes ``null_scale``.
+        attack_anonymized: Folder of the candidates already anonymized (same relative paths), by any method
+            or tool; replaces ``attack_method``.
+        attack_identities: CSV (``file``, ``identity``) naming the candidates; default: the gallery's own
+            ``identities.csv``, else the file names.
+        identities: CSV (``file``, ``identity``, optional ``source``) naming who the largest face of each
+            original image is; default: the original folder's ``identities.csv``, else the file names.
         thumbnails: Put face crops in the report (disable to share a report without any face pixels).
         max_thumbnails: Leak thumbnails kept (one per track, the closest matches first).
         worst_cases: Faces shown side by side as the worst cases.
@@ -101,6 +113,12 @@ class EvaluationConfig:
     min_face_size: int | None = None
     gallery: str | None = None
     attribute_model: str | None = None
+    attack_gallery: str | None = None
+    attack_method: str = "blur"
+    attack_mask_scale: float | None = None
+    attack_anonymized: str | None = None
+    attack_identities: str | None = None
+    identities: str | None = None
     thumbnails: bool = True
     max_thumbnails: int = 48
     worst_cases: int = 8
@@ -124,6 +142,10 @@ class EvaluationConfig:
             raise ConfigError(f"min_recovery must be within [0, 1], got {self.min_recovery}")
         if self.min_face_size is not None and self.min_face_size < 0:
             raise ConfigError(f"min_face_size must be >= 0, got {self.min_face_size}")
+        if self.attack_mask_scale is not None and not 0.5 <= self.attack_mask_scale <= 5:
+            raise ConfigError(f"attack_mask_scale must be within 0.5..5, got {self.attack_mask_scale}")
+        if (self.attack_anonymized or self.identities or self.attack_identities) and not self.attack_gallery:
+            raise ConfigError("attack_anonymized, attack_identities and identities need attack_gallery")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -223,6 +245,7 @@ class EvaluationResult:
     worst_cases: list[FaceCase] = field(default_factory=list)
     extra_faces: int = 0
     interrupted: bool = False
+    attack: dict | None = None
 
     @property
     def leaks(self) -> list[FaceRecord]:
@@ -319,6 +342,7 @@ class EvaluationResult:
             "warping_error": summarize_warping(self.warping),
             "fidelity_outside_faces": self.fidelity,
             "attributes": self.attributes,
+            "attack": self.attack,
         }
 
     def to_dict(self) -> dict:
@@ -439,6 +463,7 @@ class Evaluator:
         self.attribute_model = attribute_model
         self.warping = FlowWarpingError(config.analysis_size)
         self._gallery: tuple[np.ndarray, int, list[str]] | None = None
+        self._candidates: Candidates | None = None
 
     def run(
         self,
@@ -457,7 +482,9 @@ class Evaluator:
         """
         with PairedInputs(original, anonymized, self.config.pair_by) as pairs:
             self.gallery_distractors()  # a bad gallery fails now, not after the whole input
-            run = _Run(self, pairs)
+            self.attack_candidates()
+            run = _Run(self, pairs, _probe_labels(self.config, original))
+            run.original_name = Path(original).name
             try:
                 run.consume(progress)
             except KeyboardInterrupt:
@@ -469,6 +496,22 @@ class Evaluator:
         if self._gallery is None:
             self._gallery = self._load_gallery()
         return self._gallery
+
+    def attack_candidates(self) -> Candidates | None:
+        """The tool-aware attacker's candidates (``config.attack_gallery``), anonymized and embedded once."""
+        config = self.config
+        if config.attack_gallery and self._candidates is None:
+            scale = config.null_scale if config.attack_mask_scale is None else config.attack_mask_scale
+            self._candidates = Candidates.build(
+                config.attack_gallery,
+                self.recognizer,
+                self.detector,
+                None if config.attack_anonymized else tool_anonymizer(config.attack_method, mask_scale=scale),
+                anonymized_folder=config.attack_anonymized,
+                null_scale=config.null_scale,
+                identities_csv=config.attack_identities,
+            )
+        return self._candidates
 
     def _load_gallery(self) -> tuple[np.ndarray, int, list[str]]:
         folder = self.config.gallery
@@ -497,7 +540,7 @@ class Evaluator:
 class _Run:
     """State of one evaluation pass (kept apart from the reusable :class:`Evaluator`)."""
 
-    def __init__(self, evaluator: Evaluator, pairs: PairedInputs) -> None:
+    def __init__(self, evaluator: Evaluator, pairs: PairedInputs, labels: Labels | None = None) -> None:
         config = evaluator.config
         self.evaluator, self.pairs, self.config = evaluator, pairs, config
         self.recognizer = recognizer = evaluator.recognizer
@@ -511,8 +554,14 @@ class _Run:
         # The null version: the anonymized frame with every face region filled black, as a solid anonymizer
         # with the same mask would leave it. It holds no facial information, only the context around it.
         self.null_fill = (
-            ClassicObfuscator("solid", mask_scale=config.null_scale) if config.leak_rule == "null" else None
+            ClassicObfuscator("solid", mask_scale=config.null_scale)
+            if config.leak_rule == "null" or config.attack_gallery
+            else None
         )
+        # The tool-aware attack's probes: the largest face of each labelled image or frame.
+        self.labels = labels
+        self.probes: list[tuple[str, str | None, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.original_name: str | None = None  # the key of a video's frames (or of a single image)
         self.step = config.step if self.is_video else 1
         self.tracker = None
         if self.is_video:
@@ -617,8 +666,17 @@ class _Run:
             versions.append(null)
         emb_o, emb_a, *emb_n = recognizer.embed_versions(original, versions, faces)
         distances = recognizer.rowwise_distance(emb_o, emb_a)
-        nulls = recognizer.rowwise_distance(emb_o, emb_n[0]) if emb_n else None
-        recoveries = recognizer.recovery(emb_o, emb_a, emb_n[0]) if emb_n else None
+        calibrated = config.leak_rule == "null"
+        nulls = recognizer.rowwise_distance(emb_o, emb_n[0]) if calibrated else None
+        recoveries = recognizer.recovery(emb_o, emb_a, emb_n[0]) if calibrated else None
+        if self.labels is not None:
+            key = pair.key if pair.key in self.labels.identity else self.original_name
+            if key in self.labels.identity:
+                areas = (faces.xyxy[:, 2] - faces.xyxy[:, 0]) * (faces.xyxy[:, 3] - faces.xyxy[:, 1])
+                i = int(np.argmax(areas))
+                self.probes.append(
+                    (self.labels.identity[key], self.labels.source.get(key), emb_o[i], emb_a[i], emb_n[0][i])
+                )
         min_size = self.calibration["min_face_size"]
         if self.attributes is not None:
             model = self.evaluator.attribute_model
@@ -775,4 +833,24 @@ class _Run:
             worst_cases=worst_cases,
             extra_faces=self.extra_faces,
             interrupted=self.interrupted,
+            attack=self._attack(),
         )
+
+    def _attack(self) -> dict | None:
+        candidates = self.evaluator.attack_candidates()
+        if candidates is None:
+            return None
+        config = self.config
+        method = f"given ({config.attack_anonymized})" if config.attack_anonymized else config.attack_method
+        return attack_summary(self.recognizer, candidates, self.probes, method)
+
+
+def _probe_labels(config: EvaluationConfig, original: str | os.PathLike[str]) -> Labels | None:
+    """Who the largest face of each original image (or of a video's frames) is, for the attack."""
+    if not config.attack_gallery:
+        return None
+    path = Path(original)
+    if path.is_dir():
+        names = [p.relative_to(path).as_posix() for p in list_images(path)]
+        return Labels.read(path, names, config.identities)
+    return Labels.read(path.parent, [path.name], config.identities)

@@ -119,6 +119,7 @@ def render_report(result: EvaluationResult) -> str:
         f'<div class="verdict verdict-{verdict}" id="verdict">{esc(verdict_text)}</div>{interrupted}</header>',
         _summary_section(result, summary),
         _reid_section(result, summary),
+        _attack_section(result),
         _tracks_section(result),
         _leak_section(result),
         _worst_section(result),
@@ -226,6 +227,33 @@ def _summary_section(result: EvaluationResult, s: dict) -> str:
     ]
     body = "".join(f"<tr><th>{name}</th><td>{value}</td><td class=note>{note}</td></tr>" for name, value, note in rows)
     return f'<section id="summary"><h2>Summary</h2><table class="summary">{body}</table></section>'
+
+
+def _attack_section(result: EvaluationResult) -> str:
+    a = result.attack
+    if not a:
+        return ""
+    verdict = {
+        "above-floor": ('<p class="bad">The attacker identifies people more often than chance or solid fill allow '
+                        f"(p = {a.get('p_value_above_floor', 1):.3f}): the obfuscation keeps identity.</p>"),
+        "at-floor": '<p class="good">The attacker does no better than chance or solid fill.</p>',
+        "no-probes": '<p class="note">No labelled face has a candidate of the same identity: nothing to attack.</p>',
+    }[a["verdict"]]
+    rows = "".join(
+        f"<tr><td>{label}</td><td class=num>{_fmt(a[key], percent=True)}</td></tr>"
+        for label, key in (
+            (f"anonymized with {html.escape(str(a['method']))} (the attack)", "rank1_rate"),
+            ("solid fill on both sides (the floor)", "solid_rank1_rate"),
+            ("chance (1 / identities)", "chance"),
+            ("unanonymized (what the attack does without the tool)", "clear_rank1_rate"),
+        )
+    )
+    return (
+        '<section id="attack"><h2>Attacker who owns the tool</h2>'
+        f'<p class="note">{a["candidates"]} candidate photos of {a["identities"]} people, anonymized the same way; '
+        f"each of {a['probes']} labelled anonymized faces searched among them (dlib rank-1).</p>{verdict}"
+        f"<table><tr><th>Rank-1 identification</th><th>Rate</th></tr>{rows}</table></section>"
+    )
 
 
 def _reid_section(result: EvaluationResult, s: dict) -> str:
