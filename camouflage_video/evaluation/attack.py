@@ -141,7 +141,8 @@ class Candidates:
             areas = (faces.xyxy[:, 2] - faces.xyxy[:, 0]) * (faces.xyxy[:, 3] - faces.xyxy[:, 1])
             largest: Faces = faces[int(np.argmax(areas))]
             if anonymized_folder is not None:
-                other = read_image(Path(anonymized_folder) / name)
+                target = _same_path(Path(anonymized_folder), name)
+                other = read_image(target) if target is not None else None
                 if other is None or other.shape != image.shape:
                     raise InputError(f"{Path(anonymized_folder) / name}: missing or not the size of {path}")
             elif anonymizer is not None:
@@ -159,6 +160,15 @@ class Candidates:
         if not files:
             raise InputError(f"{root}: no face found in any attack gallery image")
         return cls(files, identities, np.stack(clear), np.stack(anonymized), np.stack(black))
+
+
+def _same_path(folder: Path, name: str) -> Path | None:
+    """``folder/name``, else the file of ``folder`` with the same path but another image extension."""
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    stem = exact.with_suffix("")
+    return next((p for p in sorted(stem.parent.glob(stem.name + ".*")) if p.with_suffix("") == stem), None)
 
 
 def rank1(

@@ -77,6 +77,7 @@ def test_identity_comes_from_the_file_name_without_its_number(name, identity):
     assert identity_from_name(name) == identity
 
 
+@pytest.mark.slow
 def test_an_output_that_keeps_faces_is_identified_far_above_chance(recognizer, people):
     config = EvaluationConfig(attack_gallery=str(people["gallery"]), attack_anonymized=str(people["gallery"]))
     result = Evaluator(config, recognizer=recognizer).run(people["probes"], people["probes"])
@@ -89,6 +90,7 @@ def test_an_output_that_keeps_faces_is_identified_far_above_chance(recognizer, p
     assert attack["verdict"] == "above-floor"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["solid", "blur"])
 def test_the_tool_anonymizing_candidates_the_same_way_leaves_the_attacker_at_the_floor(recognizer, people, method):
     anonymized = anonymize_folder(people["probes"], people["root"] / f"probes_{method}", method)
@@ -103,6 +105,7 @@ def test_the_tool_anonymizing_candidates_the_same_way_leaves_the_attacker_at_the
     assert attack["verdict"] == "at-floor"
 
 
+@pytest.mark.slow
 def test_a_probes_own_source_photo_is_left_out_of_its_search(recognizer, people, tmp_path):
     # The probe is the candidate photo itself: found at once, unless its source is named.
     probes = tmp_path / "probes"
@@ -121,6 +124,7 @@ def test_a_probes_own_source_photo_is_left_out_of_its_search(recognizer, people,
     assert attack["verdict"] == "no-probes"
 
 
+@pytest.mark.slow
 def test_cli_reports_the_attack_in_its_summary_and_json(people, tmp_path):
     anonymized = anonymize_folder(people["probes"], tmp_path / "anonymized", "blur")
     metrics = tmp_path / "m.json"
