@@ -447,7 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         pressed = _count_interrupts()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if pressed:  # the process is on its way out: a press now would kill it with a traceback
+        if pressed and argv is None:
+            # Run as the program and on its way out: a press now would kill it with a traceback, or once
+            # Python's finalization has put the default handler back, with exit status -2 instead of 130.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        elif pressed:
             signal.signal(signal.SIGINT, InterruptOnce(raises=0, first=pressed))
 
 

@@ -26,6 +26,7 @@ from camouflage_video.config import AnonymizeConfig
 from camouflage_video.dataset.manifest import config_hash
 from camouflage_video.dataset.worker import FileWorker, Task, mark_failed, new_record, one_line
 from camouflage_video.errors import ConfigError, ModelError
+from camouflage_video.interrupts import InterruptOnce
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ OnFrames = Callable[[int], None]
 
 class Interrupts:
     """Ctrl-C handling for a dataset run: the first press stops handing out files and lets the files in
-    flight finish (their outputs and records stay valid); the second aborts them.
+    flight finish (their outputs and records stay valid); the second aborts them; later ones only wait.
 
     Outside the main thread signals cannot be caught, and a Ctrl-C simply raises there as usual.
 
@@ -57,8 +58,10 @@ class Interrupts:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.count += 1
-        if self.count > 1:
+        if self.count == 2:
             raise KeyboardInterrupt
+        if self.count > 2:  # the abort is under way: a third press must not cut the manifest's last records
+            logger.warning("already aborting: recording what finished (kill -9 loses it)")
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
@@ -68,6 +71,8 @@ class Interrupts:
 
     def __exit__(self, *exc: object) -> None:
         if self._installed:
+            if isinstance(self._previous, InterruptOnce) and self.count:
+                self._previous.count += self.count  # the caller's handler knows we are stopping: it only counts
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
 

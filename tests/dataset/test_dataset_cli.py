@@ -204,6 +204,28 @@ def test_ctrl_c_finishes_the_files_in_flight_and_resume_does_the_rest(tree: Path
     _check_resumed(tree, out)
 
 
+def test_repeated_ctrl_c_aborts_without_losing_the_finished_records(tree: Path, tmp_path: Path) -> None:
+    """Presses in quick succession: the second aborts the files in flight, the later ones only wait."""
+    import time
+
+    out = tmp_path / "anonymized"
+    proc = start_cli("dataset", str(tree), str(out), "--workers", "2", *FAST)
+    _wait_for_done(out, proc)
+    for _ in range(12):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.03)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not partial_files(out)
+    records = latest(out)
+    assert any(r["status"] == "done" for r in records.values())
+    for record in records.values():
+        if record["status"] == "done":
+            assert (out / record["output"]).stat().st_size == record["output_size"]
+    _check_resumed(tree, out)
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
