@@ -312,7 +312,7 @@ def test_a_restream_server_that_never_answers_the_handshake_fails_in_time(sample
         port = silent.getsockname()[1]
         t0 = time.monotonic()
         result = run_cli("anonymize", str(sample_clip), "-o", f"rtmp://user:{SECRET}@127.0.0.1:{port}/live/anon",
-                         "-o", str(tmp_path / "rec.mp4"), "-q", timeout=60)
+                         "-o", str(tmp_path / "rec.mp4"), "--open-timeout", "5", "-q", timeout=60)
         elapsed = time.monotonic() - t0
     assert result.returncode == 1
     assert result.stderr == (
@@ -327,7 +327,7 @@ def test_a_restream_server_that_stalls_after_the_handshake_fails_in_time(sample_
     with StallingRtmpServer().start() as server:
         t0 = time.monotonic()
         result = run_cli("anonymize", str(sample_clip), "-o", server.url(SECRET), "-o", str(tmp_path / "rec.mp4"),
-                         "-q", timeout=60)
+                         "--open-timeout", "5", "-q", timeout=60)
         elapsed = time.monotonic() - t0
     assert server.stalled == 1
     assert result.returncode == 1
@@ -361,7 +361,7 @@ def test_a_restream_that_stalls_at_a_reconnect_keeps_the_run_alive_and_stoppable
     relay = RtmpRelay(tmp_path / "nginx").start()
     stall = StallingRtmpServer(relay.port)
     tool = start_cli(camera.url(), "-o", relay.url(SECRET), "-o", str(recording), "--stats", str(stats),
-                     "--stats-interval", "0.5")
+                     "--stats-interval", "0.5", "--open-timeout", "5")
 
     def frames_out() -> int:
         try:

@@ -129,7 +129,9 @@ def test_a_slow_consumer_gets_fresh_frames_and_drops_are_counted(camera: RtspCam
                 break
         counters = src.counters()
     assert counters["frames_dropped"] >= 12 * (delay / 0.04 - 1) * 0.5
-    assert max(ages[2:]) < 0.1, f"stale frames reached the consumer: {ages}"
+    # A frame that waited in a queue behind the consumer would be at least one delay (0.25 s) old; the bound
+    # leaves room for a loaded 2-core machine (0.13 s was seen under load) and still catches that.
+    assert max(ages[2:]) < 0.2, f"stale frames reached the consumer: {ages}"
 
 
 def test_a_webcam_is_opened_through_v4l2_with_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
