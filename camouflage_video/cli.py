@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that anonymizes (``anonymize``, ``dataset``)."""
     from camouflage_video.config import ALL_METHODS
+    from camouflage_video.config import AnonymizeConfig as defaults
 
     g = parser.add_argument_group("anonymization")
     g.add_argument("--method", choices=ALL_METHODS, default="blur", help="how faces are anonymized (default: blur)")
@@ -118,8 +119,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--shape", choices=("ellipse", "box"), default="ellipse", help="mask shape (default: ellipse)")
     g.add_argument("--on-error", choices=("fallback", "fail"), default="fallback",
                    help="a frame that fails: pixelate it whole (default) or stop with nothing written")
-    from camouflage_video.config import AnonymizeConfig as defaults
-
     g.add_argument("--verify", action=argparse.BooleanOptionalAction, default=defaults.verify,
                    help="check every face track with a face recognizer against its original and obfuscate more "
                    "strongly (up to solid) those it still recognises; faces too small to check become solid "
@@ -137,6 +136,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--hold-frames", type=int, default=10,
                    help="frames a lost face track stays obfuscated at its predicted place (default: 10)")
     d.add_argument("--no-track", action="store_true", help="detect frame by frame without tracking")
+    d.add_argument("--look-ahead", type=float, default=defaults.look_ahead, metavar="S",
+                   help="seconds of a file held back so each face is covered from the frame it first shows in, "
+                   f"not only from its first detection; 0 disables; live streams never wait (default: "
+                   f"{defaults.look_ahead:g})")
     d.add_argument("--detector-model", metavar="PATH", help="another CenterFace ONNX file")
     d.add_argument("--detector-backend", choices=("auto", "onnxruntime", "opencv"), default="auto",
                    help="runtime for the detector; both give the same boxes (default: auto, onnxruntime if installed)")
@@ -308,6 +311,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfi
         detector_model=args.detector_model,
         detector_backend=args.detector_backend,
         generative=_generative_from_args(args),
+        look_ahead=args.look_ahead,
         verify=args.verify,
         verify_margin=args.verify_margin,
         verify_every=args.verify_every,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
@@ -37,6 +38,9 @@ class AnonymizeConfig:
         detector_model: Path to another CenterFace ONNX file.
         detector_backend: ``auto``, ``onnxruntime`` or ``opencv`` (same boxes; onnxruntime is faster).
         generative: Options of the generative methods (model ids, steps, seeds, ...), see their config.
+        look_ahead: Seconds of a file's frames held back so a face is covered from the frame it first shows
+            in, not from its first detection (carried back, gaps interpolated); 0 disables. Live sources
+            never wait.
         verify: Check each face track's anonymized face against its original with a face recognizer and
             escalate those that do not clear ``verify_margin`` (see ``pipelines.verify``).
         verify_margin: Highest identity recovery a checked face may keep (``evaluate`` calls 0.5 a leak).
@@ -61,6 +65,7 @@ class AnonymizeConfig:
     detector_model: str | None = None
     detector_backend: str = "auto"
     generative: dict[str, Any] = field(default_factory=dict)
+    look_ahead: float = 1.0
     verify: bool = True
     verify_margin: float = 0.25
     verify_every: int = 50
@@ -72,6 +77,8 @@ class AnonymizeConfig:
             raise ConfigError(f"on_error must be 'fallback' or 'fail', got {self.on_error!r}")
         if self.hold_frames < 0:
             raise ConfigError(f"hold_frames must be >= 0, got {self.hold_frames}")
+        if not 0 <= self.look_ahead <= 10:
+            raise ConfigError(f"look_ahead must be within 0..10 seconds, got {self.look_ahead}")
 
     def with_options(self, **changes: Any) -> AnonymizeConfig:
         return replace(self, **changes)
@@ -136,6 +143,11 @@ class StageCache:
         annotators: list[Annotator] = [detector]
         if self.config.track and info.kind in ("video", "stream"):
             annotators.append(FaceTracker(fps=info.fps, hold_frames=self.config.hold_frames))
+        if self.config.look_ahead > 0 and info.kind == "video" and not info.live:
+            from camouflage_video.annotators.backfill import Backfill
+
+            fps = float(info.fps) if info.fps else 25.0
+            annotators.append(Backfill(look_ahead=max(1, math.ceil(self.config.look_ahead * fps))))
         return annotators + extra, anonymizer
 
 

@@ -1,9 +1,12 @@
 """Moves frames through the stages: source → annotators → anonymizer → sinks.
 
 Decoding, processing and encoding run in three threads joined by bounded queues, so they overlap and
-memory stays constant on any length of input. Fail closed: a frame whose annotation or anonymization
-raises gets the whole-frame fallback (or stops the run with ``on_error="fail"``); the original pixels
-never reach a sink. Ctrl-C stops reading, finishes the frames in flight and finalizes the outputs.
+memory stays constant on any length of input. For files, annotated frames can be held back a little
+(``look_ahead`` of annotators such as Backfill) so that later frames revise them before they are anonymized:
+a face is then covered from the frame it first shows in. Fail closed: a frame whose annotation or
+anonymization raises gets the whole-frame fallback (or stops the run with ``on_error="fail"``); the original
+pixels never reach a sink. Ctrl-C stops reading, finishes the frames in flight and finalizes the outputs
+(frames still held back for look-ahead are not written).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 _END = object()
 QUEUE_BYTES = 128 * 2**20  # RGB pixels each queue between stages may hold
+LOOK_AHEAD_BYTES = 256 * 2**20  # RGB pixels held back for annotators that revise earlier frames
+_FAILED = "runner.failed"  # FrameContext.extras key: this frame's annotation failed, it gets the fallback
 
 
 class Runner:
@@ -81,6 +86,13 @@ class Runner:
         self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._ended = False
+        # Look-ahead: annotators that revise earlier frames (Backfill) get that many frames held back.
+        # Live sources never wait; held frames count against the same memory bound as the queues.
+        self._revisers = [a for a in self.annotators if getattr(a, "look_ahead", 0) > 0]
+        wanted = max((a.look_ahead for a in self._revisers), default=0)
+        frame_bytes = max(1, source.info.width * source.info.height * 3)
+        self._look_ahead = 0 if source.info.live else min(wanted, max(1, LOOK_AHEAD_BYTES // frame_bytes))
+        self._held: list[FrameContext] = []
 
     def run(self) -> RunStats:
         """Process everything; returns the stats. Re-raises KeyboardInterrupt after finalizing."""
@@ -93,9 +105,9 @@ class Runner:
         interrupted = False
         try:
             while batch := self._next_batch():
-                for frame, image in zip(batch, self._process(batch), strict=True):
-                    self._put(self._processed, (frame, image))
-                    bar.update(1)
+                self._emit(self._hold_back(self._annotate(batch)), bar)
+            self._emit(self._held, bar)  # the end: nothing later can revise them
+            self._held = []
         except KeyboardInterrupt:
             interrupted = self.stats.interrupted = True
         except BaseException as exc:  # noqa: BLE001 - finalize (discard) the outputs, then re-raise it
@@ -130,44 +142,89 @@ class Runner:
             self._failure = self._failure or exc
         self._put(self._decoded, _END)
 
-    def _process(self, frames: list[Frame]) -> list[np.ndarray]:
-        """Annotate the frames and anonymize them in one call; any failure gives all of them the fallback."""
+    def _annotate(self, frames: list[Frame]) -> list[FrameContext]:
+        """Run every annotator on each frame; a frame whose annotation fails is marked for the fallback."""
         stats = self.stats
         stats.frames_in += len(frames)
         contexts = [FrameContext(frame) for frame in frames]
-        try:
-            for ctx in contexts:
+        for ctx in contexts:
+            try:
                 for annotator in self.annotators:
                     t0 = time.perf_counter()
                     annotator.annotate(ctx)
                     stats.seconds[annotator.name] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            if len(contexts) == 1:
-                images = [self.anonymizer(contexts[0])]
-            else:
-                images = list(self.anonymizer.process_batch(contexts))
-            stats.seconds["anonymize"] += time.perf_counter() - t0
-            if len(images) != len(frames):
-                raise ProcessingError(f"{self.anonymizer.name} returned {len(images)} images for {len(frames)} frames")
-            for frame, image in zip(frames, images, strict=False):  # lengths checked just above
-                if image.shape != frame.image.shape or image.dtype != np.uint8:
-                    raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
-        except Exception as exc:
-            if self.on_error == "fail":
-                raise ProcessingError(f"frame {frames[0].index}: {type(exc).__name__}: {exc}") from exc
-            images = []
-            for frame in frames:
-                logger.warning("frame %d: %s: %s; writing the fallback frame", frame.index, type(exc).__name__, exc)
-                stats.fallback_frames += 1
-                stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
-                images.append(fallback_image(frame.image))
+            except Exception as exc:  # noqa: BLE001 - fail closed: the frame gets the fallback (or the run stops)
+                self._fail(ctx.frame, exc)
+                ctx.extras[_FAILED] = exc
+        return contexts
+
+    def _hold_back(self, contexts: list[FrameContext]) -> list[FrameContext]:
+        """With look-ahead (files only), keep the newest frames back so later ones can revise them (faces
+        carried back to the frame they appeared in); returns the frames that are ready to anonymize."""
+        if not self._look_ahead:
+            return contexts
+        ready = []
+        for ctx in contexts:
+            if _FAILED not in ctx.extras:
+                t0 = time.perf_counter()
+                try:
+                    for reviser in self._revisers:
+                        reviser.revise(ctx, self._held)
+                except Exception as exc:  # noqa: BLE001 - fail closed, as above
+                    self._fail(ctx.frame, exc)
+                    ctx.extras[_FAILED] = exc
+                self.stats.seconds["backfill"] += time.perf_counter() - t0
+            self._held.append(ctx)
+            if len(self._held) > self._look_ahead:
+                ready.append(self._held.pop(0))
+        return ready
+
+    def _emit(self, contexts: list[FrameContext], bar) -> None:  # noqa: ANN001 - tqdm or a stand-in
+        """Anonymize ready frames, at most a batch at a time, and queue them for the writer."""
+        size = max(1, getattr(self.anonymizer, "batch_size", 1))
+        for start in range(0, len(contexts), size):
+            chunk = contexts[start : start + size]
+            for ctx, image in zip(chunk, self._anonymize(chunk), strict=True):
+                self._put(self._processed, (ctx.frame, image))
+                bar.update(1)
+
+    def _anonymize(self, contexts: list[FrameContext]) -> list[np.ndarray]:
+        """Anonymize annotated frames in one call; any failure gives all of them the fallback."""
+        stats = self.stats
+        images: list[np.ndarray | None] = [None] * len(contexts)
+        todo = [i for i, ctx in enumerate(contexts) if _FAILED not in ctx.extras]
+        try:
+            if todo:
+                t0 = time.perf_counter()
+                ctxs = [contexts[i] for i in todo]
+                made = [self.anonymizer(ctxs[0])] if len(ctxs) == 1 else list(self.anonymizer.process_batch(ctxs))
+                stats.seconds["anonymize"] += time.perf_counter() - t0
+                if len(made) != len(ctxs):
+                    raise ProcessingError(f"{self.anonymizer.name} returned {len(made)} images for {len(ctxs)} frames")
+                for i, ctx, image in zip(todo, ctxs, made, strict=True):
+                    if image.shape != ctx.frame.image.shape or image.dtype != np.uint8:
+                        raise ProcessingError(f"{self.anonymizer.name} returned {image.shape} {image.dtype}")
+                    images[i] = image
+        except Exception as exc:  # noqa: BLE001 - fail closed: these frames get the fallback (or the run stops)
+            for i in todo:
+                self._fail(contexts[i].frame, exc)
+                images[i] = None
         for ctx in contexts:
             if ctx.faces is not None and len(ctx.faces):
                 held = int(ctx.faces.held.sum())
                 stats.faces_detected += len(ctx.faces) - held
                 stats.faces_held += held
                 stats.frames_with_faces += 1
-        return images
+        return [fallback_image(ctx.frame.image) if image is None else image for ctx, image in zip(contexts, images,
+                                                                                                    strict=True)]
+
+    def _fail(self, frame: Frame, exc: Exception) -> None:
+        """A frame that failed: stop with ``on_error="fail"``, else count it (it gets the fallback)."""
+        if self.on_error == "fail":
+            raise ProcessingError(f"frame {frame.index}: {type(exc).__name__}: {exc}") from exc
+        logger.warning("frame %d: %s: %s; writing the fallback frame", frame.index, type(exc).__name__, exc)
+        self.stats.fallback_frames += 1
+        self.stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
 
     def _write(self) -> None:
         while True:

@@ -24,7 +24,8 @@ def test_models_are_built_once_and_trackers_per_video() -> None:
     second, again = cache(VIDEO)
     still, _ = cache(IMAGE)
     assert first[0] is second[0] is still[0] and anonymizer is again  # one detector, one anonymizer
-    assert [a.name for a in first] == ["detect", "track"] and first[1] is not second[1]
+    assert [a.name for a in first] == ["detect", "track", "backfill"] and first[1] is not second[1]
+    assert first[2] is not second[2]  # per video too: it remembers the tracks of one input
     assert [a.name for a in still] == ["detect"]  # unrelated images are not tracked
 
 

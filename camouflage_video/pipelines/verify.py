@@ -64,6 +64,7 @@ class _Track:
     level: int
     checked_at: int
     height: float
+    on_detection: bool = True  # checked on a detected face, not on a box predicted or carried back
 
 
 @dataclass
@@ -181,10 +182,12 @@ class VerifiedAnonymizer(Anonymizer):
             level = track.level if track is not None else 0
             if level:
                 self.ladder[level - 1].obfuscate(image, box)
+            detected = not bool(faces.held[i])
             due = (
                 track is None
                 or index - track.checked_at >= self.options.every
                 or height >= track.height * self.options.growth
+                or (detected and not track.on_detection)  # a check of a predicted box does not speak for the face
             )
             if due and level < len(self.ladder):
                 while not self._clears(original, image, faces, i):
@@ -196,7 +199,7 @@ class VerifiedAnonymizer(Anonymizer):
                     if level == len(self.ladder):
                         break  # solid: nothing of the face is left to check
             if due or track is None:
-                track = _Track(level, index, height)
+                track = _Track(level, index, height, on_detection=detected)
             if track_id >= 0:
                 self._tracks[track_id] = track
             elif loose is not None:

@@ -58,7 +58,7 @@ def default_output(source_uri: str, kind: str) -> Path:
         from camouflage_video.sources.sniff import classify
 
         content_format = classify(path).format
-    return path.with_name(f"{path.stem}_anonymized{output_suffix(path.suffix, kind, content_format)}")
+    return path.with_name(f"{path.stem}_anonymized{output_suffix(path.suffix, kind, content_format).lower()}")
 
 
 def open_sink(

@@ -129,6 +129,18 @@ def test_an_untracked_face_is_followed_not_checked_every_frame(recognizer, astro
     assert verified.stats()["verify"]["checks"] == 1
 
 
+def test_a_check_of_a_predicted_box_does_not_stand_for_the_detected_face(recognizer, astronaut):
+    """A box carried back before the first detection is checked, and the face once detected is checked again."""
+    verified = VerifiedAnonymizer(ClassicObfuscator("blur"), recognizer, ladder("solid"))
+    ahead = detected(astronaut, 0)
+    f = ahead.faces
+    ahead.faces = Faces(f.xyxy, np.zeros(len(f)), f.track_ids, np.ones(len(f), bool), f.landmarks)  # held
+    verified(ahead)
+    verified(detected(astronaut, 1))
+    verified(detected(astronaut, 2))
+    assert verified.stats()["verify"]["checks"] == 2
+
+
 def test_a_face_elsewhere_is_a_new_face_to_check(recognizer, astronaut):
     verified = VerifiedAnonymizer(ClassicObfuscator("blur"), recognizer, ladder("solid"))
     verified(detected(astronaut, 0))

@@ -1,0 +1,163 @@
+"""Cover each face from the first frame it is visible in, not from its first detection.
+
+A tracker covers a face from the frame the detector first found it in. Before that (a face entering the
+picture, turning towards the camera, coming out from behind someone) the detector missed it and the frames
+went out with the face in them. For files the runner can wait: it holds the last ``look_ahead`` annotated
+frames before anonymizing them, and :class:`Backfill` revises those frames as later ones arrive:
+
+- a face that appears (a new track, or an untracked detection with nothing near it in the frame before) is
+  carried backwards through the held frames, moving as it moved in its first two frames and growing a
+  little each frame further back, until it would leave the picture;
+- a track re-found after a gap is interpolated across the gap from both sides (the tracker's forward
+  prediction stays as well: covering twice costs little, missing once leaks).
+
+Memory stays bounded: the runner holds at most ``look_ahead`` frames (and at most 256 MiB of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from camouflage_video.annotators.base import Annotator
+from camouflage_video.errors import ConfigError
+from camouflage_video.frame import Faces, FrameContext
+
+#: Growth of a box per frame it is carried back (the tracker grows held boxes the same way), and its cap.
+GROWTH, MAX_GROWTH = 0.05, 1.5
+
+
+@dataclass
+class _Seen:
+    box: np.ndarray
+    index: int
+
+
+class Backfill(Annotator):
+    """Revise held-back frames with what later frames show (see the module docstring).
+
+    Place it after the detector and the tracker. The runner calls :meth:`revise` with every new frame and
+    the frames it still holds, oldest first.
+
+    Args:
+        look_ahead: Frames the runner holds back before anonymizing them; 0 disables back-filling.
+
+    Examples:
+        >>> backfill = Backfill(look_ahead=25)
+        >>> backfill.look_ahead
+        25
+    """
+
+    name = "backfill"
+
+    def __init__(self, look_ahead: int = 25) -> None:
+        if look_ahead < 0:
+            raise ConfigError(f"look_ahead must be >= 0 frames, got {look_ahead}")
+        self.look_ahead = look_ahead
+        self.reset()
+
+    def reset(self) -> None:
+        self._last: dict[int, _Seen] = {}  # each track's last detected (not held) box
+        self._new: list[_Seen] = []  # faces that appeared in the newest frame
+        self.backfilled_boxes = 0
+        self.interpolated_boxes = 0
+
+    def describe(self) -> dict:
+        return {"look_ahead": self.look_ahead, "backfilled_boxes": self.backfilled_boxes,
+                "interpolated_boxes": self.interpolated_boxes}
+
+    def annotate(self, ctx: FrameContext) -> None:
+        """Nothing to add to the frame itself; the work is in :meth:`revise`."""
+
+    def revise(self, ctx: FrameContext, held: Sequence[FrameContext]) -> None:
+        """Carry what ``ctx`` shows back into ``held`` (the frames before it, oldest first)."""
+        faces = ctx.faces if ctx.faces is not None else Faces.empty()
+        index = ctx.frame.index
+        detected = np.flatnonzero(~faces.held)
+        # Faces that appeared one frame ago went back still; now their motion is known, carry them back
+        # along it too (both copies stay: covering twice costs little, missing once leaks).
+        for new in self._new:
+            moved = _nearest(new.box, faces.xyxy[detected].astype(np.float64))
+            if moved is not None and held:
+                self._carry_back(new.box, moved - new.box, held[:-1])
+        self._new = []
+        previous = held[-1].faces if held and held[-1].faces is not None else Faces.empty()
+        for i in detected:
+            box, track_id = faces.xyxy[i].astype(np.float64), int(faces.track_ids[i])
+            last = self._last.get(track_id) if track_id >= 0 else None
+            if last is not None:
+                if index - last.index > 1:
+                    self._interpolate(last, box, index, held)
+                continue
+            if any(_iou(box, other) >= 0.3 for other in previous.xyxy):
+                continue  # seen in the frame before (an untracked detection now confirmed): covered from there
+            self._carry_back(box, np.zeros(4), held)
+            self._new.append(_Seen(box, index))
+        self._remember(ctx)
+
+    def _remember(self, ctx: FrameContext) -> None:
+        faces = ctx.faces
+        if faces is None:
+            return
+        for i in np.flatnonzero(~faces.held & (faces.track_ids >= 0)):
+            self._last[int(faces.track_ids[i])] = _Seen(faces.xyxy[i].astype(np.float64), ctx.frame.index)
+
+    def _carry_back(self, box: np.ndarray, velocity: np.ndarray, held: Sequence[FrameContext]) -> None:
+        for steps, older in enumerate(reversed(held), start=1):
+            h, w = older.frame.image.shape[:2]
+            grown = _grow(box - velocity * steps, min(MAX_GROWTH, 1.0 + GROWTH * steps), w, h)
+            if grown is None:
+                return  # it would be outside the picture: it entered from there
+            _add(older, grown)
+            self.backfilled_boxes += 1
+
+    def _interpolate(self, last: _Seen, box: np.ndarray, index: int, held: Sequence[FrameContext]) -> None:
+        for older in held:
+            f = older.frame.index
+            if not last.index < f < index:
+                continue
+            t = (f - last.index) / (index - last.index)
+            h, w = older.frame.image.shape[:2]
+            between = _grow(last.box * (1 - t) + box * t, 1.0 + GROWTH, w, h)
+            if between is not None:
+                _add(older, between)
+                self.interpolated_boxes += 1
+
+
+def _grow(box: np.ndarray, factor: float, width: int, height: int) -> np.ndarray | None:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    hw, hh = (box[2] - box[0]) * factor / 2, (box[3] - box[1]) * factor / 2
+    clipped = np.clip([cx - hw, cy - hh, cx + hw, cy + hh], 0, [width, height, width, height])
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        return None
+    return clipped
+
+
+def _add(ctx: FrameContext, box: np.ndarray) -> None:
+    """A held box (no track id: the verifier follows it by overlap) added to a frame's faces."""
+    extra = Faces.from_boxes(box[None].astype(np.float32), scores=np.zeros(1), held=np.ones(1, bool))
+    ctx.faces = extra if ctx.faces is None else Faces.concat([ctx.faces, extra])
+
+
+def _nearest(box: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
+    """The candidate that is most likely ``box`` one frame later: of a similar size, its centre within one
+    box size (a fast face overlaps its last position little, so overlap alone would lose it)."""
+    size = max(box[2] - box[0], box[3] - box[1])
+    best, best_distance = None, size
+    for other in candidates:
+        other_size = max(other[2] - other[0], other[3] - other[1])
+        distance = float(np.hypot(*((other[:2] + other[2:]) / 2 - (box[:2] + box[2:]) / 2)))
+        if 0.5 <= other_size / max(size, 1e-6) <= 2 and distance < best_distance:
+            best, best_distance = other, distance
+    return best
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return float(w * h / union) if union > 0 else 0.0
