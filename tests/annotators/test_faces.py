@@ -29,8 +29,8 @@ def test_boxes_map_back_from_the_detection_size(astronaut):
     import cv2
 
     big = cv2.resize(astronaut, (2048, 2048))
-    small = CenterFaceDetector(thresh=0.5, det_size=512).detect(big)
-    full = CenterFaceDetector(thresh=0.5, det_size=512).detect(astronaut)
+    small = CenterFaceDetector(thresh=0.5, det_size=512, min_face=0).detect(big)
+    full = CenterFaceDetector(thresh=0.5, det_size=512, min_face=0).detect(astronaut)
     assert len(small) == len(full) == 1
     assert np.allclose(small.xyxy[0] / 4, full.xyxy[0], atol=4)
 
