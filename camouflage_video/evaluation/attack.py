@@ -72,22 +72,26 @@ class Labels:
 
 
 def tool_anonymizer(method: str = "blur", mask_scale: float = 1.3, shape: str = "ellipse",
-                    thresh: float = 0.2, det_size: int = 960) -> ImageAnonymizer:
-    """What ``camouflage-video anonymize --method METHOD`` does to one photo (its detector, its defaults)."""
-    from camouflage_video.annotators import CenterFaceDetector
+                    thresh: float = 0.2, det_size: int = 960, verify: bool = True) -> ImageAnonymizer:
+    """What ``camouflage-video anonymize --method METHOD`` does to one photo: the same stages (detector,
+    obfuscation and, unless ``verify`` is off, the run-time identity check), built once."""
+    from camouflage_video.config import AnonymizeConfig, StageCache
+    from camouflage_video.frame import Frame, FrameContext
+    from camouflage_video.sources.base import SourceInfo
 
     if method not in METHODS:
         raise ConfigError(f"the attack anonymizes with a classic method ({', '.join(METHODS)}), got {method!r}; "
                           "anonymize the gallery with any other and pass --attack-anonymized")
-    detector = CenterFaceDetector(thresh=thresh, det_size=det_size)
-    obfuscator = ClassicObfuscator(method, mask_scale=mask_scale, shape=shape)
+    stages = StageCache(AnonymizeConfig(method=method, mask_scale=mask_scale, shape=shape, thresh=thresh,
+                                        det_size=det_size, verify=verify))
 
     def anonymize(image: np.ndarray) -> np.ndarray:
-        out = image.copy()
-        faces = detector.detect(image)
-        if len(faces):
-            obfuscator.obfuscate(out, faces.xyxy)
-        return out
+        h, w = image.shape[:2]
+        annotators, anonymizer = stages(SourceInfo(uri="candidate", kind="image", width=w, height=h))
+        ctx = FrameContext(Frame(image, 0))
+        for annotator in annotators:
+            annotator.annotate(ctx)
+        return anonymizer(ctx)
 
     return anonymize
 
