@@ -114,7 +114,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     from camouflage_video.config import AnonymizeConfig as defaults
 
     g = parser.add_argument_group("anonymization")
-    g.add_argument("--method", choices=ALL_METHODS, default="blur", help="how faces are anonymized (default: blur)")
+    g.add_argument("--method", choices=ALL_METHODS, default="blur",
+                   help="how faces are anonymized (default: blur). blur and pixelate paint each face from its "
+                   "surroundings, never from the face; pixelate keeps less margin than blur on faces under 40 px, "
+                   "so prefer blur or solid there; base and light regenerate the scene (GPU)")
     g.add_argument("--mask-scale", type=float, default=1.3, help="grow face boxes by this factor (default: 1.3)")
     g.add_argument("--shape", choices=("ellipse", "box"), default="ellipse", help="mask shape (default: ellipse)")
     g.add_argument("--on-error", choices=("fallback", "fail"), default="fallback",
