@@ -9,9 +9,11 @@ fidelity outside the faces; ``write_report`` renders one self-contained HTML fil
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from pathlib import Path
 
-from camouflage_video.errors import ConfigError
+from camouflage_video.errors import ConfigError, InputError
 from camouflage_video.evaluation.attributes import AttributeAgreement, AttributeModel, FacerAttributeModel
 from camouflage_video.evaluation.evaluator import (
     EvaluationConfig,
@@ -30,6 +32,7 @@ from camouflage_video.evaluation.recognizers import (
     register_recognizer,
 )
 from camouflage_video.evaluation.report import check_writable, render_report, write_json, write_report
+from camouflage_video.preflight import Write, check_writes
 
 __all__ = [
     "RECOGNIZERS",
@@ -66,6 +69,7 @@ def evaluate(
     progress: bool | None = False,
     recognizer: Recognizer | str | None = None,
     attribute_model: AttributeModel | str | os.PathLike[str] | None = None,
+    run_stats: str | os.PathLike[str] | None = None,
     **options: object,
 ) -> EvaluationResult:
     """Evaluate an anonymized video, image or image folder against its original.
@@ -80,6 +84,8 @@ def evaluate(
         recognizer: A recognizer object, or the registered name of one (sets ``config.recognizer``).
         attribute_model: An attribute model object, or the path of facer's weights
             (sets ``config.attribute_model``).
+        run_stats: The ``--stats`` JSON of the run that made ``anonymized``: the report then also says what
+            that run did (verification checks and escalations, fallback frames, faces carried back).
 
     Returns:
         The result; ``result.verdict()`` is ``"leak"`` when any anonymized face still matches its original.
@@ -103,11 +109,18 @@ def evaluate(
             config = dataclasses.replace(config, **options)  # type: ignore[arg-type]
         except TypeError as exc:
             raise ConfigError(f"unknown evaluation option: {exc}") from None
+    reads = [original, anonymized] + ([run_stats] if run_stats is not None else [])
+    check_writes(  # before minutes of work, not after; never over an input
+        [Write(role, Path(path)) for role, path in (("--report", report), ("--json", json_path)) if path is not None],
+        reads=[r for r in reads if "://" not in os.fspath(r)],
+    )
     for path in (report, json_path):
         if path is not None:
-            check_writable(path)  # before minutes of work, not after
+            check_writable(path)
+    run = read_run_stats(run_stats) if run_stats is not None else None
     evaluator = Evaluator(config, recognizer=recognizer, attribute_model=attribute_model)
     result = evaluator.run(original, anonymized, progress=progress)
+    result.run = run
     if report is not None:
         write_report(result, report)
     if json_path is not None:
@@ -115,3 +128,27 @@ def evaluate(
     if result.interrupted:
         raise KeyboardInterrupt
     return result
+
+
+def read_run_stats(path: str | os.PathLike[str]) -> dict:
+    """What the anonymizing run did, from its ``--stats`` JSON: counters only (no paths, no URLs)."""
+    try:
+        stats = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable --stats file ({exc})") from exc
+    if not isinstance(stats, dict) or "frames_out" not in stats:
+        raise InputError(f"{path}: not the --stats JSON of an anonymize run")
+    verify = (stats.get("model") or {}).get("verify")
+    backfill = (stats.get("annotators") or {}).get("backfill") or {}
+    return {
+        "method": stats.get("method"),
+        "frames_out": stats.get("frames_out"),
+        "fallback_frames": stats.get("fallback_frames"),
+        "faces_detected": stats.get("faces_detected"),
+        "faces_held": stats.get("faces_held"),
+        "interrupted": stats.get("interrupted"),
+        "verify": None if verify is None else {k: verify.get(k) for k in (
+            "margin", "checks", "cleared", "escalations", "too_small", "errors", "tracks_escalated", "faces_by_level")},
+        "backfilled_boxes": backfill.get("backfilled_boxes"),
+        "interpolated_boxes": backfill.get("interpolated_boxes"),
+    }

@@ -43,6 +43,9 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         help=f"exit with status {EXIT_LEAK} if any anonymized face is re-identified (see --leak-rule)",
     )
     o.add_argument("--no-thumbnails", action="store_true", help="no face pictures in the report (to share it)")
+    o.add_argument("--run-stats", metavar="JSON",
+                   help="the --stats file of the anonymize run: the report also shows its verification checks, "
+                   "escalations and fallback frames")
     r = p.add_argument_group("recognition")
     r.add_argument(
         "--recognizer",
@@ -184,6 +187,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report=args.report,
         json_path=args.json_path,
         progress=False if args.quiet else None,
+        run_stats=args.run_stats,
     )
     s = result.summary()
     if not args.quiet:

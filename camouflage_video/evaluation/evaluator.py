@@ -246,6 +246,7 @@ class EvaluationResult:
     extra_faces: int = 0
     interrupted: bool = False
     attack: dict | None = None
+    run: dict | None = None  # what the anonymizing run did, from its --stats (see evaluate(run_stats=...))
 
     @property
     def leaks(self) -> list[FaceRecord]:
@@ -343,6 +344,7 @@ class EvaluationResult:
             "fidelity_outside_faces": self.fidelity,
             "attributes": self.attributes,
             "attack": self.attack,
+            "run": self.run,
         }
 
     def to_dict(self) -> dict:

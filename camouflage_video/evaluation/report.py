@@ -120,6 +120,7 @@ def render_report(result: EvaluationResult) -> str:
         _summary_section(result, summary),
         _reid_section(result, summary),
         _attack_section(result),
+        _run_section(result),
         _tracks_section(result),
         _leak_section(result),
         _worst_section(result),
@@ -254,6 +255,34 @@ def _attack_section(result: EvaluationResult) -> str:
         f"each of {a['probes']} labelled anonymized faces searched among them (dlib rank-1).</p>{verdict}"
         f"<table><tr><th>Rank-1 identification</th><th>Rate</th></tr>{rows}</table></section>"
     )
+
+
+def _run_section(result: EvaluationResult) -> str:
+    run = result.run
+    if not run:
+        return ""
+    rows = [
+        ("method", html.escape(str(run["method"]))),
+        ("frames written", _fmt(run["frames_out"])),
+        ("fallback frames (pixelated whole after a failure)", _fmt(run["fallback_frames"])),
+        ("faces carried back before their first detection", _fmt(run["backfilled_boxes"])),
+    ]
+    verify = run.get("verify")
+    if verify:
+        levels = ", ".join(f"{html.escape(str(k))}: {v}" for k, v in (verify.get("faces_by_level") or {}).items())
+        rows += [
+            (f"identity checks (margin {_fmt(verify['margin'])})", _fmt(verify["checks"])),
+            ("cleared", _fmt(verify["cleared"])),
+            ("escalations (stronger obfuscation)", _fmt(verify["escalations"])),
+            ("tracks escalated", _fmt(verify["tracks_escalated"])),
+            ("faces too small to check (filled solid)", _fmt(verify["too_small"])),
+            ("recognizer failures (filled solid)", _fmt(verify["errors"])),
+            ("faces written at each level", levels or "none"),
+        ]
+    else:
+        rows.append(("run-time identity verification", "off"))
+    body = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
+    return f'<section id="run"><h2>What the anonymizing run did</h2><table class="summary">{body}</table></section>'
 
 
 def _reid_section(result: EvaluationResult, s: dict) -> str:

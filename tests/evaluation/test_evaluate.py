@@ -228,8 +228,11 @@ def test_cli_passes_a_pixelated_folder(astronaut_pair, tmp_path):
     [
         (["missing.mp4", "{copy}"], "no such file or directory"),
         (["{original}", "{copy}", "--step", "0"], "step must be >= 1"),
-        (["{original}", "{copy}", "--report", "{tmp}/no/such/dir/r.html"], "output folder does not exist"),
+        (["{original}", "{copy}", "--report", "{tmp}/no/such/dir/r.html"], "--report folder does not exist"),
         (["{original}", "{copy}", "--recognizer", "arcface"], "needs its ONNX file"),
+        (["{original}", "{copy}", "--report", "{copy}"], "the --report is the input"),
+        (["{original}", "{copy}", "--report", "{tmp}/r.html", "--json", "{tmp}/r.html"], "given as both"),
+        (["{original}", "{copy}", "--run-stats", "{original}"], "not a readable --stats file"),
     ],
 )
 def test_cli_errors_are_one_line(astronaut_pair, tmp_path, args, message):
@@ -238,3 +241,20 @@ def test_cli_errors_are_one_line(astronaut_pair, tmp_path, args, message):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_the_report_shows_what_the_anonymizing_run_did(astronaut_pair, tmp_path):
+    anonymized, stats = tmp_path / "anon.png", tmp_path / "stats.json"
+    result = run_cli("anonymize", str(astronaut_pair["original"]), "-o", str(anonymized), "--stats", str(stats))
+    assert result.returncode == 0, result.stderr
+    report, metrics = tmp_path / "r.html", tmp_path / "m.json"
+    result = run_cli("evaluate", str(astronaut_pair["original"]), str(anonymized), "--run-stats", str(stats),
+                     "--report", str(report), "--json", str(metrics), "-q")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(metrics.read_text())["summary"]["run"]
+    expected = json.loads(stats.read_text())["model"]["verify"]
+    assert run["verify"]["checks"] == expected["checks"] >= 1
+    assert run["verify"]["escalations"] == expected["escalations"]
+    html = report.read_text()
+    assert 'id="run"' in html and "identity checks" in html and "escalations" in html
+
