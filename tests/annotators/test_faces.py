@@ -55,7 +55,9 @@ def test_no_faces_on_a_blank_frame(detector):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"thresh": 0}, {"thresh": 1.5}, {"det_size": 16}, {"nms": 0}, {"backend": "tensorflow"}]
+    "kwargs",
+    [{"thresh": 0}, {"thresh": 1.5}, {"det_size": 16}, {"nms": 0}, {"backend": "tensorflow"}, {"min_face": 3},
+     {"window": 100}, {"window": 1000}],
 )
 def test_rejects_bad_options(kwargs):
     with pytest.raises(ConfigError):
@@ -80,3 +82,83 @@ def test_onnxruntime_backend_reports_a_broken_model(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="broken.onnx"):
         CenterFaceDetector(model_path=bad, backend="onnxruntime")
+
+
+def _found(reference: np.ndarray, boxes: np.ndarray) -> bool:
+    """One box of ``boxes`` and ``reference`` contain each other's centres."""
+    rc = (reference[:2] + reference[2:]) / 2
+    dc = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return bool(np.any(np.all((boxes[:, :2] <= rc) & (rc <= boxes[:, 2:]), axis=1)
+                       & np.all((reference[:2] <= dc) & (dc <= reference[2:]), axis=1)))
+
+
+def _shrunk(image: np.ndarray, faces_xyxy: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image downscaled (area-averaged, as a camera sees it) so its faces are about ``height`` px tall."""
+    import cv2
+
+    k = height / np.median(faces_xyxy[:, 3] - faces_xyxy[:, 1])
+    return cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_AREA), faces_xyxy * k
+
+
+def _placed(image: np.ndarray, size: tuple[int, int], at: tuple[int, int]) -> np.ndarray:
+    frame = np.full((size[1], size[0], 3), 127, np.uint8)
+    frame[at[1]:at[1] + image.shape[0], at[0]:at[0] + image.shape[1]] = image
+    return frame
+
+
+@pytest.mark.parametrize("name", ["group/insightface_t1.jpg", "group/facenet_pytorch_multiface.jpg"])
+def test_small_faces_of_real_photos_are_found_in_a_4k_frame(name):
+    """Faces of about 20 px (CenterFace boxes 24 px tall) in a 3840x2160 frame: one det-size pass shrinks them to
+    6 px and misses them, the min-face default finds every one."""
+    photo = read_image(media_file(name))
+    reference = CenterFaceDetector(thresh=0.5, det_size=0, min_face=0).detect(photo).xyxy
+    small, boxes = _shrunk(photo, reference, 24)
+    frame = _placed(small, (3840, 2160), (1337, 911))
+    boxes = boxes + [1337, 911, 1337, 911]
+
+    detector = CenterFaceDetector()
+    found = detector.detect(frame).xyxy
+    assert all(_found(box, found) for box in boxes)
+    assert detector.describe()["min_face"] == 20
+    assert "3840x2160" in detector.describe()["passes"]
+    coarse = CenterFaceDetector(min_face=0).detect(frame).xyxy
+    assert sum(_found(box, coarse) for box in boxes) < len(boxes) / 2
+
+
+def _seam_detector() -> tuple[CenterFaceDetector, tuple[int, int, int, int], tuple[int, int, int, int], float]:
+    """A detector whose 1920x1080 plan has several windows (small ones, to keep the test fast)."""
+    detector = CenterFaceDetector(thresh=0.5, window=512)
+    fine = detector.plan(1920, 1080).passes[0]
+    assert len(fine.windows) > 1
+    return detector, fine.windows[0], fine.windows[1], 1920 / fine.size[0]
+
+
+@pytest.mark.parametrize("where", ["inside the overlap", "on the first window's edge"])
+def test_a_small_face_on_a_window_seam_is_found_once(astronaut, where):
+    """Windows overlap and their boxes merge: the face comes out once, where one window over the frame puts it."""
+    detector, first, second, to_frame = _seam_detector()
+    reference = CenterFaceDetector(thresh=0.5, min_face=0).detect(astronaut).xyxy
+    small, boxes = _shrunk(astronaut, reference, 30)
+    seam_x = (second[0] + first[2]) / 2 if where == "inside the overlap" else first[2]  # fine-pass pixels
+    at = (round(seam_x * to_frame - (boxes[0, 0] + boxes[0, 2]) / 2), 300)  # the face's centre on it
+    frame = _placed(small, (1920, 1080), at)
+    faces = detector.detect(frame)
+    whole = CenterFaceDetector(thresh=0.5).detect(frame)  # the same scale in one window
+    assert len(faces) == len(whole) == 1
+    assert _found(boxes[0] + [at[0], at[1], at[0], at[1]], faces.xyxy)
+    np.testing.assert_allclose(faces.xyxy, whole.xyxy, atol=1.0)
+
+
+def test_a_face_filling_a_4k_frame_is_found(astronaut):
+    """At the min-face scale a face this large is beyond what the network finds; the overview pass finds it."""
+    import cv2
+
+    reference = CenterFaceDetector(thresh=0.5, min_face=0).detect(astronaut).xyxy[0]
+    crop = astronaut[20:220, 120:320]  # the face with a little hair and collar around it
+    k = 2100 / 200
+    frame = _placed(cv2.resize(crop, (2100, 2100)), (3840, 2160), (900, 30))
+    face = (reference - [120, 20, 120, 20]) * k + [900, 30, 900, 30]
+    assert face[3] - face[1] > 1200  # beyond LARGEST_FACE once scaled for min_face
+    detector = CenterFaceDetector(thresh=0.5)
+    assert len(detector.plan(3840, 2160).passes) == 2
+    assert _found(face, detector.detect(frame).xyxy)
