@@ -43,6 +43,18 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def recognizer():
+    """dlib's face recognizer (weights in the face-recognition-models wheel), loaded once per session."""
+    from camouflage_video.errors import MissingDependencyError
+    from camouflage_video.evaluation import DlibRecognizer
+
+    try:
+        return DlibRecognizer()
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 s, 25 fps, 640x360 H.264 + AAC clip of the astronaut's face panning and zooming."""
     from camouflage_video.samples import make_sample_video

@@ -99,20 +99,25 @@ def test_interrupt_finalizes_a_playable_file_with_what_was_processed(sample_clip
     assert audio_end == pytest.approx(float(pts[-1] * tb), abs=0.1)
 
 
-def test_a_second_interrupt_while_finalizing_still_publishes_the_output(sample_clip, tmp_path):
-    """The second Ctrl-C lands inside the MP4's close: the file must still be finalized and published."""
+def _sink_closed_after_a_ctrl_c(path, info):
+    """A real MP4 sink whose close first takes a Ctrl-C: the handler runs in the middle of finalizing."""
     import signal
 
+    sink = open_sink(path, info)
+    real_close = sink.close
+
+    def close_after_ctrl_c(**kwargs):
+        signal.raise_signal(signal.SIGINT)
+        real_close(**kwargs)
+
+    sink.close = close_after_ctrl_c
+    return sink
+
+
+def test_a_second_interrupt_while_finalizing_still_publishes_the_output(sample_clip, tmp_path):
     out = tmp_path / "partial.mp4"
     with VideoFileSource(sample_clip) as src:
-        sink = open_sink(out, src.info)
-        real_close = sink.close
-
-        def close_after_another_ctrl_c(**kwargs):
-            signal.raise_signal(signal.SIGINT)  # the handler runs here, in the middle of finalizing
-            real_close(**kwargs)
-
-        sink.close = close_after_another_ctrl_c
+        sink = _sink_closed_after_a_ctrl_c(out, src.info)
         runner = Runner(src, [sink], [FailOn({12}, KeyboardInterrupt)], ClassicObfuscator())
         with pytest.raises(KeyboardInterrupt):
             runner.run()
@@ -121,18 +126,9 @@ def test_a_second_interrupt_while_finalizing_still_publishes_the_output(sample_c
 
 
 def test_an_interrupt_during_the_final_close_of_a_whole_run_keeps_every_frame(sample_clip, tmp_path):
-    import signal
-
     out = tmp_path / "whole.mp4"
     with VideoFileSource(sample_clip) as src:
-        sink = open_sink(out, src.info)
-        real_close = sink.close
-
-        def close_after_ctrl_c(**kwargs):
-            signal.raise_signal(signal.SIGINT)
-            real_close(**kwargs)
-
-        sink.close = close_after_ctrl_c
+        sink = _sink_closed_after_a_ctrl_c(out, src.info)
         runner = Runner(src, [sink], [], ClassicObfuscator())
         with pytest.raises(KeyboardInterrupt):  # raised once the output is safe, so the caller still stops
             runner.run()

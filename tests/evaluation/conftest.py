@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from camouflage_video.errors import MissingDependencyError
 from camouflage_video.frame import Frame, FrameContext
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import ClassicObfuscator
@@ -28,17 +27,6 @@ def pixelate_faces(image: np.ndarray, method: str = "pixelate") -> np.ndarray:
     CenterFaceDetector().annotate(ctx)
     assert len(ctx.faces), "the test image must contain a face"
     return ClassicObfuscator(method, mask_scale=1.3)(ctx)
-
-
-@pytest.fixture(scope="session")
-def recognizer():
-    """dlib's recognizer, loaded once (skip where the evaluation extra is not installed)."""
-    from camouflage_video.evaluation import DlibRecognizer
-
-    try:
-        return DlibRecognizer()
-    except MissingDependencyError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -33,17 +33,6 @@ class MildBlur(Anonymizer):
         return image
 
 
-@pytest.fixture(scope="module")
-def recognizer():
-    from camouflage_video.errors import MissingDependencyError
-    from camouflage_video.evaluation.recognizers import DlibRecognizer
-
-    try:
-        return DlibRecognizer()
-    except MissingDependencyError as exc:
-        pytest.skip(str(exc))
-
-
 def detected(image: np.ndarray, index: int = 0, track_id: int = -1) -> FrameContext:
     ctx = FrameContext(Frame(np.ascontiguousarray(image), index, pts=index, time_base=Fraction(1, 25)))
     CenterFaceDetector().annotate(ctx)
