@@ -40,7 +40,7 @@ def build(steps: int, resolution: int, temporal: dict, tmp: Path) -> tuple:
     )
     from camouflage_video.models import SD15_SCHEDULER
     from camouflage_video.pipelines.adapters import AdapterPipeline
-    from camouflage_video.pipelines.camouflage_base import make_scheduler
+    from camouflage_video.pipelines.generative import make_scheduler
     from camouflage_video.pipelines.camouflage_light import CamouflageLight, LightOptions
     from tests.tiny_light import tiny_adapter, tiny_attribute_state, tiny_image_encoder, tiny_ip_adapter_state
     from tests.tiny_models import tiny_base_anonymizer, tiny_components

@@ -406,9 +406,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from camouflage_video import models
+    from camouflage_video import methods, models
 
-    names, specs, models_dir = models.selected_components(args.preset, _generative_from_args(args))
+    names, specs, models_dir = methods.selected_components(args.preset, _generative_from_args(args))
     sources = models.resolve_all(names, specs, models_dir)
     if args.action == "list":
         width = max(len(n) for n in names)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from camouflage_video._deps import require
-from camouflage_video.annotators.base import Annotator
+from camouflage_video.annotators.base import Annotator, ordered_stages
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import METHODS as CLASSIC_METHODS
@@ -152,7 +152,7 @@ class StageCache:
 
             fps = float(info.fps) if info.fps else 25.0
             annotators.append(Backfill(look_ahead=max(1, math.ceil(self.config.look_ahead * fps))))
-        return annotators + extra, anonymizer
+        return ordered_stages(annotators + extra), anonymizer
 
 
 def build_anonymizer(config: AnonymizeConfig) -> Anonymizer:
@@ -162,14 +162,10 @@ def build_anonymizer(config: AnonymizeConfig) -> Anonymizer:
 
     if config.method in CLASSIC_METHODS:
         anonymizer: Anonymizer = ClassicObfuscator(config.method, mask_scale=config.mask_scale, shape=config.shape)
-    elif config.method == "base":
-        from camouflage_video.pipelines.camouflage_base import build_base_anonymizer
-
-        anonymizer = build_base_anonymizer(config.generative)
     else:
-        from camouflage_video.pipelines.camouflage_light import build_light_anonymizer
+        from camouflage_video.methods import build_generative
 
-        anonymizer = build_light_anonymizer(config.generative)
+        anonymizer = build_generative(config.method, config.generative)
     if not config.verify or config.method == "solid":  # solid is the verifier's own null: nothing to check
         return anonymizer
     from camouflage_video.evaluation.recognizers import DlibRecognizer
@@ -202,15 +198,9 @@ def method_options(config: AnonymizeConfig) -> Any | None:
     Raises:
         ConfigError: The TOML file is missing or invalid, or an option is unknown or out of range.
     """
-    if config.method == "base":
-        from camouflage_video.pipelines.camouflage_base import BaseOptions
+    from camouflage_video.methods import method_options as options_of
 
-        return BaseOptions.from_mapping(config.generative)
-    if config.method == "light":
-        from camouflage_video.pipelines.camouflage_light import LightOptions
-
-        return LightOptions.from_mapping(config.generative)
-    return None
+    return options_of(config.method, config.generative)
 
 
 def resolve_options(config: AnonymizeConfig) -> AnonymizeConfig:

@@ -13,7 +13,7 @@ import pytest
 
 from camouflage_video import models
 from camouflage_video.errors import ConfigError, ModelError
-from camouflage_video.pipelines import camouflage_light  # importing it registers Light's components
+from camouflage_video.models import registry
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("facer")
@@ -28,7 +28,7 @@ def release_server(tmp_path):
     root.mkdir()
     torch.manual_seed(0)
     torch.save(build_attribute_network(width=64, layers=2).state_dict(), root / "face_attribute.farl.celeba.pt")
-    torch.jit.script(torch.nn.Identity()).save(str(root / camouflage_light.PARSER_FILE))
+    torch.jit.script(torch.nn.Identity()).save(str(root / registry.PARSER_FILE))
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -43,7 +43,7 @@ def test_fetch_downloads_converts_and_the_run_loads_safetensors_only(release_ser
 
     specs = {
         "face-attributes": f"{release_server}/face_attribute.farl.celeba.pt",
-        "face-parser": f"{release_server}/{camouflage_light.PARSER_FILE}",
+        "face-parser": f"{release_server}/{registry.PARSER_FILE}",
     }
     sources = models.resolve_all(specs, specs, tmp_path / "models")
     assert sources["face-attributes"].path == tmp_path / "models" / "face-attributes"
@@ -54,11 +54,11 @@ def test_fetch_downloads_converts_and_the_run_loads_safetensors_only(release_ser
     after = {r.component: r for r in models.fetch(sources)}
     assert all(r.ok for r in after.values()), after
     folder = tmp_path / "models" / "face-attributes"
-    assert [p.name for p in folder.iterdir()] == [camouflage_light.FARL_FILE]  # converted; no pickle kept
-    state = models.load_state_dict(sources["face-attributes"], camouflage_light.FARL_FILE)
+    assert [p.name for p in folder.iterdir()] == [registry.FARL_FILE]  # converted; no pickle kept
+    state = models.load_state_dict(sources["face-attributes"], registry.FARL_FILE)
     net = attribute_network_from_state_dict(state)
     assert net.head.final_fc.out_features == 40
-    assert (tmp_path / "models" / "face-parser" / camouflage_light.PARSER_FILE).is_file()
+    assert (tmp_path / "models" / "face-parser" / registry.PARSER_FILE).is_file()
 
     # A second fetch has nothing to do, and works without the server.
     assert all(r.ok for r in models.fetch(sources))

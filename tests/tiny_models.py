@@ -208,8 +208,9 @@ def stand_in_builder(kind: str):  # noqa: ANN201 - a BUILDERS-compatible factory
 def tiny_base_anonymizer(components: dict, **options):  # noqa: ANN201 - CamouflageBase
     """CAMOUFLaGE-Base on the tiny components, 64 px, 4 steps, with weightless annotator stand-ins."""
     from camouflage_video.models import SD15_SCHEDULER
-    from camouflage_video.pipelines.camouflage_base import BaseOptions, CamouflageBase, make_scheduler
+    from camouflage_video.pipelines.camouflage_base import BaseOptions, CamouflageBase
     from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline
+    from camouflage_video.pipelines.generative import make_scheduler
 
     opts = BaseOptions.from_mapping({
         "prompt": "a person", "steps": 4, "resolution": 64, "annotate_resolution": 64,

@@ -40,6 +40,7 @@ from camouflage_video.annotators.attribute_map import (
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ConfigError, ModelError, ProcessingError
 from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.models import FARL_FILE, ModelSource, load_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +209,11 @@ def load_attribute_classifier(path: str | os.PathLike[str], device: Any = None) 
     """
     state = _load_safetensors(path, "attribute classifier")
     return AttributeClassifier(attribute_network_from_state_dict(state), device)
+
+
+def classifier_from_source(source: ModelSource, device: Any = None) -> AttributeClassifier:
+    """The FaRL CelebA classifier of a ``face-attributes`` source (what ``models fetch`` converted)."""
+    return AttributeClassifier(attribute_network_from_state_dict(load_state_dict(source, FARL_FILE)), device)
 
 
 # -- RetinaFace (pyfacer's detector) -----------------------------------------------------------------------
@@ -397,7 +403,8 @@ class FaceAnalyzer:
 class FaceAttributeAnnotator(Annotator):
     """Adds ``ctx.extras["face_attributes"]``: stabilized per-track attributes, keypoints and regions.
 
-    Runs after face detection and tracking; every face in ``ctx.faces`` is encoded, confirmed track or not.
+    Runs after face detection and tracking (``after_tracking``: it reads the track ids); every face in
+    ``ctx.faces`` is encoded, confirmed track or not.
 
     Args:
         analyzer: Per-frame face analysis.
@@ -411,6 +418,7 @@ class FaceAttributeAnnotator(Annotator):
     """
 
     name = "attributes"
+    after_tracking = True
 
     def __init__(self, analyzer: FaceAnalyzer, stabilizer: AttributeStabilizer | None = None) -> None:
         self.analyzer = analyzer

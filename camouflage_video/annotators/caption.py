@@ -9,8 +9,8 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.annotators.base import Annotator
+from camouflage_video.annotators.scene_cuts import SCENE_CUT_KEY
 from camouflage_video.frame import FrameContext
-from camouflage_video.pipelines.temporal import SCENE_CUT_KEY
 
 CAPTION_KEY = "caption"
 

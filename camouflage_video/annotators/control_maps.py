@@ -22,10 +22,10 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.annotators.base import Annotator
+from camouflage_video.annotators.scene_cuts import SCENE_CUT_KEY
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import FrameContext
 from camouflage_video.models import ModelSource, load_state_dict, load_transformers_model, quiet_stdout
-from camouflage_video.pipelines.temporal import SCENE_CUT_KEY
 
 CONTROL_MAPS_KEY = "control_maps"
 CONTROL_KINDS = ("depth", "normalbae", "seg", "openpose", "lineart")

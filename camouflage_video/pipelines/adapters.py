@@ -12,7 +12,6 @@ published layout (``image_proj.*`` / ``ip_adapter.*``), so nothing is fetched at
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -22,35 +21,13 @@ from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter, StageClock
 from camouflage_video.pipelines.temporal import (
+    GenerationOutput,
     decode_images,
     guidance_embeds,
     reuse_timesteps,
     sampling,
     start_latents,
 )
-
-
-@dataclass
-class AdapterOutput:
-    """Images, final latents (the next frame's reuse starts from them) and seconds per stage of one call."""
-
-    images: np.ndarray
-    latents: Any
-    steps_run: int
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-def split_ip_adapter_state(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The published single-file layout (``image_proj.proj.weight``, ``ip_adapter.1.to_k_ip.weight``...) as the
-    two-level dict ``load_ip_adapter`` takes."""
-    state: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
-    for key, value in flat.items():
-        group, _, rest = key.partition(".")
-        if group in state:
-            state[group][rest] = value
-    if not state["image_proj"] or not state["ip_adapter"]:
-        raise ConfigError("not an IP-Adapter state dict: expected image_proj.* and ip_adapter.* keys")
-    return state
 
 
 def adapter_config_for(unet: Any, in_channels: int) -> dict[str, Any]:
@@ -178,7 +155,7 @@ class AdapterPipeline:
         strength: float = 1.0,
         noise_seed: int | None = None,
         output_type: str = "np",
-    ) -> AdapterOutput:
+    ) -> GenerationOutput:
         """Generate a batch of frames that share one plan (all full denoising, or all reuse at ``strength``).
 
         Args:
@@ -267,4 +244,4 @@ class AdapterPipeline:
             # 9. Decode
             images = decode_images(sd, latents, output_type)
             clock.lap("decode")
-        return AdapterOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)
+        return GenerationOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)

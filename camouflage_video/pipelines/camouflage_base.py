@@ -8,32 +8,37 @@ anonymization guidance, kept stable from frame to frame by fixed noise, latent r
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-from collections import Counter, OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.annotators.caption import CAPTION_KEY, CaptionAnnotator
-from camouflage_video.annotators.control_maps import CONTROL_KINDS, CONTROL_MAPS_KEY, ControlMapAnnotator
+from camouflage_video.annotators.control_maps import (
+    CONTROL_KINDS,
+    CONTROL_MAPS_KEY,
+    ControlMapAnnotator,
+    build_control_annotator,
+)
 from camouflage_video.errors import ConfigError, ProcessingError
 from camouflage_video.frame import FrameContext
-from camouflage_video.models import layered_options
-from camouflage_video.pipelines.anonymizer import Anonymizer
-from camouflage_video.pipelines.temporal import (
-    FixedNoise,
-    FramePlan,
-    LatentReuse,
-    SceneCutAnnotator,
-    TemporalOptions,
+from camouflage_video.models import COMPONENTS, load_controlnet, load_transformers_model, resolve_all
+from camouflage_video.options import from_mapping
+from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline
+from camouflage_video.pipelines.generative import (
+    GenerativeAnonymizer,
+    SamplingOptions,
+    frozen_sd15,
+    make_scheduler,
+    resolve_device,
 )
+from camouflage_video.pipelines.temporal import FramePlan
 
 logger = logging.getLogger(__name__)
 
@@ -41,88 +46,26 @@ logger = logging.getLogger(__name__)
 # the scene; lineart stops guiding halfway so fine edges do not copy facial detail.
 DEFAULT_CONTROL_SCALES = {"depth": 0.5, "normalbae": 0.5, "seg": 0.5, "openpose": 1.0, "lineart": 0.5}
 DEFAULT_GUIDANCE_END = {"lineart": 0.5}
-DEFAULT_NEGATIVE_PROMPT = (
-    "cartoon, painting, illustration, drawing, deformed, disfigured, blurry, low quality, worst quality, "
-    "watermark, text"
-)
 DEFAULT_PROMPT_SUFFIX = ", realistic photo, high quality"
-SCHEDULERS = ("dpmpp-sde-karras", "dpmpp-2m-sde-karras")
-DTYPES = ("auto", "float16", "bfloat16", "float32")
-
-
-def resolution_check(resolution: int) -> tuple[bool, str]:
-    return resolution >= 64 and resolution % 8 == 0, f"resolution must be a multiple of 8 and >= 64, got {resolution}"
-
-
-def generation_stats(method: Any, calls: dict[str, int], *, extra: dict | None = None, **settings: Any) -> dict:
-    """The ``model`` section of the stats of Base and Light: frames, reuse, failures, model calls, settings.
-
-    Args:
-        method: The anonymizer (its counters, reuse and scene-cut state, options and pipeline).
-        calls: Model evaluations by component.
-        extra: Method-specific counters, listed before the model evaluations.
-        settings: Method-specific settings, added to the shared ones.
-    """
-    frames, options = method._counts["frames"], method.options
-    return {
-        "frames_generated": frames,
-        **method.reuse.counts,
-        "scene_cuts": method.scene_cuts.cuts,
-        "failed_frames": method._counts["failed_frames"],
-        "out_of_memory_frames": method._counts["out_of_memory_frames"],
-        **(extra or {}),
-        "model_evaluations": calls,
-        "model_evaluations_per_frame": {name: round(n / frames, 3) for name, n in calls.items()} if frames else {},
-        "seconds": {k: round(v, 4) for k, v in method._seconds.items()},
-        "settings": {
-            "steps": options.steps, "scheduler": options.scheduler,
-            "reuse_strength": options.temporal.reuse_strength, "keyframe_every": options.temporal.keyframe_every,
-            "resolution": options.resolution, **settings,
-            "device": str(method.pipeline.device), "dtype": str(method.pipeline.dtype).removeprefix("torch."),
-        },
-    }
-
-
-def sampling_checks(options: Any) -> list[tuple[bool, str]]:
-    """The option checks Base and Light share: steps, guidance, resolution, scheduler, dtype."""
-    return [
-        (options.steps >= 1, f"steps must be >= 1, got {options.steps}"),
-        (options.guidance_scale >= 0, f"guidance-scale must be >= 0, got {options.guidance_scale}"),
-        resolution_check(options.resolution),
-        (options.scheduler in SCHEDULERS,
-         f"scheduler must be one of {', '.join(SCHEDULERS)}, got {options.scheduler!r}"),
-        (options.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {options.dtype!r}"),
-    ]
 TABLE_OPTIONS = ("models", "control_scales", "guidance_end", "annotate_every")
 
 
 @dataclass(frozen=True)
-class BaseOptions:
+class BaseOptions(SamplingOptions):
     """Settings of CAMOUFLaGE-Base (CLI flags and TOML keys use the same names, kebab-case).
 
     Attributes:
         prompt: Text prompt for every frame; ``None`` captions the first frame of each scene.
-        negative_prompt: Negative prompt.
         prompt_suffix: Appended to automatic captions.
-        steps: Denoising steps of a keyframe.
-        guidance_scale: Classifier-free guidance ``w``.
         anonymization_scale: ``a_s``, the push away from the identity ControlNet's prediction (0: off).
         identity_scale: Conditioning strength of the identity ControlNet.
         resolution: Short side of the generation size in pixels (multiple of 8; aspect kept).
-        seed: Seed of the fixed noise; the same seed gives the same video.
-        scheduler: ``dpmpp-sde-karras`` (DPM++ SDE Karras, DPMSolverSDEScheduler, two model evaluations per
-            step but the last) or ``dpmpp-2m-sde-karras`` (DPMSolverMultistepScheduler, one per step).
         control_scales: Strength per ControlNet; 0 drops that ControlNet and its annotator.
         guidance_end: Per ControlNet, the share of the schedule after which it stops guiding.
         annotate_every: Run each annotator every k-th frame (an int for all, or per kind).
         annotate_resolution: Short side at which the annotators run.
-        temporal: Latent reuse, keyframes, scene cuts and flow warping.
-        device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``.
-        dtype: ``auto`` (float16 on CUDA, float32 on CPU), ``float16``, ``bfloat16`` or ``float32``.
-        batch_size: Keyframes generated together (frames that reuse a latent always run one by one).
-        models: Component sources by name (see ``camouflage-video models list``).
-        models_dir: Folder where every hub component is looked up as ``<models_dir>/<repo name>``.
-        base_config: Diffusers config folder or hub id for a single-file base checkpoint.
+        negative_prompt, steps, guidance_scale, seed, scheduler, temporal, device, dtype, batch_size, models,
+            models_dir, base_config: As ``SamplingOptions``.
 
     Examples:
         >>> BaseOptions.from_mapping({"steps": 20, "anonymization_scale": 1.25, "seed": 7}).steps
@@ -130,32 +73,19 @@ class BaseOptions:
     """
 
     prompt: str | None = None
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     prompt_suffix: str = DEFAULT_PROMPT_SUFFIX
-    steps: int = 25
-    guidance_scale: float = 7.0
     anonymization_scale: float = 1.0
     identity_scale: float = 1.0
     resolution: int = 768
-    seed: int = 0
-    scheduler: str = "dpmpp-sde-karras"
     control_scales: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CONTROL_SCALES))
     guidance_end: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_GUIDANCE_END))
     annotate_every: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(CONTROL_KINDS, 1))
     annotate_resolution: int = 512
-    temporal: TemporalOptions = field(default_factory=TemporalOptions)
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 1
-    models: Mapping[str, str] = field(default_factory=dict)
-    models_dir: str | None = None
-    base_config: str | None = None
 
     def __post_init__(self) -> None:
         checks = [
-            *sampling_checks(self),
+            *self.sampling_checks(),
             (self.anonymization_scale >= 0, f"anonymization-scale must be >= 0, got {self.anonymization_scale}"),
-            (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
             (self.annotate_resolution >= 64, f"annotate-resolution must be >= 64, got {self.annotate_resolution}"),
         ]
         for name, table in (("control-scales", self.control_scales), ("guidance-end", self.guidance_end),
@@ -184,32 +114,12 @@ class BaseOptions:
         def every_kind(key: str, value: Any) -> Any:  # --annotate-every 3 means 3 for every control map
             return dict.fromkeys(CONTROL_KINDS, value) if key == "annotate_every" and isinstance(value, int) else value
 
-        merged = layered_options(options, TABLE_OPTIONS, every_kind)
-        temporal_names = {f.name for f in fields(TemporalOptions)}
-        names = {f.name for f in fields(cls)} - {"temporal"}
-        unknown = sorted(set(merged) - names - temporal_names)
-        if unknown:
-            known = sorted(n.replace("_", "-") for n in names | temporal_names)
-            given = ", ".join(u.replace("_", "-") for u in unknown)
-            raise ConfigError(f"unknown option(s) {given}; known: {', '.join(known)}")
-        temporal = TemporalOptions(**{k: merged.pop(k) for k in list(merged) if k in temporal_names})
-        for key, defaults in (("control_scales", DEFAULT_CONTROL_SCALES), ("guidance_end", DEFAULT_GUIDANCE_END),
-                              ("annotate_every", dict.fromkeys(CONTROL_KINDS, 1))):
-            merged[key] = {**defaults, **merged.get(key, {})}
-        try:
-            return cls(temporal=temporal, **merged)
-        except TypeError as exc:
-            raise ConfigError(f"invalid option: {exc}") from exc
+        defaults = {"control_scales": DEFAULT_CONTROL_SCALES, "guidance_end": DEFAULT_GUIDANCE_END,
+                    "annotate_every": dict.fromkeys(CONTROL_KINDS, 1)}
+        return from_mapping(cls, options, tables=TABLE_OPTIONS, normalize=every_kind, defaults=defaults)
 
 
-def generation_size(width: int, height: int, short_side: int, multiple: int = 8) -> tuple[int, int]:
-    """``(width, height)`` with the short side at ``short_side``, aspect kept, both multiples of ``multiple``."""
-    scale = short_side / min(width, height)
-    return (max(multiple, round(width * scale / multiple) * multiple),
-            max(multiple, round(height * scale / multiple) * multiple))
-
-
-class CamouflageBase(Anonymizer):
+class CamouflageBase(GenerativeAnonymizer):
     """Regenerates whole frames with the ControlNet ensemble and the anonymization guidance.
 
     Args:
@@ -237,82 +147,25 @@ class CamouflageBase(Anonymizer):
             raise ConfigError(f"annotators {kinds} do not match ControlNets {list(pipeline.names)}")
         if options.prompt is None and captioner is None:
             raise ConfigError("no prompt and no captioner: give a prompt or a captioning model")
-        self.pipeline, self.options = pipeline, options
-        self.batch_size = options.batch_size
-        self.scene_cuts = SceneCutAnnotator(options.temporal.scene_cut_threshold)
+        super().__init__(pipeline, options)
         self.control_annotators = list(control_annotators)
         self.captioner = captioner
-        self.noise = FixedNoise(options.seed)
-        self.reuse = LatentReuse(options.temporal)
         self._embeds: OrderedDict[str, tuple] = OrderedDict()
-        self._counts: Counter[str] = Counter()
-        self._seconds: defaultdict[str, float] = defaultdict(float)
 
     def annotators(self) -> list[Annotator]:
         captioner = [self.captioner] if self.captioner is not None and self.options.prompt is None else []
-        return [self.scene_cuts, *self.control_annotators, *captioner]
-
-    def reset(self) -> None:
-        self.noise.reset()
-        self.reuse.reset()
-        for annotator in self.annotators():
-            annotator.reset()
-
-    def __call__(self, ctx: FrameContext) -> np.ndarray:
-        return self.process_batch([ctx])[0]
-
-    def process_batch(self, ctxs: Sequence[FrameContext]) -> list[np.ndarray]:
-        """Anonymize consecutive frames; keyframes run together up to ``batch_size``, reuse frames alone.
-
-        Frames are planned in order and each frame's latent is committed before a later frame reuses it,
-        so the plan, seeds and inputs of every frame are the same for any batching.
-        """
-        images: list[np.ndarray] = []
-        pending: list[tuple[FrameContext, FramePlan]] = []
-        for ctx in ctxs:
-            plan = self.reuse.plan(ctx, self._latent_shape(ctx))
-            if pending and (not plan.keyframe or len(pending) == self.batch_size
-                            or ctx.frame.image.shape != pending[0][0].frame.image.shape):
-                images += self._generate(pending)
-                pending = []
-            if plan.keyframe:
-                pending.append((ctx, plan))
-            else:
-                images += self._generate([(ctx, plan)])
-        if pending:
-            images += self._generate(pending)
-        return images
-
-    def _latent_shape(self, ctx: FrameContext) -> tuple[int, int, int, int]:
-        width, height = generation_size(ctx.frame.image.shape[1], ctx.frame.image.shape[0], self.options.resolution)
-        return self.pipeline.latent_shape(1, height, width)
-
-    def _generate(self, group: list[tuple[FrameContext, FramePlan]]) -> list[np.ndarray]:
-        torch = require("torch", "diffusion")
-        try:
-            return self._run(group)
-        except BaseException as exc:
-            # A failed frame leaves no latent to reuse: the next frame starts afresh from the fixed noise.
-            self.reuse.invalidate()
-            if isinstance(exc, Exception):
-                self._counts["failed_frames"] += len(group)
-            if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
-                self._counts["out_of_memory_frames"] += len(group)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            raise
+        return [*super().annotators(), *self.control_annotators, *captioner]
 
     def _run(self, group: list[tuple[FrameContext, FramePlan]]) -> list[np.ndarray]:
         options, pipeline = self.options, self.pipeline
         ctxs = [ctx for ctx, _ in group]
         plan = group[0][1]
-        source_h, source_w = ctxs[0].frame.image.shape[:2]
-        width, height = generation_size(source_w, source_h, options.resolution)
+        width, height = self.size(ctxs[0].frame.image)
         pil = require("PIL.Image", "diffusion", package="pillow")
 
         t0 = time.perf_counter()
         embeds = self._prompt_embeds([self._prompt(ctx) for ctx in ctxs])
-        self._seconds["prompt"] += time.perf_counter() - t0
+        self.seconds["prompt"] += time.perf_counter() - t0
         missing = [k for k in pipeline.names if any(k not in ctx.extras.get(CONTROL_MAPS_KEY, {}) for ctx in ctxs)]
         if missing:
             raise ProcessingError(f"control maps missing: {', '.join(missing)}")
@@ -329,17 +182,7 @@ class CamouflageBase(Anonymizer):
             guidance_end=options.guidance_end, identity_scale=options.identity_scale, init_latents=init,
             strength=plan.strength, noise_seed=options.seed,
         )
-        for stage, seconds in out.seconds.items():
-            self._seconds[stage] += seconds
-        if not np.isfinite(out.images).all():
-            raise ProcessingError("the generated image has non-finite values (fp16 overflow?)")
-        last = ctxs[-1]
-        if last.frame.pts is not None:
-            self.reuse.commit(out.latents[-1:], last.frame.image)
-        self._counts["frames"] += len(ctxs)
-        interpolation = cv2.INTER_AREA if width >= source_w else cv2.INTER_CUBIC
-        pixels = (out.images * 255).round().clip(0, 255).astype(np.uint8)  # as diffusers' numpy_to_pil
-        return [cv2.resize(image, (source_w, source_h), interpolation=interpolation) for image in pixels]
+        return self._finish(out, ctxs, width)
 
     def _prompt(self, ctx: FrameContext) -> str:
         if self.options.prompt is not None:
@@ -372,45 +215,12 @@ class CamouflageBase(Anonymizer):
             calls[f"annotator.{annotator.kind}"] = annotator.calls
         if self.captioner is not None:
             calls["captioner"] = self.captioner.calls
-        return generation_stats(
-            self, calls, anonymization_scale=self.options.anonymization_scale, batch_size=self.batch_size
+        return self.generation_stats(
+            calls, anonymization_scale=self.options.anonymization_scale, batch_size=self.batch_size
         )
 
 
 # -- building from options ----------------------------------------------------------------------------
-
-
-def resolve_device(device: str, dtype: str) -> tuple[Any, Any]:
-    """``(torch.device, torch.dtype)``; a clear error when CUDA is asked for and absent."""
-    torch = require("torch", "diffusion")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"invalid device {device!r}: {exc}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"--device {device}: CUDA is not available (no NVIDIA GPU/driver, or a CPU-only torch build); "
-            "use --device cpu"
-        )
-    if dtype == "auto":
-        dtype = "float16" if resolved.type == "cuda" else "float32"
-    if resolved.type == "cpu" and dtype == "float16":
-        raise ConfigError("float16 is for GPUs; on CPU use --dtype float32 (or bfloat16)")
-    return resolved, getattr(torch, dtype)
-
-
-def make_scheduler(name: str, config: Mapping[str, Any]) -> Any:
-    """DPM++ SDE Karras (default) or DPM++ 2M SDE Karras from an SD 1.5 scheduler config."""
-    diffusers = require("diffusers", "diffusion")
-    if name == "dpmpp-sde-karras":
-        cls, extra = diffusers.DPMSolverSDEScheduler, {"use_karras_sigmas": True}
-    else:
-        cls = diffusers.DPMSolverMultistepScheduler
-        extra = {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{**{k: v for k, v in config.items() if k in accepted}, **extra})
 
 
 def needed_components(options: BaseOptions) -> list[str]:
@@ -432,26 +242,20 @@ def build_base_anonymizer(generative: Mapping[str, Any]) -> CamouflageBase:
         ModelError: A component cannot be loaded (the message says which and from where).
         MissingDependencyError: The ``diffusion``/``annotators`` extras are not installed.
     """
-    from camouflage_video import models
-    from camouflage_video.annotators.control_maps import build_control_annotator
-    from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline
-
     options = BaseOptions.from_mapping(generative)
     device, dtype = resolve_device(options.device, options.dtype)
-    sources = models.resolve_all(needed_components(options), options.models, options.models_dir)
-    if "identity" in sources and sources["identity"].spec == models.COMPONENTS["identity"].default:
+    sources = resolve_all(needed_components(options), options.models, options.models_dir)
+    if "identity" in sources and sources["identity"].spec == COMPONENTS["identity"].default:
         logger.warning(
             "identity ControlNet: using the public tile ControlNet (%s) as a stand-in for the paper's identity "
             "ControlNet; set models.identity to your own checkpoint for the real guidance", sources["identity"].spec,
         )
-    sd = models.load_sd15(sources["base"], dtype, config=options.base_config)
-    vae = models.load_vae(sources["vae"], dtype)
-    controlnets = {k: models.load_controlnet(sources[f"controlnet-{k}"], dtype).to(device) for k in options.kinds}
-    identity = models.load_controlnet(sources["identity"], dtype).to(device) if "identity" in sources else None
+    sd, scheduler_config = frozen_sd15(sources, options.base_config, device, dtype)
+    controlnets = {k: load_controlnet(sources[f"controlnet-{k}"], dtype).to(device) for k in options.kinds}
+    identity = load_controlnet(sources["identity"], dtype).to(device) if "identity" in sources else None
     pipeline = AnonymizationGuidancePipeline(
-        vae=vae.to(device), text_encoder=sd["text_encoder"].to(device), tokenizer=sd["tokenizer"],
-        unet=sd["unet"].to(device), scheduler=make_scheduler(options.scheduler, sd["scheduler_config"]),
-        controlnets=controlnets, identity_controlnet=identity,
+        **sd, scheduler=make_scheduler(options.scheduler, scheduler_config), controlnets=controlnets,
+        identity_controlnet=identity,
     )
     annotators = [
         build_control_annotator(
@@ -463,8 +267,6 @@ def build_base_anonymizer(generative: Mapping[str, Any]) -> CamouflageBase:
     captioner = None
     if options.prompt is None:
         source = sources["captioner"]
-        captioner = CaptionAnnotator(
-            lambda: models.load_transformers_model("AutoModelForImageTextToText", source), device
-        )
+        captioner = CaptionAnnotator(lambda: load_transformers_model("AutoModelForImageTextToText", source), device)
         captioner.load()  # fail before any output exists, not on the first frame
     return CamouflageBase(pipeline, options, annotators, captioner)

@@ -4,7 +4,7 @@ T2I-Adapter on each person's facial attributes, kept stable by the temporal mach
 Per frame: the FaRL CelebA classifier reads each face's 40 attributes; each track's values are aggregated over
 its history; the 41-channel map writes them at that person's region only, with a keypoint channel. The
 IP-Adapter sees the frame with its faces blurred (by default), so it carries the scene and not the identity.
-The fixed noise, latent reuse, keyframes and scene cuts are Base's (``pipelines/temporal.py``); on top, the
+The fixed noise, latent reuse, keyframes, scene cuts and batching are Base's (``pipelines/generative.py``); on top, the
 noise under each confirmed track's face comes from that track's own seed, so a person keeps one fake identity
 for the track's lifetime wherever they move in the frame.
 
@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from camouflage_video._deps import require
@@ -33,152 +32,130 @@ from camouflage_video.annotators.attribute_map import (
     FaceAttributes,
     build_attribute_map,
 )
+from camouflage_video.annotators.attributes import (
+    FaceAnalyzer,
+    FaceAttributeAnnotator,
+    classifier_from_source,
+    load_face_aligner,
+    load_face_parser,
+)
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ConfigError, ModelError, ProcessingError
 from camouflage_video.frame import FrameContext
-from camouflage_video.models import COMPONENTS, Component, ModelSource, layered_options, register
-from camouflage_video.pipelines.anonymizer import Anonymizer
-from camouflage_video.pipelines.camouflage_base import (
-    DEFAULT_NEGATIVE_PROMPT,
-    generation_size,
-    generation_stats,
-    make_scheduler,
-    resolve_device,
-    sampling_checks,
+from camouflage_video.models import (
+    ALIGNER_FILE,
+    PARSER_FILE,
+    ModelSource,
+    load_image_encoder,
+    load_ip_adapter_state,
+    load_t2i_adapter,
+    resolve_all,
+    torchscript_path,
 )
+from camouflage_video.options import from_mapping
+from camouflage_video.pipelines.adapters import AdapterPipeline
 from camouflage_video.pipelines.classic import ClassicObfuscator
-from camouflage_video.pipelines.temporal import FixedNoise, LatentReuse, SceneCutAnnotator, TemporalOptions
+from camouflage_video.pipelines.generative import (
+    GenerativeAnonymizer,
+    SamplingOptions,
+    frozen_sd15,
+    make_scheduler,
+    region_scale_check,
+    resolve_device,
+)
+from camouflage_video.pipelines.temporal import FramePlan
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "a realistic photo of people, high quality"
 IP_ADAPTER_FACES = ("blur", "keep")
-FARL_FILE = "face_attribute.farl.celeba.safetensors"
-IP_ADAPTER_WEIGHTS = "models/ip-adapter_sd15.safetensors"
-IMAGE_ENCODER_FOLDER = "models/image_encoder"
-PARSER_FILE = "face_parsing.farl.lapa.main_ema_136500_jit191.pt"
-ALIGNER_FILE = "face_alignment.farl.ibug300w.main_ema_jit.pt"
-RETINAFACE_FILE = "mobilenet0.25_Final.safetensors"
-_FACER = "https://github.com/FacePerceiver/facer/releases/download/models-v1/"
-
-for _component in (
-    Component("ip-adapter", "h94/IP-Adapter", "ip-adapter", (IP_ADAPTER_WEIGHTS,),
-              note="IP-Adapter for SD 1.5 (image prompt)"),
-    Component("image-encoder", "h94/IP-Adapter", "image-encoder",
-              (f"{IMAGE_ENCODER_FOLDER}/config.json", f"{IMAGE_ENCODER_FOLDER}/model.safetensors"),
-              note="the IP-Adapter's CLIP ViT-H image encoder"),
-    Component("t2i-adapter", None, "t2i-adapter", ("config.json", "diffusion_pytorch_model.safetensors"),
-              note="41-channel attribute T2I-Adapter; no public checkpoint: train one with train-light"),
-    Component("face-attributes", _FACER + "face_attribute.farl.celeba.pt", "facer",
-              pickles=("face_attribute.farl.celeba.pt",), note="pyfacer farl/celeba/224 (40 CelebA attributes)"),
-    Component("face-detector", "https://github.com/elliottzheng/face-detection/releases/download/0.0.1/"
-              "mobilenet0.25_Final.pth", "facer", pickles=("mobilenet0.25_Final.pth",),
-              note="pyfacer retinaface/mobilenet (train-light --face-detector retinaface)"),
-    Component("face-parser", _FACER + PARSER_FILE, "torchscript", (PARSER_FILE,),
-              note="pyfacer farl/lapa/448 face parsing (with --face-parsing)"),
-    Component("face-aligner", _FACER + ALIGNER_FILE, "torchscript", (ALIGNER_FILE,),
-              note="pyfacer farl/ibug300w/448 68-point keypoints (with face-alignment = true)"),
-):
-    register(_component, presets=("light",))
-for _shared in ("base", "vae"):
-    register(COMPONENTS[_shared], presets=("light",))
 
 
 @dataclass(frozen=True)
-class LightOptions:
-    """Settings of CAMOUFLaGE-Light (CLI flags and TOML keys use the same names, kebab-case).
+class LightConditioning:
+    """What Light conditions on, shared by ``anonymize --method light`` and ``train-light`` (an adapter
+    trained under other settings sees other inputs at inference).
 
     Attributes:
         prompt: Text prompt for every frame (the IP-Adapter carries the scene's content).
-        negative_prompt: Negative prompt.
-        steps: Denoising steps of a keyframe.
-        guidance_scale: Classifier-free guidance.
-        adapter_scale: Weight of the attribute T2I-Adapter's features (0: off).
         ip_adapter_scale: Weight of the IP-Adapter's image prompt (0: off).
         ip_adapter_faces: ``blur`` shows the IP-Adapter the frame with its faces blurred; ``keep`` unchanged.
-        resolution: Short side of the generation size in pixels (multiple of 8; aspect kept).
+        region_scale: Growth of a face box into the region its attributes are written to.
+
+    Examples:
+        >>> LightConditioning(ip_adapter_scale=0.5).ip_adapter_faces
+        'blur'
+    """
+
+    prompt: str = DEFAULT_PROMPT
+    ip_adapter_scale: float = 0.7
+    ip_adapter_faces: str = "blur"
+    region_scale: float = 1.2
+
+    def __post_init__(self) -> None:
+        ConfigError.check([
+            (self.ip_adapter_scale >= 0, f"ip-adapter-scale must be >= 0, got {self.ip_adapter_scale}"),
+            (self.ip_adapter_faces in IP_ADAPTER_FACES,
+             f"ip-adapter-faces must be one of {', '.join(IP_ADAPTER_FACES)}, got {self.ip_adapter_faces!r}"),
+            region_scale_check(self.region_scale),
+        ])
+
+
+@dataclass(frozen=True)
+class LightOptions(SamplingOptions):
+    """Settings of CAMOUFLaGE-Light (CLI flags and TOML keys use the same names, kebab-case).
+
+    Attributes:
+        conditioning: Prompt, IP-Adapter and attribute regions (``LightConditioning``), given flat.
+        adapter_scale: Weight of the attribute T2I-Adapter's features (0: off).
         seed: Seed of the fixed noise and of every track's seed.
-        scheduler: As Base's (``dpmpp-sde-karras`` or ``dpmpp-2m-sde-karras``).
         attribute_smoothing: ``mean`` (over ``attribute_window`` frames, 0: the whole track), ``ema`` or ``off``.
         attribute_window: Frames a track's attributes are averaged over in ``mean`` mode; 0 for all.
         attribute_momentum: Weight of the past in ``ema`` mode.
-        region_scale: Growth of a face box into the region its attributes are written to.
         face_parsing: Shape regions with pyfacer's face parser instead of ellipses.
         face_alignment: Keypoint channel from pyfacer's 68-point aligner instead of the 5 landmarks.
         track_noise: Noise under each confirmed track's face from the track's own seed.
-        temporal: Latent reuse, keyframes, scene cuts and flow warping (Base's).
-        device, dtype, models, models_dir, base_config: As Base's.
+        negative_prompt, steps, guidance_scale, resolution, scheduler, temporal, device, dtype, batch_size,
+            models, models_dir, base_config: As ``SamplingOptions``.
 
     Examples:
         >>> LightOptions.from_mapping({"steps": 20, "ip_adapter_scale": 0.5, "seed": 7}).steps
         20
     """
 
-    prompt: str = DEFAULT_PROMPT
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
-    steps: int = 25
-    guidance_scale: float = 7.0
+    conditioning: LightConditioning = field(default_factory=LightConditioning)
     adapter_scale: float = 1.0
-    ip_adapter_scale: float = 0.7
-    ip_adapter_faces: str = "blur"
-    resolution: int = 512
-    seed: int = 0
-    scheduler: str = "dpmpp-sde-karras"
     attribute_smoothing: str = "mean"
     attribute_window: int = 0
     attribute_momentum: float = 0.9
-    region_scale: float = 1.2
     face_parsing: bool = False
     face_alignment: bool = False
     track_noise: bool = True
-    temporal: TemporalOptions = field(default_factory=TemporalOptions)
-    device: str = "auto"
-    dtype: str = "auto"
-    models: Mapping[str, str] = field(default_factory=dict)
-    models_dir: str | None = None
-    base_config: str | None = None
 
     def __post_init__(self) -> None:
         ConfigError.check([
-            *sampling_checks(self),
+            *self.sampling_checks(),
             (self.adapter_scale >= 0, f"adapter-scale must be >= 0, got {self.adapter_scale}"),
-            (self.ip_adapter_scale >= 0, f"ip-adapter-scale must be >= 0, got {self.ip_adapter_scale}"),
-            (self.ip_adapter_faces in IP_ADAPTER_FACES,
-             f"ip-adapter-faces must be one of {', '.join(IP_ADAPTER_FACES)}, got {self.ip_adapter_faces!r}"),
             (self.attribute_smoothing in STABILIZE_MODES,
              f"attribute-smoothing must be one of {', '.join(STABILIZE_MODES)}, got {self.attribute_smoothing!r}"),
             (self.attribute_window >= 0, f"attribute-window must be >= 0, got {self.attribute_window}"),
             (0 <= self.attribute_momentum < 1, f"attribute-momentum must be in [0, 1), got {self.attribute_momentum}"),
-            (0.5 <= self.region_scale <= 3, f"region-scale must be within 0.5..3, got {self.region_scale}"),
         ])
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> LightOptions:
         """Defaults, then the TOML file at ``options["config"]``, then the other keys (``None`` values ignored)."""
-        merged = layered_options(options)
-        temporal_names = {f.name for f in fields(TemporalOptions)}
-        names = {f.name for f in fields(cls)} - {"temporal"}
-        unknown = sorted(set(merged) - names - temporal_names)
-        if unknown:
-            known = sorted(n.replace("_", "-") for n in names | temporal_names)
-            raise ConfigError(
-                f"unknown option(s) for --method light: {', '.join(u.replace('_', '-') for u in unknown)}; "
-                f"known: {', '.join(known)}"
-            )
-        temporal = TemporalOptions(**{k: merged.pop(k) for k in list(merged) if k in temporal_names})
-        try:
-            return cls(temporal=temporal, **merged)
-        except TypeError as exc:
-            raise ConfigError(f"invalid option: {exc}") from exc
+        return from_mapping(cls, options, where="for --method light")
 
 
-class CamouflageLight(Anonymizer):
+class CamouflageLight(GenerativeAnonymizer):
     """Regenerates whole frames from the IP-Adapter's image prompt and the per-person attribute map.
 
     Args:
         pipeline: An ``AdapterPipeline`` whose T2I-Adapter reads the 41-channel map.
         options: Generation, attribute and temporal settings.
-        attributes: The annotator that writes ``ctx.extras["face_attributes"]`` (runs after tracking).
+        attributes: The annotator that writes ``ctx.extras["face_attributes"]`` (it declares that it runs
+            after tracking).
 
     Examples:
         >>> anonymizer = build_light_anonymizer({"models": {"t2i-adapter": "ckpt/"}, "seed": 7})  # doctest: +SKIP
@@ -193,86 +170,55 @@ class CamouflageLight(Anonymizer):
                 f"the T2I-Adapter reads {pipeline.adapter.config.in_channels} channels; CAMOUFLaGE-Light needs "
                 f"{MAP_CHANNELS} (train one with camouflage-video train-light)"
             )
-        self.pipeline, self.options, self.attributes = pipeline, options, attributes
+        super().__init__(pipeline, options)
+        self.attributes = attributes
         # The adapter unshuffles its input by its downscale factor: the generation size must divide by it.
         self.multiple = max(8, int(pipeline.adapter.config.downscale_factor))
-        self.scene_cuts = SceneCutAnnotator(options.temporal.scene_cut_threshold)
-        self.noise = FixedNoise(options.seed)
-        self.reuse = LatentReuse(options.temporal)
-        self.ip_blur = ClassicObfuscator("blur", mask_scale=options.region_scale, shape="box")
+        self.ip_blur = ClassicObfuscator("blur", mask_scale=options.conditioning.region_scale, shape="box")
         self._embeds: tuple | None = None
         self._track_noise: OrderedDict[tuple, Any] = OrderedDict()
-        self._counts: Counter[str] = Counter()
-        self._seconds: defaultdict[str, float] = defaultdict(float)
-        pipeline.set_ip_adapter_scale(options.ip_adapter_scale)
+        pipeline.set_ip_adapter_scale(options.conditioning.ip_adapter_scale)
 
     def annotators(self) -> list[Annotator]:
-        return [self.scene_cuts, self.attributes]
+        return [*super().annotators(), self.attributes]
 
     def reset(self) -> None:
-        self.noise.reset()
-        self.reuse.reset()
         self._track_noise.clear()
-        for annotator in self.annotators():
-            annotator.reset()
+        super().reset()
 
-    def __call__(self, ctx: FrameContext) -> np.ndarray:
+    def _run(self, group: list[tuple[FrameContext, FramePlan]]) -> list[np.ndarray]:
         torch = require("torch", "light")
-        h, w = ctx.frame.image.shape[:2]
-        width, height = generation_size(w, h, self.options.resolution, self.multiple)
-        plan = self.reuse.plan(ctx, self.pipeline.latent_shape(1, height, width))
-        try:
-            return self._run(ctx, plan.strength, plan.keyframe, width, height)
-        except BaseException as exc:
-            # A failed frame leaves no latent to reuse: the next frame starts afresh from the fixed noise.
-            self.reuse.invalidate()
-            if isinstance(exc, Exception):
-                self._counts["failed_frames"] += 1
-            if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
-                self._counts["out_of_memory_frames"] += 1
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            raise
-
-    def _run(self, ctx: FrameContext, strength: float, keyframe: bool, width: int, height: int) -> np.ndarray:
         options, pipeline = self.options, self.pipeline
-        attrs = ctx.extras.get(FACE_ATTRIBUTES_KEY)
-        if not isinstance(attrs, FaceAttributes):
-            raise ProcessingError("face attributes missing for this frame")
-        image = ctx.frame.image
+        ctxs = [ctx for ctx, _ in group]
+        plan = group[0][1]
+        width, height = self.size(ctxs[0].frame.image)
         t0 = time.perf_counter()
-        condition = build_attribute_map(attrs, width, height)[None]
-        noise = self._noise(attrs, pipeline.latent_shape(1, height, width))
-        ip_images = [self._ip_image(ctx)] if pipeline.has_ip_adapter else None
+        conditions, noises = [], []
+        for ctx in ctxs:
+            attrs = ctx.extras.get(FACE_ATTRIBUTES_KEY)
+            if not isinstance(attrs, FaceAttributes):
+                raise ProcessingError("face attributes missing for this frame")
+            conditions.append(build_attribute_map(attrs, width, height))
+            noises.append(self._noise(attrs, pipeline.latent_shape(1, height, width)))
+        ip_images = [self._ip_image(ctx) for ctx in ctxs] if pipeline.has_ip_adapter else None
         embeds = self._prompt_embeds()
-        self._seconds["condition"] += time.perf_counter() - t0
+        self.seconds["condition"] += time.perf_counter() - t0
         out = pipeline(
-            condition, prompt_embeds=embeds, height=height, width=width, noise=noise,
-            generators=self.noise.generators(1), ip_images=ip_images, num_inference_steps=options.steps,
+            np.stack(conditions), prompt_embeds=embeds, height=height, width=width, noise=torch.cat(noises),
+            generators=self.noise.generators(len(ctxs)), ip_images=ip_images, num_inference_steps=options.steps,
             guidance_scale=options.guidance_scale, adapter_scale=options.adapter_scale,
-            init_latents=None if keyframe else self.reuse.init_latents(image), strength=strength,
-            noise_seed=options.seed,
+            init_latents=None if plan.keyframe else self.reuse.init_latents(ctxs[0].frame.image),
+            strength=plan.strength, noise_seed=options.seed,
         )
-        for stage, seconds in out.seconds.items():
-            self._seconds[stage] += seconds
-        if not np.isfinite(out.images).all():
-            raise ProcessingError("the generated image has non-finite values (fp16 overflow?)")
-        if ctx.frame.pts is not None:
-            self.reuse.commit(out.latents, image)
-        self._counts["frames"] += 1
-        h, w = image.shape[:2]
-        interpolation = cv2.INTER_AREA if width >= w else cv2.INTER_CUBIC
-        image = (out.images[0] * 255).round().clip(0, 255).astype(np.uint8)
-        return cv2.resize(image, (w, h), interpolation=interpolation)
+        return self._finish(out, ctxs, width)
 
     def _ip_image(self, ctx: FrameContext) -> np.ndarray:
-        if self.options.ip_adapter_faces == "keep":
+        if self.options.conditioning.ip_adapter_faces == "keep":
             return ctx.frame.image
         attrs: FaceAttributes = ctx.extras[FACE_ATTRIBUTES_KEY]
         image = ctx.frame.image.copy()
         self.ip_blur.obfuscate(image, attrs.xyxy)
         return image
-
     def _noise(self, attrs: FaceAttributes, shape: tuple[int, ...]) -> Any:
         """The fixed noise, with each confirmed track's face region drawn from the track's own seed."""
         pipeline = self.pipeline
@@ -283,7 +229,7 @@ class CamouflageLight(Anonymizer):
         _, _, latent_h, latent_w = shape
         frame_w, frame_h = attrs.frame_size
         sx, sy = latent_w / frame_w, latent_h / frame_h
-        grow = self.options.region_scale
+        grow = self.options.conditioning.region_scale
         for box, seed in zip(attrs.xyxy, attrs.seeds.tolist(), strict=True):
             if seed < 0:
                 continue
@@ -315,7 +261,7 @@ class CamouflageLight(Anonymizer):
     def _prompt_embeds(self) -> tuple:
         if self._embeds is None:
             self._embeds = self.pipeline.encode_prompt(
-                self.options.prompt, self.options.negative_prompt, self.options.guidance_scale
+                self.options.conditioning.prompt, self.options.negative_prompt, self.options.guidance_scale
             )
         return self._embeds
 
@@ -323,21 +269,29 @@ class CamouflageLight(Anonymizer):
         calls = dict(self.pipeline.calls.snapshot())
         calls["face_attributes"] = int(getattr(self.attributes, "calls", 0))
         stabilizer = getattr(self.attributes, "stabilizer", None)
-        options = self.options
-        return generation_stats(
-            self, calls, extra={"attribute_tracks": stabilizer.tracks if stabilizer is not None else 0},
-            adapter_scale=options.adapter_scale, ip_adapter_scale=options.ip_adapter_scale,
-            ip_adapter_faces=options.ip_adapter_faces, attribute_smoothing=options.attribute_smoothing,
+        options, conditioning = self.options, self.options.conditioning
+        return self.generation_stats(
+            calls, extra={"attribute_tracks": stabilizer.tracks if stabilizer is not None else 0},
+            adapter_scale=options.adapter_scale, ip_adapter_scale=conditioning.ip_adapter_scale,
+            ip_adapter_faces=conditioning.ip_adapter_faces, attribute_smoothing=options.attribute_smoothing,
+            batch_size=self.batch_size,
         )
 
 
 # -- building from options ----------------------------------------------------------------------------
 
 
-def needed_components(options: LightOptions) -> list[str]:
-    names = ["base", "vae", "t2i-adapter", "face-attributes"]
-    if options.ip_adapter_scale:
+def conditioning_components(conditioning: LightConditioning) -> list[str]:
+    """The frozen components Light's conditioning needs, at inference and in training."""
+    names = ["base", "vae", "face-attributes"]
+    if conditioning.ip_adapter_scale:
         names += ["ip-adapter", "image-encoder"]
+    return names
+
+
+def needed_components(options: LightOptions) -> list[str]:
+    names = conditioning_components(options.conditioning)
+    names.insert(2, "t2i-adapter")
     if options.face_parsing:
         names.append("face-parser")
     if options.face_alignment:
@@ -345,84 +299,38 @@ def needed_components(options: LightOptions) -> list[str]:
     return names
 
 
-def load_t2i_adapter(source: ModelSource, dtype: Any) -> Any:
-    """A diffusers ``T2IAdapter`` folder (what ``train-light`` writes), safetensors only."""
-    diffusers = require("diffusers", "light")
-    from camouflage_video.models import _from_pretrained
-
-    return _from_pretrained(diffusers.T2IAdapter, source, torch_dtype=dtype).eval()
-
-
-def load_image_encoder(source: ModelSource, dtype: Any) -> tuple[Any, Any]:
-    """The IP-Adapter's CLIP image encoder (``models/image_encoder`` of h94/IP-Adapter, or its own folder)."""
-    transformers = require("transformers", "light")
-    from camouflage_video.models import _from_pretrained
-
-    own_folder = source.path is not None and (source.path / "config.json").is_file()
-    encoder = _from_pretrained(
-        transformers.CLIPVisionModelWithProjection, source, dtype=dtype,
-        **({} if own_folder else {"subfolder": IMAGE_ENCODER_FOLDER}),
-    )
-    size = encoder.config.image_size
-    return encoder.eval(), transformers.CLIPImageProcessor(size=size, crop_size=size)
-
-
-def load_ip_adapter_state(source: ModelSource, dtype: Any) -> dict[str, dict[str, Any]]:
-    """IP-Adapter weights from ``ip-adapter_sd15.safetensors`` (a file, the repo folder, or the hub)."""
-    safetensors_torch = require("safetensors.torch", "light", package="safetensors")
-    from camouflage_video.models import _load_failure
-    from camouflage_video.pipelines.adapters import split_ip_adapter_state
-
-    try:
-        if source.path is not None and source.path.is_file():
-            path = source.path
-        elif source.path is not None and (source.path / IP_ADAPTER_WEIGHTS).is_file():
-            path = source.path / IP_ADAPTER_WEIGHTS
-        elif source.path is not None:
-            path = source.path / "ip-adapter_sd15.safetensors"
-        else:
-            hub = require("huggingface_hub", "light")
-            path = hub.hf_hub_download(source.repo_id, IP_ADAPTER_WEIGHTS, revision=source.revision)
-        state = safetensors_torch.load_file(str(path))
-    except Exception as exc:
-        raise _load_failure(source, exc) from exc
-    return split_ip_adapter_state({k: v.to(dtype) for k, v in state.items()})
-
-
-def attribute_classifier(source: ModelSource, device: Any) -> Any:
-    """The FaRL CelebA classifier (``annotators.attributes.AttributeClassifier``) of a ``face-attributes`` source."""
-    from camouflage_video import models
-    from camouflage_video.annotators.attributes import AttributeClassifier, attribute_network_from_state_dict
-
-    return AttributeClassifier(attribute_network_from_state_dict(models.load_state_dict(source, FARL_FILE)), device)
+def load_frozen_light(
+    conditioning: LightConditioning, sources: Mapping[str, ModelSource], base_config: str | None, device: Any,
+    dtype: Any, load_dtype: Any = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The frozen part of Light's pipeline, for ``anonymize --method light`` and ``train-light`` alike: SD 1.5
+    and, when the IP-Adapter is on, its image encoder and weights, as ``AdapterPipeline`` keyword arguments;
+    and the base's scheduler config."""
+    parts, scheduler_config = frozen_sd15(sources, base_config, device, dtype, load_dtype)
+    encoder = feature_extractor = ip_state = None
+    if conditioning.ip_adapter_scale:
+        encoder, feature_extractor = load_image_encoder(sources["image-encoder"], dtype)
+        encoder = encoder.to(device)
+        ip_state = load_ip_adapter_state(sources["ip-adapter"], dtype)
+    parts.update(image_encoder=encoder, feature_extractor=feature_extractor, ip_adapter_state=ip_state)
+    return parts, scheduler_config
 
 
 def build_attribute_annotator(options: LightOptions, sources: Mapping[str, ModelSource], device: Any) -> Annotator:
     """The pyfacer analysis and per-track stabilization, from the configured sources."""
-    from camouflage_video.annotators.attributes import (
-        FaceAnalyzer,
-        FaceAttributeAnnotator,
-        load_face_aligner,
-        load_face_parser,
-    )
-
-    classifier = attribute_classifier(sources["face-attributes"], device)
+    classifier = classifier_from_source(sources["face-attributes"], device)
     parser = aligner = None
     if options.face_parsing:
-        parser = load_face_parser(_torchscript_path(sources["face-parser"], PARSER_FILE), "farl/lapa/448", device)
+        parser = load_face_parser(torchscript_path(sources["face-parser"], PARSER_FILE), "farl/lapa/448", device)
     if options.face_alignment:
-        path = _torchscript_path(sources["face-aligner"], ALIGNER_FILE)
+        path = torchscript_path(sources["face-aligner"], ALIGNER_FILE)
         aligner = load_face_aligner(path, "farl/ibug300w/448", device)
     stabilizer = AttributeStabilizer(
         mode=options.attribute_smoothing, window=options.attribute_window, momentum=options.attribute_momentum,
         seed=options.seed,
     )
-    return FaceAttributeAnnotator(FaceAnalyzer(classifier, parser, aligner, options.region_scale), stabilizer)
-
-
-def _torchscript_path(source: ModelSource, filename: str) -> Any:
-    assert source.path is not None  # URL components always resolve to a local folder or file
-    return source.path / filename if source.path.is_dir() or not source.path.exists() else source.path
+    analyzer = FaceAnalyzer(classifier, parser, aligner, options.conditioning.region_scale)
+    return FaceAttributeAnnotator(analyzer, stabilizer)
 
 
 def build_light_anonymizer(generative: Mapping[str, Any]) -> CamouflageLight:
@@ -433,25 +341,13 @@ def build_light_anonymizer(generative: Mapping[str, Any]) -> CamouflageLight:
         ModelError: A component cannot be loaded (the message says which and from where).
         MissingDependencyError: The ``light`` extra is not installed.
     """
-    from camouflage_video import models
-    from camouflage_video.pipelines.adapters import AdapterPipeline
-
     options = LightOptions.from_mapping(generative)
     device, dtype = resolve_device(options.device, options.dtype)
-    sources = models.resolve_all(needed_components(options), options.models, options.models_dir)
+    sources = resolve_all(needed_components(options), options.models, options.models_dir)
     attributes = build_attribute_annotator(options, sources, device)
-    sd = models.load_sd15(sources["base"], dtype, config=options.base_config)
-    vae = models.load_vae(sources["vae"], dtype)
+    frozen, scheduler_config = load_frozen_light(options.conditioning, sources, options.base_config, device, dtype)
     adapter = load_t2i_adapter(sources["t2i-adapter"], dtype)
-    encoder = feature_extractor = ip_state = None
-    if options.ip_adapter_scale:
-        encoder, feature_extractor = load_image_encoder(sources["image-encoder"], dtype)
-        encoder = encoder.to(device)
-        ip_state = load_ip_adapter_state(sources["ip-adapter"], dtype)
     pipeline = AdapterPipeline(
-        vae=vae.to(device), text_encoder=sd["text_encoder"].to(device), tokenizer=sd["tokenizer"],
-        unet=sd["unet"].to(device), scheduler=make_scheduler(options.scheduler, sd["scheduler_config"]),
-        adapter=adapter.to(device), image_encoder=encoder, feature_extractor=feature_extractor,
-        ip_adapter_state=ip_state,
+        **frozen, scheduler=make_scheduler(options.scheduler, scheduler_config), adapter=adapter.to(device),
     )
     return CamouflageLight(pipeline, options, attributes)

@@ -19,31 +19,19 @@ With ``anonymization_scale == 0`` and full denoising the result equals the stock
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter, StageClock
 from camouflage_video.pipelines.temporal import (
+    GenerationOutput,
     decode_images,
     guidance_embeds,
     reuse_timesteps,
     sampling,
     start_latents,
 )
-
-
-@dataclass
-class GuidedOutput:
-    """Images, the final latents (they seed the next frame's reuse) and seconds per stage of one call."""
-
-    images: np.ndarray
-    latents: Any
-    steps_run: int
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class AnonymizationGuidancePipeline:
@@ -132,7 +120,7 @@ class AnonymizationGuidancePipeline:
         strength: float = 1.0,
         noise_seed: int | None = None,
         output_type: str = "np",
-    ) -> GuidedOutput:
+    ) -> GenerationOutput:
         """Generate a batch of frames that share one plan (all full denoising, or all reuse at ``strength``).
 
         Args:
@@ -253,7 +241,7 @@ class AnonymizationGuidancePipeline:
             # 9. Decode
             images = decode_images(sd, latents, output_type)
             clock.lap("decode")
-        return GuidedOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)
+        return GenerationOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)
 
     def _ensemble_residuals(self, sample: Any, t: Any, embeds: Any, controls: dict, active: list[str], scales: dict):
         """Sum the active ControlNets' residuals in a fixed order, as MultiControlNetModel does."""

@@ -4,9 +4,7 @@ Shared by CAMOUFLaGE-Base and CAMOUFLaGE-Light (both regenerate every frame with
 
 * ``FixedNoise``: one initial noise tensor per video, drawn from the seed, and per-frame generators restored
   to the state right after that draw, so every frame sees the same noise and the same step noise.
-* ``SceneCutDetector`` / ``SceneCutAnnotator``: content change between consecutive original frames (mean
-  absolute HSV difference on a thumbnail, as PySceneDetect's content detector); a cut forces a keyframe,
-  fresh control maps and a fresh caption.
+* scene cuts (``annotators/scene_cuts.py``) mark ``ctx.extras["scene_cut"]``; a cut forces a keyframe.
 * ``LatentReuse``: plans each frame. A keyframe denoises fully from the fixed noise; any other frame starts
   from the previous frame's final latent, optionally warped by the optical flow between the two original
   frames, re-noised to ``reuse_strength`` of the schedule, so it runs only that share of the steps.
@@ -20,18 +18,16 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
 from camouflage_video._deps import require
-from camouflage_video.annotators.base import Annotator
+from camouflage_video.annotators.scene_cuts import SCENE_CUT_KEY
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import FrameContext
-
-SCENE_CUT_KEY = "scene_cut"
 
 
 @dataclass(frozen=True)
@@ -111,55 +107,14 @@ class FixedNoise:
         self._key = self._noise = self._state = None
 
 
-class SceneCutDetector:
-    """Detects hard cuts from the content change between consecutive frames.
+@dataclass
+class GenerationOutput:
+    """Images, final latents (the next frame's reuse starts from them) and seconds per stage of one call."""
 
-    Args:
-        threshold: Mean absolute HSV difference (0-255) above which a frame starts a new scene; 0 disables.
-        size: Thumbnail size the comparison runs at.
-
-    Examples:
-        >>> detect = SceneCutDetector(27.0)
-        >>> detect(np.zeros((36, 64, 3), np.uint8)), detect(np.full((36, 64, 3), 255, np.uint8))
-        (False, True)
-    """
-
-    def __init__(self, threshold: float = 27.0, size: tuple[int, int] = (64, 36)) -> None:
-        self.threshold, self.size = threshold, size
-        self._previous: np.ndarray | None = None
-        self.last_score = 0.0
-
-    def __call__(self, image: np.ndarray) -> bool:
-        """True if ``image`` starts a new scene (the first frame of a video does not count as a cut)."""
-        small = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).astype(np.int16)
-        previous, self._previous = self._previous, hsv
-        if previous is None or self.threshold <= 0:
-            self.last_score = 0.0
-            return False
-        self.last_score = float(np.abs(hsv - previous).mean())
-        return self.last_score > self.threshold
-
-    def reset(self) -> None:
-        self._previous = None
-
-
-class SceneCutAnnotator(Annotator):
-    """Marks ``ctx.extras["scene_cut"]`` for frames that start a new scene (stills never reuse anything)."""
-
-    name = "scene_cuts"
-
-    def __init__(self, threshold: float = 27.0) -> None:
-        self.detector = SceneCutDetector(threshold)
-        self.cuts = 0
-
-    def annotate(self, ctx: FrameContext) -> None:
-        cut = self.detector(ctx.frame.image)
-        self.cuts += cut
-        ctx.extras[SCENE_CUT_KEY] = cut
-
-    def reset(self) -> None:
-        self.detector.reset()
+    images: np.ndarray
+    latents: Any
+    steps_run: int
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

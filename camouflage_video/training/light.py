@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,11 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
-from camouflage_video.models import layered_options
-from camouflage_video.pipelines.camouflage_base import resolution_check
-from camouflage_video.pipelines.camouflage_light import (
-    DEFAULT_PROMPT,
-    RETINAFACE_FILE,
-    attribute_classifier,
-)
+from camouflage_video.options import from_mapping
+from camouflage_video.pipelines.camouflage_light import LightConditioning
+from camouflage_video.pipelines.generative import resolution_check
+from camouflage_video.training.checkpoints import checkpoint_dirs, load_checkpoint, save_checkpoint
+from camouflage_video.training.components import load_training_components
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +65,8 @@ class TrainLightOptions:
         keep_checkpoints: Checkpoints kept; older ones are deleted.
         log_every: Steps between loss log lines.
         seed: Seed of the data order, the adapter's initialisation and every noise draw.
-        prompt: Text prompt of every sample (the same one inference uses).
-        ip_adapter_scale: Weight of the frozen IP-Adapter (0: trained without it).
-        ip_adapter_faces: ``blur`` shows the IP-Adapter the image with its faces blurred, as at inference.
-        region_scale: Growth of face boxes into attribute regions.
+        conditioning: Prompt, IP-Adapter weight and view, attribute regions: Light's own
+            ``LightConditioning``, given flat (keep them equal to the anonymize settings).
         timesteps: ``uniform`` or ``cubic`` (biased to early, noisy steps, as T2I-Adapter's SDXL training).
         cache: Folder of the attribute cache; ``None`` for ``<output>/attribute-cache``; ``"none"`` analyses
             on the fly every time.
@@ -99,10 +95,7 @@ class TrainLightOptions:
     keep_checkpoints: int = 3
     log_every: int = 10
     seed: int = 0
-    prompt: str = DEFAULT_PROMPT
-    ip_adapter_scale: float = 0.7
-    ip_adapter_faces: str = "blur"
-    region_scale: float = 1.2
+    conditioning: LightConditioning = field(default_factory=LightConditioning)
     timesteps: str = "uniform"
     cache: str | None = None
     face_detector: str = "centerface"
@@ -127,10 +120,6 @@ class TrainLightOptions:
             (self.checkpoint_every >= 1, f"checkpoint-every must be >= 1, got {self.checkpoint_every}"),
             (self.keep_checkpoints >= 1, f"keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (self.log_every >= 1, f"log-every must be >= 1, got {self.log_every}"),
-            (self.ip_adapter_scale >= 0, f"ip-adapter-scale must be >= 0, got {self.ip_adapter_scale}"),
-            (self.ip_adapter_faces in ("blur", "keep"),
-             f"ip-adapter-faces must be blur or keep, got {self.ip_adapter_faces!r}"),
-            (0.5 <= self.region_scale <= 3, f"region-scale must be within 0.5..3, got {self.region_scale}"),
             (self.timesteps in TIMESTEP_SAMPLING,
              f"timesteps must be one of {', '.join(TIMESTEP_SAMPLING)}, got {self.timesteps!r}"),
             (self.face_detector in FACE_DETECTORS,
@@ -142,24 +131,11 @@ class TrainLightOptions:
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> TrainLightOptions:
         """Defaults, then the TOML file at ``options["config"]``, then the other keys (``None`` ignored)."""
-        merged = layered_options(options)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(merged) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown train-light option(s) {', '.join(u.replace('_', '-') for u in unknown)}; "
-                f"known: {', '.join(sorted(n.replace('_', '-') for n in names))}"
-            )
-        missing = [n for n in ("data_dir", "output") if n not in merged]
-        if missing:
-            raise ConfigError(f"train-light needs {' and '.join(missing)}")
-        try:
-            return cls(**merged)
-        except TypeError as exc:
-            raise ConfigError(f"invalid option: {exc}") from exc
+        return from_mapping(cls, options, required=("data_dir", "output"), where="for train-light")
 
     def invariants(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in RESUME_INVARIANTS}
+        return {name: getattr(self.conditioning if hasattr(self.conditioning, name) else self, name)
+                for name in RESUME_INVARIANTS}
 
 
 @dataclass
@@ -170,65 +146,6 @@ class TrainResult:
     loss: float
     output: Path
     losses: list[float] = field(default_factory=list)
-
-
-# -- checkpoints --------------------------------------------------------------------------------------
-
-
-def checkpoint_dirs(output: Path) -> list[Path]:
-    """Complete checkpoints in ``output``, oldest first."""
-    root = output / "checkpoints"
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.name.startswith("step-") and (p / "state.json").is_file())
-
-
-def save_checkpoint(output: Path, step: int, adapter: Any, optimizer: Any, state: dict[str, Any], keep: int) -> Path:
-    """Write ``checkpoints/step-NNNNNNN`` atomically (a temporary folder renamed into place), safetensors only."""
-    safetensors_torch = require("safetensors.torch", "light", package="safetensors")
-    final = output / "checkpoints" / f"step-{step:07d}"
-    temporary = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    adapter.save_pretrained(temporary / "adapter", safe_serialization=True)
-    tensors, groups = _flatten_optimizer(optimizer.state_dict())
-    safetensors_torch.save_file(tensors, str(temporary / "optimizer.safetensors"))
-    (temporary / "state.json").write_text(json.dumps({**state, "step": step, "param_groups": groups}, indent=2) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(temporary, final)
-    for old in checkpoint_dirs(output)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_checkpoint(folder: Path, adapter: Any, optimizer: Any) -> dict[str, Any]:
-    """Restore the adapter weights and optimizer state of a checkpoint; returns its ``state.json``."""
-    safetensors_torch = require("safetensors.torch", "light", package="safetensors")
-    state = json.loads((folder / "state.json").read_text())
-    weights = safetensors_torch.load_file(str(folder / "adapter" / "diffusion_pytorch_model.safetensors"))
-    adapter.load_state_dict(weights)
-    optimizer.load_state_dict(_unflatten_optimizer(
-        safetensors_torch.load_file(str(folder / "optimizer.safetensors")), state["param_groups"]
-    ))
-    return state
-
-
-def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    tensors = {}
-    for index, values in state_dict["state"].items():
-        for name, value in values.items():
-            tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state_dict["param_groups"]]
-    return tensors, groups
-
-
-def _unflatten_optimizer(tensors: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in groups]
-    return {"state": state, "param_groups": groups}
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -298,10 +215,12 @@ def train_light(options: TrainLightOptions, progress: bool | None = None) -> Tra
 
     # 2. Data (the attribute cache is filled once, by the main process)
     cache = None if options.cache == "none" else Path(options.cache or output / "attribute-cache")
-    key = CacheKey(options.resolution, options.region_scale, components["detector_name"], components["classifier_name"])
+    conditioning = options.conditioning
+    key = CacheKey(options.resolution, conditioning.region_scale, components["detector_name"],
+                   components["classifier_name"])
     dataset = FaceImageDataset(
-        options.data_dir, components["analyze"], options.resolution, cache, key, options.ip_adapter_faces,
-        options.region_scale,
+        options.data_dir, components["analyze"], options.resolution, cache, key, conditioning.ip_adapter_faces,
+        conditioning.region_scale,
     )
     if cache is not None and main:
         for index in tqdm(range(len(dataset)), desc="analysing faces", unit="image", disable=_quiet(progress)):
@@ -330,7 +249,7 @@ def train_light(options: TrainLightOptions, progress: bool | None = None) -> Tra
     if main:
         output.mkdir(parents=True, exist_ok=True)
 
-    prompt_embeds = pipe.encode_prompt(options.prompt, None, guidance_scale=1.0)[0].to(weight_dtype)
+    prompt_embeds = pipe.encode_prompt(conditioning.prompt, None, guidance_scale=1.0)[0].to(weight_dtype)
     log_path = output / "train_log.jsonl"
     window: list[float] = []
     losses: list[float] = []
@@ -444,86 +363,6 @@ def _log(path: Path, record: dict[str, Any]) -> None:
 
 def _quiet(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
-
-
-def load_training_components(options: TrainLightOptions, device: Any, dtype: Any) -> dict[str, Any]:
-    """The frozen pipeline (SD 1.5 + IP-Adapter), VAE, noise scheduler, face analysis and the adapter to train."""
-    torch = require("torch", "light")
-    diffusers = require("diffusers", "light")
-    from camouflage_video import models
-    from camouflage_video.annotators.attribute_map import MAP_CHANNELS
-    from camouflage_video.annotators.attributes import FaceAnalyzer
-    from camouflage_video.annotators.faces import CenterFaceDetector
-    from camouflage_video.pipelines.adapters import AdapterPipeline, adapter_config_for
-    from camouflage_video.pipelines.camouflage_light import (
-        load_image_encoder,
-        load_ip_adapter_state,
-        load_t2i_adapter,
-    )
-
-    names = ["base", "vae", "face-attributes"]
-    if options.ip_adapter_scale:
-        names += ["ip-adapter", "image-encoder"]
-    if options.face_detector == "retinaface":
-        names.append("face-detector")
-    specs = dict(options.models)
-    if options.init_adapter:
-        specs["t2i-adapter"] = options.init_adapter
-        names.append("t2i-adapter")
-    sources = models.resolve_all(names, specs, options.models_dir)
-
-    from camouflage_video.annotators.attributes import RetinaFaceDetector, retinaface_from_state_dict
-
-    classifier = attribute_classifier(sources["face-attributes"], device)
-    if options.face_detector == "retinaface":
-        state = models.load_state_dict(sources["face-detector"], RETINAFACE_FILE)
-        detector: Any = RetinaFaceDetector(retinaface_from_state_dict(state, "mobilenet"), device=device)
-    else:
-        detector = CenterFaceDetector(thresh=0.5, det_size=options.resolution)
-    analyzer = FaceAnalyzer(classifier, region_scale=options.region_scale)
-
-    def analyze(image: np.ndarray) -> Any:
-        return analyzer.analyze(image, detector.detect(image))
-
-    sd = models.load_sd15(sources["base"], torch.float32, config=options.base_config)
-    vae = models.load_vae(sources["vae"], torch.float32).to(device, dtype)
-    encoder = feature_extractor = ip_state = None
-    if options.ip_adapter_scale:
-        encoder, feature_extractor = load_image_encoder(sources["image-encoder"], dtype)
-        encoder = encoder.to(device)
-        ip_state = load_ip_adapter_state(sources["ip-adapter"], dtype)
-    unet = sd["unet"]
-    if options.init_adapter:
-        adapter = load_t2i_adapter(sources["t2i-adapter"], torch.float32)
-        if adapter.config.in_channels != MAP_CHANNELS:
-            raise ConfigError(f"--init-adapter reads {adapter.config.in_channels} channels, not {MAP_CHANNELS}")
-    else:
-        torch.manual_seed(options.seed)  # the fresh adapter's initialisation is part of the run's seed
-        adapter = diffusers.T2IAdapter(**adapter_config_for(unet, MAP_CHANNELS))
-    pipeline = AdapterPipeline(
-        vae=vae, text_encoder=sd["text_encoder"].to(device, dtype), tokenizer=sd["tokenizer"],
-        unet=unet.to(device, dtype), scheduler=diffusers.DDPMScheduler(**_ddpm_config(sd["scheduler_config"])),
-        adapter=adapter.to(device), image_encoder=encoder, feature_extractor=feature_extractor,
-        ip_adapter_state=ip_state,
-    )
-    pipeline.set_ip_adapter_scale(options.ip_adapter_scale)
-    for module in (pipeline.sd.unet, vae, pipeline.sd.text_encoder, encoder):
-        if module is not None:
-            module.requires_grad_(False).eval()
-    return {
-        "pipeline": pipeline, "vae": vae, "noise_scheduler": pipeline.sd.scheduler, "adapter": adapter,
-        "analyze": analyze, "detector_name": options.face_detector,
-        "classifier_name": sources["face-attributes"].describe(),
-    }
-
-
-def _ddpm_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    diffusers = require("diffusers", "light")
-    accepted = inspect.signature(diffusers.DDPMScheduler.__init__).parameters
-    # SD 1.5 never clips its samples; DDPMScheduler's default would (and warns when it is not set).
-    return {"clip_sample": False, **{k: v for k, v in config.items() if k in accepted}}
 
 
 # -- command line -------------------------------------------------------------------------------------

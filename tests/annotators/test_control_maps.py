@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from camouflage_video.annotators.control_maps import CONTROL_MAPS_KEY, ControlMapAnnotator
+from camouflage_video.annotators.scene_cuts import SCENE_CUT_KEY
 from camouflage_video.frame import Frame, FrameContext
-from camouflage_video.pipelines.temporal import SCENE_CUT_KEY
 
 
 class Counting(ControlMapAnnotator):

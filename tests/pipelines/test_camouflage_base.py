@@ -16,12 +16,9 @@ pytest.importorskip("diffusers")
 
 from camouflage_video.errors import ConfigError  # noqa: E402
 from camouflage_video.frame import Frame, FrameContext  # noqa: E402
-from camouflage_video.pipelines.camouflage_base import (  # noqa: E402
-    BaseOptions,
-    generation_size,
-    resolve_device,
-)
+from camouflage_video.pipelines.camouflage_base import BaseOptions  # noqa: E402
 from camouflage_video.pipelines.classic import fallback_image  # noqa: E402
+from camouflage_video.pipelines.generative import generation_size, resolve_device  # noqa: E402
 from camouflage_video.samples import sample_frames  # noqa: E402
 from tests.test_runner import MemorySink  # noqa: E402
 from tests.tiny_models import annotate, tiny_base_anonymizer, tiny_components  # noqa: E402

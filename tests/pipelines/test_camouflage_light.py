@@ -19,10 +19,10 @@ from camouflage_video.annotators.faces import CenterFaceDetector
 from camouflage_video.annotators.tracking import FaceTracker
 from camouflage_video.errors import ConfigError, ModelError, ProcessingError
 from camouflage_video.frame import Frame, FrameContext
-from camouflage_video.models import SD15_SCHEDULER
-from camouflage_video.pipelines.adapters import AdapterPipeline, adapter_config_for, split_ip_adapter_state
-from camouflage_video.pipelines.camouflage_base import make_scheduler
+from camouflage_video.models import SD15_SCHEDULER, split_ip_adapter_state
+from camouflage_video.pipelines.adapters import AdapterPipeline, adapter_config_for
 from camouflage_video.pipelines.camouflage_light import CamouflageLight, LightOptions, build_light_anonymizer
+from camouflage_video.pipelines.generative import make_scheduler
 from camouflage_video.pipelines.temporal import FixedNoise
 from camouflage_video.samples import sample_frames
 from tests.tiny_light import tiny_adapter, tiny_attribute_state, tiny_light_components

@@ -7,12 +7,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from camouflage_video.annotators.scene_cuts import SCENE_CUT_KEY, SceneCutDetector
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame, FrameContext
 from camouflage_video.pipelines.temporal import (
-    SCENE_CUT_KEY,
     LatentReuse,
-    SceneCutDetector,
     TemporalOptions,
     estimate_flow,
 )
