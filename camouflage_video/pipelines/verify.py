@@ -12,7 +12,9 @@ construction. A face the recognizer cannot judge (too small for it, or the recog
 cleared: fail closed.
 
 Checks are bounded per track: on its first appearance, when it has grown by ``growth`` since its last check,
-and every ``every`` frames; between checks a track keeps the level it reached.
+and every ``every`` frames; between checks a track keeps the level it reached. Only detected faces are
+checked: a box the tracker holds over a missed detection, or one carried back before a face's first detection,
+takes the level of its track (on a box that holds no face a recognizer "matches" background at random).
 """
 
 from __future__ import annotations
@@ -64,7 +66,6 @@ class _Track:
     level: int
     checked_at: int
     height: float
-    on_detection: bool = True  # checked on a detected face, not on a box predicted or carried back
 
 
 @dataclass
@@ -83,6 +84,7 @@ class VerifyCounts:
     escalations: int = 0
     too_small: int = 0
     errors: int = 0
+    held_unchecked: int = 0
     faces_by_level: dict[str, int] = field(default_factory=dict)
     tracks_escalated: set[int] = field(default_factory=set)
 
@@ -154,6 +156,7 @@ class VerifiedAnonymizer(Anonymizer):
             "escalations": counts.escalations,
             "too_small": counts.too_small,
             "errors": counts.errors,
+            "held_unchecked": counts.held_unchecked,
             "tracks_escalated": len(counts.tracks_escalated),
             "faces_by_level": dict(sorted(counts.faces_by_level.items())),
         }
@@ -182,13 +185,17 @@ class VerifiedAnonymizer(Anonymizer):
             level = track.level if track is not None else 0
             if level:
                 self.ladder[level - 1].obfuscate(image, box)
+            # Only detected faces are checked. A box the tracker predicted or Backfill carried back marks where a
+            # face may be; on a box that holds none, the recognizer compares two patches of background and
+            # "matches" them at random (seen on real footage: solid blobs beside faces). It takes its track's level.
             detected = not bool(faces.held[i])
-            due = (
+            due = detected and (
                 track is None
                 or index - track.checked_at >= self.options.every
                 or height >= track.height * self.options.growth
-                or (detected and not track.on_detection)  # a check of a predicted box does not speak for the face
             )
+            if not detected and track is None:
+                self.counts.held_unchecked += 1
             if due and level < len(self.ladder):
                 while not self._clears(original, image, faces, i):
                     level += 1
@@ -198,14 +205,15 @@ class VerifiedAnonymizer(Anonymizer):
                     self.ladder[level - 1].obfuscate(image, box)
                     if level == len(self.ladder):
                         break  # solid: nothing of the face is left to check
-            if due or track is None:
-                track = _Track(level, index, height, on_detection=detected)
-            if track_id >= 0:
-                self._tracks[track_id] = track
-            elif loose is not None:
-                loose.track = track
-            else:
-                self._loose.append(_Loose(box[0].copy(), track, index))
+            if due:
+                track = _Track(level, index, height)
+            if track is not None:
+                if track_id >= 0:
+                    self._tracks[track_id] = track
+                elif loose is not None:
+                    loose.track = track
+                else:
+                    self._loose.append(_Loose(box[0].copy(), track, index))
             name = self.ladder[level - 1].method if level else self.inner.name
             self.counts.faces_by_level[name] = self.counts.faces_by_level.get(name, 0) + 1
         return image
