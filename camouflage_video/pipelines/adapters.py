@@ -20,13 +20,11 @@ import numpy as np
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter, StageClock
+from camouflage_video.pipelines.sd15 import StableDiffusionBase
 from camouflage_video.pipelines.temporal import (
     GenerationOutput,
-    decode_images,
     guidance_embeds,
-    reuse_timesteps,
     sampling,
-    start_latents,
 )
 
 
@@ -54,7 +52,7 @@ def adapter_config_for(unet: Any, in_channels: int) -> dict[str, Any]:
             "downscale_factor": 8 * scales[0][0], "adapter_type": "full_adapter"}
 
 
-class AdapterPipeline:
+class AdapterPipeline(StableDiffusionBase):
     """SD 1.5 conditioned by an IP-Adapter on an image and a T2I-Adapter on a condition map.
 
     Args:
@@ -105,24 +103,6 @@ class AdapterPipeline:
                 warnings.simplefilter("ignore")  # diffusers warns about low_cpu_mem_usage paths
                 self.sd.load_ip_adapter(ip_adapter_state, subfolder=None, weight_name=None, image_encoder_folder=None)
         self.calls = CallCounter.for_stock_pipeline(self.sd, {"t2i_adapter": adapter, "image_encoder": image_encoder})
-
-    @property
-    def device(self) -> Any:
-        return self.sd.unet.device
-
-    @property
-    def dtype(self) -> Any:
-        return self.sd.unet.dtype
-
-    def latent_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
-        f = self.sd.vae_scale_factor
-        return (batch, self.sd.unet.config.in_channels, height // f, width // f)
-
-    def encode_prompt(self, prompt: str, negative_prompt: str | None, guidance_scale: float = 7.0) -> tuple:
-        """``(prompt_embeds, negative_prompt_embeds)`` for one prompt; the latter is ``None`` without CFG."""
-        torch = require("torch", "light")
-        with torch.no_grad():
-            return self.sd.encode_prompt(prompt, self.device, 1, guidance_scale > 1.0, negative_prompt)
 
     def encode_images(self, images: list[Any]) -> Any:
         """IP-Adapter image embeddings ``(B, 1, D)``, one per image (PIL images or uint8 arrays)."""
@@ -184,8 +164,7 @@ class AdapterPipeline:
             raise ConfigError("one generator per frame is needed")
         if self.has_ip_adapter and ip_embeds is None and (ip_images is None or len(ip_images) != batch):
             raise ConfigError("the IP-Adapter needs one image (or embedding) per frame")
-        if (init_latents is None) != (strength == 1.0):
-            raise ConfigError("init_latents and strength < 1 go together")
+        self.check_reuse(init_latents, strength)
         do_cfg = guidance_scale > 1.0
         device = self.device
         clock = StageClock(device)
@@ -213,17 +192,13 @@ class AdapterPipeline:
                 if do_cfg:
                     adapter_state = [s.repeat(2, 1, 1, 1) for s in adapter_state]
 
-            # 5. Timesteps; latent reuse runs only the last `strength` of them (shared with Base)
-            timesteps = reuse_timesteps(sd.scheduler, num_inference_steps, strength, device, noise_seed, batch)
-
-            # 6. Initial latents: the fixed noise, or the previous result re-noised to the first timestep
-            latents = start_latents(sd, noise, init_latents, timesteps, generators, height, width, embeds.dtype)
-
-            # 7. Scheduler step arguments (the per-frame generators feed SDE noise)
-            extra_step_kwargs = sd.prepare_extra_step_kwargs(generators, 0.0)
-
+            # 5. Timesteps, initial latents and scheduler step arguments (latent reuse: the last `strength`)
+            timesteps, latents, extra_step_kwargs = self.start(
+                noise, init_latents, generators, num_inference_steps, strength, noise_seed, (height, width),
+                embeds.dtype,
+            )
             clock.lap("prepare")
-            # 8. Denoising loop
+            # 6. Denoising loop
             for t in timesteps:
                 latent_model_input = torch.cat([latents] * 2) if do_cfg else latents
                 latent_model_input = sd.scheduler.scale_model_input(latent_model_input, t)
@@ -240,8 +215,5 @@ class AdapterPipeline:
                     noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
                 latents = sd.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
 
-            clock.lap("denoise")
-            # 9. Decode
-            images = decode_images(sd, latents, output_type)
-            clock.lap("decode")
-        return GenerationOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)
+            # 7. Decode
+            return self.finish(latents, timesteps, clock, output_type)

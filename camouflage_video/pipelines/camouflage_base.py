@@ -156,11 +156,8 @@ class CamouflageBase(GenerativeAnonymizer):
         captioner = [self.captioner] if self.captioner is not None and self.options.prompt is None else []
         return [*super().annotators(), *self.control_annotators, *captioner]
 
-    def _run(self, group: list[tuple[FrameContext, FramePlan]]) -> list[np.ndarray]:
+    def _run(self, ctxs: list[FrameContext], plan: FramePlan, width: int, height: int) -> list[np.ndarray]:
         options, pipeline = self.options, self.pipeline
-        ctxs = [ctx for ctx, _ in group]
-        plan = group[0][1]
-        width, height = self.size(ctxs[0].frame.image)
         pil = require("PIL.Image", "diffusion", package="pillow")
 
         t0 = time.perf_counter()

@@ -186,12 +186,9 @@ class CamouflageLight(GenerativeAnonymizer):
         self._track_noise.clear()
         super().reset()
 
-    def _run(self, group: list[tuple[FrameContext, FramePlan]]) -> list[np.ndarray]:
+    def _run(self, ctxs: list[FrameContext], plan: FramePlan, width: int, height: int) -> list[np.ndarray]:
         torch = require("torch", "light")
         options, pipeline = self.options, self.pipeline
-        ctxs = [ctx for ctx, _ in group]
-        plan = group[0][1]
-        width, height = self.size(ctxs[0].frame.image)
         t0 = time.perf_counter()
         conditions, noises = [], []
         for ctx in ctxs:

@@ -24,17 +24,15 @@ from typing import Any
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter, StageClock
+from camouflage_video.pipelines.sd15 import StableDiffusionBase
 from camouflage_video.pipelines.temporal import (
     GenerationOutput,
-    decode_images,
     guidance_embeds,
-    reuse_timesteps,
     sampling,
-    start_latents,
 )
 
 
-class AnonymizationGuidancePipeline:
+class AnonymizationGuidancePipeline(StableDiffusionBase):
     """SD 1.5 guided by named ControlNets, pushed away from the original by an identity ControlNet.
 
     Args:
@@ -77,28 +75,6 @@ class AnonymizationGuidancePipeline:
         self.sd.set_progress_bar_config(disable=True)
         nets = {f"controlnet.{name}": net for name, net in self.controlnets.items()}
         self.calls = CallCounter.for_stock_pipeline(self.sd, {**nets, "controlnet.identity": identity_controlnet})
-
-    @property
-    def device(self) -> Any:
-        return self.sd.unet.device
-
-    @property
-    def dtype(self) -> Any:
-        return self.sd.unet.dtype
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return self.sd.vae_scale_factor
-
-    def latent_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
-        f = self.vae_scale_factor
-        return (batch, self.sd.unet.config.in_channels, height // f, width // f)
-
-    def encode_prompt(self, prompt: str, negative_prompt: str | None, guidance_scale: float = 7.0) -> tuple:
-        """``(prompt_embeds, negative_prompt_embeds)`` for one prompt; the latter is ``None`` without CFG."""
-        torch = require("torch", "diffusion")
-        with torch.no_grad():
-            return self.sd.encode_prompt(prompt, self.device, 1, guidance_scale > 1.0, negative_prompt)
 
     def __call__(
         self,
@@ -152,10 +128,7 @@ class AnonymizationGuidancePipeline:
         use_identity = anonymization_scale != 0.0
         if use_identity and (self.identity is None or identity_images is None or len(identity_images) != batch):
             raise ConfigError("anonymization guidance needs the identity ControlNet and one original frame per frame")
-        if not 0.0 < strength <= 1.0:
-            raise ConfigError(f"strength must be in (0, 1], got {strength}")
-        if (init_latents is None) != (strength == 1.0):
-            raise ConfigError("init_latents and strength < 1 go together")
+        self.check_reuse(init_latents, strength)
         do_cfg = guidance_scale > 1.0
         device = self.device
         clock = StageClock(device)
@@ -180,14 +153,11 @@ class AnonymizationGuidancePipeline:
                     do_classifier_free_guidance=False, guess_mode=False,
                 )
 
-            # 4. Timesteps; latent reuse runs only the last `strength` of them (as img2img does)
-            timesteps = reuse_timesteps(sd.scheduler, num_inference_steps, strength, device, noise_seed, batch)
-
-            # 5. Initial latents: the fixed noise, or the previous result re-noised to the first timestep
-            latents = start_latents(sd, noise, init_latents, timesteps, generators, height, width, embeds.dtype)
-
-            # 6. Scheduler step arguments (the per-frame generators feed SDE noise)
-            extra_step_kwargs = sd.prepare_extra_step_kwargs(generators, 0.0)
+            # 4. Timesteps, initial latents and scheduler step arguments (latent reuse: the last `strength`)
+            timesteps, latents, extra_step_kwargs = self.start(
+                noise, init_latents, generators, num_inference_steps, strength, noise_seed, (height, width),
+                embeds.dtype,
+            )
             timestep_cond = None
             if sd.unet.config.time_cond_proj_dim is not None:
                 w = torch.tensor(guidance_scale - 1).repeat(batch)
@@ -195,7 +165,7 @@ class AnonymizationGuidancePipeline:
                     w, embedding_dim=sd.unet.config.time_cond_proj_dim
                 ).to(device=device, dtype=latents.dtype)
 
-            # 7. Which ControlNets guide at each step (window over the whole schedule, as the stock pipeline)
+            # 5. Which ControlNets guide at each step (window over the whole schedule, as the stock pipeline)
             total = len(sd.scheduler.timesteps)
             offset = total - len(timesteps)
             active = [
@@ -204,7 +174,7 @@ class AnonymizationGuidancePipeline:
             ]
 
             clock.lap("prepare")
-            # 8. Denoising loop: one UNet batch of [uncond, cond] rows (+ identity rows when a_s != 0)
+            # 6. Denoising loop: one UNet batch of [uncond, cond] rows (+ identity rows when a_s != 0)
             n_guided = batch * (2 if do_cfg else 1)
             copies = (2 if do_cfg else 1) + (1 if use_identity else 0)
             for i, t in enumerate(timesteps):
@@ -237,11 +207,8 @@ class AnonymizationGuidancePipeline:
                     noise_pred = noise_pred - anonymization_scale * (noise_pred_identity - noise_pred_text)
                 latents = sd.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
 
-            clock.lap("denoise")
-            # 9. Decode
-            images = decode_images(sd, latents, output_type)
-            clock.lap("decode")
-        return GenerationOutput(images=images, latents=latents, steps_run=len(timesteps), seconds=clock.seconds)
+            # 7. Decode
+            return self.finish(latents, timesteps, clock, output_type)
 
     def _ensemble_residuals(self, sample: Any, t: Any, embeds: Any, controls: dict, active: list[str], scales: dict):
         """Sum the active ControlNets' residuals in a fixed order, as MultiControlNetModel does."""

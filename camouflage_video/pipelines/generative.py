@@ -223,8 +223,10 @@ class GenerativeAnonymizer(Anonymizer):
 
     def _generate(self, group: list[tuple[FrameContext, FramePlan]]) -> list[np.ndarray]:
         torch = require("torch", "diffusion")
+        ctxs = [ctx for ctx, _ in group]
+        width, height = self.size(ctxs[0].frame.image)
         try:
-            return self._run(group)
+            return self._run(ctxs, group[0][1], width, height)
         except BaseException as exc:
             # A failed frame leaves no latent to reuse: the next frame starts afresh from the fixed noise.
             self.reuse.invalidate()
@@ -236,8 +238,8 @@ class GenerativeAnonymizer(Anonymizer):
                     torch.cuda.empty_cache()
             raise
 
-    def _run(self, group: list[tuple[FrameContext, FramePlan]]) -> list[np.ndarray]:
-        """Generate one group of frames that share a plan (keyframes, or one reuse frame)."""
+    def _run(self, ctxs: list[FrameContext], plan: FramePlan, width: int, height: int) -> list[np.ndarray]:
+        """Generate frames that share ``plan`` (keyframes, or one reuse frame) at ``width`` x ``height``."""
         raise NotImplementedError
 
     def _finish(self, out: GenerationOutput, ctxs: Sequence[FrameContext], width: int) -> list[np.ndarray]:

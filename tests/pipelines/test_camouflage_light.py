@@ -185,6 +185,55 @@ def test_light_regenerates_video_frames_deterministically(pipeline, attribute_an
     assert stats["model_evaluations"]["face_attributes"] >= 3
 
 
+def annotated(anonymizer: CamouflageLight, frames: list[np.ndarray], start: int = 0) -> list[FrameContext]:
+    from fractions import Fraction
+
+    stages = [CenterFaceDetector(), FaceTracker(fps=Fraction(10), hold_frames=2), *anonymizer.annotators()]
+    ctxs = []
+    for index, image in enumerate(frames, start):
+        ctx = FrameContext(Frame(image, index, pts=index, time_base=Fraction(1, 10)))
+        for stage in stages:
+            stage.annotate(ctx)
+        ctxs.append(ctx)
+    return ctxs
+
+
+def test_batching_never_changes_lights_result(pipeline, attribute_annotator):
+    frames = list(sample_frames(5, (160, 96)))
+    options = {"reuse_strength": 0.5, "keyframe_every": 2, "seed": 3}
+    attribute_annotator.reset()  # the module's annotator: forget the tracks of earlier tests
+    alone = run_video(light(pipeline, attribute_annotator, **options), frames)
+    attribute_annotator.reset()
+    batched = light(pipeline, attribute_annotator, batch_size=4, **options)
+    ctxs = annotated(batched, frames)
+    together = batched.process_batch(ctxs[:4]) + batched.process_batch(ctxs[4:])
+    assert len(together) == 5
+    for a, b in zip(alone, together, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float round-off of batched kernels at most
+    stills = [np.ascontiguousarray(f) for f in frames[:3]]
+    attribute_annotator.reset()
+    one = light(pipeline, attribute_annotator)
+    stills_alone = [one(ctx) for ctx in _still_contexts(one, stills)]
+    attribute_annotator.reset()
+    three = light(pipeline, attribute_annotator, batch_size=3)
+    before = pipeline.calls.snapshot()
+    stills_together = three.process_batch(_still_contexts(three, stills))
+    assert pipeline.calls.counts["vae_decode"] - before.get("vae_decode", 0) == 3
+    assert three.stats()["settings"]["batch_size"] == 3
+    for a, b in zip(stills_alone, stills_together, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def _still_contexts(anonymizer: CamouflageLight, images: list[np.ndarray]) -> list[FrameContext]:
+    ctxs = []
+    for index, image in enumerate(images):
+        ctx = FrameContext(Frame(image, index), faces=CenterFaceDetector().detect(image))
+        for stage in anonymizer.annotators():
+            stage.annotate(ctx)
+        ctxs.append(ctx)
+    return ctxs
+
+
 def test_each_track_has_its_own_noise_that_follows_the_face(pipeline, attribute_annotator):
     anonymizer = light(pipeline, attribute_annotator, seed=5)
     shape = pipeline.latent_shape(1, 64, 64)
