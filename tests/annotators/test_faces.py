@@ -57,7 +57,7 @@ def test_no_faces_on_a_blank_frame(detector):
 @pytest.mark.parametrize(
     "kwargs",
     [{"thresh": 0}, {"thresh": 1.5}, {"det_size": 16}, {"nms": 0}, {"backend": "tensorflow"}, {"min_face": 3},
-     {"window": 100}, {"window": 1000}],
+     {"window": 100}, {"window": 1000}, {"precision": "fp16"}, {"precision": "int8", "backend": "opencv"}],
 )
 def test_rejects_bad_options(kwargs):
     with pytest.raises(ConfigError):
@@ -69,11 +69,32 @@ def test_backends_find_the_same_faces(name):
     """onnxruntime runs a cleaned-up copy of the graph (weights folded, free input size): same network, same boxes."""
     pytest.importorskip("onnxruntime")
     image = read_image(media_file(name))
-    a = CenterFaceDetector(backend="onnxruntime").detect(image)
+    a = CenterFaceDetector(backend="onnxruntime", precision="fp32").detect(image)
     b = CenterFaceDetector(backend="opencv").detect(image)
     assert len(a) == len(b) > 0
     np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name", ["group/insightface_t1.jpg", "group/deepface_selfie-many-people.jpg", "group/facenet_pytorch_multiface.jpg"]
+)
+def test_int8_finds_every_face_the_float_model_finds(name):
+    """The quantized CenterFace loses no face of the original's (boxes may move by a few percent)."""
+    pytest.importorskip("onnxruntime")
+    image = read_image(media_file(name))
+    full = CenterFaceDetector(thresh=0.5, precision="fp32").detect(image)
+    int8 = CenterFaceDetector(thresh=0.5, precision="int8").detect(image)
+    assert len(int8) == len(full) > 0
+    assert all(_found(box, int8.xyxy) for box in full.xyxy)
+
+
+def test_int8_runs_by_default_on_the_cpu():
+    onnxruntime = pytest.importorskip("onnxruntime")
+    detector = CenterFaceDetector()
+    on_cpu = detector.provider == "CPUExecutionProvider"
+    assert detector.precision == ("int8" if on_cpu else "fp32"), onnxruntime.get_available_providers()
+    assert detector.describe()["precision"] == detector.precision
 
 
 def test_onnxruntime_backend_reports_a_broken_model(tmp_path):
@@ -127,7 +148,8 @@ def test_small_faces_of_real_photos_are_found_in_a_4k_frame(name):
 
 def _seam_detector() -> tuple[CenterFaceDetector, tuple[int, int, int, int], tuple[int, int, int, int], float]:
     """A detector whose 1920x1080 plan has several windows (small ones, to keep the test fast)."""
-    detector = CenterFaceDetector(thresh=0.5, window=512)
+    # fp32: INT8 boxes move a little with the input size, which would blur what this checks
+    detector = CenterFaceDetector(thresh=0.5, window=512, precision="fp32")
     fine = detector.plan(1920, 1080).passes[0]
     assert len(fine.windows) > 1
     return detector, fine.windows[0], fine.windows[1], 1920 / fine.size[0]
@@ -143,7 +165,7 @@ def test_a_small_face_on_a_window_seam_is_found_once(astronaut, where):
     at = (round(seam_x * to_frame - (boxes[0, 0] + boxes[0, 2]) / 2), 300)  # the face's centre on it
     frame = _placed(small, (1920, 1080), at)
     faces = detector.detect(frame)
-    whole = CenterFaceDetector(thresh=0.5).detect(frame)  # the same scale in one window
+    whole = CenterFaceDetector(thresh=0.5, precision="fp32").detect(frame)  # the same scale in one window
     assert len(faces) == len(whole) == 1
     assert _found(boxes[0] + [at[0], at[1], at[0], at[1]], faces.xyxy)
     np.testing.assert_allclose(faces.xyxy, whole.xyxy, atol=1.0)
