@@ -142,8 +142,9 @@ if __name__ == "__main__":
     body = (
         "Script: `benchmarks/foundation.py`. Inputs: a real clip with three frontal faces "
         f"(`{CLIP.name}`, CC-BY-4.0) upscaled with lanczos and looped, H.264 crf 16 + AAC; each size once as "
-        "6.6 s and once as 26 s of video (4x longer). camouflage-video runs with its defaults (blur, CenterFace "
-        "on onnxruntime at 960 px long side, tracking); deface 1.5.0 with its defaults (full-resolution "
+        "6.6 s and once as 26 s of video (4x longer). camouflage-video runs with its defaults (blur painted "
+        "from the surroundings, CenterFace INT8 on onnxruntime with --min-face 20, tracking, 1 s of look-ahead, "
+        "run-time identity verification); deface 1.5.0 with its defaults (full-resolution "
         "detection, onnxruntime when installed) plus `--keep-audio`. Each pair runs one after the other in the "
         "same session; wall time includes start-up (imports and model load: about 1.3 s for either tool), "
         "which is why the short clips give lower ratios.\n\n" + "\n".join(lines)
