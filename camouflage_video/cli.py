@@ -150,6 +150,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--detector-model", metavar="PATH", help="another CenterFace ONNX file")
     d.add_argument("--detector-backend", choices=("auto", "onnxruntime", "opencv"), default="auto",
                    help="runtime for the detector; both give the same boxes (default: auto, onnxruntime if installed)")
+    d.add_argument("--detector-precision", choices=("auto", "int8", "fp32"), default=defaults.detector_precision,
+                   help="int8: the shipped quantized CenterFace (about 2x faster on CPUs, same recall measured); "
+                   "fp32: the original; auto: int8 where onnxruntime runs on the CPU (default: auto)")
     _add_generative_options(parser)
     e = parser.add_argument_group("output")
     e.add_argument("--no-audio", action="store_true", help="drop the audio (kept by default)")
@@ -318,6 +321,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - AnonymizeConfi
         encoder=EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset, gop=getattr(args, "gop", None)),
         detector_model=args.detector_model,
         detector_backend=args.detector_backend,
+        detector_precision=args.detector_precision,
         generative=_generative_from_args(args),
         look_ahead=args.look_ahead,
         verify=args.verify,

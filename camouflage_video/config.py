@@ -39,6 +39,7 @@ class AnonymizeConfig:
         encoder: Video encoder settings.
         detector_model: Path to another CenterFace ONNX file.
         detector_backend: ``auto``, ``onnxruntime`` or ``opencv`` (same boxes; onnxruntime is faster).
+        detector_precision: ``auto`` (INT8 where onnxruntime runs on the CPU), ``int8`` or ``fp32``.
         generative: Options of the generative methods (model ids, steps, seeds, ...), see their config.
         look_ahead: Seconds of a file's frames held back so a face is covered from the frame it first shows
             in, not from its first detection (carried back, gaps interpolated); 0 disables. Live sources
@@ -67,6 +68,7 @@ class AnonymizeConfig:
     encoder: EncoderOptions = field(default_factory=EncoderOptions)
     detector_model: str | None = None
     detector_backend: str = "auto"
+    detector_precision: str = "auto"
     generative: dict[str, Any] = field(default_factory=dict)
     look_ahead: float = 1.0
     verify: bool = True
@@ -130,6 +132,7 @@ class StageCache:
                 min_face=config.min_face,
                 model_path=config.detector_model,
                 backend=config.detector_backend,
+                precision=config.detector_precision,
             )
             anonymizer = build_anonymizer(config)
             self._shared = (detector, anonymizer, anonymizer.annotators())
