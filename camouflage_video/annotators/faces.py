@@ -207,7 +207,7 @@ class CenterFaceDetector(Annotator):
         if self.precision == "int8":
             if not INT8_MODEL.is_file():
                 raise ModelError(f"{INT8_MODEL}: the INT8 CenterFace is missing from this install; reinstall "
-                                 "camouflage-video (or build the detector with precision='fp32')")
+                                 "camouflage-video or pass --detector-precision fp32")
             self.model_path = INT8_MODEL
         try:
             model = _free_input_size(_weights_as_constants(onnx.load(str(self.model_path))))
