@@ -151,8 +151,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--detector-backend", choices=("auto", "onnxruntime", "opencv"), default="auto",
                    help="runtime for the detector; both give the same boxes (default: auto, onnxruntime if installed)")
     d.add_argument("--detector-precision", choices=("auto", "int8", "fp32"), default=defaults.detector_precision,
-                   help="int8: the shipped quantized CenterFace (about 2x faster on CPUs, same recall measured); "
-                   "fp32: the original; auto: int8 where onnxruntime runs on the CPU (default: auto)")
+                   help="int8: a quantized CenterFace built once and cached (about 2x faster on CPUs, same recall "
+                   "measured); fp32: the original; auto: int8 where onnxruntime runs on the CPU (default: auto)")
     _add_generative_options(parser)
     e = parser.add_argument_group("output")
     e.add_argument("--no-audio", action="store_true", help="drop the audio (kept by default)")

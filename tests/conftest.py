@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import pytest
 pytest_plugins = ["tests.live_servers"]
 
 REPO = Path(__file__).resolve().parents[1]
+# The INT8 detector is built on first use into a cache: one per test session, never the user's own cache.
+# Set here, at import, so the tool started in a subprocess by a test finds the same one.
+os.environ.setdefault("CAMOUFLAGE_CACHE", tempfile.mkdtemp(prefix="camouflage-test-cache-"))
 MEDIA = Path(os.environ.get("CAMOUFLAGE_MEDIA", REPO.parent / "shared" / "media"))
 
 

