@@ -152,7 +152,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                    help="runtime for the detector; both give the same boxes (default: auto, onnxruntime if installed)")
     d.add_argument("--detector-precision", choices=("auto", "int8", "fp32"), default=defaults.detector_precision,
                    help="int8: a quantized CenterFace built once and cached (about 2x faster on CPUs, same recall "
-                   "measured); fp32: the original; auto: int8 where onnxruntime runs on the CPU (default: auto)")
+                   "measured, but boxes placed slightly differently); fp32: the original; auto: int8 where onnxruntime "
+                   f"runs on the CPU (default: {defaults.detector_precision})")
     _add_generative_options(parser)
     e = parser.add_argument_group("output")
     e.add_argument("--no-audio", action="store_true", help="drop the audio (kept by default)")
