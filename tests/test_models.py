@@ -27,7 +27,7 @@ def offline_cache(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_defaults_are_the_hub_ids_of_the_issue(capsys):
+def test_defaults_are_the_published_hub_ids_of_the_paper_models(capsys):
     assert main(["models", "list"]) == 0
     listing = capsys.readouterr().out
     for hub_id in (
