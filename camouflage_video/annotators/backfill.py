@@ -23,7 +23,7 @@ import numpy as np
 
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ConfigError
-from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.frame import Faces, FrameContext, box_iou
 
 #: Growth of a box per frame it is carried back (the tracker grows held boxes the same way), and its cap.
 GROWTH, MAX_GROWTH = 0.05, 1.5
@@ -91,7 +91,7 @@ class Backfill(Annotator):
                 if index - last.index > 1:
                     self._interpolate(last, box, index, held)
                 continue
-            if any(_iou(box, other) >= 0.3 for other in previous.xyxy):
+            if any(box_iou(box, other) >= 0.3 for other in previous.xyxy):
                 continue  # seen in the frame before (an untracked detection now confirmed): covered from there
             self._carry_back(box, np.zeros(4), held)
             self._new.append(_Seen(box, index))
@@ -154,10 +154,3 @@ def _nearest(box: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
     return best
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return float(w * h / union) if union > 0 else 0.0

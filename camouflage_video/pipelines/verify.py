@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from camouflage_video.errors import ConfigError
-from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.frame import Faces, FrameContext, box_iou
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import ClassicObfuscator, scale_boxes
 
@@ -222,7 +222,7 @@ class VerifiedAnonymizer(Anonymizer):
         """The untracked face of the last few frames that ``box`` continues (moved to ``box``), if any."""
         best, best_iou = None, _LOOSE_IOU
         for entry in self._loose:
-            iou = _iou(entry.box, box)
+            iou = box_iou(entry.box, box)
             if entry.seen < index and iou >= best_iou:
                 best, best_iou = entry, iou
         if best is not None:
@@ -260,13 +260,6 @@ class VerifiedAnonymizer(Anonymizer):
 
 _LOOSE_FRAMES = 3  # frames an untracked face may go unseen and still be followed
 _LOOSE_IOU = 0.3
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
-    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - w * h
-    return w * h / union if union > 0 else 0.0
 
 
 def _window(shape: tuple[int, ...], box: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
