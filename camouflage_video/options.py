@@ -137,3 +137,29 @@ def from_mapping(
         return cls(**built, **merged)
     except TypeError as exc:
         raise ConfigError(f"invalid option: {exc}") from exc
+
+
+def flag(
+    help: str,  # noqa: A002 - argparse's own name for it
+    *,
+    metavar: str | None = None,
+    name: str | None = None,
+    choices: Iterable[str] | None = None,
+    group: str | None = None,
+) -> dict[str, Any]:
+    """Field metadata that makes an options field a command-line flag (``cli.flags`` generates it).
+
+    The flag is ``--<field-name-in-kebab-case>`` unless ``name`` says otherwise; its type comes from the
+    field's annotation (``bool`` fields get ``--x/--no-x``, ``tuple[str, ...]`` fields are repeatable) and
+    its default is the field's own default, appended to ``help``: each default lives once, in its dataclass.
+
+    Examples:
+        >>> from dataclasses import dataclass, field
+        >>> @dataclass(frozen=True)
+        ... class Options:
+        ...     steps: int = field(default=25, metadata=flag("denoising steps"))
+        >>> fields(Options)[0].metadata["cli"]["help"]
+        'denoising steps'
+    """
+    return {"cli": {"help": help, "metavar": metavar, "name": name,
+                    "choices": tuple(choices) if choices is not None else None, "group": group}}
