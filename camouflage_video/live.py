@@ -16,12 +16,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from camouflage_video.errors import ConfigError
+from camouflage_video.options import flag
 
 if TYPE_CHECKING:
     from camouflage_video.sinks.base import Sink
@@ -218,10 +219,16 @@ class Backoff:
         [1.0, 2.0, 4.0, 5.0, 5.0]
     """
 
-    initial: float = 1.0
-    maximum: float = 30.0
+    initial: float = field(default=1.0, metadata=flag(
+        "first wait before reconnecting a lost feed; doubles each attempt", name="reconnect-delay", metavar="S",
+        group="live streams"))
+    maximum: float = field(default=30.0, metadata=flag(
+        "longest wait between reconnection attempts", name="reconnect-max-delay", metavar="S",
+        group="live streams"))
     factor: float = 2.0
-    attempts: int | None = None
+    attempts: int | None = field(default=None, metadata=flag(
+        "give up after N failed attempts in a row", name="max-reconnects", metavar="N",
+        default_text="retry forever", group="live streams"))
 
     def __post_init__(self) -> None:
         if not 0 < self.initial <= self.maximum:

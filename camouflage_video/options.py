@@ -146,12 +146,16 @@ def flag(
     name: str | None = None,
     choices: Iterable[str] | None = None,
     group: str | None = None,
+    type: Callable[[str], Any] | None = None,  # noqa: A002 - argparse's own name for it
+    default_text: str | None = None,
 ) -> dict[str, Any]:
     """Field metadata that makes an options field a command-line flag (``cli.flags`` generates it).
 
     The flag is ``--<field-name-in-kebab-case>`` unless ``name`` says otherwise; its type comes from the
     field's annotation (``bool`` fields get ``--x/--no-x``, ``tuple[str, ...]`` fields are repeatable) and
     its default is the field's own default, appended to ``help``: each default lives once, in its dataclass.
+    ``type`` overrides the annotation's (a mapping field given as one value for all keys); ``default_text``
+    replaces the shown default (``""`` shows none).
 
     Examples:
         >>> from dataclasses import dataclass, field
@@ -162,4 +166,5 @@ def flag(
         'denoising steps'
     """
     return {"cli": {"help": help, "metavar": metavar, "name": name,
-                    "choices": tuple(choices) if choices is not None else None, "group": group}}
+                    "choices": tuple(choices) if choices is not None else None, "group": group,
+                    "type": type, "default_text": default_text}}

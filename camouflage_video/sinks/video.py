@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.frame import Frame
+from camouflage_video.options import flag
 from camouflage_video.sinks.base import Sink, encoder_frame, fit_frame, publish, tag_colors, temporary_path
 from camouflage_video.sources.base import SourceInfo
 
@@ -53,11 +54,13 @@ class EncoderOptions:
         threads: Encoder threads, 0 for automatic.
     """
 
-    codec: str | None = None
-    crf: int | None = 18
-    preset: str = "veryfast"
+    codec: str | None = field(default=None, metadata=flag(
+        "video encoder", default_text="libx264; libvpx-vp9 for .webm", group="output"))
+    crf: int | None = field(default=18, metadata=flag("encoder quality, lower is better", group="output"))
+    preset: str = field(default="veryfast", metadata=flag("x264/x265 preset", group="output"))
     pix_fmt: str | None = None
-    gop: int | None = None
+    gop: int | None = field(default=None, metadata=flag(
+        "keyframe interval", metavar="FRAMES", default_text="1 s for restreams", group="live streams"))
     zerolatency: bool = False
     threads: int = 0
 

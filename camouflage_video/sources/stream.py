@@ -26,6 +26,7 @@ import numpy as np
 from camouflage_video.errors import ConfigError, InputNotFoundError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.live import Backoff, LatestSlot, redact_url
+from camouflage_video.options import flag
 from camouflage_video.sources.base import ColorTags, Source, SourceInfo
 from camouflage_video.sources.video import upright
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 90000)
 _DEFAULT_FPS = Fraction(25)
 _TRANSPORTS = ("tcp", "udp")
+LIVE = "live streams"  # the help's option group
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,12 @@ class StreamOptions:
         'udp'
     """
 
-    transport: str = "tcp"
-    open_timeout: float = 10.0
-    read_timeout: float = 5.0
+    transport: str = field(default="tcp", metadata=flag(
+        "RTSP transport", name="rtsp-transport", choices=_TRANSPORTS, group=LIVE))
+    open_timeout: float = field(default=10.0, metadata=flag(
+        "seconds to wait for a stream to connect", metavar="S", group=LIVE))
+    read_timeout: float = field(default=5.0, metadata=flag(
+        "seconds without data before a feed counts as lost", metavar="S", group=LIVE))
     reconnect: Backoff = field(default_factory=Backoff)
     pace: bool | None = None
     input_format: str | None = None
