@@ -297,6 +297,12 @@ class Runner:
         stats.model = self.anonymizer.stats()
         stats.annotators = {a.name: described for a in self.annotators if (described := a.describe())}
         failure = self._failure
+        finish = getattr(self.anonymizer, "finish", None)  # side outputs of the anonymizer (a tracks file)
+        if finish is not None:
+            try:
+                finish(completed=failure is None, frames=stats.frames_in)
+            except Exception as exc:  # noqa: BLE001 - a side output that cannot be written fails the run
+                failure = failure or exc
         # Files first: a restream whose server stalls may take its whole timeout to close.
         for sink in sorted(self.sinks, key=lambda s: s.remote):
             try:
