@@ -4,6 +4,8 @@
   run with Debian's python3 because the GStreamer bindings come from Debian packages).
 - :class:`RtmpRelay`: Debian nginx with libnginx-mod-rtmp; publish flv to it, pull it back with PyAV.
 - :class:`StallingRtmpServer`: completes the RTMP handshake, then never answers (a hung relay or a middlebox).
+- :class:`FlashBeepFeed`: Debian ffmpeg publishing 25 fps H.264 + AAC with a white flash and a beep at the start
+  of every second to a relay; :func:`av_offsets` measures how far apart they are in a recording.
 - :class:`StreamReader`: pulls a stream with PyAV on a thread (optionally in FFmpeg's RTSP listen mode, the
   restream target without a server), keeping decoded frames and their arrival times.
 
@@ -195,6 +197,82 @@ class RtmpRelay(_Process):
 
     def __enter__(self) -> RtmpRelay:
         return self
+
+
+class FlashBeepFeed(_Process):
+    """Debian ffmpeg publishing a live sync test feed to ``url`` in real time (``-re``): 640x360 at 25 fps
+    H.264 and 48 kHz stereo AAC, black and silent but for a one-frame white flash and a 100 ms 1 kHz beep
+    that start together at every whole second."""
+
+    def __init__(self, url: str, *, fps: int = 25, seconds: float = 3600) -> None:
+        self.url, self.fps, self.seconds = url, fps, seconds
+
+    def start(self) -> FlashBeepFeed:
+        if shutil.which("ffmpeg") is None:
+            pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
+        video = (f"color=c=black:s=640x360:r={self.fps},"
+                 f"drawbox=c=white:t=fill:enable='lt(mod(n\\,{self.fps})\\,1)'")
+        audio = "aevalsrc='0.5*sin(2*PI*1000*t)*lt(mod(t\\,1)\\,0.1)':s=48000:c=stereo"
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio,
+             "-t", str(self.seconds), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+             "-g", str(self.fps), "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-f", "flv", self.url],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        return self
+
+    def __enter__(self) -> FlashBeepFeed:
+        return self
+
+
+def flash_times(path: Path) -> list[float]:
+    """Start times of the white flashes in a recording's video (a frame much brighter than the one before)."""
+    import av
+
+    times, previous = [], 0.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            level = float(frame.to_ndarray(format="gray").mean())
+            if level > 128 and previous <= 128:
+                times.append(float(frame.time))
+            previous = level
+    return times
+
+
+def beep_times(path: Path) -> list[float]:
+    """Start times of the beeps in a recording's audio (the 2 ms envelope rising past a fifth of full scale)."""
+    import av
+
+    chunks, rate, start = [], None, None
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        for frame in container.decode(audio=0):
+            if start is None:
+                start, rate = float(frame.time or 0.0), frame.sample_rate
+            chunks.append(np.abs(frame.to_ndarray().astype(np.float64)).max(axis=0))
+    if not chunks:
+        return []
+    level = np.concatenate(chunks)
+    level = level / max(1.0, np.abs(level).max()) if level.dtype.kind == "i" else level
+    block = max(1, rate // 500)
+    envelope = level[: len(level) // block * block].reshape(-1, block).max(axis=1)
+    loud = envelope > 0.2
+    onsets = np.flatnonzero(loud[1:] & ~loud[:-1]) + 1
+    return [start + i * block / rate for i in onsets]
+
+
+def av_offsets(path: Path) -> list[float]:
+    """Audio minus video time, in seconds, of each flash in a recording paired with the beep nearest to it
+    (within half a second); positive: the sound comes late."""
+    beeps = np.array(beep_times(path))
+    offsets = []
+    for flash in flash_times(path):
+        if len(beeps):
+            nearest = beeps[np.argmin(np.abs(beeps - flash))]
+            if abs(nearest - flash) < 0.5:
+                offsets.append(float(nearest - flash))
+    return offsets
 
 
 class StallingRtmpServer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.sinks.base import Sink
 from camouflage_video.sinks.images import ImageFileSink, ImageFolderSink
@@ -68,17 +69,20 @@ def open_sink(
     encoder: EncoderOptions | None = None,
     audio: bool = True,
     open_timeout: float | None = None,
+    live_audio: AudioTimeline | None = None,
 ) -> Sink:
     """Open the sink that fits the output name and the kind of source.
 
     ``open_timeout``: seconds a restream server may take to accept the stream (default 5).
+    ``live_audio``: a live source's audio track (``StreamSource.audio``), carried unless ``audio`` is False.
     """
+    live_audio = live_audio if audio else None
     text = os.fspath(target)
     if "://" in text:
         from camouflage_video.sinks.stream import StreamSink
 
         timeout = {} if open_timeout is None else {"open_timeout": open_timeout}
-        return StreamSink(text, info, encoder=encoder, **timeout)
+        return StreamSink(text, info, encoder=encoder, audio=live_audio, **timeout)
     path = Path(text)
     if info.kind == "folder":
         return ImageFolderSink(path)
@@ -86,5 +90,7 @@ def open_sink(
         if info.kind != "image":
             raise ConfigError(f"{path}: a {info.kind} input cannot be written as a single image")
         return ImageFileSink(path)
+    if live_audio is not None:
+        return VideoFileSink(path, info, encoder=encoder, audio_from=live_audio.subscribe())
     audio_from = info.uri if audio and info.has_audio and info.kind == "video" else None
     return VideoFileSink(path, info, encoder=encoder, audio_from=audio_from)

@@ -14,10 +14,15 @@ goes away the sink reconnects with bounded exponential backoff; each connection 
 encoder, so viewers get a keyframe and codec headers at once. Encoding is tuned for latency (x264
 ``zerolatency``: no B-frames, no lookahead) with a keyframe every second of stream time by default, also
 when processing runs slower than the feed (a keyframe interval counted in frames would then stretch).
+
+A live feed's audio goes along: each frame handed over takes the audio track up to its time with it, and the
+connection's process encodes it to AAC. Audio is never dropped with a replaced frame, so it stays
+contiguous and in step with the pictures however many of them the sender skips.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -31,11 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.live import Backoff, LatestSlot, redact_url
 from camouflage_video.sinks.base import Sink
-from camouflage_video.sinks.stream_worker import ABORT, FRAME, NO_PTS, RECORD, PublishSettings
+from camouflage_video.sinks.stream_worker import ABORT, AUDIO, FRAME, NO_PTS, RECORD, PublishSettings
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.base import SourceInfo
 
@@ -64,6 +70,7 @@ class StreamSink(Sink):
         open_timeout: Seconds the server has to accept a connection, to take each frame once connected,
             and to close.
         reconnect: Backoff between reconnection attempts; ``attempts=None`` retries forever.
+        audio: A live source's audio track, sent along (AAC); ``None`` sends video only.
 
     Examples:
         >>> sink = StreamSink("rtmp://127.0.0.1/live/anon", src.info)  # doctest: +SKIP
@@ -81,6 +88,7 @@ class StreamSink(Sink):
         encoder: EncoderOptions | None = None,
         open_timeout: float = 5.0,
         reconnect: Backoff | None = None,
+        audio: AudioTimeline | None = None,
     ) -> None:
         scheme = uri.split("://", 1)[0].lower()
         if scheme not in FORMATS:
@@ -107,7 +115,10 @@ class StreamSink(Sink):
             time_base=str(info.time_base or 1 / self.fps), color=(color.space, color.primaries, color.transfer),
             encoder={name: getattr(self.encoder, name) for name in self.encoder.__dataclass_fields__},
             open_timeout=open_timeout, parent=os.getpid(),
+            audio=None if audio is None else {"rate": audio.rate, "channels": audio.channels},
         )
+        self._audio = audio.subscribe() if audio is not None else None
+        self._audio_out: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self.reconnects = 0
         self._done = {"frames": 0, "repeated": 0, "dropped": 0}  # counters of the connections that ended
         self._offline_drops = 0
@@ -136,6 +147,11 @@ class StreamSink(Sink):
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         """Hand a frame to the sending thread; never blocks (a frame not sent yet is replaced)."""
+        if self._audio is not None and frame.time is not None:
+            start = self._audio.position
+            pcm = self._audio.read(round(frame.time * self._audio.rate))
+            if len(pcm):
+                self._audio_out.append((start, pcm))
         self._slot.put((frame, image))
 
     @property
@@ -188,6 +204,8 @@ class StreamSink(Sink):
         self._closing.set()
         self._slot.wake()
         self._thread.join(timeout=self.open_timeout + 5)  # every wait in the thread ends by _close_by
+        if self._audio is not None:
+            self._audio.close()
 
     def _run(self) -> None:
         try:
@@ -230,11 +248,25 @@ class StreamSink(Sink):
                 worker = self._worker
             if worker is None:
                 self._offline_drops += item is not None  # nowhere to send it; a reconnect starts from the newest
+                self._audio_out.clear()
+                continue
+            if item is not None and not self._send_audio(worker):
+                if self._closing.is_set():
+                    break
+                self._lost(worker.trouble() or "the restream process stopped reading")
                 continue
             if item is not None and not worker.send(*item, self._give_up):
                 if self._closing.is_set():
                     break
                 self._lost(worker.trouble() or "the restream process stopped reading")
+
+    def _send_audio(self, worker: _Worker) -> bool:
+        """The audio that goes with the next frame (all of it up to that frame's time)."""
+        while self._audio_out:
+            start, pcm = self._audio_out.popleft()
+            if not worker.send_audio(start, pcm, self._give_up):
+                return False
+        return True
 
     def _give_up(self) -> bool:
         """Whether a frame on its way to the connection's process should be abandoned."""
@@ -397,6 +429,13 @@ class _Worker:
             self.waiting_since = time.monotonic()
         return self._write(RECORD.pack(FRAME, pts, frame.index), give_up) and self._write(
             memoryview(pixels).cast("B"), give_up
+        )
+
+    def send_audio(self, start: int, pcm: np.ndarray, give_up) -> bool:  # noqa: ANN001 - () -> bool
+        """Write one audio record (``pcm`` starts at the track's sample ``start``)."""
+        data = np.ascontiguousarray(pcm, dtype=np.int16)
+        return self._write(RECORD.pack(AUDIO, start, len(data)), give_up) and self._write(
+            memoryview(data).cast("B"), give_up
         )
 
     def _write(self, data: bytes | memoryview, give_up) -> bool:  # noqa: ANN001 - () -> bool

@@ -13,8 +13,10 @@ Protocol, run with ``python -m camouflage_video.sinks.stream_worker`` (secrets t
 the command line, which every user of the machine can read):
 
 - stdin: one JSON line (:class:`PublishSettings`), then records: a :data:`RECORD` header (kind, pts,
-  index) followed, for frames, by ``height * width * 3`` bytes of RGB. End of input closes the connection
-  after sending what is pending and flushing the encoder; an ``ABORT`` record closes it without flushing.
+  index) followed, for frames, by ``height * width * 3`` bytes of RGB; for audio (pts: the track's first
+  sample, index: the number of samples) by that many int16 samples of each channel, interleaved. End of
+  input closes the connection after sending what is pending and flushing the encoder; an ``ABORT`` record
+  closes it without flushing.
 - stdout: JSON lines ``{"event": ...}``: ``ready`` (imports done), ``connected``, ``failed`` (with
   ``error``, the exception type, and ``message``), ``progress`` and ``closed`` (with the ``frames``,
   ``repeated`` and ``dropped`` counters) and ``lost`` (with ``reason``).
@@ -22,6 +24,7 @@ the command line, which every user of the machine can read):
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -46,7 +49,7 @@ from camouflage_video.sources.base import ColorTags
 
 #: Record header on stdin: kind, pts (frames without one: :data:`NO_PTS`), frame index.
 RECORD = struct.Struct("<Bqq")
-FRAME, ABORT = 1, 2
+FRAME, ABORT, AUDIO = 1, 2, 3
 NO_PTS = -(2**63)
 PROGRESS_INTERVAL = 0.2  # seconds between progress reports
 
@@ -66,6 +69,7 @@ class PublishSettings:
         encoder: :class:`EncoderOptions` fields.
         open_timeout: Seconds the server has to answer.
         parent: Process id of the tool; this process ends when that one is gone.
+        audio: The audio track's ``rate`` and ``channels``, sent as AAC; ``None`` for video only.
     """
 
     uri: str
@@ -78,6 +82,7 @@ class PublishSettings:
     encoder: dict
     open_timeout: float
     parent: int
+    audio: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -107,6 +112,8 @@ class Publisher:
         self._last_key: int | None = None
         self.last_pts: int | None = None
         self._key_interval = self.encoder.gop / self.fps  # seconds
+        self._audio: av.AudioStream | None = None
+        self._audio_next = 0  # the next audio sample on this connection's timeline
         self._container = self._connect()
 
     def _connect(self) -> av.container.OutputContainer:
@@ -116,6 +123,10 @@ class Publisher:
             options.update(rtsp_transport="tcp", timeout=str(round(timeout * 1e6)))
         if settings.format == "flv":
             options["flvflags"] = "no_duration_filesize"  # a live flv cannot seek back to patch its header
+        if settings.audio:
+            # Audio comes with each picture, up to its time: waiting for audio past it to interleave (FFmpeg's
+            # default waits up to 10 s) would only delay the picture.
+            options["max_interleave_delta"] = "50000"
         if settings.uri.lower().startswith("rtmp://"):
             reason = rtmp_handshake_problem(settings.uri, timeout)  # a silent server: a clear reason, at once
             if reason is not None:
@@ -125,6 +136,9 @@ class Publisher:
         try:
             container = av.open(settings.uri, mode="w", format=settings.format, options=options)
             self._video = self._add_video_stream(container)
+            if settings.audio:
+                self._audio = container.add_stream("aac", rate=int(settings.audio["rate"]))
+                self._audio.layout = "mono" if int(settings.audio["channels"]) == 1 else "stereo"
             container.start_encoding()  # RTSP announces (and RTMP publishes) now, so failures surface here
         except (av.FFmpegError, OSError) as exc:
             if container is not None:
@@ -177,12 +191,38 @@ class Publisher:
         else:
             self.frames_written += 1
 
+    def send_audio(self, start: int, pcm: np.ndarray) -> None:
+        """Encode audio that starts at the track's sample ``start``; what comes before the connection's first
+        picture is dropped, and the connection's audio stays contiguous."""
+        if self._audio is None or self._pts0 is None:
+            return
+        rate = self._audio.rate
+        first = start - round(self._pts0 * self._video.codec_context.time_base * rate)
+        if first < self._audio_next:
+            pcm, first = pcm[self._audio_next - first :], self._audio_next
+        elif first > self._audio_next:  # cannot happen with a contiguous track; keep the encoder's clock right
+            pcm = np.concatenate([np.zeros((first - self._audio_next, pcm.shape[1]), np.int16), pcm])
+        if not len(pcm):
+            return
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm).reshape(1, -1), format="s16",
+                                           layout=self._audio.layout.name)
+        frame.sample_rate, frame.pts, frame.time_base = rate, self._audio_next, Fraction(1, rate)
+        self._audio_next += len(pcm)
+        self._mux_audio(self._audio.encode(frame))
+
+    def _mux_audio(self, packets: list[av.Packet]) -> None:
+        # FLV refuses a packet older than the first one written (the first picture, at 0): the encoder's
+        # priming packet, at -1024 samples, goes (a decoder then warms up on 21 ms of the first audio).
+        self._container.mux([p for p in packets if p.dts is None or p.dts >= 0])
+
     def finish(self, *, flush: bool) -> str | None:
         """Flush the encoder (if asked) and close the connection; a reason if flushing failed."""
         problem = None
         try:
             if flush:
                 self._container.mux(self._video.encode(None))
+                if self._audio is not None:
+                    self._mux_audio(self._audio.encode(None))
         except (av.FFmpegError, OSError) as exc:
             problem = redact_url(str(exc))
         close_quietly(self._container)
@@ -231,11 +271,13 @@ def rtmp_handshake_problem(uri: str, timeout: float) -> str | None:
 class _Inbox:
     """Reads records from stdin on a thread and keeps the newest frame (a slow server costs dropped frames)."""
 
-    def __init__(self, stream: IO[bytes], width: int, height: int) -> None:
+    def __init__(self, stream: IO[bytes], width: int, height: int, channels: int = 2) -> None:
         self.slot = LatestSlot()
+        self.audio: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self.ended = threading.Event()
         self.aborted = False
         self._stream, self._size, self._shape = stream, width * height * 3, (height, width, 3)
+        self._channels = channels
         threading.Thread(target=self._read, name="camouflage-restream-inbox", daemon=True).start()
 
     def _read(self) -> None:
@@ -248,6 +290,12 @@ class _Inbox:
                 if kind == ABORT:
                     self.aborted = True
                     return
+                if kind == AUDIO:
+                    data = self._stream.read(index * self._channels * 2)
+                    if len(data) < index * self._channels * 2:
+                        return
+                    self.audio.append((pts, np.frombuffer(data, np.int16).reshape(index, self._channels)))
+                    continue
                 data = self._stream.read(self._size)
                 if len(data) < self._size:
                     return
@@ -283,7 +331,7 @@ def publish(settings: PublishSettings, stdin: IO[bytes], out: IO[str]) -> int:
         _emit(out, "failed", error=type(exc).__name__, message=str(exc))
         return 1
     _emit(out, "connected")
-    inbox = _Inbox(stdin, settings.width, settings.height)
+    inbox = _Inbox(stdin, settings.width, settings.height, int((settings.audio or {}).get("channels", 2)))
     # FLV packets are whole pictures; RTSP and MPEG-TS readers built on FFmpeg hold each picture until the next
     # one starts, so when nothing new comes a frame interval after the last picture (processing is slower than
     # the feed), it goes out once more: they then show it one frame interval late at most.
@@ -311,6 +359,8 @@ def publish(settings: PublishSettings, stdin: IO[bytes], out: IO[str]) -> int:
             item = last
         try:
             publisher.send(*item, repeat=repeat)
+            while inbox.audio:  # the audio up to this picture came before it
+                publisher.send_audio(*inbox.audio.popleft())
         except (av.FFmpegError, OSError) as exc:
             _emit(out, "lost", reason=redact_url((getattr(exc, "strerror", None) or str(exc)).splitlines()[0]))
             return 1

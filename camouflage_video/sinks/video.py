@@ -1,4 +1,10 @@
-"""Video files through PyAV, stamped with the source's own timestamps and carrying its audio."""
+"""Video files through PyAV, stamped with the source's own timestamps and carrying its audio.
+
+A file's audio is remuxed from the input (re-encoded where the container does not take its codec); a live
+feed's audio comes as PCM on the run's timeline (:mod:`camouflage_video.audio`) and is encoded to AAC (Opus
+for WebM): silence already fills its outages, and re-timing it onto the arrival clock would break copied
+packets anyway.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from camouflage_video.audio import AudioSubscription
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.frame import Frame
 from camouflage_video.options import flag
@@ -96,7 +103,9 @@ class VideoFileSink(Sink):
         info: SourceInfo,
         *,
         encoder: EncoderOptions | None = None,
-        audio_from: str | os.PathLike[str] | None = None,
+        audio_from: str | os.PathLike[str] | AudioSubscription | None = None,
+        start: float = 0.0,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.info = info
@@ -110,8 +119,15 @@ class VideoFileSink(Sink):
         self._temporary = temporary_path(self.path)
         try:
             self._container = av.open(str(self._temporary), mode="w", format=self.format)
+            self._container.metadata.update(metadata or {})
             self._video = self._add_video_stream()
-            self._audio = AudioRemuxer(audio_from, self._container, self.format) if audio_from else None
+            self._start_pts = round(start / self.time_base) if start else 0
+            self._audio: AudioRemuxer | LiveAudioEncoder | None
+            if isinstance(audio_from, AudioSubscription):
+                self._audio = LiveAudioEncoder(audio_from, self._container, self.format, start=start,
+                                               frame_seconds=float(1 / self.fps))
+            else:
+                self._audio = AudioRemuxer(audio_from, self._container, self.format) if audio_from else None
         except Exception as exc:
             self.abort()
             if isinstance(exc, (ConfigError, OutputError)):
@@ -165,6 +181,7 @@ class VideoFileSink(Sink):
             pts = frame.index
         elif frame.time_base != self.time_base:
             pts = round(frame.pts * frame.time_base / self.time_base)
+        pts -= self._start_pts
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # muxers refuse repeated timestamps; one tick keeps the order
         if image.shape[:2] != (self.info.height, self.info.width):
@@ -189,18 +206,22 @@ class VideoFileSink(Sink):
         except av.FFmpegError as exc:
             raise OutputError(f"{self.path}: writing failed ({exc})") from exc
 
-    def close(self, *, interrupted: bool = False) -> None:
+    def close(self, *, interrupted: bool = False, end: float | None = None) -> None:
         """Flush the encoder, add the remaining audio and publish the file under its final name.
 
         Args:
             interrupted: End the audio with the last video frame written instead of copying it to its end.
+            end: Where a live feed's audio ends, in seconds of this file (the next segment's start); by
+                default with the last picture.
         """
         if self._closed:
             return
         self._closed = True
         try:
             self._mux(self._video.encode(None))
-            if self._audio is not None:
+            if isinstance(self._audio, LiveAudioEncoder):
+                self._audio.finish(end)  # a live track ends with the last picture, interrupted or not
+            elif self._audio is not None:
                 self._audio.finish(self._last_time if interrupted else None)
             self._container.close()
         except BaseException:
@@ -319,3 +340,63 @@ class AudioRemuxer:
 
     def close(self) -> None:
         self._input.close()
+
+
+class LiveAudioEncoder:
+    """Encode a live feed's audio track into an output container, interleaved with the video.
+
+    The track (:class:`~camouflage_video.audio.AudioSubscription`) is contiguous on the run's clock, so the
+    audio's timestamps are its sample counts: it cannot drift from the video stamped on the same clock.
+
+    Args:
+        subscription: The output's reader of the track.
+        output: The container to add the stream to.
+        fmt: Container format (``webm`` gets Opus, the others AAC).
+        start: Run time, in seconds, of this output's time 0 (a segment that starts later).
+        frame_seconds: How long the last picture lasts: the audio ends with it.
+    """
+
+    def __init__(
+        self, subscription: AudioSubscription, output: av.container.OutputContainer, fmt: str, *,
+        start: float = 0.0, frame_seconds: float = 0.04,
+    ) -> None:
+        self._sub, self._output = subscription, output
+        target = "libopus" if fmt == "webm" else "aac"
+        self._stream = output.add_stream(target, rate=48000 if target == "libopus" else subscription.rate)
+        self._stream.layout = subscription.layout
+        self.mode = f"encode:live->{target}"
+        self._rate = subscription.rate
+        self._first = round(start * self._rate)  # the track's sample at this output's time 0
+        self._frame_seconds, self._video_end = frame_seconds, 0.0
+        self._started = False
+
+    def mux_until(self, seconds: float | None) -> None:
+        """Encode what the track has up to ``seconds`` of this output's time."""
+        if seconds is not None:
+            if not self._started:  # the audio starts with the first picture
+                self._started = True
+                self._sub.skip_to(self._first + round(seconds * self._rate))
+            self._video_end = max(self._video_end, seconds)
+            self._encode(self._sub.read(self._first + round(seconds * self._rate)))
+
+    def _encode(self, pcm: np.ndarray) -> None:
+        if not len(pcm):
+            return
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout=self._sub.layout)
+        frame.sample_rate = self._rate
+        frame.pts, frame.time_base = self._sub.position - len(pcm) - self._first, Fraction(1, self._rate)
+        self._output.mux(self._stream.encode(frame))
+
+    def finish(self, seconds: float | None = None) -> None:
+        """Encode the track up to the end of the last picture (silence where it has not arrived), flush."""
+        if not self._started:
+            self.close()
+            return  # no picture, no audio
+        end = self._video_end + self._frame_seconds if seconds is None else seconds
+        self._encode(self._sub.read(self._first + round(end * self._rate), pad=True))
+        self._output.mux(self._stream.encode(None))
+        self.close()
+
+    def close(self) -> None:
+        if not self._sub.shared:
+            self._sub.close()

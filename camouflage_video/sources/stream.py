@@ -6,11 +6,14 @@ than the feed, stale pictures are dropped (and counted) instead of queueing up, 
 bounded. When the feed drops, the grabber reconnects with bounded exponential backoff while the
 source keeps the output alive with black frames at the feed's frame rate (no original pixel can be in
 them). Frame timestamps are the frames' arrival times on a monotonic clock, so they never go
-backwards across reconnects and a recording shows real time.
+backwards across reconnects and a recording shows real time. The feed's audio is decoded on the same
+thread and placed on that clock (:class:`~camouflage_video.audio.AudioTimeline`), with silence where the
+feed has none, so outputs carry it in sync whatever the processing drops.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -23,6 +26,7 @@ import av
 import cv2
 import numpy as np
 
+from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError, InputNotFoundError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.live import Backoff, LatestSlot, redact_url
@@ -36,6 +40,10 @@ logger = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 90000)
 _DEFAULT_FPS = Fraction(25)
 _TRANSPORTS = ("tcp", "udp")
+#: Seconds audio may lag the pictures before the gap counts as missing audio and is filled with silence.
+AUDIO_LAG = 1.0
+#: Pictures whose arrival-minus-media-time offsets place the audio (their smallest is the least delayed).
+_OFFSET_WINDOW = 50
 LIVE = "live streams"  # the help's option group
 
 
@@ -52,6 +60,7 @@ class StreamOptions:
             which may deliver faster than real time (HLS segments arrive in bursts), off for cameras.
         input_format: FFmpeg demuxer name; ``None`` guesses it (``v4l2`` for ``/dev/video*``).
         input_options: Extra FFmpeg demuxer or protocol options, e.g. ``{"video_size": "1280x720"}``.
+        audio: Decode the feed's audio (if it has any when opened) so outputs can carry it.
 
     Examples:
         >>> StreamOptions(transport="udp", reconnect=Backoff(initial=0.5, maximum=5)).transport
@@ -68,6 +77,7 @@ class StreamOptions:
     pace: bool | None = None
     input_format: str | None = None
     input_options: dict[str, str] = field(default_factory=dict)
+    audio: bool = True
 
     def __post_init__(self) -> None:
         if self.transport not in _TRANSPORTS:
@@ -117,6 +127,11 @@ class StreamSource(Source):
         self._resize_warned = False
         self._origin = time.monotonic()
         self._last_pts = -1
+        #: The feed's audio on the frames' clock; None when it has none (or audio is off).
+        self.audio: AudioTimeline | None = None
+        self._offsets: collections.deque[float] = collections.deque(maxlen=_OFFSET_WINDOW)
+        self._audio_pending: list[tuple[float | None, np.ndarray]] = []
+        self._resampler: av.AudioResampler | None = None
 
         container = self._open()
         try:
@@ -129,6 +144,9 @@ class StreamSource(Source):
         self.fps = Fraction(fps) if 1 <= fps <= 240 else _DEFAULT_FPS  # RTSP may report 90000 "fps"
         self._rotation = round(getattr(first, "rotation", 0) or 0)
         image = upright(first.to_ndarray(format="rgb24"), self._rotation)
+        audio = self._audio_stream(container)
+        if audio is not None:
+            self.audio = AudioTimeline(audio.rate or 48000, 1 if audio.channels == 1 else 2)
         self.info = SourceInfo(
             uri=self.redacted,
             kind="stream",
@@ -137,11 +155,13 @@ class StreamSource(Source):
             fps=self.fps,
             time_base=TIME_BASE,
             codec=stream.codec_context.name,
-            has_audio=False,  # live audio is not carried over (see docs/live.md)
+            has_audio=self.audio is not None,
             live=True,
             color=ColorTags.of(first),
         )
         self._origin = time.monotonic()
+        self._note_offset(first, self._origin)
+        self._place_pending_audio()
         self._newest.put((first, self._origin))
         self._connected.set()
         self._grabber = threading.Thread(target=self._grab, args=(container,), name="camouflage-grab", daemon=True)
@@ -192,16 +212,71 @@ class StreamSource(Source):
 
     # -- the grabber thread -----------------------------------------------------------------------
 
+    def _audio_stream(self, container: av.container.InputContainer) -> av.AudioStream | None:
+        if not self.options.audio or not container.streams.audio:
+            return None
+        return container.streams.audio[0]
+
     def _decode(self, container: av.container.InputContainer) -> Iterator[av.VideoFrame]:
-        """Decoded pictures; a packet that fails to decode (a lost UDP packet) is skipped and counted."""
+        """Decoded pictures; a packet that fails to decode (a lost UDP packet) is skipped and counted.
+
+        Audio packets on the way are decoded and placed on the audio track.
+        """
         stream = container.streams.video[0]
-        for packet in container.demux(stream):
+        audio = self._audio_stream(container) if self.audio is not None or not hasattr(self, "info") else None
+        self._resampler = None
+        for packet in container.demux(*(s for s in (stream, audio) if s is not None)):
             if self._stop.is_set():
                 return
+            if packet.stream.type == "audio":
+                self._take_audio(packet)
+                continue
             try:
                 yield from packet.decode()
             except av.FFmpegError:
                 self.corrupt_frames += 1
+
+    # -- audio ------------------------------------------------------------------------------------
+
+    def _take_audio(self, packet: av.Packet) -> None:
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            return  # a lost audio packet: the track gets silence there
+        for frame in frames:
+            if self._resampler is None:
+                rate = self.audio.rate if self.audio is not None else frame.sample_rate
+                layout = self.audio.layout if self.audio is not None else (
+                    "mono" if len(frame.layout.channels) == 1 else "stereo")
+                self._resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
+            media = None if frame.pts is None or frame.time_base is None else float(frame.pts * frame.time_base)
+            for out in self._resampler.resample(frame):
+                pcm = out.to_ndarray().reshape(-1, len(out.layout.channels))
+                self._place_audio(media, pcm)
+                if media is not None:
+                    media += len(pcm) / out.sample_rate
+
+    def _note_offset(self, frame: av.VideoFrame, arrival: float) -> None:
+        """Remember how far this picture's arrival (on the frames' clock) is from its media time."""
+        if frame.time is not None:
+            self._offsets.append(arrival - self._origin - float(frame.time))
+
+    def _place_audio(self, media: float | None, pcm: np.ndarray) -> None:
+        if self.audio is None:  # still opening: the track is made once the first picture is in
+            if len(self._audio_pending) < 500:
+                self._audio_pending.append((media, pcm))
+            return
+        if media is None:  # no timestamps: the samples are taken to end now
+            self.audio.add(pcm, self.clock() - len(pcm) / self.audio.rate)
+        elif self._offsets:
+            self.audio.add(pcm, media + min(self._offsets))
+        elif len(self._audio_pending) < 500:  # audio before this connection's first picture
+            self._audio_pending.append((media, pcm))
+
+    def _place_pending_audio(self) -> None:
+        pending, self._audio_pending = self._audio_pending, []
+        for media, pcm in pending:
+            self._place_audio(media, pcm)
 
     def _grab(self, container: av.container.InputContainer | None) -> None:
         attempt = 0
@@ -217,6 +292,8 @@ class StreamSource(Source):
                 reason = self._read(container)
                 container.close()
                 container = None
+                self._offsets.clear()  # the next connection has its own media clock
+                self._audio_pending = []
                 if self._stop.is_set():
                     return
                 self._connected.clear()
@@ -237,6 +314,9 @@ class StreamSource(Source):
                     anchor = self._wait_until_due(frame.time, now, anchor)
                     now = time.monotonic()
                 self.frames_received += 1
+                self._note_offset(frame, now)
+                if self._audio_pending:
+                    self._place_pending_audio()
                 self._newest.put((frame, now))
         except (av.FFmpegError, OSError) as exc:
             return self._reason(exc)
@@ -293,7 +373,10 @@ class StreamSource(Source):
                 self.outage_frames += 1
             else:
                 continue  # connected, the next picture is just late
-            yield Frame(image, index=index, pts=self._stamp(arrival), time_base=TIME_BASE)
+            frame = Frame(image, index=index, pts=self._stamp(arrival), time_base=TIME_BASE)
+            if self.audio is not None:  # no audio this long behind the pictures: there is none (an outage)
+                self.audio.fill_until(float(frame.time) - AUDIO_LAG)
+            yield frame
             index += 1
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
