@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from camouflage_video.preflight import Write, check_writes
 from camouflage_video.runner import Runner
 from camouflage_video.sinks import Sink, default_output, open_sink
 from camouflage_video.sources import SourceInfo, is_stream_uri, open_source
+from camouflage_video.sources.stream import StreamOptions
 from camouflage_video.stats import RunStats
 
 StageFactory = Callable[[SourceInfo], tuple[list[Annotator], Anonymizer]]
@@ -32,7 +34,7 @@ def anonymize(
     stats_path: str | os.PathLike[str] | None = None,
     stages: StageFactory | None = None,
     on_frame: Callable[[RunStats], None] | None = None,
-    source_options: Mapping[str, object] | None = None,
+    source_options: StreamOptions | Mapping[str, object] | None = None,
     stats_interval: float = 5.0,
     **options: object,
 ) -> RunStats:
@@ -47,7 +49,8 @@ def anonymize(
         stages: Builds the stages for the opened input; defaults to ``build_stages(config, info)``. Pass a
             :class:`~camouflage_video.config.StageCache` to reuse loaded models over many inputs.
         on_frame: Called with the stats after every output frame (progress of the caller's own).
-        source_options: Settings of stream sources (``StreamOptions`` fields: timeouts, reconnection, ...).
+        source_options: Settings of stream sources: a ``StreamOptions``, or a mapping of its fields
+            (timeouts, reconnection, ...).
         stats_interval: Seconds between rewrites of ``stats_path`` during a live run.
 
     Returns:
@@ -63,7 +66,13 @@ def anonymize(
         (250, 0)
     """
     config = (config or AnonymizeConfig()).with_options(**options) if options else (config or AnonymizeConfig())
-    with open_source(local_path(source), **(source_options or {})) as src:
+    if isinstance(source_options, StreamOptions):
+        opened_with: StreamOptions = source_options
+    else:  # a mapping of StreamOptions fields
+        opened_with = replace(StreamOptions(), **(source_options or {}))
+    if not config.audio:
+        opened_with = replace(opened_with, audio=False)  # not even decoded
+    with open_source(local_path(source), options=opened_with) as src:
         targets = [local_path(t) for t in _targets(src.info.uri, src.info.kind, output)]
         check_writes(
             [Write("output", Path(t), folder=src.info.kind == "folder") for t in targets if not is_stream_uri(t)]
@@ -75,7 +84,8 @@ def anonymize(
         try:  # until the runner owns the sinks, anything that stops us (Ctrl-C included) discards them
             for target in targets:
                 sinks.append(open_sink(target, src.info, encoder=config.encoder, audio=config.audio,
-                                       open_timeout=(source_options or {}).get("open_timeout")))
+                                       open_timeout=opened_with.open_timeout,
+                                       live_audio=getattr(src, "audio", None)))
             # Live runs: latency, drops and reconnects go into the stats, rewritten every few seconds.
             monitor = (
                 LiveMonitor(src, sinks, stats_path, interval=stats_interval, then=on_frame) if src.info.live else None
