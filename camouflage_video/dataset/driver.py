@@ -26,6 +26,7 @@ from camouflage_video.dataset.manifest import (
 from camouflage_video.dataset.walk import FOLDER_LINK, Entry, check_roots, walk
 from camouflage_video.dataset.worker import Task, new_record, tracks_path
 from camouflage_video.errors import ConfigError, OutputError
+from camouflage_video.redaction.stages import check_for_dataset
 from camouflage_video.sinks.base import publish, temporary_path
 from camouflage_video.sources.sniff import embedded_picture
 
@@ -168,6 +169,7 @@ def run_dataset(
     # file and the options (read once, so workers never see a different file), the method's dependencies, Ray.
     config = resolve_options(config)
     check_dependencies(config)
+    check_for_dataset(config)  # reference photos of --keep-person / --only-person
     engine = _engine(config, options)
     chash = config_hash(config)
     with Manifest(target) as manifest:
