@@ -92,3 +92,17 @@ class Redaction:
         wrapped = RedactingAnonymizer(anonymizer, mode=self.mode, regions=self.regions, writer=writer,
                                       method=config.method, mask_scale=config.mask_scale, video=video)
         return ordered_stages([*annotators, *extra]), wrapped
+
+
+def check_for_dataset(config: Any) -> None:
+    """Up front, before a dataset run touches its output: the per-video files make no sense over a folder,
+    and every reference photo must show one usable face (else every file would fail the same way)."""
+    if config.tracks_out or config.tracks_in or config.regions:
+        raise ConfigError("--tracks-out, --tracks-in and --regions describe one video: run anonymize on it")
+    if config.keep_person or config.only_person:
+        from camouflage_video.annotators.faces import CenterFaceDetector
+
+        detector = CenterFaceDetector(thresh=config.thresh, det_size=config.det_size, nms=config.nms,
+                                      min_face=config.min_face, model_path=config.detector_model,
+                                      backend=config.detector_backend, precision=config.detector_precision)
+        Redaction.load(config, detector)

@@ -219,3 +219,16 @@ def test_in_only_mode_a_track_that_once_matched_stays_anonymized():
     assert not redacting.decide(_ctx(faces, {0: FaceVerdict(box, "match", 0.3, 0)}))[0].kept
     later = redacting.decide(_ctx(faces, {0: FaceVerdict(box, "nonmatch", 0.8, 0)}))[0]
     assert (later.kept, later.why) == (False, "its track matches elsewhere")
+
+
+def test_a_dataset_run_refuses_a_bad_reference_photo_before_touching_its_output(tmp_path: Path):
+    import cv2
+
+    from camouflage_video.dataset import run_dataset
+
+    (tmp_path / "raw").mkdir()
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((400, 400, 3), 128, np.uint8))
+    with pytest.raises(ConfigError, match="no face found"):
+        run_dataset(tmp_path / "raw", tmp_path / "anon", AnonymizeConfig(keep_person=(str(blank),)))
+    assert not (tmp_path / "anon").exists()
