@@ -76,8 +76,10 @@ def anonymize(
         targets = [local_path(t) for t in _targets(src.info.uri, src.info.kind, output)]
         check_writes(
             [Write("output", Path(t), folder=src.info.kind == "folder") for t in targets if not is_stream_uri(t)]
-            + ([Write("--stats file", Path(stats_path))] if stats_path is not None else []),
-            reads=[] if is_stream_uri(src.info.uri) else [src.info.uri],
+            + ([Write("--stats file", Path(stats_path))] if stats_path is not None else [])
+            + ([Write("--tracks-out file", Path(config.tracks_out))] if config.tracks_out else []),
+            reads=([] if is_stream_uri(src.info.uri) else [src.info.uri])
+            + [p for p in (config.tracks_in, config.regions, *config.keep_person, *config.only_person) if p],
         )
         annotators, anonymizer = (stages or partial(build_stages, config))(src.info)
         sinks: list[Sink] = []
