@@ -1,0 +1,186 @@
+"""The service: one process per camera, restarted with backoff, and the metrics of all of them.
+
+The service itself does no video work. It starts each camera's process (:mod:`camouflage_video.serve.camera`),
+reads its reports, serves ``/metrics`` and watches it: a process that exits is restarted with the camera's
+backoff, one that stops reporting for ``stall_timeout`` seconds (stuck in FFmpeg with the GIL held) is
+killed and restarted. Stopping (Ctrl-C, SIGTERM) sends SIGTERM to every camera, which finalizes its
+recordings and closes its restreams; a camera that has not finished after ``shutdown_timeout`` is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from camouflage_video.config import check_dependencies
+from camouflage_video.interrupts import interrupts_deferred
+from camouflage_video.live import Backoff, redact_url
+from camouflage_video.serve.config import CameraConfig, ServeConfig
+from camouflage_video.serve.metrics import CameraMetrics, MetricsServer
+
+logger = logging.getLogger(__name__)
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+#: A process that ran this long before it ended starts again after the shortest wait.
+_HEALTHY_RUN = 60.0
+
+
+class CameraProcess:
+    """The service's handle on one camera's process: starts it, reads it, restarts it, stops it."""
+
+    def __init__(self, camera: CameraConfig, *, stall_timeout: float, backoff: Backoff | None = None) -> None:
+        self.camera, self.stall_timeout = camera, stall_timeout
+        self.backoff = backoff or Backoff(initial=1.0, maximum=30.0)
+        self.metrics = CameraMetrics(camera.name)
+        self.proc: subprocess.Popen | None = None
+        self.started_at = self.last_report = 0.0
+        self.failures = 0
+        self.next_start = 0.0
+        self.starts = 0
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "camouflage_video.serve.camera"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches the service, which stops cameras in order
+        )
+        settings = {"camera": self.camera.table, "parent": os.getpid()}
+        try:
+            self.proc.stdin.write(json.dumps(settings).encode() + b"\n")
+            self.proc.stdin.close()
+        except OSError:
+            pass  # it died at once; poll() restarts it
+        self.started_at = self.last_report = time.monotonic()
+        self.starts += 1
+        if self.starts > 1:
+            self.metrics.restarts += 1
+        self.metrics.up = True
+        proc = self.proc
+        threading.Thread(target=self._read_reports, args=(proc,), name=f"camouflage-{self.camera.name}-reports",
+                         daemon=True).start()
+        threading.Thread(target=self._read_log, args=(proc,), name=f"camouflage-{self.camera.name}-log",
+                         daemon=True).start()
+
+    def _read_reports(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "report" and proc is self.proc:
+                self.metrics.report = event
+                self.last_report = time.monotonic()
+
+    def _read_log(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            text = redact_url(line.decode(errors="replace").rstrip())
+            if text:
+                logger.warning("[%s] %s", self.camera.name, text)
+
+    def poll(self, now: float) -> None:
+        """Restart the process if it ended (after its backoff) or kill it if it stalled."""
+        proc = self.proc
+        if proc is not None:
+            code = proc.poll()
+            if code is None and now - self.last_report > self.stall_timeout:
+                logger.error("[%s] no report for %g s: killing the camera's process and starting it again",
+                             self.camera.name, self.stall_timeout)
+                proc.kill()
+                code = proc.wait()
+            if code is None:
+                return
+            self.proc = None
+            self.metrics.process_ended()
+            self.failures = 0 if now - self.started_at > _HEALTHY_RUN else self.failures + 1
+            delay = self.backoff.delay(max(0, self.failures - 1))
+            self.next_start = now + delay
+            logger.error("[%s] the camera's process ended (exit code %s); starting it again in %.1f s",
+                         self.camera.name, code, delay)
+        if self.proc is None and now >= self.next_start:
+            self.start()
+
+    # -- stopping ---------------------------------------------------------------------------------
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, deadline: float) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.error("[%s] did not finish its recordings in time; killed", self.camera.name)
+            proc.kill()
+            proc.wait()
+        self.metrics.process_ended()
+        self.proc = None
+
+
+def serve(
+    config: ServeConfig,
+    *,
+    stop: threading.Event | None = None,
+    shutdown_timeout: float = 20.0,
+    on_ready=None,  # noqa: ANN001 - (metrics address | None) -> None
+) -> None:
+    """Run every camera of ``config`` until ``stop`` is set or KeyboardInterrupt (SIGTERM through the CLI).
+
+    Everything that can be checked is checked before the first camera starts: the methods' dependencies and
+    the metrics port.
+
+    Args:
+        config: The cameras (see :func:`~camouflage_video.serve.config.load_config`).
+        stop: Set it to stop the service (an embedding program); the CLI stops it with a signal.
+        shutdown_timeout: Seconds the cameras have to finalize their recordings when stopping.
+        on_ready: Called with the metrics server's ``(host, port)`` (``None`` without one) once all cameras
+            have started.
+
+    Raises:
+        ConfigError: The metrics port cannot be bound.
+        MissingDependencyError: A camera's method needs something not installed.
+        KeyboardInterrupt: After every camera has finalized its recordings.
+
+    Examples:
+        >>> serve(load_config("cameras.toml"))  # doctest: +SKIP
+    """
+    for camera in config.cameras:
+        check_dependencies(camera.config)
+    cameras = [CameraProcess(camera, stall_timeout=config.stall_timeout, backoff=camera.stream.reconnect)
+               for camera in config.cameras]
+    server = MetricsServer(config.metrics, lambda: [c.metrics for c in cameras]) if config.metrics else None
+    stop = stop or threading.Event()
+    try:
+        if server is not None:
+            server.start()
+        for camera in cameras:
+            camera.start()
+        logger.warning("serving %d cameras%s", len(cameras),
+                       f"; metrics at http://{server.address[0]}:{server.address[1]}/metrics" if server else "")
+        if on_ready is not None:
+            on_ready(server.address if server else None)
+        while not stop.wait(0.2):
+            now = time.monotonic()
+            for camera in cameras:
+                camera.poll(now)
+    finally:
+        with interrupts_deferred():  # a second Ctrl-C must not cut the cameras' finalizing short
+            for camera in cameras:
+                camera.terminate()
+            deadline = time.monotonic() + shutdown_timeout
+            for camera in cameras:
+                camera.wait(deadline)
+            if server is not None:
+                server.close()
