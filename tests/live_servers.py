@@ -201,8 +201,8 @@ class RtmpRelay(_Process):
 
 class FlashBeepFeed(_Process):
     """Debian ffmpeg publishing a live sync test feed to ``url`` in real time (``-re``): 640x360 at 25 fps
-    H.264 and 48 kHz stereo AAC, black and silent but for a one-frame white flash and a 100 ms 1 kHz beep
-    that start together at every whole second."""
+    H.264 and 48 kHz stereo AAC, dark grey (level 64, so the tool's black outage frames stand out) and silent
+    but for a one-frame white flash and a 100 ms 1 kHz beep that start together at every whole second."""
 
     def __init__(self, url: str, *, fps: int = 25, seconds: float = 3600) -> None:
         self.url, self.fps, self.seconds = url, fps, seconds
@@ -210,7 +210,7 @@ class FlashBeepFeed(_Process):
     def start(self) -> FlashBeepFeed:
         if shutil.which("ffmpeg") is None:
             pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
-        video = (f"color=c=black:s=640x360:r={self.fps},"
+        video = (f"color=c=0x404040:s=640x360:r={self.fps},"
                  f"drawbox=c=white:t=fill:enable='lt(mod(n\\,{self.fps})\\,1)'")
         audio = "aevalsrc='0.5*sin(2*PI*1000*t)*lt(mod(t\\,1)\\,0.1)':s=48000:c=stereo"
         self.proc = subprocess.Popen(
@@ -262,17 +262,37 @@ def beep_times(path: Path) -> list[float]:
     return [start + i * block / rate for i in onsets]
 
 
-def av_offsets(path: Path) -> list[float]:
-    """Audio minus video time, in seconds, of each flash in a recording paired with the beep nearest to it
-    (within half a second); positive: the sound comes late."""
+def av_offsets(path: Path) -> list[tuple[float, float]]:
+    """``(flash time, audio minus video time)`` in seconds for each flash in a recording paired with the beep
+    nearest to it (within half a second); a positive offset: the sound comes late."""
     beeps = np.array(beep_times(path))
     offsets = []
     for flash in flash_times(path):
         if len(beeps):
             nearest = beeps[np.argmin(np.abs(beeps - flash))]
             if abs(nearest - flash) < 0.5:
-                offsets.append(float(nearest - flash))
+                offsets.append((flash, float(nearest - flash)))
     return offsets
+
+
+def black_spans(path: Path, *, level: float = 10.0) -> list[tuple[float, float]]:
+    """``(first, last)`` times of each run of black pictures (mean level under ``level``) in a recording."""
+    import av
+
+    spans: list[tuple[float, float]] = []
+    start = last = None
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            t = float(frame.time)
+            if float(frame.to_ndarray(format="gray").mean()) < level:
+                start = t if start is None else start
+                last = t
+            elif start is not None:
+                spans.append((start, last))
+                start = None
+    if start is not None:
+        spans.append((start, last))
+    return spans
 
 
 class StallingRtmpServer:

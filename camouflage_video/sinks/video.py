@@ -218,7 +218,7 @@ class VideoFileSink(Sink):
             return
         self._closed = True
         try:
-            self._mux(self._video.encode(None))
+            self._mux(self._last_lasting(self._video.encode(None), end))
             if isinstance(self._audio, LiveAudioEncoder):
                 self._audio.finish(end)  # a live track ends with the last picture, interrupted or not
             elif self._audio is not None:
@@ -228,6 +228,16 @@ class VideoFileSink(Sink):
             self._discard()
             raise
         publish(self._temporary, self.path)
+
+    def _last_lasting(self, packets: list[av.Packet], end: float | None) -> list[av.Packet]:
+        """The flushed packets, the last picture lasting until ``end`` (a segment ends where the next starts;
+        a live feed's pictures come at uneven intervals, so the frame rate does not say how long it lasts)."""
+        if end is not None and self._last_pts is not None:
+            end_pts = round(end / self.time_base)
+            for packet in packets:
+                if packet.pts == self._last_pts and end_pts > packet.pts:
+                    packet.duration = end_pts - packet.pts
+        return packets
 
     def abort(self) -> None:
         if self._closed:
