@@ -16,6 +16,9 @@ from camouflage_video.models.sources import ModelSource, hub_offline
 
 logger = logging.getLogger(__name__)
 
+FULL_WEIGHTS = "diffusion_pytorch_model.safetensors"
+FP16_WEIGHTS = "diffusion_pytorch_model.fp16.safetensors"
+
 
 def load_failure(source: ModelSource, exc: BaseException) -> ModelError:
     hint = ""
@@ -32,21 +35,29 @@ def from_pretrained(cls: Any, source: ModelSource, **kwargs: Any) -> Any:
         raise load_failure(source, exc) from exc
 
 
-def load_sd15(source: ModelSource, dtype: Any, config: str | None = None) -> dict[str, Any]:
+def load_sd15(source: ModelSource, dtype: Any, config: str | None = None, vae: Any = None) -> dict[str, Any]:
     """UNet, text encoder, tokenizer and scheduler config of an SD 1.5 model (folder, hub id or single file).
 
     A single ``.safetensors`` checkpoint needs the SD 1.5 configs and tokenizer: diffusers takes them from
-    the hub (cached after the first time) or from ``config``, a diffusers folder or hub id.
+    the hub (cached after the first time) or from ``config``, a diffusers folder or hub id. ``vae``, the VAE
+    component loaded on its own, stands in for the checkpoint's (which is then neither converted nor needed).
     """
     diffusers = require("diffusers", "diffusion")
     transformers = require("transformers", "diffusion")
     if source.single_file:
         try:
+            # safety_checker=None, not load_safety_checker=False: diffusers 0.42 downloads the safety checker
+            # whenever load_safety_checker is given at all, even False.
             pipe = diffusers.StableDiffusionPipeline.from_single_file(
-                str(source.path), torch_dtype=dtype, config=config, load_safety_checker=False,
+                str(source.path), torch_dtype=dtype, config=config, vae=vae, safety_checker=None,
+                feature_extractor=None, requires_safety_checker=False, local_files_only=hub_offline(),
             )
         except Exception as exc:  # noqa: BLE001
-            raise load_failure(source, exc) from exc
+            failure = load_failure(source, exc)
+            if config is None:
+                failure = ModelError(f"{failure} (a single-file base reads SD 1.5's configs and tokenizer from the "
+                                     "hub; offline, set base-config to a diffusers SD 1.5 folder)")
+            raise failure from exc
         return {"unet": pipe.unet, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer,
                 "scheduler_config": dict(pipe.scheduler.config)}
     unet = from_pretrained(diffusers.UNet2DConditionModel, source, subfolder="unet", torch_dtype=dtype)
@@ -76,14 +87,21 @@ def load_controlnet(source: ModelSource, dtype: Any) -> Any:
 
 
 def _load_diffusers_model(class_name: str, source: ModelSource, dtype: Any) -> Any:
-    """A diffusers model from a hub id, a folder or a single ``.safetensors`` file."""
+    """A diffusers model from a hub id, a folder or a single ``.safetensors`` file.
+
+    A folder holding only the fp16 variant (``diffusion_pytorch_model.fp16.safetensors``, what the ControlNet
+    v1.1 repos also publish, at half the download) loads that variant.
+    """
     model_class = getattr(require("diffusers", "diffusion"), class_name)
     if source.single_file:
         try:
             return model_class.from_single_file(str(source.path), torch_dtype=dtype)
         except Exception as exc:  # noqa: BLE001
             raise load_failure(source, exc) from exc
-    return from_pretrained(model_class, source, torch_dtype=dtype)
+    folder = source.path
+    only_fp16 = (folder is not None and not (folder / FULL_WEIGHTS).is_file()
+                 and (folder / FP16_WEIGHTS).is_file())
+    return from_pretrained(model_class, source, torch_dtype=dtype, **({"variant": "fp16"} if only_fp16 else {}))
 
 
 def load_transformers_model(auto_class: str, source: ModelSource) -> tuple[Any, Any]:

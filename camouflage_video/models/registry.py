@@ -15,14 +15,16 @@ SD15_FILES = (
     "text_encoder/model.safetensors", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
 )
 DIFFUSERS_MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+# A local folder may hold the full weights or only their published fp16 variant.
+DIFFUSERS_LOCAL_FILES = ("config.json", "diffusion_pytorch_model*.safetensors")
 TRANSFORMERS_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
 CAPTIONER_FILES = (*TRANSFORMERS_FILES, "tokenizer*", "special_tokens_map.json", "vocab.txt")
 # What a local folder must hold (the hub listings above also carry optional files).
 REQUIRED_LOCAL = {
     "sd15": ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
              "text_encoder/model.safetensors", "tokenizer/*"),
-    "vae": DIFFUSERS_MODEL_FILES,
-    "controlnet": DIFFUSERS_MODEL_FILES,
+    "vae": DIFFUSERS_LOCAL_FILES,
+    "controlnet": DIFFUSERS_LOCAL_FILES,
     "depth": ("config.json", "model.safetensors"),
     "segmentation": ("config.json", "model.safetensors"),
     "captioner": ("config.json", "model.safetensors"),
