@@ -19,6 +19,9 @@ from camouflage_video.errors import ConfigError
 
 T = TypeVar("T")
 
+#: The help's option group of the generative methods' flags.
+GENERATIVE = "generative methods (--method base, light) and their models"
+
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A TOML config of a generative method, keys in snake_case; relative paths are relative to the file."""

@@ -195,13 +195,13 @@ class AdapterPipeline(StableDiffusionBase):
             # 5. Timesteps, initial latents and scheduler step arguments (latent reuse: the last `strength`)
             timesteps, latents, extra_step_kwargs = self.start(
                 noise, init_latents, generators, num_inference_steps, strength, noise_seed, (height, width),
-                embeds.dtype,
+                self.latent_dtype,
             )
             clock.lap("prepare")
-            # 6. Denoising loop
+            # 6. Denoising loop: the UNet runs in the model dtype; latents, guidance and steps in float32
             for t in timesteps:
                 latent_model_input = torch.cat([latents] * 2) if do_cfg else latents
-                latent_model_input = sd.scheduler.scale_model_input(latent_model_input, t)
+                latent_model_input = sd.scheduler.scale_model_input(latent_model_input, t).to(sd.unet.dtype)
                 noise_pred = sd.unet(
                     latent_model_input, t, encoder_hidden_states=embeds, added_cond_kwargs=added_cond_kwargs,
                     # The UNet pops these as it goes: every step gets its own list.
@@ -209,7 +209,7 @@ class AdapterPipeline(StableDiffusionBase):
                         None if adapter_state is None else [s.clone() for s in adapter_state]
                     ),
                     return_dict=False,
-                )[0]
+                )[0].to(latents.dtype)
                 if do_cfg:
                     noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
                     noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)

@@ -29,9 +29,13 @@ from camouflage_video.annotators.control_maps import (
 from camouflage_video.errors import ConfigError, ProcessingError
 from camouflage_video.frame import FrameContext
 from camouflage_video.models import COMPONENTS, load_controlnet, load_transformers_model, resolve_all
-from camouflage_video.options import from_mapping
+from camouflage_video.options import GENERATIVE, flag, from_mapping
+from camouflage_video.pipelines.acceleration import apply_acceleration
 from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline
 from camouflage_video.pipelines.generative import (
+    PROMPT_FLAG,
+    RESOLUTION_FLAG,
+    VAE_DTYPE,
     GenerativeAnonymizer,
     SamplingOptions,
     frozen_sd15,
@@ -72,14 +76,20 @@ class BaseOptions(SamplingOptions):
         20
     """
 
-    prompt: str | None = None
+    prompt: str | None = field(default=None, metadata=PROMPT_FLAG)
     prompt_suffix: str = DEFAULT_PROMPT_SUFFIX
-    anonymization_scale: float = 1.0
+    anonymization_scale: float = field(default=1.0, metadata=flag(
+        "push away from the original identity, 0 disables", group=GENERATIVE))
     identity_scale: float = 1.0
-    resolution: int = 768
-    control_scales: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CONTROL_SCALES))
+    resolution: int = field(default=768, metadata=RESOLUTION_FLAG)
+    control_scales: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_CONTROL_SCALES), metadata=flag(
+            "strength of one ControlNet (depth, normalbae, seg, openpose, lineart); 0 drops it; repeatable",
+            name="control-scale", metavar="KIND=VALUE", group=GENERATIVE))
     guidance_end: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_GUIDANCE_END))
-    annotate_every: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(CONTROL_KINDS, 1))
+    annotate_every: Mapping[str, int] = field(
+        default_factory=lambda: dict.fromkeys(CONTROL_KINDS, 1), metadata=flag(
+            "run the control-map annotators every k-th frame", type=int, default_text="1", group=GENERATIVE))
     annotate_resolution: int = 512
 
     def __post_init__(self) -> None:
@@ -168,7 +178,7 @@ class CamouflageBase(GenerativeAnonymizer):
             raise ProcessingError(f"control maps missing: {', '.join(missing)}")
         controls = {k: [pil.fromarray(ctx.extras[CONTROL_MAPS_KEY][k]) for ctx in ctxs] for k in pipeline.names}
         identity = [pil.fromarray(ctx.frame.image) for ctx in ctxs] if options.anonymization_scale else None
-        noise = self.noise.draw(pipeline.latent_shape(1, height, width), pipeline.device, pipeline.dtype)
+        noise = self.noise.draw(pipeline.latent_shape(1, height, width), pipeline.device, pipeline.latent_dtype)
         init = None if plan.keyframe else self.reuse.init_latents(ctxs[0].frame.image)
 
         out = pipeline(
@@ -247,13 +257,14 @@ def build_base_anonymizer(generative: Mapping[str, Any]) -> CamouflageBase:
             "identity ControlNet: using the public tile ControlNet (%s) as a stand-in for the paper's identity "
             "ControlNet; set models.identity to your own checkpoint for the real guidance", sources["identity"].spec,
         )
-    sd, scheduler_config = frozen_sd15(sources, options.base_config, device, dtype)
+    sd, scheduler_config = frozen_sd15(sources, options.base_config, device, dtype, vae_dtype=VAE_DTYPE)
     controlnets = {k: load_controlnet(sources[f"controlnet-{k}"], dtype).to(device) for k in options.kinds}
     identity = load_controlnet(sources["identity"], dtype).to(device) if "identity" in sources else None
     pipeline = AnonymizationGuidancePipeline(
         **sd, scheduler=make_scheduler(options.scheduler, scheduler_config), controlnets=controlnets,
         identity_controlnet=identity,
     )
+    apply_acceleration(pipeline, options.acceleration)
     annotators = [
         build_control_annotator(
             kind, sources[f"annotator-{kind}"], device=device, every=options.annotate_every[kind],

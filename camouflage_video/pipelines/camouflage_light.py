@@ -52,10 +52,13 @@ from camouflage_video.models import (
     resolve_all,
     torchscript_path,
 )
-from camouflage_video.options import from_mapping
+from camouflage_video.options import GENERATIVE, flag, from_mapping
+from camouflage_video.pipelines.acceleration import apply_acceleration
 from camouflage_video.pipelines.adapters import AdapterPipeline
 from camouflage_video.pipelines.classic import ClassicObfuscator
 from camouflage_video.pipelines.generative import (
+    PROMPT_FLAG,
+    VAE_DTYPE,
     GenerativeAnonymizer,
     SamplingOptions,
     frozen_sd15,
@@ -87,9 +90,11 @@ class LightConditioning:
         'blur'
     """
 
-    prompt: str = DEFAULT_PROMPT
-    ip_adapter_scale: float = 0.7
-    ip_adapter_faces: str = "blur"
+    prompt: str = field(default=DEFAULT_PROMPT, metadata=PROMPT_FLAG)
+    ip_adapter_scale: float = field(default=0.7, metadata=flag(
+        "--method light: weight of the image prompt, 0 disables the IP-Adapter", group=GENERATIVE))
+    ip_adapter_faces: str = field(default="blur", metadata=flag(
+        "--method light: faces in the IP-Adapter's view of the frame", choices=IP_ADAPTER_FACES, group=GENERATIVE))
     region_scale: float = 1.2
 
     def __post_init__(self) -> None:
@@ -124,11 +129,16 @@ class LightOptions(SamplingOptions):
     """
 
     conditioning: LightConditioning = field(default_factory=LightConditioning)
-    adapter_scale: float = 1.0
-    attribute_smoothing: str = "mean"
-    attribute_window: int = 0
+    adapter_scale: float = field(default=1.0, metadata=flag(
+        "--method light: weight of the attribute map", group=GENERATIVE))
+    attribute_smoothing: str = field(default="mean", metadata=flag(
+        "--method light: aggregate each track's attributes over its history", choices=STABILIZE_MODES,
+        group=GENERATIVE))
+    attribute_window: int = field(default=0, metadata=flag(
+        "--method light: frames the mean runs over, 0 for the whole track", group=GENERATIVE))
     attribute_momentum: float = 0.9
-    face_parsing: bool = False
+    face_parsing: bool = field(default=False, metadata=flag(
+        "--method light: shape attribute regions with pyfacer's face parser", group=GENERATIVE))
     face_alignment: bool = False
     track_noise: bool = True
 
@@ -219,7 +229,7 @@ class CamouflageLight(GenerativeAnonymizer):
     def _noise(self, attrs: FaceAttributes, shape: tuple[int, ...]) -> Any:
         """The fixed noise, with each confirmed track's face region drawn from the track's own seed."""
         pipeline = self.pipeline
-        noise = self.noise.draw(shape, pipeline.device, pipeline.dtype)
+        noise = self.noise.draw(shape, pipeline.device, pipeline.latent_dtype)
         if not self.options.track_noise or not (attrs.seeds >= 0).any():
             return noise
         noise = noise.clone()
@@ -248,7 +258,7 @@ class CamouflageLight(GenerativeAnonymizer):
         if key not in self._track_noise:
             generator = torch.Generator().manual_seed(seed)
             self._track_noise[key] = randn_tensor(
-                tuple(shape), generator=generator, device=self.pipeline.device, dtype=self.pipeline.dtype
+                tuple(shape), generator=generator, device=self.pipeline.device, dtype=self.pipeline.latent_dtype
             )
             while len(self._track_noise) > 64:  # one entry per visible person; keep memory bounded
                 self._track_noise.popitem(last=False)
@@ -298,12 +308,12 @@ def needed_components(options: LightOptions) -> list[str]:
 
 def load_frozen_light(
     conditioning: LightConditioning, sources: Mapping[str, ModelSource], base_config: str | None, device: Any,
-    dtype: Any, load_dtype: Any = None,
+    dtype: Any, load_dtype: Any = None, vae_dtype: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The frozen part of Light's pipeline, for ``anonymize --method light`` and ``train-light`` alike: SD 1.5
     and, when the IP-Adapter is on, its image encoder and weights, as ``AdapterPipeline`` keyword arguments;
     and the base's scheduler config."""
-    parts, scheduler_config = frozen_sd15(sources, base_config, device, dtype, load_dtype)
+    parts, scheduler_config = frozen_sd15(sources, base_config, device, dtype, load_dtype, vae_dtype)
     encoder = feature_extractor = ip_state = None
     if conditioning.ip_adapter_scale:
         encoder, feature_extractor = load_image_encoder(sources["image-encoder"], dtype)
@@ -342,9 +352,12 @@ def build_light_anonymizer(generative: Mapping[str, Any]) -> CamouflageLight:
     device, dtype = resolve_device(options.device, options.dtype)
     sources = resolve_all(needed_components(options), options.models, options.models_dir)
     attributes = build_attribute_annotator(options, sources, device)
-    frozen, scheduler_config = load_frozen_light(options.conditioning, sources, options.base_config, device, dtype)
+    frozen, scheduler_config = load_frozen_light(
+        options.conditioning, sources, options.base_config, device, dtype, vae_dtype=VAE_DTYPE
+    )
     adapter = load_t2i_adapter(sources["t2i-adapter"], dtype)
     pipeline = AdapterPipeline(
         **frozen, scheduler=make_scheduler(options.scheduler, scheduler_config), adapter=adapter.to(device),
     )
+    apply_acceleration(pipeline, options.acceleration)
     return CamouflageLight(pipeline, options, attributes)

@@ -156,14 +156,14 @@ class AnonymizationGuidancePipeline(StableDiffusionBase):
             # 4. Timesteps, initial latents and scheduler step arguments (latent reuse: the last `strength`)
             timesteps, latents, extra_step_kwargs = self.start(
                 noise, init_latents, generators, num_inference_steps, strength, noise_seed, (height, width),
-                embeds.dtype,
+                self.latent_dtype,
             )
             timestep_cond = None
             if sd.unet.config.time_cond_proj_dim is not None:
                 w = torch.tensor(guidance_scale - 1).repeat(batch)
                 timestep_cond = sd.get_guidance_scale_embedding(
                     w, embedding_dim=sd.unet.config.time_cond_proj_dim
-                ).to(device=device, dtype=latents.dtype)
+                ).to(device=device, dtype=sd.unet.dtype)
 
             # 5. Which ControlNets guide at each step (window over the whole schedule, as the stock pipeline)
             total = len(sd.scheduler.timesteps)
@@ -174,11 +174,13 @@ class AnonymizationGuidancePipeline(StableDiffusionBase):
             ]
 
             clock.lap("prepare")
-            # 6. Denoising loop: one UNet batch of [uncond, cond] rows (+ identity rows when a_s != 0)
+            # 6. Denoising loop: one UNet batch of [uncond, cond] rows (+ identity rows when a_s != 0). The
+            # networks run in the model dtype; latents, guidance arithmetic and scheduler steps stay in float32.
             n_guided = batch * (2 if do_cfg else 1)
             copies = (2 if do_cfg else 1) + (1 if use_identity else 0)
             for i, t in enumerate(timesteps):
                 latent_model_input = sd.scheduler.scale_model_input(torch.cat([latents] * copies), t)
+                latent_model_input = latent_model_input.to(sd.unet.dtype)
                 guided_input = latent_model_input[:n_guided]
                 down, mid = self._ensemble_residuals(guided_input, t, embeds, controls, active[i], scales)
                 unet_embeds = embeds
@@ -195,7 +197,7 @@ class AnonymizationGuidancePipeline(StableDiffusionBase):
                     latent_model_input, t, encoder_hidden_states=unet_embeds, timestep_cond=timestep_cond,
                     cross_attention_kwargs=None, down_block_additional_residuals=down,
                     mid_block_additional_residual=mid, added_cond_kwargs=None, return_dict=False,
-                )[0]
+                )[0].to(latents.dtype)
                 if use_identity:
                     noise_pred, noise_pred_identity = noise_pred[:n_guided], noise_pred[n_guided:]
                 if do_cfg:

@@ -24,6 +24,16 @@ from camouflage_video.annotators.scene_cuts import SceneCutAnnotator
 from camouflage_video.errors import ConfigError, ProcessingError
 from camouflage_video.frame import FrameContext
 from camouflage_video.models import ModelSource, load_sd15, load_vae
+from camouflage_video.options import GENERATIVE, flag
+from camouflage_video.pipelines.acceleration import (
+    AUTO,
+    AccelerationOptions,
+    DeviceMemory,
+    attention_processor,
+    auto_batch_size,
+    batch_size_check,
+    batch_size_value,
+)
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.temporal import FixedNoise, FramePlan, GenerationOutput, LatentReuse, TemporalOptions
 
@@ -33,6 +43,8 @@ DEFAULT_NEGATIVE_PROMPT = (
 )
 SCHEDULERS = ("dpmpp-sde-karras", "dpmpp-2m-sde-karras")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+# The VAE of a generation decodes in float32 whatever --dtype is (frozen_sd15).
+VAE_DTYPE = "float32"
 REGION_SCALES = (0.5, 3.0)
 
 
@@ -43,6 +55,14 @@ def resolution_check(resolution: int) -> tuple[bool, str]:
 def region_scale_check(region_scale: float) -> tuple[bool, str]:
     low, high = REGION_SCALES
     return low <= region_scale <= high, f"region-scale must be within {low:g}..{high:g}, got {region_scale}"
+
+
+RESOLUTION_FLAG = flag("short side of the generation size, multiple of 8", group=GENERATIVE)
+MODELS_FLAG = flag("a component's hub id[@revision], folder or .safetensors file; repeatable (names: "
+                   "camouflage-video models list)", name="model", metavar="NAME=SPEC", group=GENERATIVE)
+PROMPT_FLAG = flag("text prompt (base: a caption of each scene when none is given; light and train-light: a "
+                   "fixed photo prompt)", default_text="", group=GENERATIVE)
+MODELS_DIR_FLAG = flag("look every hub model up as DIR/<repo name> (offline use)", metavar="DIR", group=GENERATIVE)
 
 
 @dataclass(frozen=True)
@@ -60,7 +80,10 @@ class SamplingOptions:
         temporal: Latent reuse, keyframes, scene cuts and flow warping.
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``.
         dtype: ``auto`` (float16 on CUDA, float32 on CPU), ``float16``, ``bfloat16`` or ``float32``.
-        batch_size: Keyframes generated together (frames that reuse a latent always run one by one).
+        batch_size: Keyframes generated together (frames that reuse a latent always run one by one); ``auto``
+            measures the first keyframe's peak GPU memory and fits the batch to the free memory (1 on the CPU).
+            A batch that runs out of memory is split and retried.
+        acceleration: Throughput switches, off until measured (``pipelines/acceleration.py``).
         models: Component sources by name (see ``camouflage-video models list``).
         models_dir: Folder where every hub component is looked up as ``<models_dir>/<repo name>``.
         base_config: Diffusers config folder or hub id for a single-file base checkpoint.
@@ -70,18 +93,23 @@ class SamplingOptions:
         512
     """
 
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
-    steps: int = 25
-    guidance_scale: float = 7.0
-    resolution: int = 512
-    seed: int = 0
-    scheduler: str = "dpmpp-sde-karras"
+    negative_prompt: str = field(default=DEFAULT_NEGATIVE_PROMPT, metadata=flag(
+        "negative prompt", default_text="low-quality and cartoon terms", group=GENERATIVE))
+    steps: int = field(default=25, metadata=flag("denoising steps of a keyframe", group=GENERATIVE))
+    guidance_scale: float = field(default=7.0, metadata=flag("classifier-free guidance", group=GENERATIVE))
+    resolution: int = field(default=512, metadata=RESOLUTION_FLAG)
+    seed: int = field(default=0, metadata=flag("seed of the fixed noise", group=GENERATIVE))
+    scheduler: str = field(default="dpmpp-sde-karras", metadata=flag("sampler", choices=SCHEDULERS, group=GENERATIVE))
     temporal: TemporalOptions = field(default_factory=TemporalOptions)
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 1
-    models: Mapping[str, str] = field(default_factory=dict)
-    models_dir: str | None = None
+    device: str = field(default="auto", metadata=flag("auto, cpu, cuda or cuda:N", group=GENERATIVE))
+    dtype: str = field(default="auto", metadata=flag(
+        "model precision", choices=DTYPES, default_text="float16 on CUDA, float32 on CPU", group=GENERATIVE))
+    batch_size: int | str = field(default=1, metadata=flag(
+        "keyframes generated together on the GPU; auto: as many as its free memory holds, measured on the first",
+        metavar="N|auto", type=batch_size_value, group=GENERATIVE))
+    acceleration: AccelerationOptions = field(default_factory=AccelerationOptions)
+    models: Mapping[str, str] = field(default_factory=dict, metadata=MODELS_FLAG)
+    models_dir: str | None = field(default=None, metadata=MODELS_DIR_FLAG)
     base_config: str | None = None
 
     def __post_init__(self) -> None:
@@ -95,7 +123,7 @@ class SamplingOptions:
             (self.scheduler in SCHEDULERS,
              f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
             (self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"),
-            (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
+            batch_size_check(self.batch_size),
         ]
 
 
@@ -140,14 +168,21 @@ def make_scheduler(name: str, config: Mapping[str, Any]) -> Any:
 
 
 def frozen_sd15(
-    sources: Mapping[str, ModelSource], base_config: str | None, device: Any, dtype: Any, load_dtype: Any = None
+    sources: Mapping[str, ModelSource], base_config: str | None, device: Any, dtype: Any, load_dtype: Any = None,
+    vae_dtype: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """SD 1.5's VAE, text encoder, tokenizer and UNet on ``device`` at ``dtype`` (loaded at ``load_dtype``,
-    by default ``dtype``), as pipeline keyword arguments, and the base's scheduler config."""
+    by default ``dtype``), as pipeline keyword arguments, and the base's scheduler config.
+
+    The VAE runs at ``vae_dtype`` (default ``dtype``); the generators pass float32, since a half-precision
+    decode is where fp16 overflows and banding show, and it costs one decode per frame.
+    """
+    torch = require("torch", "diffusion")
     load_dtype = dtype if load_dtype is None else load_dtype
-    sd = load_sd15(sources["base"], load_dtype, config=base_config)
-    vae = load_vae(sources["vae"], load_dtype)
-    parts = {"vae": vae.to(device, dtype), "text_encoder": sd["text_encoder"].to(device, dtype),
+    vae_dtype = getattr(torch, vae_dtype) if isinstance(vae_dtype, str) else vae_dtype
+    vae = load_vae(sources["vae"], load_dtype).to(device, dtype if vae_dtype is None else vae_dtype)
+    sd = load_sd15(sources["base"], load_dtype, config=base_config, vae=vae)
+    parts = {"vae": vae, "text_encoder": sd["text_encoder"].to(device, dtype),
              "tokenizer": sd["tokenizer"], "unet": sd["unet"].to(device, dtype)}
     return parts, sd["scheduler_config"]
 
@@ -170,9 +205,13 @@ class GenerativeAnonymizer(Anonymizer):
 
     multiple = 8  # the generation size divides by it
 
-    def __init__(self, pipeline: Any, options: Any) -> None:
+    def __init__(self, pipeline: Any, options: Any, memory: DeviceMemory | None = None) -> None:
         self.pipeline, self.options = pipeline, options
-        self.batch_size = options.batch_size
+        self.memory = memory or DeviceMemory(pipeline.device)
+        # "auto" starts at 1: the first keyframe runs alone and its peak memory sets the batch (_generate).
+        self.batch_size = 1 if options.batch_size == AUTO else options.batch_size
+        self._measure_batch = options.batch_size == AUTO and self.memory.is_gpu
+        self.peak_memory = 0
         self.scene_cuts = SceneCutAnnotator(options.temporal.scene_cut_threshold)
         self.noise = FixedNoise(options.seed)
         self.reuse = LatentReuse(options.temporal)
@@ -225,18 +264,37 @@ class GenerativeAnonymizer(Anonymizer):
         torch = require("torch", "diffusion")
         ctxs = [ctx for ctx, _ in group]
         width, height = self.size(ctxs[0].frame.image)
+        measure = self._measure_batch and len(group) == 1 and group[0][1].keyframe
+        if measure:
+            self.peak_memory = max(self.peak_memory, self.memory.peak())
+            before = self.memory.allocated()
+            self.memory.reset_peak()
         try:
-            return self._run(ctxs, group[0][1], width, height)
+            images = self._run(ctxs, group[0][1], width, height)
         except BaseException as exc:
+            out_of_memory = isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
+            if out_of_memory and len(group) > 1:
+                # Keyframes of one batch do not depend on each other: run the halves, and keep the smaller
+                # batch for the rest of the video. A single frame that still fails gets the fallback below.
+                self.memory.empty_cache()
+                self.counts["batch_reductions"] += 1
+                half = len(group) // 2
+                self.batch_size = max(1, half)
+                return self._generate(group[:half]) + self._generate(group[half:])
             # A failed frame leaves no latent to reuse: the next frame starts afresh from the fixed noise.
             self.reuse.invalidate()
             if isinstance(exc, Exception):
                 self.counts["failed_frames"] += len(group)
-            if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+            if out_of_memory:
                 self.counts["out_of_memory_frames"] += len(group)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+                self.memory.empty_cache()
             raise
+        frame_peak = self.memory.peak()
+        self.peak_memory = max(self.peak_memory, frame_peak)
+        if measure:
+            self._measure_batch = False
+            self.batch_size = auto_batch_size(self.memory.free(), frame_peak - before)
+        return images
 
     def _run(self, ctxs: list[FrameContext], plan: FramePlan, width: int, height: int) -> list[np.ndarray]:
         """Generate frames that share ``plan`` (keyframes, or one reuse frame) at ``width`` x ``height``."""
@@ -273,6 +331,7 @@ class GenerativeAnonymizer(Anonymizer):
             "scene_cuts": self.scene_cuts.cuts,
             "failed_frames": self.counts["failed_frames"],
             "out_of_memory_frames": self.counts["out_of_memory_frames"],
+            "batch_reductions": self.counts["batch_reductions"],
             **(extra or {}),
             "model_evaluations": calls,
             "model_evaluations_per_frame": {name: round(n / frames, 3) for name, n in calls.items()} if frames else {},
@@ -282,5 +341,17 @@ class GenerativeAnonymizer(Anonymizer):
                 "reuse_strength": options.temporal.reuse_strength, "keyframe_every": options.temporal.keyframe_every,
                 "resolution": options.resolution, **settings,
                 "device": str(self.pipeline.device), "dtype": str(self.pipeline.dtype).removeprefix("torch."),
+                "batch_size_auto": options.batch_size == AUTO, **self._runtime_settings(),
             },
+            # CUDA: the allocator's high-water mark; CPU: the process's peak resident memory.
+            "memory_peak_mib": round(max(self.peak_memory, self.memory.peak()) / 2**20, 1),
+            "memory_measure": "cuda max_memory_allocated" if self.memory.is_gpu else "process peak RSS",
         }
+
+    def _runtime_settings(self) -> dict:
+        """How the networks actually run: the VAE's dtype, the attention processor, the switches turned on."""
+        sd = getattr(self.pipeline, "sd", None)
+        if sd is None:
+            return {}
+        return {"vae_dtype": str(sd.vae.dtype).removeprefix("torch."), "attention": attention_processor(sd.unet),
+                "acceleration": self.options.acceleration.enabled()}

@@ -30,6 +30,12 @@ class StableDiffusionBase:
         return self.sd.unet.dtype
 
     @property
+    def latent_dtype(self) -> Any:
+        """Latents, guidance arithmetic and scheduler steps run in float32 whatever the networks' dtype: fp16
+        differences of noise predictions scaled by the guidance weights lose the detail they carry."""
+        return require("torch", "diffusion").float32
+
+    @property
     def vae_scale_factor(self) -> int:
         return self.sd.vae_scale_factor
 

@@ -28,6 +28,7 @@ from camouflage_video._deps import require
 from camouflage_video.annotators.scene_cuts import SCENE_CUT_KEY
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import FrameContext
+from camouflage_video.options import GENERATIVE, flag
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,13 @@ class TemporalOptions:
         0.25
     """
 
-    reuse_strength: float = 0.25
-    keyframe_every: int = 24
-    scene_cut_threshold: float = 27.0
-    flow_warp: bool = True
+    reuse_strength: float = field(default=0.25, metadata=flag(
+        "share of the steps re-run from the previous frame's latent, 1 disables reuse", group=GENERATIVE))
+    keyframe_every: int = field(default=24, metadata=flag("full denoising every N frames", group=GENERATIVE))
+    scene_cut_threshold: float = field(default=27.0, metadata=flag(
+        "content change that starts a new scene and a keyframe, 0 disables", group=GENERATIVE))
+    flow_warp: bool = field(default=True, metadata=flag(
+        "warp the reused latent with the optical flow of the original frames", group=GENERATIVE))
 
     def __post_init__(self) -> None:
         if not 0.0 < self.reuse_strength <= 1.0:
@@ -281,5 +285,6 @@ def guidance_embeds(torch: Any, prompt_embeds: tuple, batch: int, do_cfg: bool) 
 
 def decode_images(sd: Any, latents: Any, output_type: str) -> Any:
     """Latents to images through the pipeline's VAE and post-processor, as the stock pipelines end."""
+    latents = latents.to(sd.vae.dtype)  # the VAE may run in a wider dtype than the UNet (frozen_sd15)
     image = sd.vae.decode(latents / sd.vae.config.scaling_factor, return_dict=False)[0]
     return sd.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * latents.shape[0])
