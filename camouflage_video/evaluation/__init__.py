@@ -139,6 +139,7 @@ def read_run_stats(path: str | os.PathLike[str]) -> dict:
     if not isinstance(stats, dict) or "frames_out" not in stats:
         raise InputError(f"{path}: not the --stats JSON of an anonymize run")
     verify = (stats.get("model") or {}).get("verify")
+    redaction = (stats.get("model") or {}).get("redaction")
     backfill = (stats.get("annotators") or {}).get("backfill") or {}
     return {
         "method": stats.get("method"),
@@ -151,4 +152,6 @@ def read_run_stats(path: str | os.PathLike[str]) -> dict:
             "margin", "checks", "cleared", "escalations", "too_small", "errors", "tracks_escalated", "faces_by_level")},
         "backfilled_boxes": backfill.get("backfilled_boxes"),
         "interpolated_boxes": backfill.get("interpolated_boxes"),
+        "redaction": None if redaction is None else {k: redaction.get(k) for k in (
+            "mode", "faces_kept", "faces_removed", "tracks", "untracked_faces", "region_frames")},
     }

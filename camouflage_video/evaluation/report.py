@@ -281,8 +281,27 @@ def _run_section(result: EvaluationResult) -> str:
         ]
     else:
         rows.append(("run-time identity verification", "off"))
+    rows += _redaction_rows(run.get("redaction"))
     body = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
     return f'<section id="run"><h2>What the anonymizing run did</h2><table class="summary">{body}</table></section>'
+
+
+def _redaction_rows(redaction: dict | None) -> list[tuple[str, str]]:
+    """Which tracks the run kept visible on purpose (--keep-person, --only-person, a review) and where."""
+    if not redaction:
+        return []
+    mode = {"keep": "--keep-person: only matching faces left visible",
+            "only": "--only-person: only matching faces anonymized, every other face left visible"}
+    rows = [("redaction", html.escape(mode.get(redaction.get("mode"), "every face anonymized unless reviewed kept"))),
+            ("faces left visible on purpose / anonymized",
+             f"{_fmt(redaction.get('faces_kept'))} / {_fmt(redaction.get('faces_removed'))}")]
+    for track, ranges in (redaction.get("tracks") or {}).items():
+        parts = [f"{name} in frames {', '.join(f'{a}-{b}' if a != b else str(a) for a, b in spans)}"
+                 for name, spans in ranges.items()]
+        rows.append((f"track {html.escape(str(track))}", html.escape("; ".join(parts))))
+    for region, frames in (redaction.get("region_frames") or {}).items():
+        rows.append((f"region {html.escape(str(region))}", f"covered in {_fmt(frames)} frames"))
+    return rows
 
 
 def _reid_section(result: EvaluationResult, s: dict) -> str:
