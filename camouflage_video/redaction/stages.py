@@ -86,8 +86,9 @@ class Redaction:
                  "fps": str(info.fps) if info.fps else None}
         writer = None
         if config.tracks_out:
+            # How many reference photos, not their paths: file names often name the people.
             header = {"version": 1, "method": config.method, "mode": self.mode or "all",
-                      "people": [str(p) for p in (config.keep_person or config.only_person)]}
+                      "people": len(config.keep_person or config.only_person)}
             writer = TracksWriter(config.tracks_out, header)
         wrapped = RedactingAnonymizer(anonymizer, mode=self.mode, regions=self.regions, writer=writer,
                                       method=config.method, mask_scale=config.mask_scale, video=video)

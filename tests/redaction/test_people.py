@@ -34,7 +34,8 @@ def kept_run(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     clip = folder / "clip.mp4"
     originals = compose(clip, side_by_side(KIT[0], ALEX[0]))
     stats = anonymize(clip, folder / "out.mp4", AnonymizeConfig(keep_person=(str(media_file(KIT[1])),),
-                                                                tracks_out=str(folder / "tracks.json")))
+                                                                tracks_out=str(folder / "tracks.json")),
+                      stats_path=folder / "stats.json")
     return originals, read_frames(folder / "out.mp4"), stats.to_dict(), json.loads((folder / "tracks.json").read_text())
 
 
@@ -61,6 +62,21 @@ def test_stats_and_tracks_file_say_which_tracks_were_kept_in_which_frames(kept_r
         assert decisions == ["kept", "removed"]
         for face in frame["faces"]:
             assert face["method"] == ("none" if face["decision"] == "kept" else "blur")
+
+
+def test_the_evaluate_report_says_which_tracks_were_kept_on_purpose_and_where(kept_run, tmp_path: Path):
+    from camouflage_video.evaluation import evaluate
+
+    _, _, stats, _ = kept_run
+    folder = Path(stats["input"]["uri"]).parent
+    kept = next(t for t, r in stats["model"]["redaction"]["tracks"].items() if "kept" in r)
+    first, last = stats["model"]["redaction"]["tracks"][kept]["kept"][0]
+    result = evaluate(folder / "clip.mp4", folder / "out.mp4", run_stats=folder / "stats.json",
+                      report=tmp_path / "report.html", step=6)
+    assert result.run["redaction"]["mode"] == "keep"
+    page = (tmp_path / "report.html").read_text()
+    assert "--keep-person: only matching faces left visible" in page
+    assert f"<th>track {kept}</th><td>kept in frames {first}-{last}</td>" in page
 
 
 def test_a_track_that_switches_to_another_face_is_hidden_from_the_switch(tmp_path: Path, recognizer, detector):
