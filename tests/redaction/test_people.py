@@ -248,3 +248,15 @@ def test_a_dataset_run_refuses_a_bad_reference_photo_before_touching_its_output(
     with pytest.raises(ConfigError, match="no face found"):
         run_dataset(tmp_path / "raw", tmp_path / "anon", AnonymizeConfig(keep_person=(str(blank),)))
     assert not (tmp_path / "anon").exists()
+
+
+def test_in_only_mode_a_track_that_matches_later_is_anonymized_in_the_frames_held_back_before():
+    from camouflage_video.redaction.people import PersonMatcher
+
+    box = (100.0, 100.0, 200.0, 220.0)
+    faces = Faces.from_boxes([box], track_ids=[4])
+    earlier = _ctx(faces, {0: FaceVerdict(box, "nonmatch", 0.8, 0)})
+    later = _ctx(faces, {0: FaceVerdict(box, "match", 0.3, 0)})
+    PersonMatcher(people=None, look_ahead=25).revise(later, [earlier])
+    decision = RedactingAnonymizer(Untouched(), mode="only").decide(earlier)[0]
+    assert (decision.kept, decision.why) == (False, "its track matches elsewhere")

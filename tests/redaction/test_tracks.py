@@ -197,3 +197,14 @@ def test_the_tracks_file_appears_only_when_the_run_completes(tmp_path: Path):
     assert data["frames"] == [{"frame": 0, "fallback": True}, {"frame": 1, "faces": []},
                               {"frame": 2, "fallback": True}]
     assert data["video"]["frame_count"] == 3
+
+
+def test_a_rerender_with_keep_person_judges_the_replayed_faces_again(first_run, tmp_path: Path):
+    folder, clip, _ = first_run
+    config = AnonymizeConfig(tracks_in=str(folder / "tracks.json"), keep_person=(str(media_file(ALEX[1])),),
+                             tracks_out=str(tmp_path / "again.json"))
+    anonymize(clip, tmp_path / "out.mp4", config)
+    again = json.loads((tmp_path / "again.json").read_text())
+    for frame in again["frames"]:
+        kept = [f for f in frame["faces"] if f["decision"] == "kept"]
+        assert len(kept) == 1 and kept[0]["box"][0] > 320 and kept[0]["why"].startswith("match")
