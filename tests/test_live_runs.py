@@ -439,10 +439,10 @@ def test_the_stats_of_a_restream_never_show_its_stream_key(sample_clip: Path, re
 def test_an_unexpected_error_traceback_under_debug_is_redacted(tmp_path: Path) -> None:
     # Any exception, not only ours, may quote a URL; --debug prints its traceback through the redaction.
     script = (
-        "import sys, camouflage_video.cli as cli\n"
+        "import sys, camouflage_video.cli as cli, camouflage_video.cli.models as command\n"
         "def boom(args):\n"
         f"    raise RuntimeError('lost rtmp://u:{NASTY_PASSWORD}@relay/live/{SECRET}?token={SECRET}')\n"
-        "cli.cmd_models = boom\n"
+        "command.run = boom\n"
         "sys.exit(cli.main(['models', 'list', '--debug']))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -14,14 +14,12 @@ so ``--resume`` continues exactly where a checkpoint left off.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
-from camouflage_video.options import from_mapping
+from camouflage_video.options import flag, from_mapping
 from camouflage_video.pipelines.camouflage_light import LightConditioning
 from camouflage_video.pipelines.generative import resolution_check
 from camouflage_video.training.checkpoints import checkpoint_dirs, load_checkpoint, save_checkpoint
@@ -43,6 +41,12 @@ logger = logging.getLogger(__name__)
 MIXED_PRECISION = ("no", "fp16", "bf16")
 TIMESTEP_SAMPLING = ("uniform", "cubic")
 FACE_DETECTORS = ("centerface", "retinaface")
+#: The help's option groups; Light's conditioning options (``LightConditioning``) are shown under CONDITIONING.
+TRAINING, CONDITIONING = "training", "conditioning (keep equal to the anonymize settings)"
+
+
+def _flag(help: str, *, group: str = TRAINING, **kwargs: Any) -> dict[str, Any]:  # noqa: A002
+    return flag(help, group=group, **kwargs)
 # Options a resumed run must share with the run that wrote the checkpoint (they decide data order and draws).
 RESUME_INVARIANTS = ("resolution", "batch_size", "gradient_accumulation", "seed", "timesteps", "prompt",
                      "ip_adapter_scale", "ip_adapter_faces")
@@ -85,27 +89,33 @@ class TrainLightOptions:
 
     data_dir: str
     output: str
-    resolution: int = 512
-    batch_size: int = 4
-    learning_rate: float = 1e-5
-    max_steps: int = 20000
-    gradient_accumulation: int = 1
-    mixed_precision: str = "no"
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    log_every: int = 10
-    seed: int = 0
+    resolution: int = field(default=512, metadata=_flag("square training size"))
+    batch_size: int = field(default=4, metadata=_flag("images per step and GPU"))
+    learning_rate: float = field(default=1e-5, metadata=_flag("AdamW learning rate"))
+    max_steps: int = field(default=20000, metadata=_flag("optimizer steps in total"))
+    gradient_accumulation: int = field(default=1, metadata=_flag("batches per optimizer step"))
+    mixed_precision: str = field(default="no", metadata=_flag("frozen models' precision", choices=MIXED_PRECISION))
+    checkpoint_every: int = field(default=500, metadata=_flag("steps between checkpoints"))
+    keep_checkpoints: int = field(default=3, metadata=_flag("checkpoints kept"))
+    log_every: int = field(default=10, metadata=_flag("steps between loss log lines"))
+    seed: int = field(default=0, metadata=_flag("seed of data order, initialisation and noise"))
     conditioning: LightConditioning = field(default_factory=LightConditioning)
-    timesteps: str = "uniform"
-    cache: str | None = None
-    face_detector: str = "centerface"
-    resume: bool = False
-    init_adapter: str | None = None
-    gradient_checkpointing: bool = False
+    timesteps: str = field(default="uniform", metadata=_flag("timestep sampling", choices=TIMESTEP_SAMPLING))
+    cache: str | None = field(default=None, metadata=_flag(
+        "attribute cache folder ('none': on the fly)", metavar="DIR", default_text="OUTPUT/attribute-cache",
+        group=CONDITIONING))
+    face_detector: str = field(default="centerface", metadata=_flag(
+        "face detector", choices=FACE_DETECTORS, group=CONDITIONING))
+    resume: bool = field(default=False, metadata=_flag("continue from the latest checkpoint in --output"))
+    init_adapter: str | None = field(default=None, metadata=_flag(
+        "start from this T2I-Adapter instead of a fresh one", metavar="SPEC"))
+    gradient_checkpointing: bool = field(default=False, metadata=_flag("save memory in the UNet"))
     max_grad_norm: float = 1.0
-    device: str = "auto"
-    models: Mapping[str, str] = field(default_factory=dict)
-    models_dir: str | None = None
+    device: str = field(default="auto", metadata=_flag("auto (GPUs, via accelerate) or cpu", choices=("auto", "cpu")))
+    models: Mapping[str, str] = field(default_factory=dict, metadata=_flag(
+        "a component's source; repeatable", name="model", metavar="NAME=SPEC", group="models"))
+    models_dir: str | None = field(default=None, metadata=_flag(
+        "look every hub model up as DIR/<repo name> (offline use)", metavar="DIR", group="models"))
     base_config: str | None = None
 
     def __post_init__(self) -> None:
@@ -363,85 +373,3 @@ def _log(path: Path, record: dict[str, Any]) -> None:
 
 def _quiet(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
-
-
-# -- command line -------------------------------------------------------------------------------------
-
-EXAMPLES = """examples:
-  camouflage-video train-light CelebA-HQ-img/ --output ckpt/ --max-steps 20000 --mixed-precision fp16
-  camouflage-video train-light CelebA-HQ-img/ --output ckpt/ --resume          # continue the latest checkpoint
-  accelerate launch --num_processes 4 -m camouflage_video train-light CelebA-HQ-img/ --output ckpt/
-  camouflage-video anonymize clip.mp4 --method light --t2i-adapter ckpt/         # use the trained adapter
-"""
-
-
-def _pair(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name or not value:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name.strip(), value.strip()
-
-
-def add_parser(commands: Any) -> argparse.ArgumentParser:
-    """Add the ``train-light`` subcommand to the CLI's subparsers."""
-    p = commands.add_parser(
-        "train-light", help="train CAMOUFLaGE-Light's attribute T2I-Adapter on a folder of face images",
-        description=__doc__.split("\n\n")[1], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("data_dir", metavar="DATA_DIR",
-                   help="folder of face images (CelebA-HQ, FFHQ...; searched recursively)")
-    p.add_argument("--output", required=True, metavar="DIR", help="checkpoints, log, cache and the final adapter")
-    t = p.add_argument_group("training")
-    t.add_argument("--max-steps", type=int, help="optimizer steps in total (default: 20000)")
-    t.add_argument("--batch-size", type=int, help="images per step and GPU (default: 4)")
-    t.add_argument("--learning-rate", type=float, help="AdamW learning rate (default: 1e-5)")
-    t.add_argument("--gradient-accumulation", type=int, help="batches per optimizer step (default: 1)")
-    t.add_argument("--mixed-precision", choices=MIXED_PRECISION, help="frozen models' precision (default: no)")
-    t.add_argument("--resolution", type=int, help="square training size (default: 512)")
-    t.add_argument("--seed", type=int, help="seed of data order, initialisation and noise (default: 0)")
-    t.add_argument("--timesteps", choices=TIMESTEP_SAMPLING, help="timestep sampling (default: uniform)")
-    t.add_argument("--gradient-checkpointing", action="store_true", default=None, help="save memory in the UNet")
-    t.add_argument("--init-adapter", metavar="SPEC", help="start from this T2I-Adapter instead of a fresh one")
-    t.add_argument("--resume", action="store_true", default=None,
-                   help="continue from the latest checkpoint in --output")
-    t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: 500)")
-    t.add_argument("--keep-checkpoints", type=int, help="checkpoints kept (default: 3)")
-    t.add_argument("--log-every", type=int, help="steps between loss log lines (default: 10)")
-    t.add_argument("--device", choices=("auto", "cpu"), help="auto (GPUs, via accelerate) or cpu")
-    c = p.add_argument_group("conditioning (keep equal to the anonymize settings)")
-    c.add_argument("--prompt", help="prompt of every sample (default: Light's default prompt)")
-    c.add_argument("--ip-adapter-scale", type=float,
-                   help="weight of the frozen IP-Adapter, 0 without it (default: 0.7)")
-    c.add_argument("--ip-adapter-faces", choices=("blur", "keep"),
-                   help="faces in the IP-Adapter's view (default: blur)")
-    c.add_argument("--face-detector", choices=FACE_DETECTORS, help="face detector (default: centerface)")
-    c.add_argument("--cache", metavar="DIR",
-                   help="attribute cache folder (default: DIR/attribute-cache; 'none': on the fly)")
-    m = p.add_argument_group("models")
-    m.add_argument("--config", metavar="TOML", help="TOML file with model sources and training options")
-    m.add_argument("--models-dir", metavar="DIR", help="look every hub model up as DIR/<repo name> (offline use)")
-    m.add_argument("--model", metavar="NAME=SPEC", type=_pair, action="append", help="a component's source; repeatable")
-    v = p.add_argument_group("messages")
-    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
-    v.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
-    p.set_defaults(func=cmd_train_light)
-    return p
-
-
-TRAIN_FLAGS = ("data_dir", "output", "max_steps", "batch_size", "learning_rate", "gradient_accumulation",
-               "mixed_precision", "resolution", "seed", "timesteps", "gradient_checkpointing", "init_adapter",
-               "resume", "checkpoint_every", "keep_checkpoints", "log_every", "device", "prompt",
-               "ip_adapter_scale", "ip_adapter_faces", "face_detector", "cache", "config", "models_dir")
-
-
-def cmd_train_light(args: argparse.Namespace) -> int:
-    options = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name, None) is not None}
-    if args.model:
-        options["models"] = dict(args.model)
-    if not args.quiet:
-        logging.getLogger("camouflage_video").setLevel(logging.INFO)
-    result = train_light(TrainLightOptions.from_mapping(options), progress=False if args.quiet else None)
-    if not args.quiet:
-        print(f"{result.output}: {result.step} steps, loss {result.loss:.4f}; use --t2i-adapter {result.output}",
-              file=sys.stderr)
-    return 0

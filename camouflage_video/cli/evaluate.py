@@ -17,7 +17,7 @@ exit status: 0 done, 1 error, 2 bad usage, 3 a leak was found and --fail-on-leak
 """
 
 
-def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``evaluate`` subcommand to the CLI's subparsers."""
     from camouflage_video.evaluation.evaluator import LEAK_RULES
     from camouflage_video.evaluation.pairing import PAIR_BY
@@ -150,11 +150,11 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
     v = p.add_argument_group("messages")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
     v.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=run)
     return p
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from camouflage_video.evaluation import EvaluationConfig, evaluate
 
     config = EvaluationConfig(
