@@ -134,16 +134,32 @@ class ReferencePeople:
 
     def judge(self, image: np.ndarray, faces: Faces, i: int) -> FaceVerdict:
         """The verdict on face ``i`` of ``faces`` in ``image``; any doubt is ``uncertain``."""
-        box = tuple(float(v) for v in faces.xyxy[i])
-        problem = _unjudgeable(faces, i)
-        if problem:
-            return FaceVerdict(box, "uncertain", reason=problem)
+        return self.judge_all(image, faces, [i])[0]
+
+    def judge_all(self, image: np.ndarray, faces: Faces, indices: Sequence[int]) -> list[FaceVerdict]:
+        """The verdicts on the faces ``indices`` of ``faces``, embedded in one recognizer call."""
+        boxes = [tuple(float(v) for v in faces.xyxy[i]) for i in indices]
+        problems = [_unjudgeable(faces, i) for i in indices]
+        judged = [k for k, problem in enumerate(problems) if not problem]
+        verdicts = [FaceVerdict(box, "uncertain", reason=problem) for box, problem in zip(boxes, problems,
+                                                                                           strict=True)]
+        if not judged:
+            return verdicts
         try:
-            embedding = self.recognizer.embed_versions(image, [], faces[i : i + 1])[0]
-            distances = self.recognizer.distance(embedding, self._embeddings)[0]
-        except Exception as exc:  # noqa: BLE001 - a recognizer failure is an uncertain face
-            logger.warning("recognizer failed on a face (%s); it is anonymized", type(exc).__name__)
-            return FaceVerdict(box, "uncertain", reason="recognizer failed")
+            embeddings = self.recognizer.embed_versions(image, [], faces[[indices[k] for k in judged]])[0]
+            distances = np.asarray(self.recognizer.distance(embeddings, self._embeddings), np.float64)
+            if distances.shape != (len(judged), len(self.references)):
+                raise ValueError(f"distances of shape {distances.shape}")
+        except Exception as exc:  # noqa: BLE001 - a recognizer failure makes every face of the call uncertain
+            logger.warning("recognizer failed on a frame's faces (%s); they are anonymized", type(exc).__name__)
+            for k in judged:
+                verdicts[k] = FaceVerdict(boxes[k], "uncertain", reason="recognizer failed")
+            return verdicts
+        for row, k in zip(distances, judged, strict=True):
+            verdicts[k] = self._verdict(boxes[k], row)
+        return verdicts
+
+    def _verdict(self, box: tuple[float, float, float, float], distances: np.ndarray) -> FaceVerdict:
         best = int(np.argmin(distances))
         distance = float(distances[best])
         if not np.isfinite(distance):
@@ -206,10 +222,9 @@ class PersonMatcher(Annotator):
 
     def annotate(self, ctx: FrameContext) -> None:
         faces = ctx.faces if ctx.faces is not None else Faces.empty()
-        verdicts: dict[int, FaceVerdict] = {}
-        for i in np.flatnonzero(~faces.held):
-            verdict = self.people.judge(ctx.frame.image, faces, int(i))
-            verdicts[int(i)] = verdict
+        detected = [int(i) for i in np.flatnonzero(~faces.held)]
+        verdicts = dict(zip(detected, self.people.judge_all(ctx.frame.image, faces, detected), strict=True))
+        for verdict in verdicts.values():
             self.judged += 1
             key = verdict.verdict if not verdict.reason else f"uncertain ({verdict.reason})"
             self.counts[key] = self.counts.get(key, 0) + 1

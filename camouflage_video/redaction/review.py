@@ -44,7 +44,8 @@ def render_review(video: str | os.PathLike[str], tracks: str | os.PathLike[str],
         video: The video the tracks file was made from (its frames are re-rendered from the file).
         tracks: The run's ``tracks.json``.
         output: The HTML file to write (atomically: temporary name, then renamed).
-        config: The ``AnonymizeConfig`` the frames are rendered with (its method and mask); default blur.
+        config: The ``AnonymizeConfig`` the frames are rendered with (its method and mask); by default the
+            tracks file's classic method (blur for a generative run).
         regions: A ``regions.json`` to start from (its regions and track marks are shown and exported again).
         max_frames: Frames embedded at most.
         max_side: Long side of the embedded frames.
@@ -62,7 +63,10 @@ def render_review(video: str | os.PathLike[str], tracks: str | os.PathLike[str],
         raise ConfigError(f"{out}: the review page would overwrite one of its inputs")
     data = load_tracks(tracks)
     earlier = load_regions(regions) if regions else None
-    base = config or AnonymizeConfig()
+    if config is None:  # the run's classic look (a generative run's frames are shown blurred)
+        method = data.data.get("method")
+        config = AnonymizeConfig(method=method if method in ("blur", "pixelate", "solid") else "blur")
+    base = config
     config = base.with_options(tracks_in=str(tracks), tracks_out=None, regions=str(regions) if regions else None,
                                keep_person=(), only_person=())
     frames: dict[int, str] = {}
