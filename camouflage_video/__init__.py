@@ -6,8 +6,9 @@ generative method is used.
 
 from __future__ import annotations
 
-from camouflage_video.api import anonymize
-from camouflage_video.config import AnonymizeConfig
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from camouflage_video.errors import (
     CamouflageError,
     ConfigError,
@@ -20,8 +21,25 @@ from camouflage_video.errors import (
     StreamError,
 )
 from camouflage_video.frame import Faces, Frame, FrameContext
-from camouflage_video.sinks.video import EncoderOptions
-from camouflage_video.stats import RunStats
+
+if TYPE_CHECKING:
+    from camouflage_video.api import anonymize
+    from camouflage_video.config import AnonymizeConfig
+    from camouflage_video.sinks.video import EncoderOptions
+    from camouflage_video.stats import RunStats
+
+# Imported on first use: ``import camouflage_video.pipelines.adapters`` then needs no PyAV, no face detector
+# and no tracker (a GPU benchmark machine has only torch and diffusers).
+_LAZY = {"anonymize": "camouflage_video.api", "AnonymizeConfig": "camouflage_video.config",
+         "EncoderOptions": "camouflage_video.sinks.video", "RunStats": "camouflage_video.stats"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'camouflage_video' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
 
 __version__ = "0.1.0"
 
