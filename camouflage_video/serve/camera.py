@@ -31,9 +31,10 @@ from typing import IO, Any
 import numpy as np
 
 from camouflage_video.config import StageCache
-from camouflage_video.errors import StreamError
+from camouflage_video.errors import ConfigError, StreamError
+from camouflage_video.frame import Frame
 from camouflage_video.interrupts import InterruptOnce
-from camouflage_video.live import LiveMonitor, RedactingFilter, redact_url
+from camouflage_video.live import Backoff, LiveMonitor, RedactingFilter, redact_url
 from camouflage_video.runner import Runner
 from camouflage_video.serve.config import CameraConfig, camera_from_table
 from camouflage_video.sinks import Sink, open_sink
@@ -94,6 +95,13 @@ class CameraRun:
                 if camera.segment is not None and "://" not in output:
                     sinks.append(SegmentedVideoSink(output, source.info, seconds=camera.segment, encoder=config.encoder,
                                                     live_audio=audio, wall_origin=wall_origin))
+                elif "://" in output:
+                    try:
+                        sinks.append(open_sink(output, source.info, encoder=config.encoder, audio=config.audio,
+                                               live_audio=audio))
+                    except StreamError as exc:  # the recording must not wait for the restream server
+                        logger.warning("%s; the other outputs go on, the restream connects when it can", exc)
+                        sinks.append(LateRestream(output, source, config.encoder, audio))
                 else:
                     sinks.append(open_sink(output, source.info, encoder=config.encoder, audio=config.audio,
                                            live_audio=audio))
@@ -149,6 +157,65 @@ class CameraRun:
         totals["reconnects"] = totals.get("reconnects", 0) + self.reopened
         return {**totals, "connected": connected, "latency": latency, "latency_sum": round(self._latency_sum, 4),
                 "latency_count": self._latency_count, "error": self.error}
+
+
+class LateRestream(Sink):
+    """A restream whose server did not answer when the camera started: connected in the background with the
+    restream's backoff (1 s, doubling, at most 10 s: each attempt starts a connection's process), its frames
+    dropped (and counted) until then, while the camera's other outputs go on."""
+
+    remote = True
+
+    def __init__(self, target: str, source: StreamSource, encoder, audio) -> None:  # noqa: ANN001
+        self.target, self.redacted = target, redact_url(target)
+        self._source, self._encoder, self._audio = source, encoder, audio
+        self._backoff = Backoff(initial=1.0, maximum=10.0)
+        self._sink: Sink | None = None
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._connect, name="camouflage-late-restream", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
+        attempt = 0
+        while not self._stop.wait(self._backoff.delay(attempt)):
+            try:
+                sink = open_sink(self.target, self._source.info, encoder=self._encoder, live_audio=self._audio)
+            except (StreamError, ConfigError) as exc:
+                attempt += 1
+                logger.warning("restream attempt %d failed: %s", attempt, exc)
+                continue
+            if self._stop.is_set():
+                sink.close()
+                return
+            self._sink = sink
+            logger.warning("%s: restream connected", self.redacted)
+            return
+
+    @property
+    def frames_written(self) -> int:  # type: ignore[override]
+        return self._sink.frames_written if self._sink is not None else 0
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        if self._sink is not None:
+            self._sink.write(frame, image)
+        else:
+            self.dropped += 1
+
+    def close(self, *, interrupted: bool = False) -> None:
+        self._stop.set()
+        if self._sink is not None:
+            self._sink.close(interrupted=interrupted)
+
+    def abort(self) -> None:
+        self._stop.set()
+        if self._sink is not None:
+            self._sink.abort()
+
+    def describe(self) -> dict:
+        if self._sink is not None:
+            return self._sink.describe()
+        return {"uri": self.redacted, "kind": "stream", "connected": False, "dropped": self.dropped}
 
 
 def _reporter(run: CameraRun, out: IO[str], stop: threading.Event) -> None:

@@ -20,12 +20,37 @@ import numpy as np
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import Sink
+from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive
 from camouflage_video.sinks.video import EncoderOptions, VideoFileSink, container_format
 from camouflage_video.sources.base import SourceInfo
 
 #: Shortest segment accepted, in seconds.
 MIN_SEGMENT = 1.0
+
+
+def remove_stale_segments(base: Path) -> list[Path]:
+    """Delete the temporaries of ``base``'s segments that a killed run (kill -9, power loss) left behind.
+
+    Only those of processes that are gone; each segment has its own name, so the temporary-name check of a
+    single file (``remove_stale_temporaries``) would never meet them again.
+    """
+    removed = []
+    try:
+        names = os.listdir(base.parent if str(base.parent) else ".")
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if not match or not match["stem"].startswith(f"{base.stem}_") or (match["ext"] or "") != base.suffix:
+            continue
+        if match["pid"] is None or process_alive(int(match["pid"])):
+            continue
+        try:
+            (base.parent / name).unlink()
+            removed.append(base.parent / name)
+        except OSError:
+            continue
+    return removed
 
 
 def segment_path(base: Path, wall: float) -> Path:
@@ -68,6 +93,7 @@ class SegmentedVideoSink(Sink):
         if not self.path.parent.is_dir():
             raise ConfigError(f"{self.path}: output folder does not exist ({self.path.parent})")
         self.wall_origin = time.time() if wall_origin is None else wall_origin
+        remove_stale_segments(self.path)
         self._audio = live_audio.subscribe() if live_audio is not None else None
         if self._audio is not None:
             self._audio.shared = True  # every segment reads it in turn; closing one does not end it

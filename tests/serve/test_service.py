@@ -110,7 +110,7 @@ segment = "{SEGMENT:g}s"
 [[camera]]
 name = "yard"
 input = "{yard_cam.url()}"
-outputs = ["{recordings}/yard.mp4"]
+outputs = ["{recordings}/yard.mp4", "rtmp://127.0.0.1:{free_port()}/live/nobody-there"]
 method = "pixelate"
 
 [[camera]]
@@ -179,6 +179,11 @@ def test_a_camera_that_goes_away_does_not_stop_the_others_and_comes_back(service
     assert value(down, "camouflage_outage_frames_total", "door") > 0  # black frames kept its outputs alive
     back = service_run["door_back"]
     assert value(back, "camouflage_reconnects_total", "door") >= 1, service_run["log"][-3000:]
+
+
+def test_a_restream_server_that_is_not_there_does_not_stop_the_recording(service_run: dict) -> None:
+    assert "the other outputs go on" in service_run["log"]
+    assert value(service_run["started"], "camouflage_frames_written_total", "yard") > 10
 
 
 def test_a_camera_process_that_dies_is_restarted_and_counted(service_run: dict) -> None:
