@@ -208,21 +208,25 @@ class FlashBeepFeed(_Process):
         self.url, self.fps, self.seconds = url, fps, seconds
 
     def start(self) -> FlashBeepFeed:
-        if shutil.which("ffmpeg") is None:
-            pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
-        video = (f"color=c=0x404040:s=640x360:r={self.fps},"
-                 f"drawbox=c=white:t=fill:enable='lt(mod(n\\,{self.fps})\\,1)'")
-        audio = "aevalsrc='0.5*sin(2*PI*1000*t)*lt(mod(t\\,1)\\,0.1)':s=48000:c=stereo"
         self.proc = subprocess.Popen(
-            ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio,
-             "-t", str(self.seconds), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-             "-g", str(self.fps), "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-f", "flv", self.url],
+            ["ffmpeg", "-v", "error", "-re", *flash_beep_args(self.fps, self.seconds), "-f", "flv", self.url],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         return self
 
     def __enter__(self) -> FlashBeepFeed:
         return self
+
+
+def flash_beep_args(fps: int = 25, seconds: float = 3600) -> list[str]:
+    """Debian ffmpeg's inputs and codecs for the flash-and-beep feed (see :class:`FlashBeepFeed`)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
+    video = f"color=c=0x404040:s=640x360:r={fps},drawbox=c=white:t=fill:enable='lt(mod(n\\,{fps})\\,1)'"
+    audio = "aevalsrc='0.5*sin(2*PI*1000*t)*lt(mod(t\\,1)\\,0.1)':s=48000:c=stereo"
+    return ["-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio, "-t", str(seconds), "-c:v", "libx264",
+            "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(fps), "-pix_fmt", "yuv420p", "-c:a", "aac",
+            "-b:a", "96k"]
 
 
 def flash_times(path: Path) -> list[float]:
