@@ -21,7 +21,7 @@ LAYERS = {
     "camouflage_video.pipelines": 3,
     "camouflage_video.methods": 4,
     "camouflage_video.training": 5,
-    "camouflage_video.config": 6, "camouflage_video.api": 6,
+    "camouflage_video.config": 6, "camouflage_video.api": 6, "camouflage_video.serve": 6,
     "camouflage_video.cli": 7,
 }
 
