@@ -232,7 +232,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, InterruptOnce())  # finalize the recordings, then exit
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))  # the service logs it at that level
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     settings = json.loads(sys.stdin.readline())
     if not _die_with_parent(int(settings["parent"])):

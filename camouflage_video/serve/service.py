@@ -28,6 +28,8 @@ from camouflage_video.serve.metrics import CameraMetrics, MetricsServer
 logger = logging.getLogger(__name__)
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
+           "CRITICAL": logging.CRITICAL}
 #: A process that ran this long before it ended starts again after the shortest wait.
 _HEALTHY_RUN = 60.0
 
@@ -84,7 +86,10 @@ class CameraProcess:
     def _read_log(self, proc: subprocess.Popen) -> None:
         for line in proc.stderr:
             text = redact_url(line.decode(errors="replace").rstrip())
-            if text:
+            level, _, message = text.partition(" ")
+            if level in _LEVELS and message:
+                logger.log(_LEVELS[level], "[%s] %s", self.camera.name, message)
+            elif text:  # FFmpeg or Python itself
                 logger.warning("[%s] %s", self.camera.name, text)
 
     def poll(self, now: float) -> None:
