@@ -59,6 +59,11 @@ class AnonymizeConfig:
         look_ahead: Seconds of a file's frames held back so a face is covered from the frame it first shows
             in, not from its first detection (carried back, gaps interpolated); 0 disables. Live sources
             never wait.
+        detect_every: Run the detector on every N-th frame of a file with look-ahead (1: every frame). The
+            frames between get the last detections held, the tracker's boxes and each face interpolated
+            between the detected frames around it. Faster, but a face the detector finds only in the
+            skipped frames (fast, small, dim) is missed there: on real clips 4% of the faces detecting every
+            frame finds were left exposed (benchmarks/detect_every.py), so it is opt-in.
         verify: Check each face track's anonymized face against its original with a face recognizer and
             escalate those that do not clear ``verify_margin`` (see ``pipelines.verify``).
         verify_margin: Highest identity recovery a checked face may keep (``evaluate`` calls 0.5 a leak).
@@ -111,6 +116,12 @@ class AnonymizeConfig:
     look_ahead: float = field(default=1.0, metadata=flag(
         "seconds of a file held back so each face is covered from the frame it first shows in, not only from "
         "its first detection; 0 disables; live streams never wait", metavar="S", group=DETECTION))
+    detect_every: int = field(default=1, metadata=flag(
+        "run the detector on every N-th frame of a file (with look-ahead); the frames between are covered "
+        "from both sides: each face interpolated between the detected frames around it, and the tracker's "
+        "boxes; faster, but a face detected only in the skipped frames is missed there (4%% of faces on real "
+        "clips, see benchmarks/RESULTS.md), so 1 by default; live streams and images are detected every frame",
+        metavar="N", group=DETECTION))
     verify: bool = field(default=True, metadata=flag(
         "check every face track with a face recognizer against its original and obfuscate more strongly (up "
         "to solid) those it still recognises; faces too small to check become solid", group=RUN))
@@ -147,6 +158,8 @@ class AnonymizeConfig:
             raise ConfigError(f"hold_frames must be >= 0, got {self.hold_frames}")
         if not 0 <= self.look_ahead <= 10:
             raise ConfigError(f"look_ahead must be within 0..10 seconds, got {self.look_ahead}")
+        if not 1 <= self.detect_every <= 4:
+            raise ConfigError(f"detect_every must be within 1..4 frames, got {self.detect_every}")
         for name in ("keep_person", "only_person"):  # one photo or several, as paths
             value = getattr(self, name)
             photos = (value,) if isinstance(value, (str, os.PathLike)) else tuple(value)
@@ -223,11 +236,13 @@ class StageCache:
         annotators: list[Annotator] = [detector]
         if self.config.track and info.kind in ("video", "stream"):
             annotators.append(FaceTracker(fps=info.fps, hold_frames=self.config.hold_frames))
+        detector.every = 1  # frames are skipped only where a Backfill fills them in from both sides
         if self.config.look_ahead > 0 and info.kind == "video" and not info.live:
             from camouflage_video.annotators.backfill import Backfill
 
             fps = float(info.fps) if info.fps else 25.0
             annotators.append(Backfill(look_ahead=max(1, math.ceil(self.config.look_ahead * fps))))
+            detector.every = self.config.detect_every
         if self._redaction is not None:  # chosen people, a reviewer's regions, tracks in or out
             return self._redaction.stages(info, annotators, extra, anonymizer)
         return ordered_stages(annotators + extra), anonymizer

@@ -45,3 +45,13 @@ def test_a_reused_cache_gives_each_video_the_output_of_a_fresh_run(tmp_path: Pat
     a, _, _ = read_frames(tmp_path / "reused.mp4")
     b, _, _ = read_frames(tmp_path / "fresh.mp4")
     assert len(a) == len(b) == 15 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_frames_are_skipped_only_where_the_back_fill_covers_them_from_both_sides() -> None:
+    stream = SourceInfo(uri="rtsp://cam/1", kind="stream", width=64, height=48, fps=Fraction(25), live=True)
+    cache = StageCache(AnonymizeConfig(method="pixelate", detect_every=2, verify=False))
+    for info, every in ((VIDEO, 2), (stream, 1), (IMAGE, 1), (VIDEO, 2)):
+        annotators, _ = cache(info)
+        assert annotators[0].every == every, info.kind
+    annotators, _ = StageCache(AnonymizeConfig(method="pixelate", detect_every=2, look_ahead=0, verify=False))(VIDEO)
+    assert annotators[0].every == 1  # no look-ahead: nothing would fill the skipped frames in

@@ -9,7 +9,10 @@ frames before anonymizing them, and :class:`Backfill` revises those frames as la
   carried backwards through the held frames, moving as it moved in its first two frames and growing a
   little each frame further back, until it would leave the picture;
 - a track re-found after a gap is interpolated across the gap from both sides (the tracker's forward
-  prediction stays as well: covering twice costs little, missing once leaks).
+  prediction stays as well: covering twice costs little, missing once leaks);
+- frames the detector skipped (``CenterFaceDetector.every``) are filled in once the next frame is detected:
+  every face found there is interpolated from where it was in the last detected frame (tracked or not), and
+  one that was not there is carried back as a face that appeared.
 
 Memory stays bounded: the runner holds at most ``look_ahead`` frames (and at most 256 MiB of them).
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from camouflage_video.annotators.base import Annotator
+from camouflage_video.annotators.faces import DETECTION_SKIPPED
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Faces, FrameContext, box_iou
 
@@ -60,7 +64,8 @@ class Backfill(Annotator):
 
     def reset(self) -> None:
         self._last: dict[int, _Seen] = {}  # each track's last detected (not held) box
-        self._new: list[_Seen] = []  # faces that appeared in the newest frame
+        self._new: list[_Seen] = []  # faces that appeared in the newest detected frame
+        self._detected: list[_Seen] = []  # the faces of the last detected frame
         self.backfilled_boxes = 0
         self.interpolated_boxes = 0
 
@@ -73,28 +78,39 @@ class Backfill(Annotator):
 
     def revise(self, ctx: FrameContext, held: Sequence[FrameContext]) -> None:
         """Carry what ``ctx`` shows back into ``held`` (the frames before it, oldest first)."""
+        if ctx.extras.get(DETECTION_SKIPPED):
+            return  # nothing was detected here: the next detected frame fills it in
         faces = ctx.faces if ctx.faces is not None else Faces.empty()
         index = ctx.frame.index
         detected = np.flatnonzero(~faces.held)
-        # Faces that appeared one frame ago went back still; now their motion is known, carry them back
-        # along it too (both copies stay: covering twice costs little, missing once leaks).
+        boxes = faces.xyxy[detected].astype(np.float64)
+        # Faces that appeared in the last detected frame went back still; now their motion is known, carry
+        # them back along it too (both copies stay: covering twice costs little, missing once leaks).
         for new in self._new:
-            moved = _nearest(new.box, faces.xyxy[detected].astype(np.float64))
+            moved = _nearest(new.box, boxes)
+            gap = index - new.index
             if moved is not None and held:
-                self._carry_back(new.box, moved - new.box, held[:-1])
+                self._carry_back(new.box, (moved - new.box) / gap, [h for h in held if h.frame.index < new.index])
         self._new = []
+        skipped = bool(held) and bool(held[-1].extras.get(DETECTION_SKIPPED))
         previous = held[-1].faces if held and held[-1].faces is not None else Faces.empty()
-        for i in detected:
-            box, track_id = faces.xyxy[i].astype(np.float64), int(faces.track_ids[i])
+        for i, box in zip(detected, boxes, strict=True):
+            track_id = int(faces.track_ids[i])
             last = self._last.get(track_id) if track_id >= 0 else None
             if last is not None:
                 if index - last.index > 1:
                     self._interpolate(last, box, index, held)
                 continue
-            if any(box_iou(box, other) >= 0.3 for other in previous.xyxy):
+            if skipped:  # an untracked face (or a new track) from where it was in the last detected frame
+                before = _nearest_seen(box, self._detected)
+                if before is not None:
+                    self._interpolate(before, box, index, held)
+                    continue
+            elif any(box_iou(box, other) >= 0.3 for other in previous.xyxy):
                 continue  # seen in the frame before (an untracked detection now confirmed): covered from there
             self._carry_back(box, np.zeros(4), held)
             self._new.append(_Seen(box, index))
+        self._detected = [_Seen(box, index) for box in boxes]
         self._remember(ctx)
 
     def _remember(self, ctx: FrameContext) -> None:
@@ -139,6 +155,14 @@ def _add(ctx: FrameContext, box: np.ndarray) -> None:
     """A held box (no track id: the verifier follows it by overlap) added to a frame's faces."""
     extra = Faces.from_boxes(box[None].astype(np.float32), scores=np.zeros(1), held=np.ones(1, bool))
     ctx.faces = extra if ctx.faces is None else Faces.concat([ctx.faces, extra])
+
+
+def _nearest_seen(box: np.ndarray, seen: Sequence[_Seen]) -> _Seen | None:
+    """The face of the last detected frame that ``box`` most likely is (see ``_nearest``)."""
+    if not seen:
+        return None
+    found = _nearest(box, np.array([s.box for s in seen]))
+    return None if found is None else next(s for s in seen if s.box is found or np.array_equal(s.box, found))
 
 
 def _nearest(box: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:

@@ -54,6 +54,8 @@ MIN_FACE_FLOOR = 6  # smallest min_face measured; below it nothing says enlargin
 # time per pixel is the same from 960x544 to 3840x2176, so windows only bound memory: 2560 keeps a 4K frame at the
 # default min_face in one window.
 WINDOW = 2560
+#: ``ctx.extras`` key set on frames the detector skipped (``CenterFaceDetector.every``).
+DETECTION_SKIPPED = "detection_skipped"
 
 
 @dataclass(frozen=True)
@@ -170,11 +172,21 @@ class CenterFaceDetector(Annotator):
         self.precision = "fp32" if backend == "opencv" else precision  # auto: resolved with the provider
         self.provider = "OpenCV DNN (CPU)"
         self._forward = self._load_onnxruntime() if backend == "onnxruntime" else self._load_opencv()
+        #: Detect every this many frames; the frames between get the last detections as held boxes and are
+        #: filled in from both sides by ``Backfill``. Set per input (``StageCache``): > 1 only where a
+        #: Backfill revises held-back frames (files, not live streams or images).
+        self.every = 1
+        self.reset()
+
+    def reset(self) -> None:
+        self._frames = 0
+        self._previous = Faces.empty()
+        self.skipped_frames = 0
 
     def describe(self) -> dict:
         return {
             "model": self.model_path.name, "backend": self.backend, "provider": self.provider,
-            "precision": self.precision,
+            "precision": self.precision, "detect_every": self.every, "skipped_frames": self.skipped_frames,
             "det_size": self.det_size, "thresh": self.thresh, "nms": self.nms, "min_face": self.min_face,
             "passes": {f"{w}x{h}": plan.describe() for (w, h), plan in self._plans.items()},
         }
@@ -364,7 +376,14 @@ class CenterFaceDetector(Annotator):
         return Faces.from_boxes(boxes[keep], scores=scores[keep], landmarks=points[keep])
 
     def annotate(self, ctx: FrameContext) -> None:
-        ctx.faces = self.detect(ctx.frame.image)
+        if self.every > 1 and self._frames % self.every:
+            p = self._previous  # where the faces were one frame ago: held, for the tracker and the back-fill
+            ctx.faces = Faces(p.xyxy.copy(), p.scores.copy(), p.track_ids.copy(), np.ones(len(p), bool), p.landmarks)
+            ctx.extras[DETECTION_SKIPPED] = True
+            self.skipped_frames += 1
+        else:
+            ctx.faces = self._previous = self.detect(ctx.frame.image)
+        self._frames += 1
 
 
 def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:

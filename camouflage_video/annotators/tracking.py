@@ -14,6 +14,7 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.annotators.base import Annotator
+from camouflage_video.annotators.faces import DETECTION_SKIPPED
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Faces, FrameContext
 
@@ -73,6 +74,11 @@ class FaceTracker(Annotator):
         sv = require("supervision", None, package="supervision")
         faces = ctx.faces if ctx.faces is not None else Faces.empty()
         h, w = ctx.frame.image.shape[:2]
+        if ctx.extras.get(DETECTION_SKIPPED):
+            # Nothing was detected here: the tracks stay where they are (not a miss), each held at its
+            # last place one frame further grown; the back-fill interpolates them once the next is detected.
+            ctx.faces = Faces.concat([faces, self._held(w, h, set(), skipped=True)])
+            return
         detections = sv.Detections(
             xyxy=faces.xyxy.astype(np.float32),
             confidence=faces.scores.astype(np.float32),
@@ -87,10 +93,10 @@ class FaceTracker(Annotator):
         held = self._held(w, h, set(ids.tolist()))
         ctx.faces = Faces.concat([Faces(faces.xyxy, faces.scores, ids, faces.held, faces.landmarks), held])
 
-    def _held(self, width: int, height: int, present: set[int]) -> Faces:
+    def _held(self, width: int, height: int, present: set[int], skipped: bool = False) -> Faces:
         boxes, ids = [], []
         for track in self._tracker.tracks:
-            missed = track.time_since_update
+            missed = track.time_since_update + skipped  # a skipped frame is one more frame since the last box
             if track.tracker_id < 0 or track.tracker_id in present or not 0 < missed <= self.hold_frames:
                 continue
             x1, y1, x2, y2 = track.get_state_bbox()

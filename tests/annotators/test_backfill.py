@@ -137,3 +137,38 @@ def test_people_walking_in_are_covered_before_the_detector_first_finds_them(tmp_
     assert stats[1.0].annotators["backfill"]["backfilled_boxes"] > 0
     assert missed[0.0] >= 10, missed  # the premise: without look-ahead, entering faces go out uncovered
     assert missed[1.0] <= 0.25 * missed[0.0], missed
+
+
+def skipped(index: int, previous: FrameContext) -> FrameContext:
+    """A frame the detector skipped: the last detections, held (what ``CenterFaceDetector.every`` gives)."""
+    from camouflage_video.annotators.faces import DETECTION_SKIPPED
+
+    ctx = context(index, previous.faces.xyxy.tolist(), held=[True] * len(previous.faces))
+    ctx.extras[DETECTION_SKIPPED] = True
+    return ctx
+
+
+def test_a_skipped_frame_gets_each_untracked_face_interpolated_between_the_detected_frames_around_it():
+    first = context(0, [[100, 100, 140, 150]])  # an untracked face moving 40 px right in two frames
+    frames = [first, skipped(1, first), context(2, [[140, 100, 180, 150]])]
+    feed(Backfill(look_ahead=5), frames)
+    covered = frames[1].faces.xyxy.round().tolist()
+    middle = [b for b in covered if 115 <= b[0] <= 121]
+    assert middle and middle[0][2] >= 160  # where it was between the two: x 120..160, grown a little
+    assert [100, 100, 140, 150] in covered  # the detector's held copy stays too
+
+
+def test_a_face_that_appears_in_a_skipped_frame_is_carried_back_into_it():
+    first = context(0)
+    frames = [first, skipped(1, first), context(2, [[60, 60, 100, 110]])]
+    feed(Backfill(look_ahead=5), frames)
+    assert len(frames[1].faces) == 1 and len(frames[0].faces) == 1  # back to the skipped frame and before it
+
+
+def test_a_tracked_face_is_interpolated_across_a_skipped_frame_once():
+    first = context(0, [[100, 100, 140, 150]], [7])
+    frames = [first, skipped(1, first), context(2, [[120, 100, 160, 150]], [7])]
+    backfill = Backfill(look_ahead=5)
+    feed(backfill, frames)
+    assert backfill.describe()["interpolated_boxes"] == 1
+    assert backfill.describe()["backfilled_boxes"] == 0
