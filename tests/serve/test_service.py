@@ -1,9 +1,10 @@
 """The service end to end: three cameras (two gst-rtsp-server cameras, one feed through nginx-rtmp) in one run.
 
-One run of about a minute, shared by the tests below: a camera is killed and restarted while the others keep
-recording, one camera's process is killed and restarted by the service, /metrics is scraped over HTTP, and
-SIGTERM ends it. Segments are checked with ffprobe. Margins are wide: on the 2-core CI machine the cameras,
-the relay, the feed's publisher and the three cameras' processes share the cores.
+One run of ``camouflage-video serve`` of about a minute, shared by the tests below: a camera is killed and
+restarted while the others keep recording, one camera's process is killed and restarted by the service,
+/metrics is scraped over HTTP, and SIGTERM ends it. Segments are checked with ffprobe. Margins are wide: on
+the 2-core CI machine the cameras, the relay, the feed's publisher and the three cameras' processes share the
+cores.
 """
 
 from __future__ import annotations
@@ -25,22 +26,11 @@ from tests.live_servers import FlashBeepFeed, RtmpRelay, RtspCamera, free_port
 SECRET = "hunter2"
 SEGMENT = 4.0
 
-SERVICE = """
-import signal, sys
-from camouflage_video.interrupts import InterruptOnce
-from camouflage_video.serve import load_config, serve
-signal.signal(signal.SIGTERM, InterruptOnce())
-try:
-    serve(load_config(sys.argv[1]))
-except KeyboardInterrupt:
-    sys.exit(130)
-"""
-
-
 def start_service(config: Path, log: Path) -> subprocess.Popen:
+    """``camouflage-video serve CONFIG`` from this checkout, its stderr going to ``log``."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     with open(log, "w") as err:
-        return subprocess.Popen([sys.executable, "-c", SERVICE, str(config)], stderr=err,
+        return subprocess.Popen([sys.executable, "-m", "camouflage_video", "serve", str(config)], stderr=err,
                                 stdout=subprocess.DEVNULL, env=env)
 
 
