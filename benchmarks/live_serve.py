@@ -49,18 +49,6 @@ except KeyboardInterrupt:
     sys.exit(130)
 """
 
-SERVICE = """
-import signal, sys
-from camouflage_video.interrupts import InterruptOnce
-from camouflage_video.serve import load_config, serve
-signal.signal(signal.SIGTERM, InterruptOnce())
-try:
-    serve(load_config(sys.argv[1]))
-except KeyboardInterrupt:
-    sys.exit(130)
-"""
-
-
 def env() -> dict:
     return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
@@ -168,7 +156,7 @@ def cameras(tmp: Path, count: int, clip: Path, warmup: float, seconds: float) ->
             config.write_text(f'metrics = "127.0.0.1:{port}"\n' + "".join(
                 f'[[camera]]\nname = "{n}"\ninput = "{relay.url("cam")}"\noutputs = ["{recordings}/{n}.mp4"]\n'
                 for n in names))
-            service = subprocess.Popen([sys.executable, "-c", SERVICE, str(config)], env=env(),
+            service = subprocess.Popen([sys.executable, "-m", "camouflage_video", "serve", str(config)], env=env(),
                                        stderr=subprocess.PIPE, text=True)
             try:
                 deadline = time.monotonic() + 120
