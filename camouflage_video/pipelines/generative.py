@@ -105,7 +105,7 @@ class SamplingOptions:
     dtype: str = field(default="auto", metadata=flag(
         "model precision", choices=DTYPES, default_text="float16 on CUDA, float32 on CPU", group=GENERATIVE))
     batch_size: int | str = field(default=1, metadata=flag(
-        "keyframes generated together on the GPU; auto: as many as its free memory holds, measured on the first",
+        "keyframes generated together on the GPU; auto: what its free memory holds, measured on the first keyframe",
         metavar="N|auto", type=batch_size_value, group=GENERATIVE))
     acceleration: AccelerationOptions = field(default_factory=AccelerationOptions)
     models: Mapping[str, str] = field(default_factory=dict, metadata=MODELS_FLAG)
