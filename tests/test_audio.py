@@ -77,3 +77,24 @@ def test_a_closed_reader_no_longer_receives_samples() -> None:
     reader.close()
     track.add(tone(100), start=0.0)
     assert len(reader.read(10_000)) == 0
+
+
+def test_an_output_that_cannot_open_stops_collecting_audio(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+    import socket
+
+    import pytest
+
+    from camouflage_video.errors import OutputError, StreamError
+    from camouflage_video.sinks import open_sink
+    from camouflage_video.sources.base import SourceInfo
+
+    track = AudioTimeline(48000, 2)
+    info = SourceInfo(uri="rtsp://cam/s", kind="stream", width=64, height=48, live=True, has_audio=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    with pytest.raises(StreamError):
+        open_sink(f"rtmp://127.0.0.1:{port}/live/x", info, live_audio=track)
+    with pytest.raises(OutputError):
+        open_sink(tmp_path / "no" / "such" / "folder.mp4", info, live_audio=track)
+    assert track._subscribers == []  # noqa: SLF001 - nothing keeps 10 s of audio per failed attempt

@@ -91,6 +91,11 @@ def open_sink(
             raise ConfigError(f"{path}: a {info.kind} input cannot be written as a single image")
         return ImageFileSink(path)
     if live_audio is not None:
-        return VideoFileSink(path, info, encoder=encoder, audio_from=live_audio.subscribe())
+        subscription = live_audio.subscribe()
+        try:
+            return VideoFileSink(path, info, encoder=encoder, audio_from=subscription)
+        except BaseException:
+            subscription.close()  # a sink that never was must not keep collecting audio
+            raise
     audio_from = info.uri if audio and info.has_audio and info.kind == "video" else None
     return VideoFileSink(path, info, encoder=encoder, audio_from=audio_from)

@@ -141,6 +141,8 @@ class StreamSink(Sink):
             raise
         if self._open_error is not None:
             self._thread.join(timeout=1)
+            if self._audio is not None:
+                self._audio.close()  # a sink that never was must not keep collecting audio
             raise self._open_error
 
     # -- what the runner calls --------------------------------------------------------------------
