@@ -55,7 +55,7 @@ def components(method: str, smoke: bool, device, dtype, tmp: Path) -> dict:  # n
             c.update(adapter=tiny_adapter(c["unet"], 31), image_encoder=encoder, feature_extractor=processor,
                      ip_adapter_state=tiny_ip_adapter_state(c["unet"], encoder.config.projection_dim, 32))
     else:
-        c = realsize_components(method, device, tmp)
+        c = realsize_components(method, device, dtype, tmp)
     out = {"tokenizer": c["tokenizer"], "vae": c["vae"].to(device, torch.float32)}
     for name in ("unet", "text_encoder", "adapter", "image_encoder"):
         if name in c:
@@ -64,11 +64,13 @@ def components(method: str, smoke: bool, device, dtype, tmp: Path) -> dict:  # n
         out["controlnets"] = {k: v.to(device, dtype).eval() for k, v in c["controlnets"].items()}
     if "ip_adapter_state" in c:
         out["feature_extractor"] = c["feature_extractor"]
-        out["ip_adapter_state"] = {g: {k: v.to(dtype) for k, v in t.items()} for g, t in c["ip_adapter_state"].items()}
+        out["ip_adapter_state"] = {g: {k: v.to(device, dtype) for k, v in t.items()}
+                                   for g, t in c["ip_adapter_state"].items()}
     return out
 
 
-def realsize_components(method: str, device, tmp: Path) -> dict:  # noqa: ANN001
+def realsize_components(method: str, device, dtype, tmp: Path) -> dict:  # noqa: ANN001
+    """The default checkpoints' architectures, random weights, initialised on ``device`` directly at ``dtype``."""
     import torch
     from diffusers import AutoencoderKL, ControlNetModel, T2IAdapter, UNet2DConditionModel
     from transformers import (
@@ -85,24 +87,31 @@ def realsize_components(method: str, device, tmp: Path) -> dict:  # noqa: ANN001
 
     real.write_clip_tokenizer(tmp / "tokenizer")
     c = {"tokenizer": CLIPTokenizer.from_pretrained(str(tmp / "tokenizer"))}
-    with torch.device(device):  # random initialisation on the GPU: seconds, not minutes
-        torch.manual_seed(0)
-        c["unet"] = UNet2DConditionModel(**real.SD15_UNET)
-        c["vae"] = AutoencoderKL(**real.FT_MSE_VAE)
-        c["text_encoder"] = CLIPTextModel(CLIPTextConfig(**real.CLIP_L14_TEXT))
-        if method == "base":
-            c["controlnets"] = {}
-            for i, kind in enumerate((*KINDS, "identity")):
-                net = ControlNetModel(**real.CONTROLNET_V11)
-                perturb_zero_convs(net, i, scale=0.01)
-                c["controlnets"][kind] = net
-        else:
-            c["adapter"] = T2IAdapter(**real.T2I_ADAPTER_41)
-            c["image_encoder"] = CLIPVisionModelWithProjection(CLIPVisionConfig(**real.CLIP_H14_VISION))
-            c["feature_extractor"] = CLIPImageProcessor(size=224, crop_size=224)
-            state = real.realsize_ip_adapter_state()
-            c["ip_adapter_state"] = {g: {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(g + ".")}
-                                     for g in ("image_proj", "ip_adapter")}
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # no float32 copy of six ControlNets first
+    try:
+        with torch.device(device):  # random initialisation on the GPU: seconds, not minutes
+            torch.manual_seed(0)
+            c["unet"] = UNet2DConditionModel(**real.SD15_UNET)
+            c["vae"] = AutoencoderKL(**real.FT_MSE_VAE)
+            c["text_encoder"] = CLIPTextModel(CLIPTextConfig(**real.CLIP_L14_TEXT))
+            if method == "base":
+                c["controlnets"] = {}
+                for kind in (*KINDS, "identity"):
+                    c["controlnets"][kind] = ControlNetModel(**real.CONTROLNET_V11)
+            else:
+                c["adapter"] = T2IAdapter(**real.T2I_ADAPTER_41)
+                c["image_encoder"] = CLIPVisionModelWithProjection(CLIPVisionConfig(**real.CLIP_H14_VISION))
+                c["feature_extractor"] = CLIPImageProcessor(size=224, crop_size=224)
+    finally:
+        torch.set_default_dtype(default_dtype)
+    # Seeded CPU generators: outside the device context, whose factories would put their draws on the GPU.
+    for i, net in enumerate(c.get("controlnets", {}).values()):
+        perturb_zero_convs(net, i, scale=0.01)
+    if method == "light":
+        state = real.realsize_ip_adapter_state()
+        c["ip_adapter_state"] = {g: {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(g + ".")}
+                                 for g in ("image_proj", "ip_adapter")}
     return c
 
 
