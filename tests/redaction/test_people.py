@@ -260,3 +260,18 @@ def test_in_only_mode_a_track_that_matches_later_is_anonymized_in_the_frames_hel
     PersonMatcher(people=None, look_ahead=25).revise(later, [earlier])
     decision = RedactingAnonymizer(Untouched(), mode="only").decide(earlier)[0]
     assert (decision.kept, decision.why) == (False, "its track matches elsewhere")
+
+
+def test_a_face_too_small_to_judge_is_anonymized_even_when_it_is_the_reference_person(tmp_path: Path, recognizer,
+                                                                                     detector):
+    small, other = portrait(KIT[0], width=70, height=90), portrait(ALEX[0])
+    clip = tmp_path / "small.mp4"
+    originals = compose(clip, lambda i: [(small, 100, 100), (other, 340, 10)], frames=4)
+    anonymize(clip, tmp_path / "out.mp4", AnonymizeConfig(keep_person=(str(media_file(KIT[1])),),
+                                                          tracks_out=str(tmp_path / "tracks.json")))
+    tracks = json.loads((tmp_path / "tracks.json").read_text())
+    assert all(f["decision"] == "removed" for frame in tracks["frames"] for f in frame["faces"])
+    assert any(f["why"] == "uncertain: small" for frame in tracks["frames"] for f in frame["faces"])
+    for original, output in zip(originals, read_frames(tmp_path / "out.mp4"), strict=True):
+        assert not np.array_equal(original[100:190, 100:170], output[100:190, 100:170])
+        assert hidden(recognizer, original, output, face_in(detector, original, RIGHT))
