@@ -278,7 +278,8 @@ function select(r) {
   document.getElementById("region-last").value = r ? r.frames[1] : "";
 }
 function setRange() {
-  if (!selected) return;
+  const given = ["region-first", "region-last"].map(id => document.getElementById(id).value);
+  if (!selected || given.some(v => v === "")) return;  // still being typed
   const first = Math.max(0, Math.min(N - 1, parseInt(document.getElementById("region-first").value || "0", 10)));
   const last = Math.max(first, Math.min(N - 1, parseInt(document.getElementById("region-last").value || "0", 10)));
   selected.frames = [first, last]; select(selected); refresh();

@@ -153,3 +153,32 @@ def test_marking_a_track_removed_in_the_browser_exports_it(reviewed, tmp_path: P
     finally:
         driver.quit()
     assert exported["tracks"] == [{"track": kept, "action": "removed"}]
+
+
+def test_a_box_resized_from_its_corner_and_given_a_frame_range_exports_as_set(reviewed, tmp_path: Path):
+    from selenium.webdriver import ActionChains
+    from selenium.webdriver.common.by import By
+
+    folder, clip, _ = reviewed
+    page = render_review(clip, folder / "tracks.json", tmp_path / "review.html")
+    driver = _browser()
+    try:
+        driver.get(page.as_uri())
+        canvas = driver.find_element(By.ID, "view")
+        half_w, half_h = canvas.size["width"] / 2, canvas.size["height"] / 2
+        at = lambda x, y: (round(x - half_w), round(y - half_h))  # noqa: E731 - canvas pixels to element offsets
+        ActionChains(driver).move_to_element_with_offset(canvas, *at(300, 250)).click_and_hold() \
+            .move_by_offset(40, 30).release().perform()
+        ActionChains(driver).move_to_element_with_offset(canvas, *at(340, 280)).click_and_hold() \
+            .move_by_offset(20, 10).release().perform()  # the bottom-right corner
+        for name, value in (("region-first", "2"), ("region-last", "5")):
+            field = driver.find_element(By.ID, name)
+            field.clear()
+            field.send_keys(value + "\n")
+        driver.find_element(By.ID, "export").click()
+        exported = json.loads(driver.find_element(By.ID, "regions-json").get_attribute("value"))
+    finally:
+        driver.quit()
+    [region] = exported["regions"]
+    assert region["box"] == pytest.approx([300, 250, 360, 290], abs=2)
+    assert region["frames"] == [2, 5]
