@@ -12,14 +12,15 @@ Layouts written (``build_realsize_models``):
   ``sd15-config/``: the diffusers configs and tokenizer a single file needs offline (``base_config``);
 * ``control_v11_sd15/``: one ControlNet v1.1 folder holding only ``diffusion_pytorch_model.fp16.safetensors``,
   as the lllyasviel repos publish it; the five kinds share this architecture, so they share the folder;
-* ``control_v11f1e_sd15_tile/``: the identity ControlNet, fp32 ``diffusion_pytorch_model.safetensors``;
+* ``control_v11f1e_sd15_tile/``: the identity ControlNet, likewise (the fp32 name is exercised by the VAE);
 * ``sd-vae-ft-mse/``: the VAE (fp32, as published);
 * ``IP-Adapter/models/``: ``ip-adapter_sd15.safetensors`` (fp16) and ``image_encoder/`` (CLIP ViT-H/14 vision
   with projection, fp16);
 * ``t2i_adapter/``: Light's 41-channel T2I-Adapter as ``train-light`` writes it (fp32);
 * ``face_attributes/``: pyfacer's FaRL classifier at a tiny width (its real size is not what this checks).
 
-About 6.5 GB of disk; each module is freed once written, so building peaks near the UNet's 3.4 GB in fp32.
+About 5 GB of disk; each module is freed once written, so building peaks near 6 GB (the UNet in fp32 and its
+fp16 checkpoint).
 """
 
 from __future__ import annotations
@@ -208,12 +209,13 @@ def build_realsize_models(folder: Path, seed: int = 0) -> dict:
     del checkpoint
     gc.collect()
 
-    # 2. ControlNet v1.1: the five kinds as fp16 variant files of one folder; the identity net in fp32.
+    # 2. ControlNet v1.1 as fp16 variant files: one folder for the five kinds, one for the identity net.
     torch.manual_seed(seed + 2)
     controlnet = ControlNetModel(**CONTROLNET_V11)
     perturb_zero_convs(controlnet, seed + 3, scale=0.01)  # zero-initialised, they would hide every mistake
-    controlnet.save_pretrained(folder / "control_v11f1e_sd15_tile")
-    controlnet.half().save_pretrained(folder / "control_v11_sd15", variant="fp16")
+    controlnet.half()
+    controlnet.save_pretrained(folder / "control_v11_sd15", variant="fp16")
+    controlnet.save_pretrained(folder / "control_v11f1e_sd15_tile", variant="fp16")
     del controlnet
     gc.collect()
 

@@ -4,7 +4,7 @@ user's run loads them, and run for one denoising step on a 64 px frame.
 
 Tiny models hide what these catch: SD 1.5's cross-attention width, the single-file key conversion, the fp16
 variant files of ControlNet v1.1, the T2I-Adapter's feature levels, the IP-Adapter's token count and layers.
-The models are built once per session (about 6.5 GB in a temporary folder) and each test frees what it loaded.
+The models are built once per session (about 5 GB in a temporary folder) and each test frees what it loaded.
 The annotators are not what these tests check: depth, segmentation and lineart run their real networks at a
 tiny width; OpenPose and NormalBae are the weightless stand-ins of tests/tiny_models.py (their real networks
 with random weights would add seconds and nothing here).
