@@ -13,7 +13,7 @@ from urllib.request import url2pathname
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.config import AnonymizeConfig, build_stages
 from camouflage_video.errors import ConfigError
-from camouflage_video.live import LiveMonitor
+from camouflage_video.monitor import LiveMonitor
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.preflight import Write, check_writes
 from camouflage_video.runner import Runner

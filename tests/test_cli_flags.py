@@ -11,9 +11,9 @@ from camouflage_video.cli.flags import add_flags, given, option_fields
 from camouflage_video.cli.run_options import generative_from_args, stream_options_from_args
 from camouflage_video.config import AnonymizeConfig
 from camouflage_video.errors import ConfigError
-from camouflage_video.live import Backoff
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.stream import StreamOptions
+from camouflage_video.streaming import Backoff
 
 
 def parse(*argv: str) -> argparse.Namespace:

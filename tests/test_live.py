@@ -10,8 +10,10 @@ import time
 import pytest
 
 from camouflage_video.errors import ConfigError
-from camouflage_video.live import Backoff, LatestSlot, LiveMonitor, RedactingFilter, redact_url
+from camouflage_video.monitor import LiveMonitor
+from camouflage_video.redact import RedactingFilter, redact_url
 from camouflage_video.stats import RunStats
+from camouflage_video.streaming import Backoff, LatestSlot
 
 SECRET = "hunter2"
 

@@ -29,7 +29,7 @@ SYNC_BOUND = 0.080  # seconds: two frame intervals at 25 fps
 TOOL = """
 import sys
 from camouflage_video.api import anonymize
-from camouflage_video.live import Backoff
+from camouflage_video.streaming import Backoff
 audio = sys.argv[1] == "audio"
 try:
     anonymize(sys.argv[2], sys.argv[3:], method="blur", verify=False, audio=audio,
@@ -136,7 +136,7 @@ def test_hls_audio_is_carried_in_sync(tmp_path: Path) -> None:
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
     from camouflage_video.api import anonymize
-    from camouflage_video.live import Backoff
+    from camouflage_video.streaming import Backoff
 
     playlist = tmp_path / "hls" / "index.m3u8"
     playlist.parent.mkdir()

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from camouflage_video.annotators.faces import CenterFaceDetector
-from camouflage_video.live import LiveMonitor
+from camouflage_video.monitor import LiveMonitor
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import ClassicObfuscator
 from camouflage_video.runner import Runner

@@ -17,7 +17,7 @@ from camouflage_video import __version__
 from camouflage_video.cli.run_options import config_from_args
 from camouflage_video.errors import CamouflageError
 from camouflage_video.interrupts import InterruptOnce
-from camouflage_video.live import RedactingFilter, redact_url
+from camouflage_video.redact import RedactingFilter, redact_url
 
 __all__ = ["build_parser", "config_from_args", "main"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from camouflage_video.config import AnonymizeConfig, resolve_options
 from camouflage_video.errors import OutputError
-from camouflage_video.live import redact_url
+from camouflage_video.redact import redact_url
 
 try:  # POSIX; on other systems two runs on one folder are not prevented
     import fcntl

@@ -34,7 +34,8 @@ from camouflage_video.config import StageCache
 from camouflage_video.errors import ConfigError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.interrupts import InterruptOnce
-from camouflage_video.live import Backoff, LiveMonitor, RedactingFilter, redact_url
+from camouflage_video.monitor import LiveMonitor
+from camouflage_video.redact import RedactingFilter, redact_url
 from camouflage_video.runner import Runner
 from camouflage_video.serve.config import CameraConfig, camera_from_table
 from camouflage_video.sinks import Sink, open_sink
@@ -42,6 +43,7 @@ from camouflage_video.sinks.segments import SegmentedVideoSink
 from camouflage_video.sinks.stream_worker import _die_with_parent
 from camouflage_video.sources.stream import StreamSource
 from camouflage_video.stats import RunStats
+from camouflage_video.streaming import Backoff
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ method = "pixelate"                   # this camera only
 A mistake (an unknown key, two cameras of one name, an input scheme that cannot be read, two cameras
 writing one file or stream) is one :class:`~camouflage_video.errors.ConfigError` naming the file, the camera
 and the key; no camera has started then. Inputs and restream URLs keep their credentials here, for the
-cameras' processes only: every message about them goes through :func:`~camouflage_video.live.redact_url`.
+cameras' processes only: every message about them goes through :func:`~camouflage_video.redact.redact_url`.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ from typing import Any
 from camouflage_video._deps import require
 from camouflage_video.config import CLASSIC_METHODS, AnonymizeConfig
 from camouflage_video.errors import CamouflageError, ConfigError
-from camouflage_video.live import Backoff, redact_url
+from camouflage_video.redact import redact_url
 from camouflage_video.sinks.segments import MIN_SEGMENT
 from camouflage_video.sinks.stream import FORMATS as RESTREAM_FORMATS
 from camouflage_video.sinks.video import FORMATS as FILE_FORMATS
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.stream import StreamOptions
+from camouflage_video.streaming import Backoff
 
 #: Input schemes a camera can be read from (and ``/dev/videoN`` webcams).
 INPUT_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")

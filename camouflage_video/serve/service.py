@@ -21,9 +21,10 @@ from pathlib import Path
 
 from camouflage_video.config import check_dependencies
 from camouflage_video.interrupts import interrupts_deferred
-from camouflage_video.live import Backoff, redact_url
+from camouflage_video.redact import redact_url
 from camouflage_video.serve.config import CameraConfig, ServeConfig
 from camouflage_video.serve.metrics import CameraMetrics, MetricsServer
+from camouflage_video.streaming import Backoff
 
 logger = logging.getLogger(__name__)
 

@@ -39,11 +39,12 @@ import numpy as np
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError, StreamError
 from camouflage_video.frame import Frame
-from camouflage_video.live import Backoff, LatestSlot, redact_url
+from camouflage_video.redact import redact_url
 from camouflage_video.sinks.base import Sink
 from camouflage_video.sinks.stream_worker import ABORT, AUDIO, FRAME, NO_PTS, RECORD, PublishSettings
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.base import SourceInfo
+from camouflage_video.streaming import Backoff, LatestSlot
 
 logger = logging.getLogger(__name__)
 

@@ -42,10 +42,11 @@ import av
 import numpy as np
 
 from camouflage_video.errors import ConfigError, StreamError
-from camouflage_video.live import LatestSlot, redact_url
+from camouflage_video.redact import redact_url
 from camouflage_video.sinks.base import encoder_frame, tag_colors
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.base import ColorTags
+from camouflage_video.streaming import LatestSlot
 
 #: Record header on stdin: kind, pts (frames without one: :data:`NO_PTS`), frame index.
 RECORD = struct.Struct("<Bqq")

@@ -29,10 +29,11 @@ import numpy as np
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError, InputNotFoundError, StreamError
 from camouflage_video.frame import Frame
-from camouflage_video.live import Backoff, LatestSlot, redact_url
 from camouflage_video.options import flag
+from camouflage_video.redact import redact_url
 from camouflage_video.sources.base import ColorTags, Source, SourceInfo
 from camouflage_video.sources.video import upright
+from camouflage_video.streaming import Backoff, LatestSlot
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import pytest
 
 from camouflage_video.errors import ConfigError, StreamError
 from camouflage_video.frame import Frame
-from camouflage_video.live import Backoff
 from camouflage_video.sinks import open_sink
 from camouflage_video.sinks.stream import StreamSink
 from camouflage_video.sources.base import SourceInfo
+from camouflage_video.streaming import Backoff
 from tests.conftest import read_frames
 from tests.live_servers import RtmpRelay, StallingRtmpServer, StreamReader, ffmpeg_rtsp_listener, free_port
 

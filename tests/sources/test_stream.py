@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from camouflage_video.errors import ConfigError, InputNotFoundError, StreamError
-from camouflage_video.live import Backoff
 from camouflage_video.sources import open_source
 from camouflage_video.sources.stream import StreamOptions, StreamSource
+from camouflage_video.streaming import Backoff
 from tests.live_servers import RtspCamera, free_port
 
 
