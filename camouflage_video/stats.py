@@ -7,9 +7,9 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from camouflage_video.live import redact_url
+from camouflage_video import atomic
+from camouflage_video.redact import redact_url
 
 
 @dataclass
@@ -73,10 +73,7 @@ class RunStats:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write the JSON atomically (a monitor reading it never sees half a file)."""
-        target = Path(path)
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(temporary, target)
+        atomic.write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def _redacted(value: object) -> object:

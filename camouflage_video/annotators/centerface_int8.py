@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from camouflage_video.atomic import atomic_path
 from camouflage_video.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -53,12 +53,8 @@ def int8_model(source: Path) -> Path:
     logger.warning("building the INT8 face detector once (about 15 s); it is cached in %s", target.parent)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial.onnx")
-        try:
+        with atomic_path(target, suffix=".onnx") as temporary:  # a concurrent run sees no file or a whole one
             _quantize(source, temporary)
-            os.replace(temporary, target)  # atomic: a concurrent run sees no file or a whole one
-        finally:
-            temporary.unlink(missing_ok=True)
     except Exception as exc:  # noqa: BLE001 - onnx, onnxruntime and the file system raise many types
         why = f"{type(exc).__name__}: {exc}"
         raise ModelError(f"cannot build the INT8 face detector in {target.parent} ({why})") from exc

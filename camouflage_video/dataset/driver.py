@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from camouflage_video import __version__
+from camouflage_video import __version__, atomic
 from camouflage_video.config import AnonymizeConfig, check_dependencies, resolve_options
-from camouflage_video.dataset.engines import Interrupts, LocalEngine, RayEngine
+from camouflage_video.dataset.engines import Interrupts, LocalEngine
 from camouflage_video.dataset.manifest import (
     RESERVED,
     Manifest,
@@ -23,6 +23,7 @@ from camouflage_video.dataset.manifest import (
     remove_partials,
     resolved_settings,
 )
+from camouflage_video.dataset.ray_engine import RayEngine
 from camouflage_video.dataset.walk import FOLDER_LINK, Entry, check_roots, walk
 from camouflage_video.dataset.worker import Task, new_record, tracks_path
 from camouflage_video.errors import ConfigError, OutputError
@@ -124,10 +125,7 @@ class DatasetSummary:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write the JSON atomically, as ``RunStats.write`` does."""
-        target = Path(path)
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(temporary, target)
+        atomic.write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def run_dataset(

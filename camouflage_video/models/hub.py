@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from camouflage_video._deps import require
+from camouflage_video.atomic import atomic_path, temporary_name
 from camouflage_video.errors import ModelError
 from camouflage_video.models.registry import COMPONENTS, REQUIRED_LOCAL, Component
 from camouflage_video.models.sources import ModelSource, hub_offline
@@ -120,17 +120,19 @@ def _fetch_url(source: ModelSource, component: Component) -> None:
     if target.exists():
         return
     source.path.mkdir(parents=True, exist_ok=True)
-    temporary = source.path / f".{filename}.download"
     try:
-        torch.hub.download_url_to_file(source.url, str(temporary), progress=True)
-        if pickled:
-            convert_pickle(temporary, target)
+        if pickled:  # the download is converted into the target (atomically), then dropped
+            download = temporary_name(source.path / filename)
+            try:
+                torch.hub.download_url_to_file(source.url, str(download), progress=True)
+                convert_pickle(download, target)
+            finally:
+                download.unlink(missing_ok=True)
         else:
-            os.replace(temporary, target)
+            with atomic_path(target) as temporary:
+                torch.hub.download_url_to_file(source.url, str(temporary), progress=True)
     except Exception as exc:  # noqa: BLE001 - turned into one clear line for the CLI
         raise ModelError(f"{source.component}: cannot download {source.url}: {type(exc).__name__}: {exc}") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def convert_pickle(src: Path, dst: Path) -> None:
@@ -141,9 +143,8 @@ def convert_pickle(src: Path, dst: Path) -> None:
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # NormalBae's scannet.pt wraps its state dict
     state = {k.removeprefix("module."): v.contiguous() for k, v in state.items() if hasattr(v, "contiguous")}
-    temporary = dst.with_name(f".{dst.name}.tmp")
-    safetensors_torch.save_file(state, str(temporary))
-    os.replace(temporary, dst)
+    with atomic_path(dst) as temporary:
+        safetensors_torch.save_file(state, str(temporary))
 
 
 def _missing_local(component: Component, path: Path) -> list[str]:

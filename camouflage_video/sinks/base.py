@@ -12,6 +12,7 @@ import av
 import cv2
 import numpy as np
 
+from camouflage_video import atomic
 from camouflage_video.errors import OutputError
 from camouflage_video.frame import Frame
 from camouflage_video.sources.base import ColorTags
@@ -181,7 +182,7 @@ def process_alive(pid: int) -> bool:
 def publish(temporary: Path, final: Path) -> None:
     """Atomically move a finished temporary file to its final name."""
     try:
-        os.replace(temporary, final)
+        atomic.replace(temporary, final)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise OutputError(f"{final}: cannot write ({exc.strerror or exc})") from exc

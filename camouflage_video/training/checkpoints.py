@@ -4,12 +4,12 @@ and ``state.json``, written under a temporary name and renamed into place."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from camouflage_video._deps import require
+from camouflage_video.atomic import atomic_path
 
 
 def checkpoint_dirs(output: Path) -> list[Path]:
@@ -24,15 +24,14 @@ def save_checkpoint(output: Path, step: int, adapter: Any, optimizer: Any, state
     """Write ``checkpoints/step-NNNNNNN`` atomically (a temporary folder renamed into place), safetensors only."""
     safetensors_torch = require("safetensors.torch", "light", package="safetensors")
     final = output / "checkpoints" / f"step-{step:07d}"
-    temporary = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    adapter.save_pretrained(temporary / "adapter", safe_serialization=True)
-    tensors, groups = _flatten_optimizer(optimizer.state_dict())
-    safetensors_torch.save_file(tensors, str(temporary / "optimizer.safetensors"))
-    (temporary / "state.json").write_text(json.dumps({**state, "step": step, "param_groups": groups}, indent=2) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(temporary, final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(final) as temporary:
+        temporary.mkdir()
+        adapter.save_pretrained(temporary / "adapter", safe_serialization=True)
+        tensors, groups = _flatten_optimizer(optimizer.state_dict())
+        safetensors_torch.save_file(tensors, str(temporary / "optimizer.safetensors"))
+        (temporary / "state.json").write_text(
+            json.dumps({**state, "step": step, "param_groups": groups}, indent=2) + "\n")
     for old in checkpoint_dirs(output)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 
 from camouflage_video.annotators.attribute_map import FaceAttributes, build_attribute_map
+from camouflage_video.atomic import atomic_path
 from camouflage_video.errors import ConfigError, InputError, InputNotFoundError
 from camouflage_video.pipelines.classic import ClassicObfuscator
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+from camouflage_video.sources.images import IMAGE_EXTENSIONS
 
 
 def list_images(root: str | os.PathLike[str]) -> list[Path]:
@@ -40,11 +40,11 @@ def list_images(root: str | os.PathLike[str]) -> list[Path]:
         raise InputError(f"{root}: not a folder of images")
     files = sorted(
         p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     if not files:
-        raise InputError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise InputError(f"{root}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found")
     return files
 
 
@@ -166,11 +166,10 @@ class FaceImageDataset:
 
 
 def _save_attributes(attrs: FaceAttributes, path: Path) -> None:
-    temporary = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(
-        temporary, xyxy=attrs.xyxy, probs=attrs.probs, keypoints=attrs.keypoints, regions=attrs.regions,
-    )
-    os.replace(temporary, path)
+    with atomic_path(path, suffix=".npz") as temporary:  # savez adds .npz to a name without it
+        np.savez_compressed(
+            temporary, xyxy=attrs.xyxy, probs=attrs.probs, keypoints=attrs.keypoints, regions=attrs.regions,
+        )
 
 
 def _load_attributes(path: Path, resolution: int) -> FaceAttributes:

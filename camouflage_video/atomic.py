@@ -1,0 +1,73 @@
+"""Files (and folders) that appear whole or not at all: write under a temporary name, fsync, rename.
+
+Every file the tool writes goes through here or through a sink (which stages under ``temporary_path`` and
+finishes with :func:`replace`): a reader, a monitor or a rerun after a crash sees the old file, no file, or
+the whole new one, never half of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def temporary_name(final: str | os.PathLike[str], suffix: str = "") -> Path:
+    """A hidden name beside ``final``, unique to this process and call (concurrent writers never share one)."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.partial{suffix}")
+
+
+def replace(temporary: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Move a finished ``temporary`` file or folder to ``final``: its data reaches the disk first, then the
+    rename, then the folder entry (a power cut leaves the old file or the new one, not an empty one)."""
+    temporary, final = Path(temporary), Path(final)
+    if temporary.is_file():
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+    os.replace(temporary, final)
+    with contextlib.suppress(OSError):  # not every file system lets a folder be opened and synced
+        fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """A temporary path to write ``final`` under; renamed into place when the block ends, removed on error.
+
+    ``suffix`` keeps an extension that a writer insists on (``np.savez`` adds ``.npz``). The block may make a
+    file or a folder there; a folder replaces an older ``final`` folder whole.
+
+    Examples:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "stats.json"
+        >>> with atomic_path(target) as temporary:
+        ...     _ = temporary.write_text("{}")
+        >>> target.read_text()
+        '{}'
+    """
+    final = Path(final)
+    temporary = temporary_name(final, suffix)
+    try:
+        yield temporary
+        if temporary.is_dir() and final.is_dir():
+            shutil.rmtree(final)
+        replace(temporary, final)
+    finally:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
+
+
+def write_text(final: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``final`` atomically; returns ``final``."""
+    with atomic_path(final) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(final)
