@@ -192,11 +192,12 @@ class _Actor:
 def test_ray_actor_death_fails_its_file_and_requeues_the_rest(
     tmp_path: Path, monkeypatch, newest_first: bool, actors_started: int
 ) -> None:
-    from camouflage_video.dataset import engines
-    from camouflage_video.dataset.engines import Interrupts, RayEngine
+    from camouflage_video.dataset import ray_engine
+    from camouflage_video.dataset.engines import Interrupts
+    from camouflage_video.dataset.ray_engine import RayEngine
     from camouflage_video.dataset.worker import Task
 
-    monkeypatch.setattr(engines, "require", lambda *a, **k: None)
+    monkeypatch.setattr(ray_engine, "require", lambda *a, **k: None)
     names = ["a.mp4", "crash.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4", "f.mp4"]
     tasks = [Task(n, n, "video", str(tmp_path / n), str(tmp_path / "out" / n)) for n in names]
     processed: list[str] = []
