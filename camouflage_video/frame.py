@@ -151,13 +151,3 @@ class FrameContext:
     frame: Frame
     faces: Faces | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two ``x1, y1, x2, y2`` boxes (0 when they do not overlap)."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return float(w * h / union) if union > 0 else 0.0

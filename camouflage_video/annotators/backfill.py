@@ -27,7 +27,8 @@ import numpy as np
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.annotators.faces import DETECTION_SKIPPED
 from camouflage_video.errors import ConfigError
-from camouflage_video.frame import Faces, FrameContext, box_iou
+from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.geometry import box_iou, grow_box
 
 #: Growth of a box per frame it is carried back (the tracker grows held boxes the same way), and its cap.
 GROWTH, MAX_GROWTH = 0.05, 1.5
@@ -123,7 +124,7 @@ class Backfill(Annotator):
     def _carry_back(self, box: np.ndarray, velocity: np.ndarray, held: Sequence[FrameContext]) -> None:
         for steps, older in enumerate(reversed(held), start=1):
             h, w = older.frame.image.shape[:2]
-            grown = _grow(box - velocity * steps, min(MAX_GROWTH, 1.0 + GROWTH * steps), w, h)
+            grown = grow_box(box - velocity * steps, min(MAX_GROWTH, 1.0 + GROWTH * steps), w, h)
             if grown is None:
                 return  # it would be outside the picture: it entered from there
             _add(older, grown)
@@ -136,19 +137,12 @@ class Backfill(Annotator):
                 continue
             t = (f - last.index) / (index - last.index)
             h, w = older.frame.image.shape[:2]
-            between = _grow(last.box * (1 - t) + box * t, 1.0 + GROWTH, w, h)
+            between = grow_box(last.box * (1 - t) + box * t, 1.0 + GROWTH, w, h)
             if between is not None:
                 _add(older, between)
                 self.interpolated_boxes += 1
 
 
-def _grow(box: np.ndarray, factor: float, width: int, height: int) -> np.ndarray | None:
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    hw, hh = (box[2] - box[0]) * factor / 2, (box[3] - box[1]) * factor / 2
-    clipped = np.clip([cx - hw, cy - hh, cx + hw, cy + hh], 0, [width, height, width, height])
-    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-        return None
-    return clipped
 
 
 def _add(ctx: FrameContext, box: np.ndarray) -> None:

@@ -25,6 +25,7 @@ from camouflage_video.annotators.base import Annotator
 from camouflage_video.annotators.scene_cuts import SCENE_CUT_KEY
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import FrameContext
+from camouflage_video.geometry import short_side_size
 from camouflage_video.models import ModelSource, load_state_dict, load_transformers_model, quiet_stdout
 
 CONTROL_MAPS_KEY = "control_maps"
@@ -86,8 +87,7 @@ class ControlMapAnnotator(Annotator):
 
     def _work_size(self, image: np.ndarray) -> tuple[int, int]:
         h, w = image.shape[:2]
-        scale = self.resolution / min(h, w)
-        return max(1, round(w * scale)), max(1, round(h * scale))
+        return short_side_size(w, h, self.resolution)
 
 
 class DepthAnnotator(ControlMapAnnotator):

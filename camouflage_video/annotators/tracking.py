@@ -17,6 +17,7 @@ from camouflage_video.annotators.base import Annotator
 from camouflage_video.annotators.faces import DETECTION_SKIPPED
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.geometry import grow_box
 
 
 class FaceTracker(Annotator):
@@ -99,11 +100,9 @@ class FaceTracker(Annotator):
             missed = track.time_since_update + skipped  # a skipped frame is one more frame since the last box
             if track.tracker_id < 0 or track.tracker_id in present or not 0 < missed <= self.hold_frames:
                 continue
-            x1, y1, x2, y2 = track.get_state_bbox()
-            grow = min(1.5, 1.0 + self.growth * missed)
-            cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * grow / 2, (y2 - y1) * grow / 2
-            box = np.clip([cx - hw, cy - hh, cx + hw, cy + hh], 0, [width, height, width, height])
-            if box[2] > box[0] and box[3] > box[1]:
+            box = grow_box(np.asarray(track.get_state_bbox(), np.float64), min(1.5, 1.0 + self.growth * missed),
+                           width, height)
+            if box is not None:
                 boxes.append(box)
                 ids.append(track.tracker_id)
         self.held_boxes += len(boxes)

@@ -19,9 +19,9 @@ exit status: 0 done, 1 error, 2 bad usage, 3 a leak was found and --fail-on-leak
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``evaluate`` subcommand to the CLI's subparsers."""
-    from camouflage_video.evaluation.evaluator import LEAK_RULES
     from camouflage_video.evaluation.pairing import PAIR_BY
     from camouflage_video.evaluation.recognizers import RECOGNIZERS
+    from camouflage_video.evaluation.records import LEAK_RULES
     from camouflage_video.pipelines.classic import METHODS
 
     p = commands.add_parser(

@@ -15,13 +15,7 @@ from pathlib import Path
 
 from camouflage_video.errors import ConfigError, InputError
 from camouflage_video.evaluation.attributes import AttributeAgreement, AttributeModel, FacerAttributeModel
-from camouflage_video.evaluation.evaluator import (
-    EvaluationConfig,
-    EvaluationResult,
-    Evaluator,
-    FaceCase,
-    FaceRecord,
-)
+from camouflage_video.evaluation.evaluator import Evaluator
 from camouflage_video.evaluation.pairing import FramePair, PairedInputs, match_faces
 from camouflage_video.evaluation.recognizers import (
     RECOGNIZERS,
@@ -31,6 +25,7 @@ from camouflage_video.evaluation.recognizers import (
     load_recognizer,
     register_recognizer,
 )
+from camouflage_video.evaluation.records import EvaluationConfig, EvaluationResult, FaceCase, FaceRecord
 from camouflage_video.evaluation.report import check_writable, render_report, write_json, write_report
 from camouflage_video.preflight import Write, check_writes
 

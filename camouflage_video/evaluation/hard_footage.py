@@ -28,7 +28,7 @@ import numpy as np
 
 from camouflage_video.errors import ConfigError, InputNotFoundError
 from camouflage_video.evaluation.attack import IDENTITY_FILE, identity_from_name
-from camouflage_video.sources.images import read_image
+from camouflage_video.sources.images import IMAGE_EXTENSIONS, read_image
 
 CANVASES = {"360p": (640, 360), "1080p": (1920, 1080), "4k": (3840, 2160)}
 
@@ -158,7 +158,7 @@ def photo_identities(media: Path) -> dict[str, str]:
         for path in sorted((root / "deepface").glob("img*.jpg")):
             identities[f"deepface/{path.name}"] = "deepface_" + Path(find(path.name)).stem
     for path in sorted(root.glob("*.*")):
-        if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
         identities[path.name] = identity_from_name(path.name)
     return identities

@@ -10,7 +10,7 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.evaluation.recognizers import Recognizer
-from camouflage_video.pipelines.classic import scale_boxes
+from camouflage_video.geometry import scale_boxes
 
 PSNR_CAP_DB = 100.0  # identical pixels give an infinite PSNR, which JSON cannot hold
 SSIM_WINDOW = 7

@@ -16,6 +16,7 @@ import numpy as np
 
 from camouflage_video.errors import ConfigError, InputError
 from camouflage_video.frame import Faces, Frame
+from camouflage_video.geometry import pairwise_iou
 from camouflage_video.sources import ImageFolderSource, Source, SourceInfo, is_stream_uri, open_source
 from camouflage_video.sources.images import read_image
 
@@ -257,18 +258,6 @@ def _time(frame: Frame) -> Fraction:
     return Fraction(frame.index, 25) if time is None else time
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(len(a), len(b))`` intersection over union of two sets of xyxy boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def match_faces(original: Faces, anonymized: Faces, min_iou: float = 0.3) -> np.ndarray:
@@ -280,7 +269,7 @@ def match_faces(original: Faces, anonymized: Faces, min_iou: float = 0.3) -> np.
     match = np.full(len(original), -1, np.int64)
     if len(original) == 0 or len(anonymized) == 0:
         return match
-    iou = box_iou(original.xyxy, anonymized.xyxy)
+    iou = pairwise_iou(original.xyxy, anonymized.xyxy)
     taken = np.zeros(len(anonymized), bool)
     for flat in np.argsort(-iou, axis=None):
         i, j = np.unravel_index(flat, iou.shape)

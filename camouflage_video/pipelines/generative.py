@@ -23,6 +23,7 @@ from camouflage_video.annotators.base import Annotator
 from camouflage_video.annotators.scene_cuts import SceneCutAnnotator
 from camouflage_video.errors import ConfigError, ProcessingError
 from camouflage_video.frame import FrameContext
+from camouflage_video.geometry import short_side_size
 from camouflage_video.models import ModelSource, load_sd15, load_vae
 from camouflage_video.options import GENERATIVE, flag
 from camouflage_video.pipelines.acceleration import (
@@ -129,9 +130,7 @@ class SamplingOptions:
 
 def generation_size(width: int, height: int, short_side: int, multiple: int = 8) -> tuple[int, int]:
     """``(width, height)`` with the short side at ``short_side``, aspect kept, both multiples of ``multiple``."""
-    scale = short_side / min(width, height)
-    return (max(multiple, round(width * scale / multiple) * multiple),
-            max(multiple, round(height * scale / multiple) * multiple))
+    return short_side_size(width, height, short_side, multiple)
 
 
 def resolve_device(device: str, dtype: str) -> tuple[Any, Any]:

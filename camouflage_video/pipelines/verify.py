@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from camouflage_video.errors import ConfigError
-from camouflage_video.frame import Faces, FrameContext, box_iou
+from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.geometry import box_iou, scale_boxes
 from camouflage_video.pipelines.anonymizer import Anonymizer
-from camouflage_video.pipelines.classic import ClassicObfuscator, scale_boxes
+from camouflage_video.pipelines.classic import ClassicObfuscator
 
 logger = logging.getLogger(__name__)
 

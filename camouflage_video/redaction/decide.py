@@ -28,9 +28,10 @@ import cv2
 import numpy as np
 
 from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.geometry import scale_boxes
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import METHODS as CLASSIC_METHODS
-from camouflage_video.pipelines.classic import ClassicObfuscator, scale_boxes
+from camouflage_video.pipelines.classic import ClassicObfuscator
 from camouflage_video.redaction.files import Region, Regions, TracksWriter
 from camouflage_video.redaction.people import MATCHED_LATER, VERDICTS
 

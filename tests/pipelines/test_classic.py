@@ -5,7 +5,8 @@ import pytest
 
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Faces, Frame, FrameContext
-from camouflage_video.pipelines.classic import ClassicObfuscator, fallback_image, scale_boxes
+from camouflage_video.geometry import scale_boxes
+from camouflage_video.pipelines.classic import ClassicObfuscator, fallback_image
 
 
 @pytest.fixture
