@@ -171,6 +171,7 @@ FRONTAL_POINTS = [[130, 140], [170, 140], [150, 160], [135, 180], [165, 180]]
     (_face([100, 100, 200, 220]), "no landmarks"),
     (_face([100, 100, 200, 220], [[130, 140], [170, 140], [178, 160], [135, 180], [165, 180]]), "profile"),
     (_face([100, 100, 200, 220], [[150, 140], [155, 140], [152, 160], [148, 180], [156, 180]]), "profile"),
+    (_face([100, 100, 300, 220], FRONTAL_POINTS), "odd box shape"),  # two faces side by side in one box
 ])
 def test_small_turned_away_or_unlocated_faces_are_not_judged(faces, reason):
     assert _unjudgeable(faces, 0) == reason
