@@ -79,6 +79,8 @@ def render_review(video: str | os.PathLike[str], tracks: str | os.PathLike[str],
         step = max(1, math.ceil(data.frame_count / max(1, max_frames)))
         scale = min(1.0, max_side / max(info.width, info.height))
         for frame in source:
+            if frame.index % step:
+                continue  # only the embedded frames are rendered (each verified track is checked when first seen)
             ctx = FrameContext(frame)
             try:
                 for annotator in annotators:
@@ -86,8 +88,7 @@ def render_review(video: str | os.PathLike[str], tracks: str | os.PathLike[str],
                 image = anonymizer(ctx)
             except Exception:  # noqa: BLE001 - fail closed: the page shows the fallback for that frame
                 image = fallback_image(frame.image)
-            if frame.index % step == 0:
-                frames[frame.index] = _jpeg(image, scale, quality)
+            frames[frame.index] = _jpeg(image, scale, quality)
         anonymizer.finish(completed=False)
     page = _page(data, frames, scale, earlier, Path(video).name)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.partial")
