@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -202,7 +203,8 @@ class RtmpRelay(_Process):
 class FlashBeepFeed(_Process):
     """Debian ffmpeg publishing a live sync test feed to ``url`` in real time (``-re``): 640x360 at 25 fps
     H.264 and 48 kHz stereo AAC, dark grey (level 64, so the tool's black outage frames stand out) and silent
-    but for a one-frame white flash and a 100 ms 1 kHz beep that start together at every whole second."""
+    but for a flash (white, fading over five pictures: :data:`FLASH_LEVELS`) and a 100 ms 1 kHz beep that start
+    together at every whole second."""
 
     def __init__(self, url: str, *, fps: int = 25, seconds: float = 3600) -> None:
         self.url, self.fps, self.seconds = url, fps, seconds
@@ -218,27 +220,38 @@ class FlashBeepFeed(_Process):
         return self
 
 
+#: Levels of the flash's pictures, the first at the whole second (the background is 64).
+FLASH_LEVELS = (255, 227, 199, 171, 143)
+
+
 def flash_beep_args(fps: int = 25, seconds: float = 3600) -> list[str]:
     """Debian ffmpeg's inputs and codecs for the flash-and-beep feed (see :class:`FlashBeepFeed`)."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
-    video = f"color=c=0x404040:s=640x360:r={fps},drawbox=c=white:t=fill:enable='lt(mod(n\\,{fps})\\,1)'"
+    # The flash fades over FLASH_FRAMES pictures, each a known level below white: a recording whose first white
+    # picture was dropped (the newest-frame policy) still tells when the flash started.
+    fade = ",".join(f"drawbox=c=0x{level:02X}{level:02X}{level:02X}:t=fill:enable='eq(mod(n\\,{fps})\\,{k})'"
+                    for k, level in enumerate(FLASH_LEVELS))
+    video = f"color=c=0x404040:s=640x360:r={fps},{fade}"
     audio = "aevalsrc='0.5*sin(2*PI*1000*t)*lt(mod(t\\,1)\\,0.1)':s=48000:c=stereo"
     return ["-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio, "-t", str(seconds), "-c:v", "libx264",
             "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(fps), "-pix_fmt", "yuv420p", "-c:a", "aac",
             "-b:a", "96k"]
 
 
-def flash_times(path: Path) -> list[float]:
-    """Start times of the white flashes in a recording's video (a frame much brighter than the one before)."""
+def flash_times(path: Path, fps: int = 25) -> list[float]:
+    """Start times of the flashes in a recording's video: the first bright picture of each, moved back by as
+    many pictures as its level says it comes after the white one."""
     import av
 
     times, previous = [], 0.0
+    step = (FLASH_LEVELS[0] - FLASH_LEVELS[-1]) / (len(FLASH_LEVELS) - 1)
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             level = float(frame.to_ndarray(format="gray").mean())
             if level > 128 and previous <= 128:
-                times.append(float(frame.time))
+                late = min(len(FLASH_LEVELS) - 1, max(0, round((FLASH_LEVELS[0] - level) / step)))
+                times.append(float(frame.time) - late / fps)
             previous = level
     return times
 
@@ -517,3 +530,25 @@ def relay(tmp_path: Path):
     """An nginx RTMP relay on rtmp://127.0.0.1:PORT/live/<key>."""
     with RtmpRelay(tmp_path / "nginx").start() as server:
         yield server
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "camouflage_video", "anonymize", *args],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+
+
+def finish(tool: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) -> tuple[int, str]:
+    """Stop a running tool the way a user or a service manager would; returns (exit code, stderr)."""
+    if tool.poll() is None:
+        tool.send_signal(sig)
+    try:
+        _, err = tool.communicate(timeout=timeout)
+    finally:
+        if tool.poll() is None:
+            tool.kill()
+            tool.communicate()
+    return tool.returncode, err
