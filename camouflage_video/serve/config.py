@@ -92,6 +92,12 @@ class CameraConfig:
         stream: How the feed is read and reconnected.
         segment: Seconds per recording segment; ``None`` writes one file per run.
         table: The camera's table with the top-level defaults merged in.
+
+    Examples:
+        >>> door = camera_from_table({"name": "door", "input": "rtsp://admin:secret@10.0.0.5/s",
+        ...                           "outputs": ["rtmp://127.0.0.1/live/door"], "segment": "10m"})
+        >>> door.redacted_input, door.segment
+        ('rtsp://***@10.0.0.5/s', 600.0)
     """
 
     name: str
@@ -117,6 +123,12 @@ class ServeConfig:
         metrics: ``(host, port)`` of the metrics endpoint; ``None`` serves none.
         stall_timeout: Seconds a camera's process may go without reporting before it is killed and restarted.
         path: The file it was read from.
+
+    Examples:
+        >>> config = parse_config({"camera": [{"name": "door", "input": "rtsp://10.0.0.5/s",
+        ...                                    "outputs": ["rtmp://127.0.0.1/live/door"]}]})
+        >>> [camera.name for camera in config.cameras], config.metrics
+        (['door'], None)
     """
 
     cameras: tuple[CameraConfig, ...]

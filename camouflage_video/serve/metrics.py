@@ -97,6 +97,12 @@ class MetricsServer:
     """Serve ``render(cameras())`` at ``http://HOST:PORT/metrics`` from a thread.
 
     Binding happens in the constructor, so a port in use fails before any camera starts.
+
+    Examples:
+        >>> server = MetricsServer(("127.0.0.1", 0), lambda: [CameraMetrics("door")]).start()
+        >>> server.address[0]
+        '127.0.0.1'
+        >>> server.close()
     """
 
     def __init__(self, address: tuple[str, int], cameras) -> None:  # noqa: ANN001 - () -> Iterable[CameraMetrics]

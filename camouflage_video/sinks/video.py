@@ -364,6 +364,9 @@ class LiveAudioEncoder:
         fmt: Container format (``webm`` gets Opus, the others AAC).
         start: Run time, in seconds, of this output's time 0 (a segment that starts later).
         frame_seconds: How long the last picture lasts: the audio ends with it.
+
+    Examples:
+        >>> sink = VideoFileSink("rec.mp4", src.info, audio_from=src.audio.subscribe())  # doctest: +SKIP
     """
 
     def __init__(
