@@ -22,7 +22,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.live_servers import FlashBeepFeed, RtmpRelay, av_offsets, beep_times, black_spans, flash_beep_args
+from tests.live_servers import (
+    FlashBeepFeed,
+    RtmpRelay,
+    av_offsets,
+    beep_times,
+    black_spans,
+    flash_beep_args,
+    start_cli,
+)
 
 SYNC_BOUND = 0.080  # seconds: two frame intervals at 25 fps
 
@@ -161,11 +169,11 @@ def test_hls_audio_is_carried_in_sync(tmp_path: Path) -> None:
     assert len(offsets) >= 2 and abs(statistics.median(offsets)) <= SYNC_BOUND, offsets
 
 
-def test_no_audio_drops_the_live_audio(tmp_path: Path) -> None:
+def test_no_audio_on_the_command_line_drops_the_live_audio(tmp_path: Path) -> None:
     recording = tmp_path / "silent.mp4"
     with RtmpRelay(tmp_path / "nginx").start() as relay, FlashBeepFeed(relay.url("feed")).start():
         time.sleep(1.5)
-        tool = start_tool("no-audio", relay.url("feed"), str(recording))
+        tool = start_cli(relay.url("feed"), "-o", str(recording), "--no-audio", "--no-verify", "-q")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not list(tmp_path.glob(".silent.*")):
             time.sleep(0.2)
