@@ -35,29 +35,12 @@ from tests.live_servers import (
     StallingRtmpServer,
     StreamReader,
     ffmpeg_rtsp_listener,
+    finish,
     free_port,
+    start_cli,
 )
 
 SECRET = "hunter2"
-
-
-def start_cli(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-m", "camouflage_video", "anonymize", *args],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-
-
-def finish(tool: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) -> tuple[int, str]:
-    """Stop a running tool the way a user or a service manager would; returns (exit code, stderr)."""
-    if tool.poll() is None:
-        tool.send_signal(sig)
-    try:
-        _, err = tool.communicate(timeout=timeout)
-    finally:
-        if tool.poll() is None:
-            tool.kill()
-            tool.communicate()
-    return tool.returncode, err
 
 
 def test_stream_in_anonymized_stream_out(camera: RtspCamera, relay: RtmpRelay) -> None:

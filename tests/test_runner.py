@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from camouflage_video.annotators import CenterFaceDetector
-from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ProcessingError
 from camouflage_video.pipelines.classic import ClassicObfuscator, fallback_image
 from camouflage_video.runner import Runner
@@ -12,33 +11,7 @@ from camouflage_video.sinks import open_sink
 from camouflage_video.sinks.base import Sink
 from camouflage_video.sources import VideoFileSource
 from tests.conftest import read_frames
-
-
-class MemorySink(Sink):
-    """Keeps what it is given, to compare written pixels exactly (no codec in between)."""
-
-    def __init__(self):
-        self.frames, self.closed, self.aborted = [], False, False
-
-    def write(self, frame, image):
-        self.frames.append((frame.index, image.copy()))
-
-    def close(self, *, interrupted=False):
-        self.closed = True
-
-    def abort(self):
-        self.aborted = True
-
-
-class FailOn(Annotator):
-    name = "fail"
-
-    def __init__(self, indices, exc=RuntimeError):
-        self.indices, self.exc = set(indices), exc
-
-    def annotate(self, ctx):
-        if ctx.frame.index in self.indices:
-            raise self.exc("boom")
+from tests.fakes import FailOn, MemorySink
 
 
 def run(clip, annotators, sink, **kwargs):

@@ -11,6 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from camouflage_video.annotators.attribute_map import (
+    NUM_ATTRIBUTES,
+    FaceAttributes,
+    build_attribute_map,
+    face_regions,
+    landmarks_from_boxes,
+)
+from camouflage_video.models import SD15_SCHEDULER
+from camouflage_video.pipelines.adapters import AdapterPipeline
+from camouflage_video.pipelines.generative import make_scheduler
+from camouflage_video.pipelines.temporal import FixedNoise
 from tests.tiny_models import tiny_components
 
 FARL_FILE = "face_attribute.farl.celeba.safetensors"
@@ -116,3 +129,36 @@ def save_tiny_light_models(components: dict, folder: Path) -> dict[str, str]:
         "base": str(base), "vae": str(folder / "vae"), "t2i-adapter": str(folder / "t2i_adapter"),
         "ip-adapter": str(ip_root), "image-encoder": str(ip_root), "face-attributes": str(folder / "face_attributes"),
     }
+
+
+#: Generation size of the Light pipeline tests (8x8 latents).
+SIZE = 64
+
+
+def make_pipeline(c: dict, adapter=None, ip: bool = True) -> AdapterPipeline:
+    return AdapterPipeline(
+        vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
+        scheduler=make_scheduler("dpmpp-2m-sde-karras", SD15_SCHEDULER), adapter=adapter or c["adapter"],
+        image_encoder=c["image_encoder"] if ip else None, feature_extractor=c["feature_extractor"] if ip else None,
+        ip_adapter_state=c["ip_adapter_state"] if ip else None,
+    )
+
+
+def attribute_map(value: float) -> np.ndarray:
+    boxes = np.array([[16, 12, 44, 48]], np.float32)
+    attrs = FaceAttributes(
+        xyxy=boxes, probs=np.full((1, NUM_ATTRIBUTES), value, np.float32),
+        observed=np.full((1, NUM_ATTRIBUTES), value, np.float32), keypoints=landmarks_from_boxes(boxes),
+        regions=face_regions(boxes, (SIZE, SIZE)), seeds=np.full(1, -1, np.int64), frame_size=(SIZE, SIZE),
+    )
+    return build_attribute_map(attrs, SIZE, SIZE)[None]
+
+
+def generate(pipe: AdapterPipeline, maps: np.ndarray, ip_image: np.ndarray, **kwargs) -> np.ndarray:
+    noise = FixedNoise(3)
+    latents = noise.draw(pipe.latent_shape(1, SIZE, SIZE), pipe.device, pipe.dtype)
+    embeds = pipe.encode_prompt("a photo of people", "blurry", 7.0)
+    return pipe(
+        maps, prompt_embeds=embeds, height=SIZE, width=SIZE, noise=latents, generators=noise.generators(1),
+        ip_images=[ip_image] if pipe.has_ip_adapter else None, num_inference_steps=2, noise_seed=3, **kwargs,
+    ).images

@@ -129,14 +129,13 @@ def test_a_batch_out_of_gpu_memory_is_split_and_gives_the_same_frames(components
 def test_a_single_frame_out_of_gpu_memory_gets_the_counted_fallback(components, stills):
     from camouflage_video.pipelines.classic import fallback_image
     from camouflage_video.runner import Runner
-    from tests.pipelines.test_camouflage_base import _Source
-    from tests.test_runner import MemorySink
+    from tests.fakes import MemorySink, MemorySource
 
     anonymizer = tiny_base_anonymizer(components, batch_size=2, reuse_strength=1.0)  # keyframes: one batch
     gpu = with_gpu(anonymizer, total=4 * GIB)  # not even one frame's 3 rows fit
     sink = MemorySink()
     try:
-        stats = Runner(_Source(stills[:2]), [sink], anonymizer.annotators(), anonymizer, progress=False).run()
+        stats = Runner(MemorySource(stills[:2]), [sink], anonymizer.annotators(), anonymizer, progress=False).run()
     finally:
         gpu.handle.remove()
     assert stats.frames_out == 2 and stats.fallback_frames == 2

@@ -6,8 +6,6 @@ stand-ins (tests.tiny_models.stand_in_builder), since these tests are about the 
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 
@@ -15,12 +13,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from camouflage_video.errors import ConfigError  # noqa: E402
-from camouflage_video.frame import Frame, FrameContext  # noqa: E402
+from camouflage_video.frame import FrameContext  # noqa: E402
 from camouflage_video.pipelines.camouflage_base import BaseOptions  # noqa: E402
 from camouflage_video.pipelines.classic import fallback_image  # noqa: E402
 from camouflage_video.pipelines.generative import generation_size, resolve_device  # noqa: E402
 from camouflage_video.samples import sample_frames  # noqa: E402
-from tests.test_runner import MemorySink  # noqa: E402
+from tests.fakes import MemorySink, MemorySource, contexts  # noqa: E402
 from tests.tiny_models import annotate, tiny_base_anonymizer, tiny_components  # noqa: E402
 
 STEPS = 4
@@ -32,14 +30,6 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 @pytest.fixture(scope="module")
 def components(tmp_path_factory):
     return tiny_components(tmp_path_factory.mktemp("tiny"))
-
-
-def contexts(images, video: bool = True, start: int = 0) -> list[FrameContext]:
-    return [
-        FrameContext(Frame(np.ascontiguousarray(image), i, pts=i * 100 if video else None,
-                           time_base=Fraction(1, 2500) if video else None))
-        for i, image in enumerate(images, start)
-    ]
 
 
 def one_by_one(anonymizer, ctxs: list[FrameContext]) -> tuple[list[np.ndarray], list[int]]:
@@ -107,19 +97,6 @@ def test_batching_never_changes_the_result(components, clip):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
-class _Source:
-    def __init__(self, images) -> None:  # noqa: ANN001
-        from camouflage_video.sources.base import SourceInfo
-
-        self.images = images
-        self.corrupt_frames = 0
-        self.info = SourceInfo(uri="memory", kind="video", width=images[0].shape[1], height=images[0].shape[0],
-                               fps=Fraction(25), frame_count=len(images))
-
-    def __iter__(self):
-        return iter(contexts(self.images)[i].frame for i in range(len(self.images)))
-
-
 @pytest.mark.parametrize("error", [RuntimeError("boom"), torch.cuda.OutOfMemoryError("CUDA out of memory")])
 def test_an_error_inside_generation_gives_that_frame_the_fallback(components, clip, error):
     from camouflage_video.runner import Runner
@@ -135,7 +112,7 @@ def test_an_error_inside_generation_gives_that_frame_the_fallback(components, cl
     handle = anonymizer.pipeline.sd.unet.register_forward_pre_hook(explode_on_third_frame)
     sink = MemorySink()
     try:
-        stats = Runner(_Source(clip[:5]), [sink], anonymizer.annotators(), anonymizer, progress=False).run()
+        stats = Runner(MemorySource(clip[:5]), [sink], anonymizer.annotators(), anonymizer, progress=False).run()
     finally:
         handle.remove()
     assert stats.frames_out == 5 and stats.fallback_frames == 1

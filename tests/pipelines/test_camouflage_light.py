@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 
 from camouflage_video.annotators.attribute_map import (
-    NUM_ATTRIBUTES,
     AttributeStabilizer,
     FaceAttributes,
-    build_attribute_map,
     face_regions,
     landmarks_from_boxes,
 )
@@ -25,12 +23,18 @@ from camouflage_video.pipelines.camouflage_light import CamouflageLight, LightOp
 from camouflage_video.pipelines.generative import make_scheduler
 from camouflage_video.pipelines.temporal import FixedNoise
 from camouflage_video.samples import sample_frames
-from tests.tiny_light import tiny_adapter, tiny_attribute_state, tiny_light_components
+from tests.tiny_light import (
+    SIZE,
+    attribute_map,
+    generate,
+    make_pipeline,
+    tiny_adapter,
+    tiny_attribute_state,
+    tiny_light_components,
+)
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("facer")
-
-SIZE = 64  # generation size of the pipeline tests (8x8 latents)
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -41,38 +45,9 @@ def components(tmp_path_factory) -> dict:
     return tiny_light_components(tmp_path_factory.mktemp("light"))
 
 
-def make_pipeline(c: dict, adapter=None, ip: bool = True) -> AdapterPipeline:
-    return AdapterPipeline(
-        vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
-        scheduler=make_scheduler("dpmpp-2m-sde-karras", SD15_SCHEDULER), adapter=adapter or c["adapter"],
-        image_encoder=c["image_encoder"] if ip else None, feature_extractor=c["feature_extractor"] if ip else None,
-        ip_adapter_state=c["ip_adapter_state"] if ip else None,
-    )
-
-
 @pytest.fixture(scope="module")
 def pipeline(components) -> AdapterPipeline:
     return make_pipeline(components)
-
-
-def attribute_map(value: float) -> np.ndarray:
-    boxes = np.array([[16, 12, 44, 48]], np.float32)
-    attrs = FaceAttributes(
-        xyxy=boxes, probs=np.full((1, NUM_ATTRIBUTES), value, np.float32),
-        observed=np.full((1, NUM_ATTRIBUTES), value, np.float32), keypoints=landmarks_from_boxes(boxes),
-        regions=face_regions(boxes, (SIZE, SIZE)), seeds=np.full(1, -1, np.int64), frame_size=(SIZE, SIZE),
-    )
-    return build_attribute_map(attrs, SIZE, SIZE)[None]
-
-
-def generate(pipe: AdapterPipeline, maps: np.ndarray, ip_image: np.ndarray, **kwargs) -> np.ndarray:
-    noise = FixedNoise(3)
-    latents = noise.draw(pipe.latent_shape(1, SIZE, SIZE), pipe.device, pipe.dtype)
-    embeds = pipe.encode_prompt("a photo of people", "blurry", 7.0)
-    return pipe(
-        maps, prompt_embeds=embeds, height=SIZE, width=SIZE, noise=latents, generators=noise.generators(1),
-        ip_images=[ip_image] if pipe.has_ip_adapter else None, num_inference_steps=2, noise_seed=3, **kwargs,
-    ).images
 
 
 @pytest.fixture(scope="module")

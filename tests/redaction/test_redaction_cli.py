@@ -82,8 +82,7 @@ def test_the_dataset_command_refuses_the_per_video_files(tmp_path: Path):
 
 
 def test_a_live_camera_run_keeps_only_the_reference_person(tmp_path: Path, recognizer, detector):
-    from tests.live_servers import RtspCamera, write_raw_frames
-    from tests.test_live_runs import finish, start_cli
+    from tests.live_servers import RtspCamera, finish, start_cli, write_raw_frames
 
     originals = compose(tmp_path / "scene.mp4", side_by_side(KIT[0], ALEX[0]), frames=25)
     raw = write_raw_frames(tmp_path / "scene.rgb", originals)

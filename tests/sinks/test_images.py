@@ -24,7 +24,7 @@ def test_a_failed_folder_run_leaves_no_image_behind(tmp_path, astronaut):
     from camouflage_video.pipelines.classic import ClassicObfuscator
     from camouflage_video.runner import Runner
     from camouflage_video.sources import ImageFolderSource
-    from tests.test_runner import FailOn
+    from tests.fakes import FailOn
 
     root = _folder(tmp_path, astronaut, ["a.jpg", "b.jpg", "c.jpg", "d/e.jpg"])
     out = tmp_path / "out"

@@ -65,8 +65,7 @@ def adapter_weights(folder: Path) -> dict:
 def test_training_runs_logs_a_finite_loss_and_its_adapter_changes_the_pipeline(faces, models, tmp_path, astronaut):
     from camouflage_video.models import resolve
     from camouflage_video.pipelines.camouflage_light import load_t2i_adapter
-    from tests.pipelines.test_camouflage_light import attribute_map, generate, make_pipeline
-    from tests.tiny_light import tiny_light_components
+    from tests.tiny_light import attribute_map, generate, make_pipeline, tiny_light_components
 
     output = tmp_path / "ckpt"
     result = train_light(options(faces, output, models, max_steps=3), progress=False)
