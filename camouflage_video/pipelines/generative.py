@@ -268,26 +268,30 @@ class GenerativeAnonymizer(Anonymizer):
             self.peak_memory = max(self.peak_memory, self.memory.peak())
             before = self.memory.allocated()
             self.memory.reset_peak()
+        images = None
         try:
             images = self._run(ctxs, group[0][1], width, height)
         except BaseException as exc:
             out_of_memory = isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
-            if out_of_memory and len(group) > 1:
-                # Keyframes of one batch do not depend on each other: run the halves, and keep the smaller
-                # batch for the rest of the video. A single frame that still fails gets the fallback below.
-                self.memory.empty_cache()
-                self.counts["batch_reductions"] += 1
-                half = len(group) // 2
-                self.batch_size = max(1, half)
-                return self._generate(group[:half]) + self._generate(group[half:])
-            # A failed frame leaves no latent to reuse: the next frame starts afresh from the fixed noise.
-            self.reuse.invalidate()
-            if isinstance(exc, Exception):
-                self.counts["failed_frames"] += len(group)
-            if out_of_memory:
-                self.counts["out_of_memory_frames"] += len(group)
-                self.memory.empty_cache()
-            raise
+            if not (out_of_memory and len(group) > 1):
+                # A failed frame leaves no latent to reuse: the next frame starts afresh from the fixed noise.
+                self.reuse.invalidate()
+                if isinstance(exc, Exception):
+                    self.counts["failed_frames"] += len(group)
+                if out_of_memory:
+                    self.counts["out_of_memory_frames"] += len(group)
+                    self.memory.empty_cache()
+                raise
+        if images is None:
+            # Out of memory on a batch. Keyframes of one batch do not depend on each other: run the halves, and
+            # keep the smaller batch for the rest of the video; a single frame that still fails gets the
+            # fallback. Retried outside the except block, whose traceback would keep the failed call's
+            # tensors alive.
+            self.memory.empty_cache()
+            self.counts["batch_reductions"] += 1
+            half = len(group) // 2
+            self.batch_size = max(1, half)
+            return self._generate(group[:half]) + self._generate(group[half:])
         frame_peak = self.memory.peak()
         self.peak_memory = max(self.peak_memory, frame_peak)
         if measure:
