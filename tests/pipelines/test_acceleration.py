@@ -166,8 +166,8 @@ def test_base_in_bfloat16_stays_close_to_float32(components, stills):
     images = [low(ctx) for ctx in annotate(low, contexts(stills[:2]))]
     assert low.pipeline.dtype == torch.bfloat16 and low.pipeline.sd.vae.dtype == torch.float32
     assert low.stats()["settings"]["dtype"] == "bfloat16" and low.stats()["settings"]["vae_dtype"] == "float32"
-    # Same picture: a mean difference of a few grey levels (of 255), against ~60 between unrelated outputs.
-    assert _mean_difference(images, reference) < 4.0
+    # Same picture: under 2 grey levels (of 255) on average (0.46 measured), against ~36 between unrelated outputs.
+    assert _mean_difference(images, reference) < 2.0
     assert _mean_difference(reference, [np.ascontiguousarray(r[::-1]) for r in reference]) > 20
 
 
