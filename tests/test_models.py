@@ -130,3 +130,19 @@ def test_toml_paths_are_relative_to_the_config_file(tmp_path):
     assert Path(data["models"]["base"]) == tmp_path / "weights"
     with pytest.raises(ConfigError, match="does not exist"):
         models.read_toml(tmp_path / "missing.toml")
+
+
+def test_a_controlnet_folder_holding_only_the_published_fp16_variant_checks_and_loads(tmp_path, offline_cache):
+    import torch
+
+    from tests.tiny_models import tiny_components
+
+    net = tiny_components(tmp_path)["controlnets"]["depth"].half()
+    folder = tmp_path / "control_v11f1p_sd15_depth"
+    net.save_pretrained(folder, variant="fp16")  # as lllyasviel's repos ship it, beside the fp32 file
+    assert not (folder / "diffusion_pytorch_model.safetensors").exists()
+    sources = models.resolve_all(["controlnet-depth"], {"controlnet-depth": str(folder)})
+    assert all(result.ok for result in models.check(sources))
+    loaded = models.load_controlnet(sources["controlnet-depth"], torch.float32)
+    assert loaded.dtype == torch.float32
+    assert torch.equal(loaded.controlnet_mid_block.weight, net.controlnet_mid_block.weight.float())
