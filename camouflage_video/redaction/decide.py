@@ -11,7 +11,8 @@ The decision fails closed. A box is kept only when all of these hold:
   marks where a face may be, and no recognizer has seen a face there in this frame);
 - no reviewer's override removes its track here, and no region covers it (regions are painted over anyway);
 - ``keep`` mode: the recognizer matched it to a reference photo confidently in this frame, and no other face
-  of the same frame matched the same reference (two faces cannot both be one person: both are removed);
+  of the same frame matched the same person (two faces cannot both be one person: both are removed; the
+  reference photos the recognizer finds alike count as one person);
 - ``only`` mode: the recognizer found it confidently unlike every reference in this frame, and its track never
   matched, earlier or (within the look-ahead) later;
 - replaying a reviewed ``tracks.json`` without ``keep``/``only``: the file says ``kept``;
@@ -153,7 +154,7 @@ class RedactingAnonymizer(Anonymizer):
         for i in range(len(faces)):
             v = verdict(i)
             if v is not None and v.verdict == "match":
-                matches[v.reference] = matches.get(v.reference, 0) + 1
+                matches[_person(v)] = matches.get(_person(v), 0) + 1
                 if self.mode == "only" and faces.track_ids[i] >= 0:
                     self._matched.add(int(faces.track_ids[i]))
         decisions = []
@@ -170,10 +171,10 @@ class RedactingAnonymizer(Anonymizer):
             elif self.mode == "keep":
                 if v is None:
                     decision = Decision(False, "not judged")
-                elif v.verdict == "match" and matches.get(v.reference, 0) == 1:
+                elif v.verdict == "match" and matches.get(_person(v), 0) == 1:
                     decision = Decision(True, f"match {v.distance:.3f}")
                 elif v.verdict == "match":
-                    decision = Decision(False, "several faces match one reference")
+                    decision = Decision(False, "several faces match one person")
                 else:
                     decision = Decision(False, _why(v))
             elif self.mode == "only":
@@ -256,6 +257,10 @@ class RedactingAnonymizer(Anonymizer):
             if regions:
                 record["regions"] = [r.id for r in regions]
             self.writer.write(record)
+
+
+def _person(verdict) -> int:  # noqa: ANN001 - a FaceVerdict
+    return verdict.person if verdict.person >= 0 else verdict.reference
 
 
 def _why(verdict) -> str:  # noqa: ANN001 - a FaceVerdict

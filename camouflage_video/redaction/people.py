@@ -60,6 +60,8 @@ class FaceVerdict:
         verdict: ``match``, ``nonmatch`` or ``uncertain``.
         distance: Distance to the closest reference, ``None`` where none was computed.
         reference: Index of the closest reference photo, ``-1`` where none.
+        person: The person that photo shows (photos the recognizer finds alike count as one person), ``-1``
+            where none: two faces of one frame that match one person are both anonymized.
         reason: Why a face is uncertain (``small``, ``profile``, ``no landmarks``, ``recognizer failed``,
             ``between margins``), empty otherwise.
     """
@@ -69,6 +71,7 @@ class FaceVerdict:
     distance: float | None = None
     reference: int = -1
     reason: str = ""
+    person: int = -1
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,21 @@ class ReferencePeople:
         self.recognizer, self.margin = recognizer, margin
         self.references = [self._load(Path(photo), detector) for photo in photos]
         self._embeddings = np.stack([r.embedding for r in self.references])
+        self.person_of = self._people()
+
+    def _people(self) -> list[int]:
+        """The person of each photo: photos closer than the recognizer's threshold show one person (several
+        photos of one person are given; counting them apart would keep that person twice in one frame)."""
+        n = len(self.references)
+        group = list(range(n))
+        if n > 1:
+            distances = np.asarray(self.recognizer.distance(self._embeddings, self._embeddings), np.float64)
+            for i in range(n):
+                for j in range(i + 1, n):
+                    if not distances[i, j] >= self.recognizer.threshold:  # alike, or unknown (NaN): one person
+                        old, new = group[j], group[i]
+                        group = [new if g == old else g for g in group]
+        return group
 
     @property
     def match_below(self) -> float:
@@ -169,7 +187,7 @@ class ReferencePeople:
         if not np.isfinite(distance):
             return FaceVerdict(box, "uncertain", reason="recognizer failed")
         if distance < self.match_below:
-            return FaceVerdict(box, "match", distance, best)
+            return FaceVerdict(box, "match", distance, best, person=self.person_of[best])
         if distance > self.nonmatch_above:
             return FaceVerdict(box, "nonmatch", distance, best)
         return FaceVerdict(box, "uncertain", distance, best, reason="between margins")

@@ -276,3 +276,21 @@ def test_a_face_too_small_to_judge_is_anonymized_even_when_it_is_the_reference_p
     for original, output in zip(originals, read_frames(tmp_path / "out.mp4"), strict=True):
         assert not np.array_equal(original[100:190, 100:170], output[100:190, 100:170])
         assert hidden(recognizer, original, output, face_in(detector, original, RIGHT))
+
+
+def test_two_faces_that_match_two_photos_of_one_person_are_both_hidden(tmp_path: Path, recognizer, detector):
+    # Two photos of one person as references (a photo and its mirror image), and the person twice in the frame
+    # (the person and their photo on a screen, or a look-alike): each face is closest to another photo, yet
+    # both match one person, so neither can be trusted to be the one kept.
+    import cv2
+
+    kit = portrait(KIT[0])
+    mirrored = tmp_path / "kit_mirrored.jpg"
+    cv2.imwrite(str(mirrored), cv2.imread(str(media_file(KIT[0])))[:, ::-1])
+    clip = tmp_path / "twice.mp4"
+    originals = compose(clip, lambda i: [(kit, 20 + i, 10), (np.ascontiguousarray(kit[:, ::-1]), 340 - i, 10)],
+                        frames=3)
+    anonymize(clip, tmp_path / "out.mp4", AnonymizeConfig(keep_person=(str(media_file(KIT[0])), str(mirrored))))
+    for original, output in zip(originals, read_frames(tmp_path / "out.mp4"), strict=True):
+        for half in (LEFT, RIGHT):
+            assert hidden(recognizer, original, output, face_in(detector, original, half))
