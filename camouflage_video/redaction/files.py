@@ -44,6 +44,10 @@ VERSION = 1
 STATES = ("detected", "held", "backfilled")
 DECISIONS = ("kept", "removed")
 COVERS = ("method", "solid")
+#: Coordinates beyond this many pixels are refused: no picture is that large, and past it the float32 and
+#: int32 arithmetic of covering a box or filling a polygon overflows (a box or polygon that reaches out
+#: to 1e39 or 1e10 was accepted and covered nothing).
+MAX_COORDINATE = 1_000_000
 
 
 def _read_json(path: str | os.PathLike[str], what: str) -> Any:
@@ -84,6 +88,12 @@ class _Checker:
             self.fail(where, f"must be a finite number, got {value!r}")
         return float(value)
 
+    def coordinate(self, value: Any, where: str) -> float:
+        number = self.number(value, where)
+        if abs(number) > MAX_COORDINATE:
+            self.fail(where, f"coordinates must be within +-{MAX_COORDINATE} px, got {value!r}")
+        return number
+
     def integer(self, value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(where, f"must be an integer, got {value!r}")
@@ -98,7 +108,7 @@ class _Checker:
         items = self.items(value, where)
         if len(items) != 4:
             self.fail(where, f"must be [x1, y1, x2, y2], got {len(items)} numbers")
-        x1, y1, x2, y2 = (self.number(v, where) for v in items)
+        x1, y1, x2, y2 = (self.coordinate(v, where) for v in items)
         if not (x2 > x1 and y2 > y1):
             self.fail(where, f"must have x2 > x1 and y2 > y1, got {items}")
         return x1, y1, x2, y2
@@ -216,8 +226,8 @@ def load_regions(path: str | os.PathLike[str]) -> Regions:
                 pair = check.items(point, f"{where}.polygon[{k}]")
                 if len(pair) != 2:
                     check.fail(f"{where}.polygon[{k}]", f"must be [x, y], got {pair}")
-                polygon.append((check.number(pair[0], f"{where}.polygon[{k}]"),
-                                check.number(pair[1], f"{where}.polygon[{k}]")))
+                polygon.append((check.coordinate(pair[0], f"{where}.polygon[{k}]"),
+                                check.coordinate(pair[1], f"{where}.polygon[{k}]")))
             if _area(polygon) < 1:
                 check.fail(f"{where}.polygon", "encloses no area")
             polygon = tuple(polygon)

@@ -139,6 +139,9 @@ def test_a_frame_missing_from_the_tracks_file_goes_out_as_the_fallback(first_run
     ({"regions": [{"frames": [3, 4], "box": [1, 1, 50]}]}, r"regions\[0\].box: must be \[x1, y1, x2, y2\]"),
     ({"regions": [{"frames": [3, 4], "box": [700, 400, 900, 500]}]}, "outside the 640x360 picture"),
     ({"regions": [{"frames": [3, 4], "boxes": [1, 1, 5, 5]}]}, "unknown key"),
+    # Out to "infinity": the covering arithmetic overflowed and such a region covered nothing.
+    ({"regions": [{"frames": [3, 4], "box": [-1e39, 0, 100, 360]}]}, r"within \+-1000000 px"),
+    ({"regions": [{"frames": [3, 4], "polygon": [[0, 0], [1e10, 0], [0, 1e10]]}]}, r"within \+-1000000 px"),
     ({"tracks": [{"track": 999, "action": "removed"}]}, "unknown track id 999"),
     ({"tracks": [{"track": 0, "action": "blur"}]}, "must be one of kept, removed"),
 ])
@@ -175,6 +178,7 @@ def test_a_tracks_file_of_another_video_is_refused(first_run, tmp_path: Path, sa
     (lambda t: t["frames"][0]["faces"][0].update(state="guessed"), "must be one of detected, held, backfilled"),
     (lambda t: t["frames"].append({"frame": 30, "faces": []}), "frame 30 is outside the video"),
     (lambda t: t.pop("video"), "missing video"),
+    (lambda t: t["frames"][0]["faces"][0].update(box=[-1e39, 0, 100, 100]), r"within \+-1000000 px"),
 ])
 def test_a_bad_tracks_file_is_a_one_line_error(first_run, tmp_path: Path, edit, message):
     folder, _, _ = first_run
