@@ -230,6 +230,8 @@ def load_regions(path: str | os.PathLike[str]) -> Regions:
                                 check.coordinate(pair[1], f"{where}.polygon[{k}]")))
             if _area(polygon) < 1:
                 check.fail(f"{where}.polygon", "encloses no area")
+            if _edges_cross(polygon):  # corners listed out of order: filled, it covers only part of the area
+                check.fail(f"{where}.polygon", "its edges cross; list the points in order around the area")
             polygon = tuple(polygon)
         region_id = entry.get("id", f"region-{n}")
         if not isinstance(region_id, str) or not region_id:
@@ -250,6 +252,36 @@ def load_regions(path: str | os.PathLike[str]) -> Regions:
 def _area(points: list[tuple[float, float]]) -> float:
     xs, ys = np.asarray(points).T
     return float(abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))) / 2)
+
+
+def _edges_cross(points: list[tuple[float, float]]) -> bool:
+    """Whether two edges of the closed polygon ``points`` that are not neighbours meet (a point repeated
+    right after itself, or the first point repeated at the end, is one point)."""
+    points = [p for k, p in enumerate(points) if p != points[k - 1]] or points[:1]
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # the last edge and the first share a point
+            if _segments_meet(*edges[i], *edges[j]):
+                return True
+    return False
+
+
+def _segments_meet(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float],
+                   d: tuple[float, float]) -> bool:
+    def turn(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    def within(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> bool:
+        return min(p[0], q[0]) <= r[0] <= max(p[0], q[0]) and min(p[1], q[1]) <= r[1] <= max(p[1], q[1])
+
+    t1, t2, t3, t4 = turn(c, d, a), turn(c, d, b), turn(a, b, c), turn(a, b, d)
+    if ((t1 > 0 > t2) or (t1 < 0 < t2)) and ((t3 > 0 > t4) or (t3 < 0 < t4)):
+        return True
+    return ((t1 == 0 and within(c, d, a)) or (t2 == 0 and within(c, d, b)) or (t3 == 0 and within(a, b, c))
+            or (t4 == 0 and within(a, b, d)))
 
 
 def _listing(ids: list[int], limit: int = 20) -> str:

@@ -142,6 +142,8 @@ def test_a_frame_missing_from_the_tracks_file_goes_out_as_the_fallback(first_run
     # Out to "infinity": the covering arithmetic overflowed and such a region covered nothing.
     ({"regions": [{"frames": [3, 4], "box": [-1e39, 0, 100, 360]}]}, r"within \+-1000000 px"),
     ({"regions": [{"frames": [3, 4], "polygon": [[0, 0], [1e10, 0], [0, 1e10]]}]}, r"within \+-1000000 px"),
+    # A screen's corners with two swapped: filled, the crossed polygon covered half of the screen.
+    ({"regions": [{"frames": [3, 4], "polygon": [[20, 20], [300, 25], [25, 190], [290, 200]]}]}, "edges cross"),
     ({"tracks": [{"track": 999, "action": "removed"}]}, "unknown track id 999"),
     ({"tracks": [{"track": 0, "action": "blur"}]}, "must be one of kept, removed"),
 ])
