@@ -41,15 +41,24 @@ STATUSES = ("done", "failed", "listed", "copied")
 
 #: Settings that choose how a result is computed, not what it is: switching them redoes nothing.
 RUNTIME_ONLY = ("detector_backend",)
+#: Options that name reference photos of people.
+PHOTO_OPTIONS = ("keep_person", "only_person")
 
 
 def resolved_settings(config: AnonymizeConfig) -> dict[str, Any]:
     """The whole configuration as the run uses it, for ``camouflage_runs.jsonl``.
 
     Generative options are resolved (the ``--config`` TOML's contents, not its path; every default filled
-    in; none for the classic methods, which ignore them), and credentials in any URL are redacted.
+    in; none for the classic methods, which ignore them), and credentials in any URL are redacted. The
+    reference photos of ``keep_person``/``only_person`` are counted, not named: the file ships with the
+    anonymized dataset, and a photo's file name often names the person.
     """
-    return _redacted(resolve_options(config).to_dict())
+    settings = _redacted(resolve_options(config).to_dict())
+    for name in PHOTO_OPTIONS:
+        if settings.get(name):
+            count = len(settings[name])
+            settings[name] = f"{count} photo{'s' if count > 1 else ''}"
+    return settings
 
 
 def config_hash(config: AnonymizeConfig) -> str:
@@ -59,8 +68,18 @@ def config_hash(config: AnonymizeConfig) -> str:
     redoes the files, spelling the file's path another way does not.
     """
     settings = {k: v for k, v in resolved_settings(config).items() if k not in RUNTIME_ONLY}
+    for name in PHOTO_OPTIONS:  # who is kept or removed is the photos' content, whatever their names
+        if settings.get(name):
+            settings[name] = [_content_digest(photo) for photo in getattr(config, name)]
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _content_digest(path: str) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return f"unreadable {Path(path).resolve()}"  # the run refuses it before any work anyway
 
 
 def _redacted(value: Any) -> Any:

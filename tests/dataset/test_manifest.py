@@ -195,3 +195,28 @@ def test_switching_the_detector_runtime_redoes_nothing() -> None:
     """onnxruntime and OpenCV DNN run the same network (same boxes): a finished dataset stays finished."""
     base = AnonymizeConfig()
     assert config_hash(base.with_options(detector_backend="opencv")) == config_hash(base)
+
+
+def _photo(path: Path, content: bytes) -> str:
+    path.write_bytes(content)
+    return str(path)
+
+
+def test_the_recorded_configuration_does_not_name_the_reference_photos(tmp_path: Path) -> None:
+    # The runs file ships with the anonymized dataset; a photo's file name often names the person.
+    photo = _photo(tmp_path / "jane_doe_erasure_request.jpg", b"a photo")
+    for name in ("keep_person", "only_person"):
+        settings = resolved_settings(AnonymizeConfig(**{name: (photo,)}))
+        assert "jane_doe" not in json.dumps(settings)
+        assert settings[name] == "1 photo"
+
+
+def test_config_hash_covers_the_reference_photos_contents_not_their_path(tmp_path: Path, monkeypatch) -> None:
+    # Another person's photo saved under the same name must redo the files, not keep the first person visible.
+    monkeypatch.chdir(tmp_path)
+    photo = _photo(tmp_path / "subject.jpg", b"person A")
+    before = config_hash(AnonymizeConfig(keep_person=("subject.jpg",)))
+    assert config_hash(AnonymizeConfig(keep_person=(photo,))) == before
+    assert config_hash(AnonymizeConfig(only_person=(photo,))) != before
+    _photo(tmp_path / "subject.jpg", b"person B")
+    assert config_hash(AnonymizeConfig(keep_person=("subject.jpg",))) != before
