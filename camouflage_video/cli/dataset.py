@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     w.add_argument("--engine", choices=("local", "ray"), default="local", help="where the work runs (default: local)")
     w.add_argument("--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: start a local Ray)")
     w.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray worker reserves (default: 0)")
-    w.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each Ray worker reserves (default: 1)")
+    w.add_argument("--cpus-per-worker", type=float, help="CPUs each Ray worker reserves (default: 1)")
     w.add_argument("--export-tracks", action="store_true",
                    help="write <output>.tracks.csv per input: frame, time, track id, face box (no biometric data)")
     w.add_argument("--copy-other", action="store_true",
@@ -52,12 +52,16 @@ def run(args: argparse.Namespace) -> int:
         kept = {Path(args.output) / name: f"the dataset's own {name}" for name in RESERVED}
         check_writes([Write("--stats file", Path(args.stats))], reads=[args.input], reserved=kept)
 
+    from camouflage_video.errors import ConfigError
+
+    if args.cpus_per_worker is not None and args.engine != "ray":  # the local engine has no reservations
+        raise ConfigError("--cpus-per-worker needs --engine ray")
     options = DatasetOptions(
         engine=args.engine,
         workers=args.workers,
         address=args.address,
         gpus_per_worker=args.gpus_per_worker,
-        cpus_per_worker=args.cpus_per_worker,
+        cpus_per_worker=1.0 if args.cpus_per_worker is None else args.cpus_per_worker,
         export_tracks=args.export_tracks,
         copy_other=args.copy_other,
         progress=False if args.quiet else None,
