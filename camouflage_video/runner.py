@@ -106,6 +106,7 @@ class Runner:
         try:
             while batch := self._next_batch():
                 self._emit(self._hold_back(self._annotate(batch)), bar)
+            self._end_of_input()
             self._emit(self._held, bar)  # the end: nothing later can revise them
             self._held = []
         except KeyboardInterrupt:
@@ -178,6 +179,21 @@ class Runner:
             if len(self._held) > self._look_ahead:
                 ready.append(self._held.pop(0))
         return ready
+
+    def _end_of_input(self) -> None:
+        """The input ended: annotators that put work off on its last frame do it now (the detector skipping
+        frames: no later detected frame would fill the last ones in), and the revisers carry it back."""
+        if not self._held or _FAILED in self._held[-1].extras:
+            return
+        last = self._held[-1]
+        try:
+            changed = [at_end(last) for a in self.annotators if (at_end := getattr(a, "end_of_input", None))]
+            if any(changed):
+                for reviser in self._revisers:
+                    reviser.revise(last, self._held[:-1])
+        except Exception as exc:  # noqa: BLE001 - fail closed, as above
+            self._fail(last.frame, exc)
+            last.extras[_FAILED] = exc
 
     def _emit(self, contexts: list[FrameContext], bar) -> None:  # noqa: ANN001 - tqdm or a stand-in
         """Anonymize ready frames, at most a batch at a time, and queue them for the writer."""

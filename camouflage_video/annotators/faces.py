@@ -386,6 +386,17 @@ class CenterFaceDetector(Annotator):
         self._frames += 1
 
 
+    def end_of_input(self, ctx: FrameContext) -> bool:
+        """Called with the input's last frame: detect it now if it was skipped (the back-fill fills skipped
+        frames in from the next detected one, and after the last there is none). Whether it changed ``ctx``."""
+        if not ctx.extras.pop(DETECTION_SKIPPED, False):
+            return False
+        found = self.detect(ctx.frame.image)  # after the boxes already there: their indices stay as they were
+        ctx.faces = Faces.concat([ctx.faces if ctx.faces is not None else Faces.empty(), found])
+        self.skipped_frames -= 1
+        return True
+
+
 def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
