@@ -79,6 +79,9 @@ class RedactingAnonymizer(Anonymizer):
         look = method if method in CLASSIC_METHODS else "solid"
         self.region_method = look
         self._region_cover = ClassicObfuscator(look, mask_scale=1.0, shape="box")
+        if writer is not None:  # how much of each box was covered: the review page renders the same
+            shape = _shape_of(inner)
+            writer.add_header(mask_scale=mask_scale, **({"shape": shape} if shape else {}))
         self._matched: set[int] = set()  # only mode: tracks that ever matched
         self._ranges: dict[str, dict[str, list[list[int]]]] = {}
         self._untracked = {"kept": 0, "removed": 0}
@@ -257,6 +260,18 @@ class RedactingAnonymizer(Anonymizer):
             if regions:
                 record["regions"] = [r.id for r in regions]
             self.writer.write(record)
+
+
+def _shape_of(anonymizer: Anonymizer) -> str | None:
+    """The mask shape of ``anonymizer`` or of the anonymizer it wraps (verified), ``None`` where it has none."""
+    for _ in range(4):
+        if anonymizer is None:
+            return None
+        shape = getattr(anonymizer, "shape", None)
+        if isinstance(shape, str):
+            return shape
+        anonymizer = getattr(anonymizer, "inner", None)
+    return None
 
 
 def _person(verdict) -> int:  # noqa: ANN001 - a FaceVerdict

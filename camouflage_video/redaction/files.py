@@ -44,6 +44,7 @@ VERSION = 1
 STATES = ("detected", "held", "backfilled")
 DECISIONS = ("kept", "removed")
 COVERS = ("method", "solid")
+SHAPES = ("ellipse", "box")
 #: Coordinates beyond this many pixels are refused: no picture is that large, and past it the float32 and
 #: int32 arithmetic of covering a box or filling a polygon overflows (a box or polygon that reaches out
 #: to 1e39 or 1e10 was accepted and covered nothing).
@@ -331,10 +332,14 @@ def load_tracks(path: str | os.PathLike[str]) -> TracksFile:
     """Read and check a ``tracks.json`` written by ``--tracks-out`` (and perhaps edited)."""
     data = _read_json(path, "tracks")
     check = _Checker(path)
-    check.mapping(data, "top level", ("version", "video", "method", "mode", "frames", "regions", "people"),
-                  ("version", "video", "frames"))
+    check.mapping(data, "top level", ("version", "video", "method", "mode", "frames", "regions", "people",
+                                      "mask_scale", "shape"), ("version", "video", "frames"))
     if data["version"] != VERSION:
         check.fail("version", f"must be {VERSION}, got {data['version']!r}")
+    if "mask_scale" in data:
+        check.number(data["mask_scale"], "mask_scale")
+    if data.get("shape", "ellipse") not in SHAPES:
+        check.fail("shape", f"must be one of {', '.join(SHAPES)}, got {data['shape']!r}")
     video = check.mapping(data["video"], "video", ("uri", "width", "height", "frame_count", "fps"),
                           ("width", "height", "frame_count"))
     width, height = check.integer(video["width"], "video.width"), check.integer(video["height"], "video.height")
@@ -388,6 +393,12 @@ class TracksWriter:
         self._header = header
         self._next = 0
         self._count = 0
+
+    def add_header(self, **values: Any) -> None:
+        """More top-level entries (before the first frame is written)."""
+        if self._file is not None:
+            raise RuntimeError("the tracks file's header is already written")
+        self._header.update(values)
 
     def _open(self) -> TextIO:
         if self._file is None:

@@ -63,9 +63,10 @@ def render_review(video: str | os.PathLike[str], tracks: str | os.PathLike[str],
         raise ConfigError(f"{out}: the review page would overwrite one of its inputs")
     data = load_tracks(tracks)
     earlier = load_regions(regions) if regions else None
-    if config is None:  # the run's classic look (a generative run's frames are shown blurred)
+    if config is None:  # the run's classic look (a generative run's frames are shown blurred), mask and shape
         method = data.data.get("method")
-        config = AnonymizeConfig(method=method if method in ("blur", "pixelate", "solid") else "blur")
+        look = {key: data.data[key] for key in ("mask_scale", "shape") if key in data.data}
+        config = AnonymizeConfig(method=method if method in ("blur", "pixelate", "solid") else "blur", **look)
     base = config
     config = base.with_options(tracks_in=str(tracks), tracks_out=None, regions=str(regions) if regions else None,
                                keep_person=(), only_person=())

@@ -182,3 +182,22 @@ def test_a_box_resized_from_its_corner_and_given_a_frame_range_exports_as_set(re
     [region] = exported["regions"]
     assert region["box"] == pytest.approx([300, 250, 360, 290], abs=2)
     assert region["frames"] == [2, 5]
+
+
+def test_the_page_covers_as_much_of_each_face_as_the_run_did(tmp_path: Path):
+    # A run with a larger mask: the page must not show more of a face than the output does.
+    clip = tmp_path / "clip.mp4"
+    compose(clip, side_by_side(KIT[0], ALEX[0]), frames=2)
+    anonymize(clip, tmp_path / "out.mp4", AnonymizeConfig(method="solid", mask_scale=2.0, shape="box", verify=False,
+                                                          tracks_out=str(tmp_path / "tracks.json")))
+    tracks = json.loads((tmp_path / "tracks.json").read_text())
+    assert tracks["mask_scale"] == 2.0 and tracks["shape"] == "box"
+    frames = page_frames(render_review(clip, tmp_path / "tracks.json", tmp_path / "review.html").read_text())
+    output = read_frames(tmp_path / "out.mp4")[0]
+    for face in tracks["frames"][0]["faces"]:
+        x1, y1, x2, y2 = face["box"]
+        cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * 0.9, (y2 - y1) * 0.9  # inside the 2.0 box
+        top, left = max(0, int(cy - hh)), max(0, int(cx - hw))
+        ring = (slice(top, int(cy - (y2 - y1) * 0.7)), slice(left, int(cx + hw)))  # above the 1.3 box
+        assert output[ring].max() < 30
+        assert frames[0][ring].max() < 30, "the page shows what the run covered"
