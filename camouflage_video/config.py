@@ -261,14 +261,16 @@ def build_anonymizer(config: AnonymizeConfig) -> Anonymizer:
         anonymizer = build_generative(config.method, config.generative)
     if not config.verify or config.method == "solid":  # solid is the verifier's own null: nothing to check
         return anonymizer
-    from camouflage_video.evaluation.recognizers import DlibRecognizer
+    from camouflage_video.evaluation.recognizer_process import isolated_recognizer
     from camouflage_video.pipelines.verify import VerifiedAnonymizer, VerifyOptions
 
     # A face that does not clear: generated faces fall back to the classic blur first, then everything to solid.
     steps = ["blur", "solid"] if config.method in GENERATIVE_METHODS else ["solid"]
     ladder = [ClassicObfuscator(step, mask_scale=config.mask_scale, shape=config.shape) for step in steps]
     return VerifiedAnonymizer(
-        anonymizer, DlibRecognizer(), ladder, mask_scale=config.mask_scale,
+        # dlib in a child process: in this one it held the interpreter lock and stalled the reader of a live
+        # camera (and the decoder and encoder of a file) for as long as a face was checked.
+        anonymizer, isolated_recognizer("dlib"), ladder, mask_scale=config.mask_scale,
         options=VerifyOptions(margin=config.verify_margin, every=config.verify_every),
     )
 

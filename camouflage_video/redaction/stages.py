@@ -57,9 +57,10 @@ class Redaction:
         people = None
         photos = config.keep_person or config.only_person
         if photos:
-            from camouflage_video.evaluation.recognizers import DlibRecognizer
+            from camouflage_video.evaluation.recognizer_process import isolated_recognizer
 
-            people = ReferencePeople(photos, detector, DlibRecognizer(), margin=config.person_margin)
+            # In a child process, as the verifier's: dlib holds the interpreter lock while it embeds.
+            people = ReferencePeople(photos, detector, isolated_recognizer("dlib"), margin=config.person_margin)
         if regions is not None and regions.tracks and tracks is None:
             raise ConfigError(f"{regions.path}: forcing tracks needs the tracks file they come from (--tracks-in)")
         return cls(config, people, regions, tracks)
