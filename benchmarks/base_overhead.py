@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline  # noqa: E402
+from camouflage_video.pipelines.sd15 import Denoise  # noqa: E402
 from camouflage_video.pipelines.temporal import FixedNoise  # noqa: E402
 from tests.tiny_models import CONTROL_KINDS, tiny_components  # noqa: E402
 
@@ -75,9 +76,9 @@ def main() -> None:
                      maps: dict = maps) -> None:
             noise = FixedNoise(SEED)
             latents = noise.draw(ours.latent_shape(1, size, size), "cpu", torch.float32)
-            ours({k: [maps[k]] for k in CONTROL_KINDS}, prompt_embeds=ours.encode_prompt("a person", "blurry"),
-                 height=size, width=size, noise=latents, generators=noise.generators(1), num_inference_steps=STEPS,
-                 guidance_scale=7.0, guidance_end={"lineart": lineart_end}, noise_seed=SEED,
+            denoise = Denoise(ours.encode_prompt("a person", "blurry"), size, size, latents, noise.generators(1),
+                              num_inference_steps=STEPS, guidance_scale=7.0, noise_seed=SEED)
+            ours({k: [maps[k]] for k in CONTROL_KINDS}, denoise, guidance_end={"lineart": lineart_end},
                  anonymization_scale=anonymization_scale, identity_images=[maps["depth"]])
 
         cases = {

@@ -9,6 +9,7 @@ at a tiny width. All weights are random: outputs are not faces, but every compon
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from camouflage_video.annotators.attribute_map import (
 from camouflage_video.models import SD15_SCHEDULER
 from camouflage_video.pipelines.adapters import AdapterPipeline
 from camouflage_video.pipelines.generative import make_scheduler
+from camouflage_video.pipelines.sd15 import Denoise
 from camouflage_video.pipelines.temporal import FixedNoise
 from tests.tiny_models import tiny_components
 
@@ -158,7 +160,9 @@ def generate(pipe: AdapterPipeline, maps: np.ndarray, ip_image: np.ndarray, **kw
     noise = FixedNoise(3)
     latents = noise.draw(pipe.latent_shape(1, SIZE, SIZE), pipe.device, pipe.dtype)
     embeds = pipe.encode_prompt("a photo of people", "blurry", 7.0)
-    return pipe(
-        maps, prompt_embeds=embeds, height=SIZE, width=SIZE, noise=latents, generators=noise.generators(1),
-        ip_images=[ip_image] if pipe.has_ip_adapter else None, num_inference_steps=2, noise_seed=3, **kwargs,
-    ).images
+    denoise = {"num_inference_steps": 2, "noise_seed": 3}
+    shared = {f.name for f in dataclasses.fields(Denoise)}
+    options = {"ip_images": [ip_image] if pipe.has_ip_adapter else None}
+    for key, value in kwargs.items():
+        (denoise if key in shared else options)[key] = value
+    return pipe(maps, Denoise(embeds, SIZE, SIZE, latents, noise.generators(1), **denoise), **options).images

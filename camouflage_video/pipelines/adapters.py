@@ -20,7 +20,7 @@ import numpy as np
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter, StageClock
-from camouflage_video.pipelines.sd15 import StableDiffusionBase
+from camouflage_video.pipelines.sd15 import Denoise, StableDiffusionBase
 from camouflage_video.pipelines.temporal import (
     GenerationOutput,
     guidance_embeds,
@@ -65,8 +65,8 @@ class AdapterPipeline(StableDiffusionBase):
     Examples:
         >>> pipe = AdapterPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=scheduler,
         ...     adapter=adapter, image_encoder=encoder, ip_adapter_state=state)  # doctest: +SKIP
-        >>> out = pipe(maps, prompt_embeds=pipe.encode_prompt("a photo", "blurry"), ip_images=[frame],
-        ...     height=512, width=512, noise=noise, generators=[g])  # doctest: +SKIP
+        >>> denoise = Denoise(pipe.encode_prompt("a photo", "blurry"), 512, 512, noise, [g])  # doctest: +SKIP
+        >>> out = pipe(maps, denoise, ip_images=[frame])  # doctest: +SKIP
     """
 
     def __init__(
@@ -120,36 +120,26 @@ class AdapterPipeline(StableDiffusionBase):
     def __call__(
         self,
         condition_maps: Any,
+        denoise: Denoise,
         *,
-        prompt_embeds: tuple,
-        height: int,
-        width: int,
-        noise: Any,
-        generators: list[Any],
         ip_images: list[Any] | None = None,
         ip_embeds: Any = None,
-        num_inference_steps: int = 25,
-        guidance_scale: float = 7.0,
         adapter_scale: float = 1.0,
-        init_latents: Any = None,
-        strength: float = 1.0,
-        noise_seed: int | None = None,
-        output_type: str = "np",
     ) -> GenerationOutput:
         """Generate a batch of frames that share one plan (all full denoising, or all reuse at ``strength``).
 
         Args:
             condition_maps: ``(B, C, height, width)`` T2I-Adapter input (array or tensor), already at the
                 generation size.
-            prompt_embeds: ``(cond, uncond)`` embeddings, batch 1 or one row per frame.
-            noise: The initial noise ``(B, 4, height/8, width/8)``.
-            generators: One generator per frame for the scheduler's step noise.
+            denoise: The batch's noise, prompt and schedule.
             ip_images: Images for the IP-Adapter (one per frame), or precomputed ``ip_embeds`` ``(B, 1, D)``.
             adapter_scale: Weight of the T2I-Adapter's features; 0 skips the adapter.
-            init_latents: Latents to start from (latent reuse); ``None`` starts from pure noise.
-            strength: Share of the schedule re-run from ``init_latents``.
-            noise_seed: Seed of a Brownian-tree scheduler's noise, one tree per frame.
         """
+        prompt_embeds, height, width, noise, generators = (
+            denoise.prompt_embeds, denoise.height, denoise.width, denoise.noise, denoise.generators)
+        num_inference_steps, guidance_scale, init_latents = (
+            denoise.num_inference_steps, denoise.guidance_scale, denoise.init_latents)
+        strength, noise_seed, output_type = denoise.strength, denoise.noise_seed, denoise.output_type
         torch = require("torch", "light")
         sd = self.sd
         batch = noise.shape[0]

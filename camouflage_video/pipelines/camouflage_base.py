@@ -179,15 +179,11 @@ class CamouflageBase(GenerativeAnonymizer):
         controls = {k: [pil.fromarray(ctx.extras[CONTROL_MAPS_KEY][k]) for ctx in ctxs] for k in pipeline.names}
         identity = [pil.fromarray(ctx.frame.image) for ctx in ctxs] if options.anonymization_scale else None
         noise = self.noise.draw(pipeline.latent_shape(1, height, width), pipeline.device, pipeline.latent_dtype)
-        init = None if plan.keyframe else self.reuse.init_latents(ctxs[0].frame.image)
-
         out = pipeline(
-            controls, prompt_embeds=embeds, height=height, width=width, noise=noise.repeat(len(ctxs), 1, 1, 1),
-            generators=self.noise.generators(len(ctxs)), identity_images=identity,
-            num_inference_steps=options.steps, guidance_scale=options.guidance_scale,
-            anonymization_scale=options.anonymization_scale, conditioning_scales=options.control_scales,
-            guidance_end=options.guidance_end, identity_scale=options.identity_scale, init_latents=init,
-            strength=plan.strength, noise_seed=options.seed,
+            controls, self._denoise(embeds, height, width, noise.repeat(len(ctxs), 1, 1, 1), ctxs, plan),
+            identity_images=identity, anonymization_scale=options.anonymization_scale,
+            conditioning_scales=options.control_scales, guidance_end=options.guidance_end,
+            identity_scale=options.identity_scale,
         )
         return self._finish(out, ctxs, width)
 

@@ -211,11 +211,8 @@ class CamouflageLight(GenerativeAnonymizer):
         embeds = self._prompt_embeds()
         self.seconds["condition"] += time.perf_counter() - t0
         out = pipeline(
-            np.stack(conditions), prompt_embeds=embeds, height=height, width=width, noise=torch.cat(noises),
-            generators=self.noise.generators(len(ctxs)), ip_images=ip_images, num_inference_steps=options.steps,
-            guidance_scale=options.guidance_scale, adapter_scale=options.adapter_scale,
-            init_latents=None if plan.keyframe else self.reuse.init_latents(ctxs[0].frame.image),
-            strength=plan.strength, noise_seed=options.seed,
+            np.stack(conditions), self._denoise(embeds, height, width, torch.cat(noises), ctxs, plan),
+            ip_images=ip_images, adapter_scale=options.adapter_scale,
         )
         return self._finish(out, ctxs, width)
 

@@ -24,7 +24,7 @@ from typing import Any
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.model_calls import CallCounter, StageClock
-from camouflage_video.pipelines.sd15 import StableDiffusionBase
+from camouflage_video.pipelines.sd15 import Denoise, StableDiffusionBase
 from camouflage_video.pipelines.temporal import (
     GenerationOutput,
     guidance_embeds,
@@ -45,8 +45,8 @@ class AnonymizationGuidancePipeline(StableDiffusionBase):
         ...     scheduler=scheduler, controlnets={"depth": depth_net},
         ...     identity_controlnet=identity_net)  # doctest: +SKIP
         >>> embeds = pipe.encode_prompt("a person", "blurry")  # doctest: +SKIP
-        >>> out = pipe({"depth": [depth_map]}, identity_images=[frame], prompt_embeds=embeds, height=512,
-        ...     width=512, noise=noise, generators=[g], anonymization_scale=1.0)  # doctest: +SKIP
+        >>> out = pipe({"depth": [depth_map]}, Denoise(embeds, 512, 512, noise, [g]), identity_images=[frame],
+        ...     anonymization_scale=1.0)  # doctest: +SKIP
     """
 
     def __init__(
@@ -79,41 +79,30 @@ class AnonymizationGuidancePipeline(StableDiffusionBase):
     def __call__(
         self,
         control_images: Mapping[str, Sequence[Any]],
+        denoise: Denoise,
         *,
-        prompt_embeds: tuple,
-        height: int,
-        width: int,
-        noise: Any,
-        generators: list[Any],
         identity_images: Sequence[Any] | None = None,
-        num_inference_steps: int = 25,
-        guidance_scale: float = 7.0,
         anonymization_scale: float = 0.0,
         conditioning_scales: Mapping[str, float] | None = None,
         guidance_end: Mapping[str, float] | None = None,
         identity_scale: float = 1.0,
-        init_latents: Any = None,
-        strength: float = 1.0,
-        noise_seed: int | None = None,
-        output_type: str = "np",
     ) -> GenerationOutput:
         """Generate a batch of frames that share one plan (all full denoising, or all reuse at ``strength``).
 
         Args:
             control_images: Per ControlNet name, one control map per frame (PIL images or float arrays).
-            prompt_embeds: ``(cond, uncond)`` embeddings, batch 1 or one row per frame.
-            height, width: Generation size, multiples of the VAE factor.
-            noise: The fixed initial noise, ``(B, 4, height/8, width/8)``.
-            generators: One generator per frame, in the state right after drawing ``noise`` (stochastic
-                schedulers draw their step noise from them).
+            denoise: The batch's noise, prompt and schedule.
             identity_images: The original frames, for the identity ControlNet.
             anonymization_scale: ``a_s``; 0 skips the identity branch entirely.
             conditioning_scales: Per ControlNet strength (default 1.0).
             guidance_end: Per ControlNet, the fraction of steps after which it stops guiding (default 1.0).
-            init_latents: Latents to start from (latent reuse); ``None`` starts from pure noise.
-            strength: Fraction of the schedule re-run from ``init_latents``.
-            noise_seed: Seed of a Brownian-tree scheduler's noise (DPMSolverSDEScheduler), one tree per frame.
+            identity_scale: Conditioning strength of the identity ControlNet.
         """
+        prompt_embeds, height, width, noise, generators = (
+            denoise.prompt_embeds, denoise.height, denoise.width, denoise.noise, denoise.generators)
+        num_inference_steps, guidance_scale, init_latents = (
+            denoise.num_inference_steps, denoise.guidance_scale, denoise.init_latents)
+        strength, noise_seed, output_type = denoise.strength, denoise.noise_seed, denoise.output_type
         torch = require("torch", "diffusion")
         sd = self.sd
         batch = noise.shape[0]

@@ -36,6 +36,7 @@ from camouflage_video.pipelines.acceleration import (
     batch_size_value,
 )
 from camouflage_video.pipelines.anonymizer import Anonymizer
+from camouflage_video.pipelines.sd15 import Denoise
 from camouflage_video.pipelines.temporal import FixedNoise, FramePlan, GenerationOutput, LatentReuse, TemporalOptions
 
 DEFAULT_NEGATIVE_PROMPT = (
@@ -302,6 +303,18 @@ class GenerativeAnonymizer(Anonymizer):
     def _run(self, ctxs: list[FrameContext], plan: FramePlan, width: int, height: int) -> list[np.ndarray]:
         """Generate frames that share ``plan`` (keyframes, or one reuse frame) at ``width`` x ``height``."""
         raise NotImplementedError
+
+    def _denoise(self, embeds: tuple, height: int, width: int, noise: Any, ctxs: Sequence[FrameContext],
+                 plan: FramePlan) -> Denoise:
+        """The pipeline call's noise, prompt and schedule for ``ctxs`` under ``plan`` (reuse: from the last latent)."""
+        options = self.options
+        return Denoise(
+            prompt_embeds=embeds, height=height, width=width, noise=noise,
+            generators=self.noise.generators(len(ctxs)), num_inference_steps=options.steps,
+            guidance_scale=options.guidance_scale,
+            init_latents=None if plan.keyframe else self.reuse.init_latents(ctxs[0].frame.image),
+            strength=plan.strength, noise_seed=options.seed,
+        )
 
     def _finish(self, out: GenerationOutput, ctxs: Sequence[FrameContext], width: int) -> list[np.ndarray]:
         """The end of a generation: account its stages, refuse non-finite images, keep the last latent for the

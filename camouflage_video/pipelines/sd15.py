@@ -4,11 +4,43 @@ scheduler arguments, decoding)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.temporal import GenerationOutput, decode_images, reuse_timesteps, start_latents
+
+
+@dataclass(frozen=True)
+class Denoise:
+    """What every generation call of Base and Light takes: the batch's noise, prompt and schedule.
+
+    Attributes:
+        prompt_embeds: ``(cond, uncond)`` embeddings, batch 1 or one row per frame.
+        height, width: Generation size, multiples of the VAE factor.
+        noise: The fixed initial noise, ``(B, 4, height/8, width/8)``.
+        generators: One generator per frame, in the state right after drawing ``noise`` (stochastic
+            schedulers draw their step noise from them).
+        num_inference_steps: Steps of the full schedule.
+        guidance_scale: Classifier-free guidance ``w`` (1 or less: no unconditional half).
+        init_latents: Latents to start from (latent reuse); ``None`` starts from pure noise.
+        strength: Share of the schedule re-run from ``init_latents``.
+        noise_seed: Seed of a Brownian-tree scheduler's noise (DPMSolverSDEScheduler), one tree per frame.
+        output_type: ``np`` (arrays in 0..1) or ``latent``.
+    """
+
+    prompt_embeds: tuple
+    height: int
+    width: int
+    noise: Any
+    generators: list[Any]
+    num_inference_steps: int = 25
+    guidance_scale: float = 7.0
+    init_latents: Any = None
+    strength: float = 1.0
+    noise_seed: int | None = None
+    output_type: str = "np"
 
 
 class StableDiffusionBase:

@@ -21,6 +21,7 @@ from camouflage_video.models import SD15_SCHEDULER, split_ip_adapter_state
 from camouflage_video.pipelines.adapters import AdapterPipeline, adapter_config_for
 from camouflage_video.pipelines.camouflage_light import CamouflageLight, LightOptions, build_light_anonymizer
 from camouflage_video.pipelines.generative import make_scheduler
+from camouflage_video.pipelines.sd15 import Denoise
 from camouflage_video.pipelines.temporal import FixedNoise
 from camouflage_video.samples import sample_frames
 from tests.tiny_light import (
@@ -91,9 +92,9 @@ def test_the_pipeline_checks_its_inputs(pipeline, photos):
         generate(pipeline, np.zeros((1, 3, SIZE, SIZE), np.float32), photos[0])
     with pytest.raises(ConfigError, match="IP-Adapter needs"):
         noise = FixedNoise(0)
-        pipeline(attribute_map(0.5), prompt_embeds=pipeline.encode_prompt("x", None), height=SIZE, width=SIZE,
-                 noise=noise.draw(pipeline.latent_shape(1, SIZE, SIZE), "cpu", torch.float32),
-                 generators=noise.generators(1), ip_images=None)
+        denoise = Denoise(pipeline.encode_prompt("x", None), SIZE, SIZE,
+                          noise.draw(pipeline.latent_shape(1, SIZE, SIZE), "cpu", torch.float32), noise.generators(1))
+        pipeline(attribute_map(0.5), denoise, ip_images=None)
 
 
 def test_ip_adapter_state_must_be_in_the_published_layout():

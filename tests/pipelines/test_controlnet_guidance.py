@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
 from camouflage_video.pipelines.controlnet_guidance import AnonymizationGuidancePipeline  # noqa: E402
+from camouflage_video.pipelines.sd15 import Denoise  # noqa: E402
 from camouflage_video.pipelines.temporal import FixedNoise  # noqa: E402
 from tests.tiny_models import CONTROL_KINDS, tiny_components  # noqa: E402
 
@@ -51,12 +54,15 @@ def guided(components, name: str) -> AnonymizationGuidancePipeline:
 def run(pipe, maps, batch=1, **kwargs):
     noise = FixedNoise(SEED)
     latents = noise.draw(pipe.latent_shape(1, SIZE, SIZE), "cpu", torch.float32)
-    options = dict(prompt_embeds=pipe.encode_prompt("a person", "blurry"), height=SIZE, width=SIZE,
-                   num_inference_steps=STEPS, guidance_scale=7.0, conditioning_scales=SCALES, guidance_end=ENDS,
-                   noise_seed=SEED, identity_images=[maps["depth"][0]] * batch)
-    options.update(kwargs)
+    denoise = dict(prompt_embeds=pipe.encode_prompt("a person", "blurry"), height=SIZE, width=SIZE,
+                   noise=latents.repeat(batch, 1, 1, 1), generators=noise.generators(batch),
+                   num_inference_steps=STEPS, guidance_scale=7.0, noise_seed=SEED)
+    options = dict(conditioning_scales=SCALES, guidance_end=ENDS, identity_images=[maps["depth"][0]] * batch)
+    shared = {f.name for f in dataclasses.fields(Denoise)}
+    for key, value in kwargs.items():
+        (denoise if key in shared else options)[key] = value
     batched = {k: v * batch for k, v in maps.items()}
-    return pipe(batched, noise=latents.repeat(batch, 1, 1, 1), generators=noise.generators(batch), **options)
+    return pipe(batched, Denoise(**denoise), **options)
 
 
 @pytest.mark.parametrize("name", ["dpmpp-sde-karras", "dpmpp-2m-sde-karras"])
