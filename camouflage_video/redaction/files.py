@@ -327,6 +327,17 @@ class TracksFile:
             raise ConfigError(f"{self.path}: made from a video of {self.frame_count} frames, this one has "
                               f"{frame_count}")
 
+    def check_look(self, mask_scale: float, shape: str) -> None:
+        """A re-render covers each box at least as the run that made the file did (its mask scale and shape)."""
+        made = self.data.get("mask_scale")
+        if made is not None and mask_scale < made:
+            raise ConfigError(f"{self.path}: made with --mask-scale {made:g}; {mask_scale:g} would cover less of "
+                              f"each face: pass --mask-scale {made:g} or more")
+        if self.data.get("shape") == "box" and shape != "box":
+            raise ConfigError(f"{self.path}: made with --shape box; an ellipse would cover less of each face: "
+                              "pass --shape box")
+
+
 
 def load_tracks(path: str | os.PathLike[str]) -> TracksFile:
     """Read and check a ``tracks.json`` written by ``--tracks-out`` (and perhaps edited)."""

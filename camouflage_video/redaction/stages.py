@@ -73,6 +73,7 @@ class Redaction:
             raise ConfigError(f"--tracks-in and --regions describe one video's frames; not for a {info.kind} input")
         if self.tracks is not None:
             self.tracks.check_video(info.width, info.height, info.frame_count)
+            self.tracks.check_look(config.mask_scale, config.shape)
         if self.regions is not None:
             frame_count = self.tracks.frame_count if self.tracks is not None else info.frame_count
             self.regions.check(width=info.width, height=info.height, frame_count=frame_count,

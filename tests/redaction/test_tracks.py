@@ -214,3 +214,18 @@ def test_a_rerender_with_keep_person_judges_the_replayed_faces_again(first_run, 
     for frame in again["frames"]:
         kept = [f for f in frame["faces"] if f["decision"] == "kept"]
         assert len(kept) == 1 and kept[0]["box"][0] > 320 and kept[0]["why"].startswith("match")
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    ({"mask_scale": 2.0}, "made with --mask-scale 2; 1.3 would cover less"),
+    ({"shape": "box"}, "pass --shape box"),
+])
+def test_a_rerender_covers_at_least_as_much_as_the_run_that_made_the_file(first_run, tmp_path: Path, header,
+                                                                          message):
+    folder, clip, _ = first_run
+    tracks = json.loads((folder / "tracks.json").read_text())
+    assert tracks["mask_scale"] == 1.3 and tracks["shape"] == "ellipse"
+    tracks.update(header)
+    with pytest.raises(ConfigError, match=message):
+        anonymize(clip, tmp_path / "out.mp4", AnonymizeConfig(tracks_in=_write(tmp_path / "t.json", tracks)))
+    assert not (tmp_path / "out.mp4").exists()
