@@ -241,9 +241,14 @@ class StageCache:
         if self.config.look_ahead > 0 and info.kind == "video" and not info.live:
             from camouflage_video.annotators.backfill import Backfill
 
+            from camouflage_video.runner import held_frames
+
             fps = float(info.fps) if info.fps else 25.0
-            annotators.append(Backfill(look_ahead=max(1, math.ceil(self.config.look_ahead * fps))))
-            detector.every = self.config.detect_every
+            look_ahead = max(1, math.ceil(self.config.look_ahead * fps))
+            annotators.append(Backfill(look_ahead=look_ahead))
+            # A skipped frame must still be held back when the next detected one arrives: the runner holds
+            # fewer frames of a very large picture (8K: 2), so skip fewer there.
+            detector.every = max(1, min(self.config.detect_every, held_frames(info, look_ahead) + 1))
         if self._redaction is not None:  # chosen people, a reviewer's regions, tracks in or out
             return self._redaction.stages(info, annotators, extra, anonymizer)
         return ordered_stages(annotators + extra), anonymizer

@@ -26,7 +26,7 @@ from camouflage_video.interrupts import interrupts_deferred
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import fallback_image
 from camouflage_video.sinks.base import Sink
-from camouflage_video.sources.base import Source
+from camouflage_video.sources.base import Source, SourceInfo
 from camouflage_video.stats import RunStats
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,15 @@ _END = object()
 QUEUE_BYTES = 128 * 2**20  # RGB pixels each queue between stages may hold
 LOOK_AHEAD_BYTES = 256 * 2**20  # RGB pixels held back for annotators that revise earlier frames
 _FAILED = "runner.failed"  # FrameContext.extras key: this frame's annotation failed, it gets the fallback
+
+
+def held_frames(info: SourceInfo, wanted: int) -> int:
+    """Frames the runner holds back for ``wanted`` frames of look-ahead: none for a live source, and fewer of a
+    very large picture (at most ``LOOK_AHEAD_BYTES`` of them)."""
+    if info.live or wanted <= 0:
+        return 0
+    frame_bytes = max(1, info.width * info.height * 3)
+    return min(wanted, max(1, LOOK_AHEAD_BYTES // frame_bytes))
 
 
 class Runner:
@@ -90,8 +99,7 @@ class Runner:
         # Live sources never wait; held frames count against the same memory bound as the queues.
         self._revisers = [a for a in self.annotators if getattr(a, "look_ahead", 0) > 0]
         wanted = max((a.look_ahead for a in self._revisers), default=0)
-        frame_bytes = max(1, source.info.width * source.info.height * 3)
-        self._look_ahead = 0 if source.info.live else min(wanted, max(1, LOOK_AHEAD_BYTES // frame_bytes))
+        self._look_ahead = held_frames(source.info, wanted)
         self._held: list[FrameContext] = []
 
     def run(self) -> RunStats:

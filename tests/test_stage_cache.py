@@ -55,3 +55,7 @@ def test_frames_are_skipped_only_where_the_back_fill_covers_them_from_both_sides
         assert annotators[0].every == every, info.kind
     annotators, _ = StageCache(AnonymizeConfig(method="pixelate", detect_every=2, look_ahead=0, verify=False))(VIDEO)
     assert annotators[0].every == 1  # no look-ahead: nothing would fill the skipped frames in
+    # 8K: the runner holds only 2 frames back, so at most 2 in a row are skipped (each still filled in).
+    huge = SourceInfo(uri="a.mp4", kind="video", width=7680, height=4320, fps=Fraction(25))
+    annotators, _ = StageCache(AnonymizeConfig(method="pixelate", detect_every=4, verify=False))(huge)
+    assert annotators[0].every == 3
