@@ -240,7 +240,6 @@ class StageCache:
         detector.every = 1  # frames are skipped only where a Backfill fills them in from both sides
         if self.config.look_ahead > 0 and info.kind == "video" and not info.live:
             from camouflage_video.annotators.backfill import Backfill
-
             from camouflage_video.runner import held_frames
 
             fps = float(info.fps) if info.fps else 25.0
