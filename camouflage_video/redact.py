@@ -16,7 +16,9 @@ _HOST = re.compile(r"(?:\[[0-9A-Za-z:.%]*\]|[A-Za-z0-9._~%-]*)(?::[0-9]*)?")
 _HOST_END = frozenset("/?#'\"<>,;)]}") | frozenset(" \t\r\n")
 _URL_REST = re.compile(r"[^\s'\"<>]*")  # path, query and fragment run to the next space or quote
 _TRAILING = ".,;:)]}!"  # punctuation after a URL in a sentence ("... rtmp://h/app/key: refused")
-_SECRET_WORDS = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session|user", re.IGNORECASE)
+# hmac, hdnts/hdnea: CDN edge tokens (Akamai); jwt; streamid: an SRT stream's id carries its key.
+_SECRET_WORDS = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session|user|hmac|hdnts|hdnea|jwt|streamid",
+                           re.IGNORECASE)
 # NAME=VALUE outside URLs (option dumps, messages) with a secret-looking NAME.
 _SECRET_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&\s'\",;)]*)")
 # 'name': 'value' items of a dict's repr (input options in a message or traceback).

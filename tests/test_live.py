@@ -41,6 +41,9 @@ SECRET = "hunter2"
         ("https://s3/x.mp4?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2", "https://s3/x.mp4?X-Amz-Signature=***&X-Amz-Credential=***"),
         ("https://cam/x?sig=hunter2&secret=hunter2&pwd=hunter2&auth=hunter2", "https://cam/x?sig=***&secret=***&pwd=***&auth=***"),
         ("https://app/cb#access_token=hunter2&state=1", "https://app/cb#access_token=***&state=1"),
+        ("https://cdn/live.m3u8?hdnts=exp=1~acl=/*~hmac=hunter2&fps=25", "https://cdn/live.m3u8?hdnts=***&fps=25"),
+        ("https://cdn/live.m3u8?hmac=hunter2&jwt=hunter2", "https://cdn/live.m3u8?hmac=***&jwt=***"),
+        ("srt://relay:9000?streamid=publish:live/hunter2&latency=200", "srt://relay:9000?streamid=***&latency=200"),
         # RTMP stream keys: the last path segment after the application.
         ("rtmp://a.rtmp.youtube.com/live2/hunter2-ab12-cd34", "rtmp://a.rtmp.youtube.com/live2/***"),
         ("rtmps://live.twitch.tv:443/app/live_123_hunter2", "rtmps://live.twitch.tv:443/app/***"),
