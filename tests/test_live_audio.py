@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from tests.live_servers import (
     av_offsets,
     beep_times,
     black_spans,
+    finish,
     flash_beep_args,
     start_cli,
 )
@@ -51,18 +51,6 @@ def start_tool(mode: str, url: str, *outputs: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-c", TOOL, mode, url, *outputs], stderr=subprocess.PIPE, text=True,
                             env=env)
-
-
-def stop(tool: subprocess.Popen, timeout: float = 40) -> tuple[int, str]:
-    if tool.poll() is None:
-        tool.send_signal(signal.SIGINT)
-    try:
-        _, err = tool.communicate(timeout=timeout)
-    finally:
-        if tool.poll() is None:
-            tool.kill()
-            tool.communicate()
-    return tool.returncode, err
 
 
 def copy_stream(url: str, path: Path, seconds: float, until: float) -> None:
@@ -103,7 +91,7 @@ def sync_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             time.sleep(4)
             feed.start()
             time.sleep(10)
-            code, err = stop(tool)
+            code, err = finish(tool, timeout=40)
             recorder.join(timeout=40)
         finally:
             feed.stop()
@@ -178,7 +166,7 @@ def test_no_audio_on_the_command_line_drops_the_live_audio(tmp_path: Path) -> No
         while time.monotonic() < deadline and not list(tmp_path.glob(".silent.*")):
             time.sleep(0.2)
         time.sleep(3)
-        code, err = stop(tool)
+        code, err = finish(tool, timeout=40)
     assert code == 130, err[-2000:]
     import av
 
