@@ -43,19 +43,29 @@ class ProcessRecognizer(Recognizer):
     """
 
     def __init__(self, name: str = "dlib", timeout: float = CALL_TIMEOUT, **options: Any) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, name, options), daemon=True,
-                                        name=f"camouflage-recognizer-{name}")
-        self._process.start()
-        child.close()
         self._lock = threading.Lock()
         self.timeout = timeout
-        self._ready = False
-        self.name = name
+        self.name, self._options = name, options
         self.threshold = float(options.get("threshold", type(self).threshold))
+        self.restarts = 0
+        self._spawn()
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, self.name, self._options), daemon=True,
+                                        name=f"camouflage-recognizer-{self.name}")
+        self._process.start()
+        child.close()
+        self._ready = False
 
     def _start(self) -> None:
+        if self._ready and not self._process.is_alive():
+            # It died (or was killed after a timeout): the call that saw it failed closed; the next ones get
+            # a new child instead of failing, and so covering, every face for the rest of the run.
+            self._conn.close()
+            self.restarts += 1
+            self._spawn()
         if self._ready:
             return
         attributes = self._receive(START_TIMEOUT)
@@ -96,6 +106,7 @@ class ProcessRecognizer(Recognizer):
         try:
             if not self._conn.poll(timeout):
                 self._process.kill()
+                self._process.join(5)  # gone before the next call looks, so that one starts a new child
                 raise ModelError(f"the {self.name} recognizer did not answer within {timeout:g} s")
             kind, value = self._conn.recv()
         except (EOFError, OSError) as exc:
@@ -105,7 +116,7 @@ class ProcessRecognizer(Recognizer):
         return value
 
     def describe(self) -> dict:
-        return {**super().describe(), "process": True}
+        return {**super().describe(), "process": True, "restarts": self.restarts}
 
     def close(self) -> None:
         """Stop the child (also done when this object is collected and when the program ends)."""
