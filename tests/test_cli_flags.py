@@ -112,3 +112,21 @@ def test_a_field_of_a_type_without_a_flag_is_refused_when_the_parser_is_built():
 
     with pytest.raises(TypeError, match="no command-line flag"):
         add_flags(argparse.ArgumentParser(), Odd)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--steps", "4"], "--steps: options of --method base and light, not of --method blur"),
+    (["--method", "pixelate", "--model", "unet=a/b"], "--model: options of --method base and light"),
+    (["--person-margin", "0.1"], "--person-margin does nothing without --keep-person or --only-person"),
+    (["--no-track", "--hold-frames", "5"], "--hold-frames does nothing without tracking"),
+    (["--no-verify", "--verify-every", "5"], "--verify-every does nothing without --verify"),
+])
+def test_a_flag_the_rest_of_the_command_makes_do_nothing_is_refused(args, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_args(parse("anonymize", "clip.mp4", *args))
+
+
+def test_flags_that_act_together_are_accepted():
+    config = config_from_args(parse("anonymize", "clip.mp4", "--method", "base", "--steps", "4", "--verify-every",
+                                    "5", "--hold-frames", "3"))
+    assert (config.generative["steps"], config.verify_every, config.hold_frames) == (4, 5, 3)

@@ -12,7 +12,7 @@ import argparse
 from typing import Any
 
 from camouflage_video.cli.flags import add_flags, given
-from camouflage_video.config import DETECTION, OUTPUT, RUN, AnonymizeConfig
+from camouflage_video.config import DETECTION, GENERATIVE_METHODS, OUTPUT, RUN, AnonymizeConfig
 from camouflage_video.errors import ConfigError
 from camouflage_video.options import GENERATIVE, from_mapping
 from camouflage_video.sources.stream import LIVE, StreamOptions
@@ -71,10 +71,33 @@ def add_messages(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
 
 
+#: Flags that only act together with another setting: (flag, field, what it needs, whether the run has it).
+_NEEDS = (
+    ("--person-margin", "person_margin", "--keep-person or --only-person",
+     lambda c: bool(c.keep_person or c.only_person)),
+    ("--hold-frames", "hold_frames", "tracking (it is off: --no-track)", lambda c: c.track),
+    ("--verify-margin", "verify_margin", "--verify (it is off)", lambda c: c.verify),
+    ("--verify-every", "verify_every", "--verify (it is off)", lambda c: c.verify),
+)
+
+
 def config_from_args(args: argparse.Namespace) -> AnonymizeConfig:
-    """The run's ``AnonymizeConfig``: the flags that were given over the dataclass defaults."""
-    return from_mapping(AnonymizeConfig, {**given(args, args.run_flags), "generative": generative_from_args(args)},
-                        tables=())
+    """The run's ``AnonymizeConfig``: the flags that were given over the dataclass defaults.
+
+    Raises:
+        ConfigError: A flag was given that the rest of the command makes do nothing (a user who gives
+            ``--steps`` with ``--method blur`` expects it to matter).
+    """
+    run, generative = given(args, args.run_flags), generative_from_args(args)
+    config = from_mapping(AnonymizeConfig, {**run, "generative": generative}, tables=())
+    for option, name, needs, present in _NEEDS:
+        if name in run and not present(config):
+            raise ConfigError(f"{option} does nothing without {needs}")
+    if config.method not in GENERATIVE_METHODS and set(generative) - {"config"}:
+        names = {"models": "--model", "control_scales": "--control-scale"}
+        flags = ", ".join(names.get(key, "--" + key.replace("_", "-")) for key in sorted(set(generative) - {"config"}))
+        raise ConfigError(f"{flags}: options of --method base and light, not of --method {config.method}")
+    return config
 
 
 def generative_from_args(args: argparse.Namespace) -> dict[str, Any]:
