@@ -15,8 +15,8 @@ import numpy as np
 
 from camouflage_video.annotators import CenterFaceDetector, FaceTracker
 from camouflage_video.frame import FrameContext
+from camouflage_video.geometry import scale_boxes
 from camouflage_video.pipelines import Anonymizer
-from camouflage_video.pipelines.classic import scale_boxes
 from camouflage_video.runner import Runner
 from camouflage_video.sinks import open_sink
 from camouflage_video.sources import open_source
