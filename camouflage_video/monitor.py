@@ -84,6 +84,10 @@ class LiveMonitor:
         if self.then is not None:
             self.then(stats)
 
+    def latencies(self) -> np.ndarray:
+        """The latency samples of the window, in seconds, oldest first (a copy)."""
+        return np.array(list(self._latency), dtype=np.float64)  # list() copies in one step under the GIL
+
     def update(self, stats: RunStats) -> None:
         """Copy the source counters, latency percentiles and sink states into ``stats``."""
         with self._lock:

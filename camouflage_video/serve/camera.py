@@ -152,7 +152,7 @@ class CameraRun:
             source, monitor = self._source, self._monitor
             latency: dict[str, float] = {}
             if monitor is not None:
-                samples = np.array(monitor._latency, dtype=np.float64)  # noqa: SLF001 - the monitor's own window
+                samples = monitor.latencies()
                 if len(samples):
                     latency = {f"p{q}": round(float(np.percentile(samples, q)), 4) for q in (50, 90, 99)}
             connected = bool(source is not None and source.counters()["connected"])
