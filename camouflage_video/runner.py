@@ -1,7 +1,9 @@
 """Moves frames through the stages: source → annotators → anonymizer → sinks.
 
-Decoding, processing and encoding run in three threads joined by bounded queues, so they overlap and
-memory stays constant on any length of input. For files, annotated frames can be held back a little
+Decoding, annotating (detection, tracking), anonymizing and encoding run in four threads joined by bounded
+queues, so they overlap and memory stays constant on any length of input: the detector's next frame runs
+while the anonymizer (and its identity checks) works on the one before. A live frame is annotated and
+anonymized on one thread, so it never waits in a queue while newer frames arrive. For files, annotated frames can be held back a little
 (``look_ahead`` of annotators such as Backfill) so that later frames revise them before they are anonymized:
 a face is then covered from the frame it first shows in. Fail closed: a frame whose annotation or
 anonymization raises gets the whole-frame fallback (or stops the run with ``on_error="fail"``); the original
@@ -91,6 +93,8 @@ class Runner:
             frame_bytes = max(1, source.info.width * source.info.height * 3)
             queue_size = min(8, max(2, QUEUE_BYTES // frame_bytes))
         self._decoded: queue.Queue = queue.Queue(queue_size)
+        # Batches between the annotating and the anonymizing thread: two absorb the jitter between them.
+        self._annotated: queue.Queue = queue.Queue(2)
         self._processed: queue.Queue = queue.Queue(1 if self._live is not None else queue_size)
         self._stop = threading.Event()
         self._failure: BaseException | None = None
@@ -106,16 +110,20 @@ class Runner:
         """Process everything; returns the stats. Re-raises KeyboardInterrupt after finalizing."""
         reader = threading.Thread(target=self._read, name="camouflage-read", daemon=True)
         writer = threading.Thread(target=self._write, name="camouflage-write", daemon=True)
+        self._bar = bar = _progress_bar(self.progress, self.source.info.frame_count)
+        # Files: anonymizing has its own thread, so the detector's next frames overlap it. A live frame is
+        # anonymized as soon as it is annotated: in a queue it would grow stale while newer ones arrive.
+        anonymizer = threading.Thread(target=self._anonymize_all, name="camouflage-anonymize", daemon=True)
         if self._live is None:
             reader.start()
+            anonymizer.start()
         writer.start()
-        bar = _progress_bar(self.progress, self.source.info.frame_count)
         interrupted = False
         try:
             while batch := self._next_batch():
-                self._emit(self._hold_back(self._annotate(batch)), bar)
+                self._emit(self._hold_back(self._annotate(batch)))
             self._end_of_input()
-            self._emit(self._held, bar)  # the end: nothing later can revise them
+            self._emit(self._held)  # the end: nothing later can revise them
             self._held = []
         except KeyboardInterrupt:
             interrupted = self.stats.interrupted = True
@@ -126,7 +134,11 @@ class Runner:
             with interrupts_deferred():
                 if interrupted or self._failure is not None:
                     self._stop.set()
-                self._put(self._processed, _END, until_stopped=False)  # the writer drains what is queued
+                if anonymizer.is_alive():  # it drains its queue (skipping it once stopped), then ends the writer's
+                    self._put(self._annotated, _END, until_stopped=False)
+                    anonymizer.join()
+                else:
+                    self._put(self._processed, _END, until_stopped=False)  # the writer drains what is queued
                 writer.join()
                 if reader.is_alive():
                     reader.join(timeout=5)
@@ -203,14 +215,36 @@ class Runner:
             self._fail(last.frame, exc)
             last.extras[_FAILED] = exc
 
-    def _emit(self, contexts: list[FrameContext], bar) -> None:  # noqa: ANN001 - tqdm or a stand-in
-        """Anonymize ready frames, at most a batch at a time, and queue them for the writer."""
+    def _emit(self, contexts: list[FrameContext]) -> None:
+        """Hand ready frames on to be anonymized, at most a batch at a time: to the anonymizer's thread, or
+        (live) anonymized here."""
         size = max(1, getattr(self.anonymizer, "batch_size", 1))
         for start in range(0, len(contexts), size):
             chunk = contexts[start : start + size]
-            for ctx, image in zip(chunk, self._anonymize(chunk), strict=True):
-                self._put(self._processed, (ctx.frame, image))
-                bar.update(1)
+            if self._live is not None:
+                self._finish(chunk)
+            elif not self._put(self._annotated, chunk):
+                return
+            if self._failure is not None:
+                raise self._failure
+
+    def _anonymize_all(self) -> None:
+        """The anonymizer's thread (files): anonymize queued batches in order."""
+        while (chunk := self._annotated.get()) is not _END:
+            if self._stop.is_set() or self._failure is not None:
+                continue  # drain without anonymizing: the run is stopping
+            try:
+                self._finish(chunk)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self._failure = self._failure or exc
+                self._stop.set()
+        self._put(self._processed, _END, until_stopped=False)  # the writer drains what is queued
+
+    def _finish(self, chunk: list[FrameContext]) -> None:
+        """Anonymize one batch and queue it for the writer."""
+        for ctx, image in zip(chunk, self._anonymize(chunk), strict=True):
+            self._put(self._processed, (ctx.frame, image))
+            self._bar.update(1)
 
     def _anonymize(self, contexts: list[FrameContext]) -> list[np.ndarray]:
         """Anonymize annotated frames in one call; any failure gives all of them the fallback."""

@@ -157,7 +157,9 @@ class LeadSink(Sink):
         self.leads.append(self.source.produced - frame.index)
 
 
-@pytest.mark.parametrize(("size", "max_lead"), [((640, 360), 2 * 8 + 4), ((7680, 4320), 2 * 2 + 4)])
+# Two frame queues (8 frames each at 360p, 2 at 8K), two batches between annotating and anonymizing, and
+# the frames in the hands of the four threads.
+@pytest.mark.parametrize(("size", "max_lead"), [((640, 360), 2 * 8 + 2 + 4), ((7680, 4320), 2 * 2 + 2 + 4)])
 def test_frames_buffered_between_stages_shrink_with_the_frame_size(size, max_lead):
     """An 8K frame is 100 MB: eight of them per queue would be 1.6 GB before any work is done."""
     source = LeadSource(*size, count=40)
@@ -166,3 +168,65 @@ def test_frames_buffered_between_stages_shrink_with_the_frame_size(size, max_lea
     assert len(sink.leads) == 40
     assert max(sink.leads) <= max_lead
     assert max(sink.leads) > max_lead - 6  # the writer is slow: the queues do fill up to their size
+
+
+class Gate:
+    """An annotator that says when it has reached frame 1."""
+
+    name = "gate"
+
+    def __init__(self):
+        import threading
+
+        self.reached = threading.Event()
+
+    def annotate(self, ctx):
+        if ctx.frame.index == 1:
+            self.reached.set()
+
+    def describe(self):
+        return {}
+
+
+class WaitsForTheNextFrame(Passthrough):
+    """Anonymizes frame 0 only once the annotators have started on frame 1 (or gives up after 10 s)."""
+
+    def __init__(self, gate):
+        super().__init__()
+        self.gate, self.overlapped = gate, None
+
+    def __call__(self, ctx):
+        if ctx.frame.index == 0:
+            self.overlapped = self.gate.reached.wait(10)
+        return super().__call__(ctx)
+
+
+def test_a_file_is_annotated_ahead_while_earlier_frames_are_anonymized(sample_clip):
+    """Detection of the next frame overlaps anonymization (and its identity checks) of the one before."""
+    gate = Gate()
+    anonymizer = WaitsForTheNextFrame(gate)
+    sink = MemorySink()
+    with VideoFileSource(sample_clip) as src:
+        Runner(src, [sink], [gate], anonymizer, progress=False).run()
+    assert anonymizer.overlapped is True
+    assert [i for i, _ in sink.frames] == list(range(len(sink.frames))) and sink.closed
+
+
+class FailsAt(Passthrough):
+    def __call__(self, ctx):
+        if ctx.frame.index == 6:
+            raise RuntimeError("out of memory")
+        return super().__call__(ctx)
+
+
+def test_an_anonymizer_failure_on_its_own_thread_gives_the_fallback_or_stops_the_run(sample_clip):
+    with VideoFileSource(sample_clip) as src:
+        originals = [f.image for f in src]
+    sink = MemorySink()
+    with VideoFileSource(sample_clip) as src:
+        stats = Runner(src, [sink], [], FailsAt(), progress=False).run()
+    assert stats.fallback_frames == 1 and np.array_equal(sink.frames[6][1], fallback_image(originals[6]))
+    sink = MemorySink()
+    with VideoFileSource(sample_clip) as src, pytest.raises(ProcessingError, match="frame 6.*out of memory"):
+        Runner(src, [sink], [], FailsAt(), on_error="fail", progress=False).run()
+    assert sink.aborted and not sink.closed
