@@ -3,8 +3,9 @@
 Decoding, annotating (detection, tracking), anonymizing and encoding run in four threads joined by bounded
 queues, so they overlap and memory stays constant on any length of input: the detector's next frame runs
 while the anonymizer (and its identity checks) works on the one before. A live frame is annotated and
-anonymized on one thread, so it never waits in a queue while newer frames arrive. For files, annotated frames can be held back a little
-(``look_ahead`` of annotators such as Backfill) so that later frames revise them before they are anonymized:
+anonymized on one thread, so it never waits in a queue while newer frames arrive. For files, annotated
+frames can be held back a little (``look_ahead`` of annotators such as Backfill) so that later frames revise
+them before they are anonymized:
 a face is then covered from the frame it first shows in. Fail closed: a frame whose annotation or
 anonymization raises gets the whole-frame fallback (or stops the run with ``on_error="fail"``); the original
 pixels never reach a sink. Ctrl-C stops reading, finishes the frames in flight and finalizes the outputs
