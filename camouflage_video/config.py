@@ -200,8 +200,9 @@ class StageCache:
         ...     anonymize(path, config=stages.config, stages=stages)
     """
 
-    def __init__(self, config: AnonymizeConfig) -> None:
+    def __init__(self, config: AnonymizeConfig, *, detector_threads: int = 0) -> None:
         self.config = config
+        self.detector_threads = detector_threads  # how it runs, not what it finds: not part of the config
         self._shared: tuple[Annotator, Anonymizer, list[Annotator]] | None = None
         self._redaction: Redaction | None = None
 
@@ -219,6 +220,7 @@ class StageCache:
                 model_path=config.detector_model,
                 backend=config.detector_backend,
                 precision=config.detector_precision,
+                threads=self.detector_threads,
             )
             anonymizer = build_anonymizer(config)
             self._shared = (detector, anonymizer, anonymizer.annotators())

@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
@@ -63,6 +64,8 @@ class Runner:
         queue_size: Frames buffered between stages; by default as many as fit in 128 MiB, 2 to 8
             (8 at 1080p, 5 at 4K, 2 at 8K), so high resolutions do not multiply the memory a run needs.
         on_frame: Called with the stats after every output frame (live monitoring).
+        turn: Live sources: held from taking a picture until it is handed to the writer (a context manager
+            entered once per picture), so cameras that share the cores take turns (``serve.turns``).
 
     Examples:
         >>> with open_source("in.mp4") as src:  # doctest: +SKIP
@@ -81,11 +84,13 @@ class Runner:
         progress: bool | None = None,
         queue_size: int | None = None,
         on_frame: Callable[[RunStats], None] | None = None,
+        turn: AbstractContextManager | None = None,
     ) -> None:
         if on_error not in ("fallback", "fail"):
             raise ConfigError(f"on_error must be 'fallback' or 'fail', got {on_error!r}")
         self.source, self.sinks, self.annotators, self.anonymizer = source, list(sinks), list(annotators), anonymizer
         self.on_error, self.progress, self.on_frame = on_error, progress, on_frame
+        self._turn = turn if turn is not None and source.info.live else nullcontext()
         self.stats = RunStats(input=source.info.to_dict(), method=anonymizer.name)
         # A live source keeps only its newest frame on its own thread; the processor takes frames straight
         # from it (no reader queue holding stale ones) and one processed frame waits for the writer.
@@ -121,8 +126,11 @@ class Runner:
         writer.start()
         interrupted = False
         try:
-            while batch := self._next_batch():
-                self._emit(self._hold_back(self._annotate(batch)))
+            while True:
+                with self._turn:
+                    if not (batch := self._next_batch()):
+                        break
+                    self._emit(self._hold_back(self._annotate(batch)))
             self._end_of_input()
             self._emit(self._held)  # the end: nothing later can revise them
             self._held = []

@@ -8,8 +8,9 @@ retried with the camera's backoff, forever.
 
 Protocol (secrets travel on stdin, never on the command line, which every user of the machine can read):
 
-- stdin: one JSON line, the camera's table as the cameras file gave it (defaults merged in) and the
-  service's process id;
+- stdin: one JSON line, the camera's table as the cameras file gave it (defaults merged in), the
+  service's process id and how it shares the cores with the other cameras (detector threads, the turns'
+  lock file: ``serve.turns``);
 - stdout: JSON lines ``{"event": "report", ...}`` every :data:`REPORT_INTERVAL` seconds with the camera's
   totals (the keys of :data:`camouflage_video.serve.metrics.SERIES`, latency percentiles in seconds);
 - stderr: log lines, credentials redacted.
@@ -38,6 +39,7 @@ from camouflage_video.monitor import LiveMonitor
 from camouflage_video.redact import RedactingFilter, redact_url
 from camouflage_video.runner import Runner
 from camouflage_video.serve.config import CameraConfig, camera_from_table
+from camouflage_video.serve.turns import Turns
 from camouflage_video.sinks import Sink, open_sink
 from camouflage_video.sinks.segments import SegmentedVideoSink
 from camouflage_video.sinks.stream_worker import _die_with_parent
@@ -53,9 +55,9 @@ REPORT_INTERVAL = 1.0  # seconds between reports to the service
 class CameraRun:
     """Read, anonymize and write one camera until interrupted; its totals are kept for :meth:`report`."""
 
-    def __init__(self, camera: CameraConfig) -> None:
-        self.camera = camera
-        self.stages = StageCache(camera.config)
+    def __init__(self, camera: CameraConfig, *, turns: Turns | None = None, detector_threads: int = 0) -> None:
+        self.camera, self.turns = camera, turns
+        self.stages = StageCache(camera.config, detector_threads=detector_threads)
         self._lock = threading.Lock()
         self._done: dict[str, float] = {}  # totals of the feed's earlier openings
         self._source: StreamSource | None = None
@@ -109,7 +111,7 @@ class CameraRun:
                                            live_audio=audio))
             monitor = LiveMonitor(source, sinks, None, then=self._on_frame)
             runner = Runner(source, sinks, annotators, anonymizer, on_error=config.on_error, progress=False,
-                            on_frame=monitor)
+                            on_frame=monitor, turn=self.turns)
         except BaseException:
             for sink in sinks:
                 sink.abort()
@@ -240,7 +242,8 @@ def main() -> int:
     if not _die_with_parent(int(settings["parent"])):
         return 1
     camera = camera_from_table(settings["camera"])
-    run = CameraRun(camera)
+    turns = Turns(settings["turns"]["path"], settings["turns"]["slots"]) if "turns" in settings else None
+    run = CameraRun(camera, turns=turns, detector_threads=settings.get("detector_threads", 0))
     stop = threading.Event()
     threading.Thread(target=_reporter, args=(run, sys.stdout, stop), name="camouflage-report", daemon=True).start()
     try:

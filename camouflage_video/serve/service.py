@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,8 +40,10 @@ _HEALTHY_RUN = 60.0
 class CameraProcess:
     """The service's handle on one camera's process: starts it, reads it, restarts it, stops it."""
 
-    def __init__(self, camera: CameraConfig, *, stall_timeout: float, backoff: Backoff | None = None) -> None:
+    def __init__(self, camera: CameraConfig, *, stall_timeout: float, backoff: Backoff | None = None,
+                 sharing: dict | None = None) -> None:
         self.camera, self.stall_timeout = camera, stall_timeout
+        self.sharing = sharing or {}  # how it shares the cores with the other cameras (see serve())
         self.backoff = backoff or Backoff(initial=1.0, maximum=30.0)
         self.metrics = CameraMetrics(camera.name)
         self.proc: subprocess.Popen | None = None
@@ -57,7 +61,7 @@ class CameraProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             start_new_session=True,  # a Ctrl-C in the terminal reaches the service, which stops cameras in order
         )
-        settings = {"camera": self.camera.table, "parent": os.getpid()}
+        settings = {"camera": self.camera.table, "parent": os.getpid(), **self.sharing}
         try:
             self.proc.stdin.write(json.dumps(settings).encode() + b"\n")
             self.proc.stdin.close()
@@ -164,8 +168,10 @@ def serve(
     """
     for camera in config.cameras:
         check_dependencies(camera.config)
-    cameras = [CameraProcess(camera, stall_timeout=config.stall_timeout, backoff=camera.stream.reconnect)
-               for camera in config.cameras]
+    folder = tempfile.mkdtemp(prefix="camouflage-serve-")
+    sharing = _sharing(len(config.cameras), Path(folder) / "turns.lock")
+    cameras = [CameraProcess(camera, stall_timeout=config.stall_timeout, backoff=camera.stream.reconnect,
+                             sharing=sharing) for camera in config.cameras]
     server = MetricsServer(config.metrics, lambda: [c.metrics for c in cameras]) if config.metrics else None
     stop = stop or threading.Event()
     try:
@@ -190,3 +196,14 @@ def serve(
                 camera.wait(deadline)
             if server is not None:
                 server.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sharing(cameras: int, lock: Path) -> dict:
+    """How the cameras share the cores: one alone detects on all of them; several detect on one thread
+    each (threads that wait for each other at every layer waste the time other cameras need) and take turns
+    (``serve.turns``), one slot per core, so that a picture is worked on as quickly as on an idle machine."""
+    if cameras < 2:
+        return {}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return {"detector_threads": 1, "turns": {"path": str(lock), "slots": cores}}
