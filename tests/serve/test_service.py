@@ -234,13 +234,15 @@ def first_picture(path: Path) -> str:
 
 
 def segments(recordings: Path, camera: str) -> list[tuple[float, float, Path]]:
-    """(start on the run's clock, duration, path) of a camera's segments, in order."""
+    """(start on the run's clock, length, path) of a camera's segments, in order. The length runs from the
+    file's time 0 to its end: the format's duration also counts the AAC encoder's priming samples, which
+    start 1024 samples (21 ms) before time 0 and are not played."""
     found = []
     for path in sorted(recordings.glob(f"{camera}_*")):
-        out = ffprobe(path, "format=duration:format_tags=comment").strip().split("\n")[0]
-        duration, comment = out.split(",", 1)
+        out = ffprobe(path, "format=start_time,duration:format_tags=comment").strip().split("\n")[0]
+        first, duration, comment = out.split(",", 2)
         start = float(re.search(r"starts ([0-9.]+) s", comment).group(1))
-        found.append((start, float(duration), path))
+        found.append((start, float(first) + float(duration), path))
     return sorted(found)
 
 
