@@ -240,6 +240,8 @@ class StageCache:
         if self.config.track and info.kind in ("video", "stream"):
             annotators.append(FaceTracker(fps=info.fps, hold_frames=self.config.hold_frames))
         detector.every = 1  # frames are skipped only where a Backfill fills them in from both sides
+        if hasattr(anonymizer, "wait_for_checks"):  # a live picture must not wait for identity checks
+            anonymizer.wait_for_checks = not info.live
         if self.config.look_ahead > 0 and info.kind == "video" and not info.live:
             from camouflage_video.annotators.backfill import Backfill
             from camouflage_video.runner import held_frames

@@ -59,3 +59,19 @@ def test_frames_are_skipped_only_where_the_back_fill_covers_them_from_both_sides
     huge = SourceInfo(uri="a.mp4", kind="video", width=7680, height=4320, fps=Fraction(25))
     annotators, _ = StageCache(AnonymizeConfig(method="pixelate", detect_every=4, verify=False))(huge)
     assert annotators[0].every == 3
+
+
+def test_live_pictures_do_not_wait_for_identity_checks_and_files_do() -> None:
+    cache = StageCache(AnonymizeConfig())  # blur, verified
+    live = SourceInfo(uri="rtsp://camera", kind="stream", width=64, height=48, fps=Fraction(25), live=True)
+    _, anonymizer = cache(live)
+    assert anonymizer.wait_for_checks is False
+    _, anonymizer = cache(VIDEO)
+    assert anonymizer.wait_for_checks is True
+
+
+def test_detector_threads_are_how_it_runs_not_part_of_the_config() -> None:
+    cache = StageCache(AnonymizeConfig(method="pixelate"), detector_threads=1)
+    annotators, _ = cache(VIDEO)
+    assert annotators[0].threads == 1
+    assert "threads" not in AnonymizeConfig.__dataclass_fields__  # a dataset's done files stay done

@@ -12,7 +12,11 @@ construction. A face the recognizer cannot judge (too small for it, or the recog
 cleared: fail closed.
 
 Checks are bounded per track: on its first appearance, when it has grown by ``growth`` since its last check,
-and every ``every`` frames; between checks a track keeps the level it reached. Only detected faces are
+and every ``every`` frames; between checks a track keeps the level it reached. A file's frame waits for its
+checks. A live frame does not (``wait_for_checks`` off): a check takes 0.1-0.2 s with dlib on a CPU, and
+waiting for it held every picture behind it. The check runs on a thread of its own and, until it answers,
+the face gets the ladder's next step (for blur: solid), which is never weaker than what is being checked;
+the answer sets the track's level from the next frame on (or escalates it and checks again). Only detected faces are
 checked: a box the tracker holds over a missed detection, or one carried back before a face's first detection,
 takes the level of its track (on a box that holds no face a recognizer "matches" background at random).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +72,7 @@ class _Track:
     level: int
     checked_at: int
     height: float
+    pending: Future | None = None  # a check of ``level`` not answered yet (live)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class VerifyCounts:
     too_small: int = 0
     errors: int = 0
     held_unchecked: int = 0
+    covered_pending: int = 0  # faces given the next step while their check ran (live)
     faces_by_level: dict[str, int] = field(default_factory=dict)
     tracks_escalated: set[int] = field(default_factory=set)
 
@@ -127,6 +134,9 @@ class VerifiedAnonymizer(Anonymizer):
         self._tracks: dict[int, _Track] = {}
         self._loose: list[_Loose] = []
         self.counts = VerifyCounts()
+        #: Whether a frame waits for its checks (files); live runs set it off (see the module's docstring).
+        self.wait_for_checks = True
+        self._checker: ThreadPoolExecutor | None = None
 
     # -- the anonymizer interface --------------------------------------------------------------------
 
@@ -142,6 +152,9 @@ class VerifiedAnonymizer(Anonymizer):
 
     def reset(self) -> None:
         self.inner.reset()
+        for track in [*self._tracks.values(), *(entry.track for entry in self._loose)]:
+            if track.pending is not None:
+                track.pending.cancel()
         self._tracks.clear()
         self._loose.clear()
         self.counts = VerifyCounts()
@@ -158,6 +171,7 @@ class VerifiedAnonymizer(Anonymizer):
             "too_small": counts.too_small,
             "errors": counts.errors,
             "held_unchecked": counts.held_unchecked,
+            "covered_pending": counts.covered_pending,
             "tracks_escalated": len(counts.tracks_escalated),
             "faces_by_level": dict(sorted(counts.faces_by_level.items())),
         }
@@ -183,6 +197,8 @@ class VerifiedAnonymizer(Anonymizer):
                 # a faint face may never be) are followed by overlap, so each is not checked every frame.
                 loose = self._follow(box[0], index)
                 track = loose.track if loose is not None else None
+            if track is not None and track.pending is not None and track.pending.done():
+                self._answered(track, track_id)
             level = track.level if track is not None else 0
             if level:
                 self.ladder[level - 1].obfuscate(image, box)
@@ -197,7 +213,12 @@ class VerifiedAnonymizer(Anonymizer):
             )
             if not detected and track is None:
                 self.counts.held_unchecked += 1
-            if due and level < len(self.ladder):
+            pending = None
+            if track is not None and track.pending is not None:
+                due = False  # its check is still running
+            elif due and level < len(self.ladder) and not self.wait_for_checks:
+                pending = self._submit(original, image, faces, i)
+            elif due and level < len(self.ladder):
                 while not self._clears(original, image, faces, i):
                     level += 1
                     self.counts.escalations += 1
@@ -207,7 +228,7 @@ class VerifiedAnonymizer(Anonymizer):
                     if level == len(self.ladder):
                         break  # solid: nothing of the face is left to check
             if due:
-                track = _Track(level, index, height)
+                track = _Track(level, index, height, pending)
             if track is not None:
                 if track_id >= 0:
                     self._tracks[track_id] = track
@@ -215,9 +236,32 @@ class VerifiedAnonymizer(Anonymizer):
                     loose.track = track
                 else:
                     self._loose.append(_Loose(box[0].copy(), track, index))
+                if track.pending is not None:  # until the check answers: the next step, never weaker
+                    level = min(track.level + 1, len(self.ladder))
+                    self.ladder[level - 1].obfuscate(image, box)
+                    self.counts.covered_pending += 1
             name = self.ladder[level - 1].method if level else self.inner.name
             self.counts.faces_by_level[name] = self.counts.faces_by_level.get(name, 0) + 1
         return image
+
+    def _submit(self, original: np.ndarray, anonymized: np.ndarray, faces: Faces, i: int) -> Future:
+        """Check face ``i`` as it is now, on the checker's thread (copies: the frame goes on changing)."""
+        if self._checker is None:
+            self._checker = ThreadPoolExecutor(1, thread_name_prefix="camouflage-verify")
+        crops, local = _window(original.shape, faces.xyxy[i])
+        return self._checker.submit(self._judge, original[crops].copy(), anonymized[crops].copy(), local)
+
+    def _answered(self, track: _Track, track_id: int) -> None:
+        """A live check answered: the track keeps the level checked, or goes one step up and is checked again."""
+        cleared = bool(track.pending.result())  # _judge never raises: a failure is "not cleared"
+        track.pending = None
+        if not cleared:
+            track.level += 1
+            self.counts.escalations += 1
+            if track_id >= 0:
+                self.counts.tracks_escalated.add(track_id)
+            if track.level < len(self.ladder):
+                track.checked_at = -self.options.every  # due again at its next detected frame
 
     def _follow(self, box: np.ndarray, index: int) -> _Loose | None:
         """The untracked face of the last few frames that ``box`` continues (moved to ``box``), if any."""
@@ -232,15 +276,18 @@ class VerifiedAnonymizer(Anonymizer):
 
     def _clears(self, original: np.ndarray, anonymized: np.ndarray, faces: Faces, i: int) -> bool:
         """Whether face ``i`` as ``anonymized`` shows it clears the margin; False where it cannot be told."""
-        x1, y1, x2, y2 = (float(v) for v in faces.xyxy[i])
+        crops, local = _window(original.shape, faces.xyxy[i])
+        return self._judge(original[crops], anonymized[crops], local)
+
+    def _judge(self, before: np.ndarray, after: np.ndarray, local: np.ndarray) -> bool:
+        """``_clears`` on the window around one face (``local``: its box there); never raises."""
+        x1, y1, x2, y2 = (float(v) for v in local[0])
         if y2 - y1 < self.recognizer.min_face_size:
             self.counts.too_small += 1
             return False
         self.counts.checks += 1
         try:
-            crops, local = _window(original.shape, faces.xyxy[i])
             one = Faces.from_boxes(local)
-            before, after = original[crops], anonymized[crops]
             embedded = self.recognizer.embed_versions(before, [after], one)
             distance = float(self.recognizer.rowwise_distance(embedded[0], embedded[1])[0])
             recovery = 0.0

@@ -215,3 +215,58 @@ def test_a_generated_face_that_matches_its_original_ends_in_the_classic_fallback
     distance, recovery = identity_left(recognizer, frame, out, ctx.faces)
     assert distance >= recognizer.threshold or recovery < 0.25
     assert set(base.stats()) < set(verified.stats())  # the generative method's own counters are still reported
+
+
+class Gated:
+    """The real recognizer, answering only once ``gate`` is open (a check that takes its time)."""
+
+    def __init__(self, recognizer):
+        import threading
+
+        self.inner, self.gate = recognizer, threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed_versions(self, original, versions, faces):
+        assert self.gate.wait(30)
+        return self.inner.embed_versions(original, versions, faces)
+
+
+def answered(verified, track_id):
+    pending = verified._tracks[track_id].pending
+    if pending is not None:
+        pending.result(timeout=30)
+
+
+def test_a_live_frame_does_not_wait_for_its_check_the_face_is_solid_until_it_clears(recognizer, astronaut):
+    gated = Gated(recognizer)
+    verified = VerifiedAnonymizer(ClassicObfuscator("blur"), gated, ladder("solid"))
+    verified.wait_for_checks = False
+    first = detected(astronaut, 0, track_id=4)
+    out = verified(first)  # returns while the check waits at the gate
+    solid = ClassicObfuscator("blur")(first)
+    ClassicObfuscator("solid").obfuscate(solid, first.faces.xyxy)
+    assert np.array_equal(out, solid)  # the next step up the ladder while the check runs
+    second = detected(astronaut, 1, track_id=4)
+    assert np.array_equal(verified(second), out)  # still unanswered: still solid
+    gated.gate.set()
+    answered(verified, 4)
+    third = detected(astronaut, 2, track_id=4)
+    assert np.array_equal(verified(third), ClassicObfuscator("blur")(third))  # cleared: blur from then on
+    counts = verified.stats()["verify"]
+    assert counts["checks"] == counts["cleared"] == 1 and counts["covered_pending"] == 2
+
+
+def test_a_live_face_that_does_not_clear_never_goes_out_weaker_than_the_margin_allows(recognizer, face_photo):
+    verified = VerifiedAnonymizer(MildBlur(), recognizer, ladder("blur", "solid"))
+    verified.wait_for_checks = False
+    levels = []
+    for index in range(8):
+        ctx = detected(face_photo, index, track_id=9)
+        out = verified(ctx)
+        distance, recovery = identity_left(recognizer, face_photo, out, ctx.faces)
+        assert distance >= recognizer.threshold or recovery < 0.25, index  # no frame leaks, answered or not
+        answered(verified, 9)
+        levels.append(verified._tracks[9].level)
+    assert levels[-1] >= 1 and verified.stats()["verify"]["escalations"] >= 1
