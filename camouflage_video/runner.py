@@ -91,6 +91,11 @@ class Runner:
         self.source, self.sinks, self.annotators, self.anonymizer = source, list(sinks), list(annotators), anonymizer
         self.on_error, self.progress, self.on_frame = on_error, progress, on_frame
         self._turn = turn if turn is not None and source.info.live else nullcontext()
+        # Never hold a turn idle: wait for the next picture first (a frame interval at most: an outage's
+        # black frames come from the source's own clock).
+        waiting = getattr(source, "wait_for_picture", None) if turn is not None else None
+        interval = 1 / float(source.info.fps) if source.info.fps else 0.04
+        self._wait_for_picture = (lambda: waiting(interval)) if waiting is not None else (lambda: None)
         self.stats = RunStats(input=source.info.to_dict(), method=anonymizer.name)
         # A live source keeps only its newest frame on its own thread; the processor takes frames straight
         # from it (no reader queue holding stale ones) and one processed frame waits for the writer.
@@ -99,8 +104,11 @@ class Runner:
             frame_bytes = max(1, source.info.width * source.info.height * 3)
             queue_size = min(8, max(2, QUEUE_BYTES // frame_bytes))
         self._decoded: queue.Queue = queue.Queue(queue_size)
-        # Batches between the annotating and the anonymizing thread: two absorb the jitter between them.
-        self._annotated: queue.Queue = queue.Queue(2)
+        # Batches between the annotating and the anonymizing thread: two absorb the jitter between them, fewer
+        # where batches are large (a generative batch of 4K frames), so the memory bound above holds.
+        batch = max(1, getattr(anonymizer, "batch_size", 1))
+        self._annotated: queue.Queue = queue.Queue(max(1, min(2, queue_size // batch)))
+        self._counting = threading.Lock()  # frames fail on the annotating and on the anonymizing thread
         self._processed: queue.Queue = queue.Queue(1 if self._live is not None else queue_size)
         self._stop = threading.Event()
         self._failure: BaseException | None = None
@@ -127,6 +135,7 @@ class Runner:
         interrupted = False
         try:
             while True:
+                self._wait_for_picture()
                 with self._turn:
                     if not (batch := self._next_batch()):
                         break
@@ -290,8 +299,9 @@ class Runner:
         if self.on_error == "fail":
             raise ProcessingError(f"frame {frame.index}: {type(exc).__name__}: {exc}") from exc
         logger.warning("frame %d: %s: %s; writing the fallback frame", frame.index, type(exc).__name__, exc)
-        self.stats.fallback_frames += 1
-        self.stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
+        with self._counting:
+            self.stats.fallback_frames += 1
+            self.stats.note_error(f"frame {frame.index}: {type(exc).__name__}: {exc}")
 
     def _write(self) -> None:
         while True:

@@ -43,6 +43,13 @@ class LatestSlot:
             item, self._item, self._full = self._item, None, False
             return item
 
+    def wait(self, timeout: float) -> bool:
+        """Wait until an item is there (without taking it), at most ``timeout`` seconds; whether one is."""
+        with self._cond:
+            if not self._full:
+                self._cond.wait(timeout)
+            return self._full
+
     def wake(self) -> None:
         """Release a waiting ``take`` early (shutdown)."""
         with self._cond:

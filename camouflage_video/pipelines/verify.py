@@ -73,6 +73,7 @@ class _Track:
     checked_at: int
     height: float
     pending: Future | None = None  # a check of ``level`` not answered yet (live)
+    unchecked: bool = False  # escalated by a live check, its new level not checked yet
 
 
 @dataclass
@@ -152,9 +153,7 @@ class VerifiedAnonymizer(Anonymizer):
 
     def reset(self) -> None:
         self.inner.reset()
-        for track in [*self._tracks.values(), *(entry.track for entry in self._loose)]:
-            if track.pending is not None:
-                track.pending.cancel()
+        self._stop_checks()  # a check still running answers into nothing: its track is gone
         self._tracks.clear()
         self._loose.clear()
         self.counts = VerifyCounts()
@@ -217,7 +216,7 @@ class VerifiedAnonymizer(Anonymizer):
             if track is not None and track.pending is not None:
                 due = False  # its check is still running
             elif due and level < len(self.ladder) and not self.wait_for_checks:
-                pending = self._submit(original, image, faces, i)
+                pending = self._submit(original, image, faces, i)  # the new _Track is not "unchecked"
             elif due and level < len(self.ladder):
                 while not self._clears(original, image, faces, i):
                     level += 1
@@ -236,7 +235,7 @@ class VerifiedAnonymizer(Anonymizer):
                     loose.track = track
                 else:
                     self._loose.append(_Loose(box[0].copy(), track, index))
-                if track.pending is not None:  # until the check answers: the next step, never weaker
+                if track.pending is not None or track.unchecked:  # until a check answers: the next step
                     level = min(track.level + 1, len(self.ladder))
                     self.ladder[level - 1].obfuscate(image, box)
                     self.counts.covered_pending += 1
@@ -248,13 +247,37 @@ class VerifiedAnonymizer(Anonymizer):
         """Check face ``i`` as it is now, on the checker's thread (copies: the frame goes on changing)."""
         if self._checker is None:
             self._checker = ThreadPoolExecutor(1, thread_name_prefix="camouflage-verify")
-        crops, local = _window(original.shape, faces.xyxy[i])
+        try:
+            crops, local = _window(original.shape, faces.xyxy[i])
+        except (ValueError, OverflowError) as exc:  # a box that is no box (NaN): not verified
+            self.counts.errors += 1
+            logger.warning("verification of a face failed (%s); obfuscating it more strongly", exc)
+            failed: Future = Future()
+            failed.set_result(False)
+            return failed
         return self._checker.submit(self._judge, original[crops].copy(), anonymized[crops].copy(), local)
+
+    def finish(self, **kwargs: Any) -> None:
+        """The run ended: drop the checks not started (live), then the inner anonymizer's own ``finish``."""
+        self._stop_checks()
+        inner = getattr(self.inner, "finish", None)
+        if inner is not None:
+            inner(**kwargs)
+
+    def _stop_checks(self) -> None:
+        if self._checker is not None:
+            self._checker.shutdown(wait=False, cancel_futures=True)
+            self._checker = None
 
     def _answered(self, track: _Track, track_id: int) -> None:
         """A live check answered: the track keeps the level checked, or goes one step up and is checked again."""
-        cleared = bool(track.pending.result())  # _judge never raises: a failure is "not cleared"
-        track.pending = None
+        pending, track.pending = track.pending, None
+        try:
+            cleared = bool(pending.result())
+        except Exception:  # noqa: BLE001 - _judge catches the recognizer's failures; anything else: not cleared
+            logger.warning("verification of a face failed; obfuscating it more strongly", exc_info=True)
+            cleared = False
+        track.unchecked = False
         if not cleared:
             track.level += 1
             self.counts.escalations += 1
@@ -262,6 +285,7 @@ class VerifiedAnonymizer(Anonymizer):
                 self.counts.tracks_escalated.add(track_id)
             if track.level < len(self.ladder):
                 track.checked_at = -self.options.every  # due again at its next detected frame
+                track.unchecked = True  # and covered one step higher until that check answers
 
     def _follow(self, box: np.ndarray, index: int) -> _Loose | None:
         """The untracked face of the last few frames that ``box`` continues (moved to ``box``), if any."""
@@ -276,7 +300,12 @@ class VerifiedAnonymizer(Anonymizer):
 
     def _clears(self, original: np.ndarray, anonymized: np.ndarray, faces: Faces, i: int) -> bool:
         """Whether face ``i`` as ``anonymized`` shows it clears the margin; False where it cannot be told."""
-        crops, local = _window(original.shape, faces.xyxy[i])
+        try:
+            crops, local = _window(original.shape, faces.xyxy[i])
+        except (ValueError, OverflowError) as exc:  # a box that is no box (NaN): not verified
+            self.counts.errors += 1
+            logger.warning("verification of a face failed (%s); obfuscating it more strongly", exc)
+            return False
         return self._judge(original[crops], anonymized[crops], local)
 
     def _judge(self, before: np.ndarray, after: np.ndarray, local: np.ndarray) -> bool:

@@ -106,6 +106,9 @@ class RedactingAnonymizer(Anonymizer):
         """End of the run: publish the tracks file (or discard it when the run failed)."""
         if self.writer is not None:
             self.writer.close(completed, {**self.video, "frame_count": frames})
+        inner = getattr(self.inner, "finish", None)  # the verifier's checks still queued
+        if inner is not None:
+            inner(completed=completed, frames=frames)
 
     def stats(self) -> dict:
         tracks = {str(track): ranges for track, ranges in sorted(self._ranges.items(), key=lambda kv: int(kv[0]))}

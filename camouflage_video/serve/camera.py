@@ -10,7 +10,7 @@ Protocol (secrets travel on stdin, never on the command line, which every user o
 
 - stdin: one JSON line, the camera's table as the cameras file gave it (defaults merged in), the
   service's process id and how it shares the cores with the other cameras (detector threads, the turns'
-  lock file: ``serve.turns``);
+  lock file's inherited descriptor: ``serve.turns``);
 - stdout: JSON lines ``{"event": "report", ...}`` every :data:`REPORT_INTERVAL` seconds with the camera's
   totals (the keys of :data:`camouflage_video.serve.metrics.SERIES`, latency percentiles in seconds);
 - stderr: log lines, credentials redacted.
@@ -242,7 +242,7 @@ def main() -> int:
     if not _die_with_parent(int(settings["parent"])):
         return 1
     camera = camera_from_table(settings["camera"])
-    turns = Turns(settings["turns"]["path"], settings["turns"]["slots"]) if "turns" in settings else None
+    turns = Turns(settings["turns"]["fd"], settings["turns"]["slots"]) if "turns" in settings else None
     run = CameraRun(camera, turns=turns, detector_threads=settings.get("detector_threads", 0))
     stop = threading.Event()
     threading.Thread(target=_reporter, args=(run, sys.stdout, stop), name="camouflage-report", daemon=True).start()

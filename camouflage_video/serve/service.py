@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -56,9 +55,11 @@ class CameraProcess:
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+        turns = self.sharing.get("turns")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "camouflage_video.serve.camera"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            pass_fds=(turns["fd"],) if turns else (),
             start_new_session=True,  # a Ctrl-C in the terminal reaches the service, which stops cameras in order
         )
         settings = {"camera": self.camera.table, "parent": os.getpid(), **self.sharing}
@@ -168,8 +169,7 @@ def serve(
     """
     for camera in config.cameras:
         check_dependencies(camera.config)
-    folder = tempfile.mkdtemp(prefix="camouflage-serve-")
-    sharing = _sharing(len(config.cameras), Path(folder) / "turns.lock")
+    sharing, lock = _sharing(len(config.cameras))
     cameras = [CameraProcess(camera, stall_timeout=config.stall_timeout, backoff=camera.stream.reconnect,
                              sharing=sharing) for camera in config.cameras]
     server = MetricsServer(config.metrics, lambda: [c.metrics for c in cameras]) if config.metrics else None
@@ -196,14 +196,27 @@ def serve(
                 camera.wait(deadline)
             if server is not None:
                 server.close()
-            shutil.rmtree(folder, ignore_errors=True)
+            if lock is not None:
+                os.close(lock)
 
 
-def _sharing(cameras: int, lock: Path) -> dict:
-    """How the cameras share the cores: one alone detects on all of them; several detect on one thread
-    each (threads that wait for each other at every layer waste the time other cameras need) and take turns
-    (``serve.turns``), one slot per core, so that a picture is worked on as quickly as on an idle machine."""
+def _sharing(cameras: int) -> tuple[dict, int | None]:
+    """How the cameras share the cores, and the turns' lock file (an open descriptor) if they take turns.
+
+    One camera alone detects on every core. Several split the cores (threads that wait for each other at
+    every layer waste the time other cameras need), and where there are more cameras than shares they take
+    turns (``serve.turns``), so that a picture is worked on as quickly as on an idle machine.
+    """
     if cameras < 2:
-        return {}
+        return {}, None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return {"detector_threads": 1, "turns": {"path": str(lock), "slots": cores}}
+    threads = max(1, cores // cameras)
+    slots = max(1, cores // threads)
+    if cameras <= slots:
+        return {"detector_threads": threads}, None
+    folder = tempfile.mkdtemp(prefix="camouflage-serve-")
+    path = os.path.join(folder, "turns.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.unlink(path)  # the cameras inherit the open file; nothing is left behind for anyone
+    os.rmdir(folder)
+    return {"detector_threads": threads, "turns": {"fd": fd, "slots": slots}}, fd

@@ -8,8 +8,11 @@ the rest, as it does anyway when processing is slower than the feed) and works o
 The cameras together process as many pictures a second either way; what waits is a picture not yet
 taken, so the latency from a picture's arrival to its output stays that of one camera.
 
-The slots are byte-range locks on one file (``fcntl.lockf``) shared by the camera processes: the kernel
-releases the locks of a process that dies, so a killed camera never keeps a slot. A stalled one (stuck in
+The slots are byte-range locks on one file (``fcntl.lockf``) that the service opens, unlinks at once and
+hands to each camera process as an open descriptor (nothing in /tmp for a cleaner to delete): the kernel
+releases the locks of a process that dies, so a killed camera never keeps a slot. A camera waits for its
+next picture before it asks for a turn (it never holds one idle), and one that just gave its turn back lets
+the others try first. A stalled one (stuck in
 FFmpeg, or stopped) keeps its slot until the service kills it, so turns are only ever a way to lower
 latency, never a reason to wait: a camera that finds no slot free for ``patience`` seconds goes ahead
 without one, and without turns for ``bypass`` seconds after that.
@@ -17,6 +20,7 @@ without one, and without turns for ``bypass`` seconds after that.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -28,42 +32,54 @@ from types import TracebackType
 logger = logging.getLogger(__name__)
 
 POLL = 0.001  # seconds between attempts while every slot is taken
+YIELD = 0.002  # a camera asking again this soon after giving its turn back lets the waiting ones go first
 PATIENCE = 0.25  # seconds: several times the work on one 640x360 picture
 BYPASS = 10.0
 
 
 class Turns:
-    """A context manager: ``with turns:`` holds one of ``slots`` slots of the lock file at ``path``.
+    """A context manager: ``with turns:`` holds one of ``slots`` slots of the lock file open as ``fd``.
 
     Examples:
-        >>> turns = Turns(tmp / "turns.lock", slots=2)  # doctest: +SKIP
+        >>> turns = Turns.open(tmp / "turns.lock", slots=2)  # doctest: +SKIP
         >>> with turns:  # doctest: +SKIP
         ...     process(source.newest())
     """
 
-    def __init__(self, path: str | os.PathLike[str], slots: int, *, patience: float = PATIENCE,
-                 bypass: float = BYPASS) -> None:
+    def __init__(self, fd: int, slots: int, *, patience: float = PATIENCE, bypass: float = BYPASS) -> None:
         if slots < 1:
             raise ValueError(f"turns need at least one slot, got {slots}")
-        self.path, self.slots, self.patience, self.bypass = Path(path), slots, patience, bypass
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.slots, self.patience, self.bypass = slots, patience, bypass
+        self._fd = fd
         self._held: int | None = None
         self._bypass_until = 0.0
+        self._released = 0.0
         self.waited = 0.0  # seconds spent waiting for a slot, in total
         self.gave_up = 0  # times no slot came free within patience
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], slots: int, **kwargs: float) -> Turns:
+        """Turns on the lock file at ``path`` (created if missing)."""
+        return cls(os.open(Path(path), os.O_RDWR | os.O_CREAT, 0o600), slots, **kwargs)
 
     def __enter__(self) -> Turns:
         start = time.monotonic()
         if start < self._bypass_until:
             return self
+        if start - self._released < YIELD:
+            time.sleep(YIELD)
         first = random.randrange(self.slots)  # no slot is everyone's first choice
         while True:
             for k in range(self.slots):
                 slot = (first + k) % self.slots
                 try:
                     fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
-                except OSError:
-                    continue
+                except OSError as exc:
+                    if exc.errno in (errno.EACCES, errno.EAGAIN):
+                        continue  # taken
+                    logger.warning("turns at the CPU do not work here (%s); going on without them", exc)
+                    self._bypass_until = float("inf")
+                    return self
                 self._held = slot
                 self.waited += time.monotonic() - start
                 return self
@@ -81,6 +97,7 @@ class Turns:
         if self._held is not None:
             fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._held)
             self._held = None
+            self._released = time.monotonic()
 
     def close(self) -> None:
         os.close(self._fd)

@@ -358,6 +358,10 @@ class StreamSource(Source):
 
     # -- what the runner sees ---------------------------------------------------------------------
 
+    def wait_for_picture(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until a new picture can be taken; whether one can."""
+        return self._newest.wait(timeout)
+
     def __iter__(self) -> Iterator[Frame]:
         interval = float(1 / self.fps)
         index = 0

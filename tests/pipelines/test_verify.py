@@ -270,3 +270,21 @@ def test_a_live_face_that_does_not_clear_never_goes_out_weaker_than_the_margin_a
         answered(verified, 9)
         levels.append(verified._tracks[9].level)
     assert levels[-1] >= 1 and verified.stats()["verify"]["escalations"] >= 1
+
+
+def test_a_live_face_escalated_by_its_check_stays_a_step_higher_until_the_new_level_is_checked(recognizer, astronaut):
+    verified = VerifiedAnonymizer(MildBlur(), recognizer, ladder("blur", "solid"))
+    verified.wait_for_checks = False
+    verified(detected(astronaut, 0, track_id=5))
+    answered(verified, 5)  # mild blur leaks: escalated to blur, not checked yet
+    held = detected(astronaut, 1, track_id=5)
+    f = held.faces
+    held.faces = Faces(f.xyxy, f.scores, f.track_ids, np.ones(len(f), bool), f.landmarks)  # a predicted box
+    out = verified(held)
+    expected = MildBlur()(held)
+    ClassicObfuscator("blur", mask_scale=1.3).obfuscate(expected, held.faces.xyxy[:1])
+    ClassicObfuscator("solid", mask_scale=1.3).obfuscate(expected, held.faces.xyxy[:1])
+    assert verified._tracks[5].level == 1  # blur, the ladder's first step
+    assert np.array_equal(out, expected)  # solid on top: blur has not been checked
+    # Frame 0: the ladder's next step (blur) while its check ran; frame 1: the next step after blur (solid).
+    assert verified.stats()["verify"]["faces_by_level"] == {"blur": 1, "solid": 1}

@@ -13,7 +13,7 @@ from camouflage_video.serve.turns import Turns
 HOLDER = """
 import sys
 from camouflage_video.serve.turns import Turns
-Turns(sys.argv[1], int(sys.argv[2])).__enter__()
+Turns.open(sys.argv[1], int(sys.argv[2])).__enter__()
 print("held", flush=True)
 sys.stdin.readline()
 """
@@ -31,7 +31,7 @@ def test_a_camera_waits_while_other_processes_hold_every_slot_and_goes_once_one_
     lock = tmp_path / "turns.lock"
     first, second = hold(lock, 2), hold(lock, 2)
     try:
-        turns = Turns(lock, 2, patience=30)
+        turns = Turns.open(lock, 2, patience=30)
         entered = threading.Event()
 
         def take() -> None:
@@ -56,7 +56,7 @@ def test_a_free_slot_is_taken_at_once(tmp_path: Path) -> None:
     lock = tmp_path / "turns.lock"
     holder = hold(lock, 2)
     try:
-        turns = Turns(lock, 2)
+        turns = Turns.open(lock, 2)
         started = time.monotonic()
         for _ in range(20):
             with turns:
@@ -71,7 +71,7 @@ def test_a_stuck_holder_never_stops_the_others_they_go_on_without_turns(tmp_path
     lock = tmp_path / "turns.lock"
     holder = hold(lock, 1)  # holds the only slot and never lets go (a stopped camera)
     try:
-        turns = Turns(lock, 1, patience=0.2, bypass=60)
+        turns = Turns.open(lock, 1, patience=0.2, bypass=60)
         started = time.monotonic()
         for _ in range(10):
             with turns:
