@@ -5,11 +5,10 @@ queues, so they overlap and memory stays constant on any length of input: the de
 while the anonymizer (and its identity checks) works on the one before. A live frame is annotated and
 anonymized on one thread, so it never waits in a queue while newer frames arrive. For files, annotated
 frames can be held back a little (``look_ahead`` of annotators such as Backfill) so that later frames revise
-them before they are anonymized:
-a face is then covered from the frame it first shows in. Fail closed: a frame whose annotation or
-anonymization raises gets the whole-frame fallback (or stops the run with ``on_error="fail"``); the original
-pixels never reach a sink. Ctrl-C stops reading, finishes the frames in flight and finalizes the outputs
-(frames still held back for look-ahead are not written).
+them before they are anonymized: a face is then covered from the frame it first shows in. Fail closed: a
+frame whose annotation or anonymization raises gets the whole-frame fallback (or stops the run with
+``on_error="fail"``); the original pixels never reach a sink. Ctrl-C stops reading, finishes the frames in
+flight and finalizes the outputs (frames still held back for look-ahead are not written).
 """
 
 from __future__ import annotations
