@@ -16,8 +16,8 @@ and every ``every`` frames; between checks a track keeps the level it reached. A
 checks. A live frame does not (``wait_for_checks`` off): a check takes 0.1-0.2 s with dlib on a CPU, and
 waiting for it held every picture behind it. The check runs on a thread of its own and, until it answers,
 the face gets the ladder's next step (for blur: solid), which is never weaker than what is being checked;
-the answer sets the track's level from the next frame on (or escalates it and checks again). Only detected faces are
-checked: a box the tracker holds over a missed detection, or one carried back before a face's first detection,
+the answer sets the track's level from the next frame on (or escalates it and checks again). Only detected
+faces are checked: a box the tracker holds over a missed detection, or one carried back before a face's first detection,
 takes the level of its track (on a box that holds no face a recognizer "matches" background at random).
 """
 
@@ -247,14 +247,12 @@ class VerifiedAnonymizer(Anonymizer):
         """Check face ``i`` as it is now, on the checker's thread (copies: the frame goes on changing)."""
         if self._checker is None:
             self._checker = ThreadPoolExecutor(1, thread_name_prefix="camouflage-verify")
-        try:
-            crops, local = _window(original.shape, faces.xyxy[i])
-        except (ValueError, OverflowError) as exc:  # a box that is no box (NaN): not verified
-            self.counts.errors += 1
-            logger.warning("verification of a face failed (%s); obfuscating it more strongly", exc)
+        window = self._window(original.shape, faces.xyxy[i])
+        if window is None:
             failed: Future = Future()
             failed.set_result(False)
             return failed
+        crops, local = window
         return self._checker.submit(self._judge, original[crops].copy(), anonymized[crops].copy(), local)
 
     def finish(self, **kwargs: Any) -> None:
@@ -300,13 +298,20 @@ class VerifiedAnonymizer(Anonymizer):
 
     def _clears(self, original: np.ndarray, anonymized: np.ndarray, faces: Faces, i: int) -> bool:
         """Whether face ``i`` as ``anonymized`` shows it clears the margin; False where it cannot be told."""
+        window = self._window(original.shape, faces.xyxy[i])
+        if window is None:
+            return False
+        crops, local = window
+        return self._judge(original[crops], anonymized[crops], local)
+
+    def _window(self, shape: tuple[int, ...], box: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray] | None:
+        """:func:`_window`, or None (counted as an error: not verified) for a box that is no box (NaN)."""
         try:
-            crops, local = _window(original.shape, faces.xyxy[i])
-        except (ValueError, OverflowError) as exc:  # a box that is no box (NaN): not verified
+            return _window(shape, box)
+        except (ValueError, OverflowError) as exc:
             self.counts.errors += 1
             logger.warning("verification of a face failed (%s); obfuscating it more strongly", exc)
-            return False
-        return self._judge(original[crops], anonymized[crops], local)
+            return None
 
     def _judge(self, before: np.ndarray, after: np.ndarray, local: np.ndarray) -> bool:
         """``_clears`` on the window around one face (``local``: its box there); never raises."""
