@@ -89,12 +89,12 @@ class Runner:
             raise ConfigError(f"on_error must be 'fallback' or 'fail', got {on_error!r}")
         self.source, self.sinks, self.annotators, self.anonymizer = source, list(sinks), list(annotators), anonymizer
         self.on_error, self.progress, self.on_frame = on_error, progress, on_frame
-        self._turn = turn if turn is not None and source.info.live else nullcontext()
+        taking_turns = turn is not None and source.info.live
+        self._turn = turn if taking_turns else nullcontext()
         # Never hold a turn idle: wait for the next picture first (a frame interval at most: an outage's
         # black frames come from the source's own clock).
-        waiting = getattr(source, "wait_for_picture", None) if turn is not None else None
-        interval = 1 / float(source.info.fps) if source.info.fps else 0.04
-        self._wait_for_picture = (lambda: waiting(interval)) if waiting is not None else (lambda: None)
+        self._picture_ready = getattr(source, "wait_for_picture", None) if taking_turns else None
+        self._interval = 1 / float(source.info.fps) if source.info.fps else 0.04
         self.stats = RunStats(input=source.info.to_dict(), method=anonymizer.name)
         # A live source keeps only its newest frame on its own thread; the processor takes frames straight
         # from it (no reader queue holding stale ones) and one processed frame waits for the writer.
@@ -134,7 +134,8 @@ class Runner:
         interrupted = False
         try:
             while True:
-                self._wait_for_picture()
+                if self._picture_ready is not None:
+                    self._picture_ready(self._interval)
                 with self._turn:
                     if not (batch := self._next_batch()):
                         break
