@@ -249,8 +249,9 @@ class Runner:
     def _anonymize_all(self) -> None:
         """The anonymizer's thread (files): anonymize queued batches in order."""
         while (chunk := self._annotated.get()) is not _END:
-            if self._stop.is_set() or self._failure is not None:
-                continue  # drain without anonymizing: the run is stopping
+            if self._failure is not None:
+                continue  # drain without anonymizing: the outputs will be discarded
+            # Ctrl-C: what was annotated before it is still anonymized and written (two batches at most).
             try:
                 self._finish(chunk)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -261,7 +262,8 @@ class Runner:
     def _finish(self, chunk: list[FrameContext]) -> None:
         """Anonymize one batch and queue it for the writer."""
         for ctx, image in zip(chunk, self._anonymize(chunk), strict=True):
-            self._put(self._processed, (ctx.frame, image))
+            # Not given up on a Ctrl-C: the writer drains its queue until the end, after a failure too.
+            self._put(self._processed, (ctx.frame, image), until_stopped=False)
             self._bar.update(1)
 
     def _anonymize(self, contexts: list[FrameContext]) -> list[np.ndarray]:
