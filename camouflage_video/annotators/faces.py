@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from camouflage_video.annotators.base import Annotator
-from camouflage_video.annotators.centerface_int8 import cleaned_centerface, int8_model
+from camouflage_video.annotators.centerface_int8 import cleaned_centerface, int8_model, with_picture_input
 from camouflage_video.errors import ConfigError, MissingDependencyError, ModelError
 from camouflage_video.frame import Faces, FrameContext
 
@@ -204,8 +204,8 @@ class CenterFaceDetector(Annotator):
         except cv2.error as exc:
             raise ModelError(f"{self.model_path}: cannot load as a CenterFace ONNX model") from exc
 
-        def forward(blob: np.ndarray) -> list[np.ndarray]:
-            net.setInput(blob)
+        def forward(picture: np.ndarray) -> list[np.ndarray]:
+            net.setInput(cv2.dnn.blobFromImage(picture, 1.0, None, (0, 0, 0), swapRB=False, crop=False))
             return net.forward(list(_OUTPUTS))
 
         return forward
@@ -234,7 +234,7 @@ class CenterFaceDetector(Annotator):
                 logger.warning("%s; detecting with the float model (slower, same faces)", exc)
                 self.precision = "fp32"
         try:
-            model = cleaned_centerface(onnx.load(str(self.model_path)))
+            model = with_picture_input(cleaned_centerface(onnx.load(str(self.model_path))))
         except Exception as exc:  # noqa: BLE001 - onnx raises several unrelated types on a bad file
             raise ModelError(f"{self.model_path}: cannot load as a CenterFace ONNX model ({exc})") from exc
         options = onnxruntime.SessionOptions()
@@ -250,8 +250,8 @@ class CenterFaceDetector(Annotator):
         self.provider = session.get_providers()[0]  # what runs it: CUDAExecutionProvider, CPUExecutionProvider...
         logger.debug("CenterFace on onnxruntime, %s", self.provider)
 
-        def forward(blob: np.ndarray) -> list[np.ndarray]:
-            return session.run(list(_OUTPUTS), {name: blob})
+        def forward(picture: np.ndarray) -> list[np.ndarray]:
+            return session.run(list(_OUTPUTS), {name: picture[None]})
 
         return forward
 
@@ -299,7 +299,10 @@ class CenterFaceDetector(Annotator):
         return DetectionPlan((width, height), (DetectionPass(size, windows), DetectionPass(small, ((0, 0, *small),))))
 
     def detect(self, image: np.ndarray) -> Faces:
-        """Faces in an RGB image, in its pixel coordinates."""
+        """Faces in an RGB image (H x W x 3 uint8), in its pixel coordinates."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            # Not converted: a float picture of 0-1 would turn black here and its faces would go undetected.
+            raise ValueError(f"detect takes an (H, W, 3) uint8 RGB picture, got {image.shape} {image.dtype}")
         h, w = image.shape[:2]
         found = []
         for step in self.plan(w, h).passes:
@@ -325,8 +328,7 @@ class CenterFaceDetector(Annotator):
         in_w, in_h = 32 * math.ceil((x2 - x1) / 32), 32 * math.ceil((y2 - y1) / 32)
         if (in_w, in_h) != (x2 - x1, y2 - y1):  # pad, not stretch: the network needs multiples of 32
             piece = cv2.copyMakeBorder(piece, 0, in_h - (y2 - y1), 0, in_w - (x2 - x1), cv2.BORDER_CONSTANT)
-        blob = cv2.dnn.blobFromImage(piece, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
-        heatmap, scale, offset, landmarks = self._forward(blob)
+        heatmap, scale, offset, landmarks = self._forward(np.ascontiguousarray(piece))
         faces = self._decode(heatmap[0, 0], scale[0], offset[0], landmarks[0], x2 - x1, y2 - y1)
         box = faces.xyxy
         # A box touching a window edge that is not the frame's may be part of a face; the window next to it

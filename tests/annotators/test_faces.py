@@ -184,3 +184,32 @@ def test_a_face_filling_a_4k_frame_is_found(astronaut):
     detector = CenterFaceDetector(thresh=0.5)
     assert len(detector.plan(3840, 2160).passes) == 2
     assert _found(face, detector.detect(frame).xyxy)
+
+
+def test_the_picture_input_graph_gives_the_blob_graphs_outputs_exactly(astronaut):
+    """The uint8 picture is cast and transposed inside the graph: the same floats reach the first layer."""
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import cv2
+
+    from camouflage_video.annotators.centerface_int8 import cleaned_centerface, with_picture_input
+    from camouflage_video.annotators.faces import default_centerface_path
+
+    def session(model):  # noqa: ANN001, ANN202
+        return onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    picture = np.ascontiguousarray(cv2.resize(astronaut, (320, 320)))
+    blob = cv2.dnn.blobFromImage(picture, 1.0, None, (0, 0, 0), swapRB=False, crop=False)
+    plain = session(cleaned_centerface(onnx.load(str(default_centerface_path()))))
+    direct = session(with_picture_input(cleaned_centerface(onnx.load(str(default_centerface_path())))))
+    want = plain.run(None, {plain.get_inputs()[0].name: blob})
+    got = direct.run(None, {"picture": picture[None]})
+    assert len(got) == len(want) == 4
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("image", [np.zeros((64, 64, 3), np.float32), np.zeros((64, 64), np.uint8)])
+def test_a_picture_that_is_not_uint8_rgb_is_refused_not_converted(detector, image):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        detector.detect(image)
