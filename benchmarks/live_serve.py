@@ -231,7 +231,9 @@ def cameras_section(results: list[dict], cores: int) -> str:
         "shared with test runs): the processed rates are then low, the CPU per picture much less affected."
         "\n\nHistory: before the cameras took turns at the CPU (serve.turns, one detector thread each) the same "
         "script measured 3 cameras at 10.9 pictures/s each, 105 ms p50 and 190 ms p90, 60.2 ms CPU per picture; "
-        "2 cameras at 15.2 pictures/s, 82 ms p50."
+        "2 cameras at 15.2 pictures/s, 82 ms p50. With turns but before the identity checks' descriptor moved "
+        "from dlib's own code to onnxruntime: 3 cameras at 11.0-11.9 pictures/s each, 74-79 ms p50, 104-113 ms "
+        "p90, about 50 ms CPU per picture (0.8 cameras per core)."
     )
 
 

@@ -277,8 +277,8 @@ def build_anonymizer(config: AnonymizeConfig) -> Anonymizer:
     steps = ["blur", "solid"] if config.method in GENERATIVE_METHODS else ["solid"]
     ladder = [ClassicObfuscator(step, mask_scale=config.mask_scale, shape=config.shape) for step in steps]
     return VerifiedAnonymizer(
-        # dlib in a child process: in this one it held the interpreter lock and stalled the reader of a live
-        # camera (and the decoder and encoder of a file) for as long as a face was checked.
+        # dlib in a child process: in this one its network held the interpreter lock and stalled the reader of a
+        # live camera (and the decoder and encoder of a file) while a face was checked; its landmarks still do.
         anonymizer, isolated_recognizer("dlib"), ladder, mask_scale=config.mask_scale,
         options=VerifyOptions(margin=config.verify_margin, every=config.verify_every),
     )

@@ -4,7 +4,9 @@ dlib holds Python's GIL while it embeds faces: a check of a new face stalled eve
 hundreds of milliseconds (625 ms measured on a loaded 2-core machine). In a live run that is the thread
 reading the camera: the server drops data and the next frames decode damaged; in a file run the decoder and
 the encoder wait. Here the network runs in a child process and the calling thread waits on a pipe, which
-releases the lock. Only the part of each frame around the faces crosses the pipe.
+releases the lock. Only the part of each frame around the faces crosses the pipe. The descriptor network now
+runs on onnxruntime, which releases the lock, but dlib's landmarks and chip extraction still hold it, and a
+crash of either stays in the child.
 
 A child that fails, dies or does not answer within ``timeout`` raises :class:`ModelError`, which the callers
 treat as a recognizer failure: the face is covered with the strongest method (fail closed).

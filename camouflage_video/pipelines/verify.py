@@ -13,7 +13,8 @@ cleared: fail closed.
 
 Checks are bounded per track: on its first appearance, when it has grown by ``growth`` since its last check,
 and every ``every`` frames; between checks a track keeps the level it reached. A file's frame waits for its
-checks. A live frame does not (``wait_for_checks`` off): a check takes 0.1-0.2 s with dlib on a CPU, and
+checks. A live frame does not (``wait_for_checks`` off): a check took 0.1-0.2 s with dlib's own code on a CPU
+(about 10 ms a face now that its network runs on onnxruntime, more in a crowd or on a loaded machine), and
 waiting for it held every picture behind it. The check runs on a thread of its own and, until it answers,
 the face gets the ladder's next step (for blur: solid), which is never weaker than what is being checked;
 the answer sets the track's level from the next frame on (or escalates it and checks again). Only detected

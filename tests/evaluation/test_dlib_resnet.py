@@ -78,3 +78,19 @@ def test_unknown_network_or_thread_count_is_a_config_error():
         DlibRecognizer(network="tensorflow")
     with pytest.raises(ConfigError, match="threads"):
         DlibRecognizer(threads=0)
+
+
+def test_a_network_that_computes_other_descriptors_is_not_used(networks, monkeypatch, caplog):
+    """A stand-in for a misread network (off by 0.01 everywhere): the load-time check against dlib's own code
+    refuses it, so the checks fall back on dlib rather than judge faces with wrong distances."""
+    from camouflage_video.evaluation import dlib_resnet
+
+    class Off(dlib_resnet.ResNetSession):
+        def __call__(self, chips):  # noqa: ANN001, ANN204
+            return super().__call__(chips) + 0.01
+
+    monkeypatch.setattr("camouflage_video.evaluation.recognizers.ResNetSession", Off)
+    with pytest.raises(ModelError, match="another descriptor"):
+        DlibRecognizer(network="onnxruntime")
+    assert DlibRecognizer(network="auto").network == "dlib"
+    assert "another descriptor" in caplog.text
