@@ -126,6 +126,12 @@ def memory(short, long) -> str:
     )
 
 
+SPEED_HISTORY = (
+    "History: before the identity checks' dlib network moved to onnxruntime (74 -> 4 ms a face) and the detector "
+    "took the uint8 picture, one round side by side gave 720p 2.66x and 1080p 3.17x (load 2.1)."
+)
+
+
 def speed_only(inputs: dict, rounds: int) -> None:
     """Only the speed rows, on the 4x longer clips (start-up weighs least there), the tools taking turns."""
     lines = ["| what | camouflage-video | peer | ratio |", "|---|---|---|---|",
@@ -136,7 +142,7 @@ def speed_only(inputs: dict, rounds: int) -> None:
         f"clips, camouflage-video with today's defaults (CenterFace fp32, --min-face 20, tracking, 1 s look-ahead, "
         f"run-time verification) against deface 1.5.0 (full-resolution detection, onnxruntime), {rounds} "
         "round(s) taking turns, each tool's best kept; wall time of the whole process.\n\n" + "\n".join(lines)
-        + f"\n\nLoad average (1/5/15 min) at the end: {load}."
+        + f"\n\nLoad average (1/5/15 min) at the end: {load}.\n\n{SPEED_HISTORY}"
     )
     write_results("Foundation: speed against deface with today's defaults", body)
     print(body)

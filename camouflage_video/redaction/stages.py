@@ -59,7 +59,7 @@ class Redaction:
         if photos:
             from camouflage_video.evaluation.recognizer_process import isolated_recognizer
 
-            # In a child process, as the verifier's: dlib holds the interpreter lock while it embeds.
+            # In a child process, as the verifier's: dlib's landmarks hold the interpreter lock; a crash stays there.
             people = ReferencePeople(photos, detector, isolated_recognizer("dlib"), margin=config.person_margin)
         if regions is not None and regions.tracks and tracks is None:
             raise ConfigError(f"{regions.path}: forcing tracks needs the tracks file they come from (--tracks-in)")
