@@ -30,7 +30,7 @@ import numpy as np
 
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.annotators.centerface_int8 import cleaned_centerface, int8_model, with_picture_input
-from camouflage_video.errors import ConfigError, MissingDependencyError, ModelError
+from camouflage_video.errors import ConfigError, InputError, MissingDependencyError, ModelError
 from camouflage_video.frame import Faces, FrameContext
 
 logger = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ class CenterFaceDetector(Annotator):
         """Faces in an RGB image (H x W x 3 uint8), in its pixel coordinates."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             # Not converted: a float picture of 0-1 would turn black here and its faces would go undetected.
-            raise ValueError(f"detect takes an (H, W, 3) uint8 RGB picture, got {image.shape} {image.dtype}")
+            raise InputError(f"detect takes an (H, W, 3) uint8 RGB picture, got {image.shape} {image.dtype}")
         h, w = image.shape[:2]
         found = []
         for step in self.plan(w, h).passes:

@@ -31,7 +31,7 @@ def pixelate_faces(image: np.ndarray, method: str = "pixelate") -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def evaluator(recognizer):
-    """An evaluator that analyses every 5th video frame (dlib costs ~74 ms per face on this CPU)."""
+    """An evaluator that analyses every 5th video frame (each face is embedded three times, about 7 ms each)."""
     from camouflage_video.evaluation import EvaluationConfig, Evaluator
 
     return Evaluator(EvaluationConfig(step=5), recognizer=recognizer)

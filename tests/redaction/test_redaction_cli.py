@@ -102,7 +102,7 @@ def test_a_live_camera_run_keeps_only_the_reference_person(tmp_path: Path, recog
     frames = read_frames(recording)
     assert len(frames) >= 12
     # Each recorded frame is compared with the camera frame it shows (found by the bodies, never anonymized).
-    # dlib holds the GIL while it embeds a face (up to 0.6 s seen on this CPU), so the live source's reader
+    # Where the recognizer stalls the live source's reader (dlib's own network held the GIL up to 0.6 s), the
     # thread falls behind, the camera's server drops data for it, and frames between keyframes decode damaged
     # (picture areas missing). A damaged kept face is not matched and is anonymized: fail closed.
     unchanged = 0
