@@ -19,6 +19,8 @@ _TRAILING = ".,;:)]}!"  # punctuation after a URL in a sentence ("... rtmp://h/a
 # hmac, hdnts/hdnea: CDN edge tokens (Akamai); jwt; streamid: an SRT stream's id carries its key.
 _SECRET_WORDS = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session|user|hmac|hdnts|hdnea|jwt|streamid",
                            re.IGNORECASE)
+# NAME= inside a URL's query or path piece whose NAME (or its end: "channel=1_password=") looks secret.
+_SECRET_NAME = re.compile(r"[A-Za-z0-9.-]*(?:" + _SECRET_WORDS.pattern + r")[A-Za-z0-9_.-]*=", re.IGNORECASE)
 # NAME=VALUE outside URLs (option dumps, messages) with a secret-looking NAME.
 _SECRET_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&\s'\",;)]*)")
 # 'name': 'value' items of a dict's repr (input options in a message or traceback).
@@ -26,6 +28,15 @@ _SECRET_ITEM = re.compile(
     r"(?P<q>['\"])(?P<key>[A-Za-z0-9_.-]+)(?P=q)(?P<sep>\s*:\s*)(?P<vq>['\"])(?P<value>[^'\"]*)(?P=vq)"
 )
 _PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*")  # usage text: "expected KEY=VALUE" shows no secret
+# A path segment whose name says the next one is a secret: /token/<secret>/, /auth/<secret>/ (CDNs, signed URLs).
+_SECRET_SEGMENT = re.compile(r"(?:access[_-]?|api[_-]?|stream[_-]?|session[_-]?)?"
+                             r"(?:tokens?|keys?|secrets?|auth|sig|signature|session|hmac|jwt|pass|password|pwd)",
+                             re.IGNORECASE)
+# Pieces of a segment that look random: hex (with or without dashes: UUIDs, hashes), or long letter+digit runs
+# (base64url tokens, JWT parts). A word or a camera's path (Streaming/Channels/101, cam/realmonitor) is neither.
+_HEX = re.compile(r"(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{16,}")
+_RANDOM_RUN = re.compile(r"(?=[A-Za-z0-9+%=]*[0-9])(?=[A-Za-z0-9+%=]*[A-Za-z])[A-Za-z0-9+%=]{16,}")
+_LONG_RUN = re.compile(r"[A-Za-z0-9+%=_-]{32,}")  # with a digit or both cases: words joined by _ are no token
 #: Schemes whose last path segment after the application is a stream key (YouTube, Twitch, ...).
 RTMP_SCHEMES = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts"})
 MASK = "***"
@@ -42,6 +53,11 @@ def redact_url(text: str) -> str:
       ``access_token=``, ``api_key=``, ``streamkey=``, ``sig=``, ... in any case);
     - the stream key of an RTMP URL, its last path segment after the application
       (``rtmp://host/app/KEY`` becomes ``rtmp://host/app/***``);
+    - secrets in the path of any URL: the values of secret-looking ``NAME=VALUE`` pieces of a segment (cameras
+      that take ``/user=admin&password=...`` or ``/user=admin_password=..._channel=1``), the segment after one
+      named like a secret (``/token/SECRET/``), and segments that look random (hex of 16 digits or more, UUIDs,
+      runs of 16 or more letters and digits, anything of 32 or more: CDN tokens, signed paths, JWTs). A
+      harmless but random-looking name is hidden too: the error is on the side of hiding;
     - outside URLs, the values of ``NAME=VALUE`` pairs and ``'NAME': 'VALUE'`` dict items with such names.
 
     An ``@`` later in the same line is taken for the end of the user-info when in doubt: a URL may then
@@ -87,6 +103,7 @@ def _redact_one(scheme: str, text: str, start: int, end: int) -> tuple[str, int]
         head, slash, key = path.rpartition("/")
         if key and head.strip("/"):  # [/]app[/instance]/key (a malformed port may leave out the first /)
             path = head + slash + MASK
+    path = _redact_path(path)
     redacted = (
         ("" if at < 0 else MASK + "@") + text[host_start:host_end] + path
         + query_mark + _redact_params(query) + fragment_mark + _redact_params(fragment)
@@ -106,13 +123,51 @@ def _userinfo_end(text: str, start: int, end: int) -> int:
 
 
 def _redact_params(params: str) -> str:
+    """``a=1&password=x`` → ``a=1&password=***`` (see :func:`_redact_piece`)."""
     if not params:
         return params
-    parts = []
-    for part in params.split("&"):
-        name, sep, _ = part.partition("=")
-        parts.append(f"{name}={MASK}" if sep and _SECRET_WORDS.search(name) else part)
-    return "&".join(parts)
+    return "&".join(_redact_piece(part) for part in params.split("&"))
+
+
+def _redact_piece(piece: str) -> str:
+    """One ``NAME=VALUE`` piece of a query or a path segment, with its secrets hidden.
+
+    Everything after a secret-looking ``NAME=`` goes, since where its value ends is unknown
+    (``channel=1_password=x_stream=0`` → ``channel=1_password=***``); so does a value that looks random, whatever
+    its name (nginx's ``md5=``, a CDN's ``st=``), and a piece without a name that looks random.
+    """
+    secret = _SECRET_NAME.search(piece)
+    if secret is not None:
+        return piece[: secret.end()] + (MASK if secret.end() < len(piece) else "")
+    name, sep, value = piece.partition("=")
+    if not sep:
+        return MASK if _looks_random(piece) else piece
+    return f"{name}={MASK}" if _looks_random(value) else piece
+
+
+def _redact_path(path: str) -> str:
+    """Hide the secrets of a URL's path, segment by segment (see :func:`redact_url`)."""
+    segments = path.split("/")
+    hide_next = False
+    for i, segment in enumerate(segments):
+        if not segment or segment == MASK:
+            hide_next = False
+            continue
+        if hide_next:
+            segments[i] = MASK
+        else:
+            segments[i] = _redact_params(segment)
+        hide_next = bool(_SECRET_SEGMENT.fullmatch(segment))
+    return "/".join(segments)
+
+
+def _looks_random(segment: str) -> bool:
+    if _HEX.search(segment.replace("-", "")):
+        return True
+    for run in _LONG_RUN.findall(segment):
+        if any(c.isdigit() for c in run) or (any(c.isupper() for c in run) and any(c.islower() for c in run)):
+            return True
+    return any(_RANDOM_RUN.fullmatch(run) for run in re.split(r"[-_.~;,:@!$'()*]", segment))
 
 
 def _redact_pairs(text: str) -> str:

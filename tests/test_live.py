@@ -53,6 +53,29 @@ SECRET = "hunter2"
         ("rtmp://relay:live/hunter2", "rtmp://relay:live/***"),  # a mistyped port
         ("rtmp://relay/live", "rtmp://relay/live"),  # an application and no key
         ("rtmp://relay/live/", "rtmp://relay/live/"),
+        # Secrets in the path of any URL: camera firmwares' NAME=VALUE segments, /token/<secret>/, random-looking
+        # segments (CDN tokens, signed paths, UUIDs, JWTs) and random-looking query values whatever their name.
+        ("rtsp://cam:554/user=admin&password=hunter2&channel=1&stream=0.sdp?",
+         "rtsp://cam:554/user=***&password=***&channel=1&stream=0.sdp?"),
+        ("rtsp://cam:554/user=admin_password=hunter2_channel=1_stream=0.sdp?real_stream",
+         "rtsp://cam:554/user=***?real_stream"),
+        ("rtsp://cam/channel=1_password=hunter2_stream=0.sdp", "rtsp://cam/channel=1_password=***"),
+        ("https://cdn/token/hunter2/live.m3u8", "https://cdn/token/***/live.m3u8"),
+        ("https://cdn/auth/hunter2/secret/hunter2/x.ts", "https://cdn/auth/***/secret/***/x.ts"),
+        ("https://cdn/hls/3f9a8c7d2e1b4a5f6c7d8e9f0a1b2c3d/index.m3u8", "https://cdn/hls/***/index.m3u8"),
+        ("https://cdn/v/123e4567-e89b-12d3-a456-426614174000/seg.ts", "https://cdn/v/***/seg.ts"),
+        ("https://cdn/live/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJodW50ZXIyIn0.c2ln/p.m3u8", "https://cdn/live/***/p.m3u8"),
+        ("https://cdn/s/hUnTer2Xq7Lm9Pz3/index.m3u8", "https://cdn/s/***/index.m3u8"),
+        ("http://nginx/clip.mp4?md5=hUnTer2Xq7Lm9Pz3Ab&expires=1700000000",
+         "http://nginx/clip.mp4?md5=***&expires=1700000000"),
+        ("https://cdn/x;jsessionid=hunter2?x=1", "https://cdn/x;jsessionid=***?x=1"),
+        # Camera and CDN paths that hold no secret stay readable.
+        ("rtsp://cam/Streaming/Channels/101", "rtsp://cam/Streaming/Channels/101"),
+        ("rtsp://cam/cam/realmonitor?channel=1&subtype=0", "rtsp://cam/cam/realmonitor?channel=1&subtype=0"),
+        ("rtsp://cam/live/ch00_0", "rtsp://cam/live/ch00_0"),
+        ("https://cdn/front_door_camera_main_stream_high/segment_00001.ts",
+         "https://cdn/front_door_camera_main_stream_high/segment_00001.ts"),
+        ("https://cdn/2024-01-15/20240115120000.ts?fps=25", "https://cdn/2024-01-15/20240115120000.ts?fps=25"),
         # URLs inside messages, log lines and tracebacks; the punctuation after a URL stays.
         (
             "error: Connection refused: 'rtsp://a:b@h/x' then 'rtmp://c:d@h/y'",

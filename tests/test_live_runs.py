@@ -408,6 +408,21 @@ def test_a_failing_run_never_shows_stream_secrets(tmp_path: Path) -> None:
     assert SECRET not in result.stderr and "a#b" not in result.stderr
 
 
+@pytest.mark.parametrize("path", [f"user=admin_password={SECRET}_channel=1_stream=0.sdp",
+                                  "hls/3f9a8c7d2e1b4a5f6c7d8e9f0a1b2c3d/index.m3u8"], ids=["camera", "cdn-token"])
+def test_a_failing_run_never_shows_a_secret_in_the_stream_path(tmp_path: Path, path: str) -> None:
+    port = free_port()  # refused
+    source = f"rtsp://127.0.0.1:{port}/{path}"
+    stats = tmp_path / "stats.json"
+    result = run_cli("anonymize", source, "-o", str(tmp_path / "out.mp4"), "--stats", str(stats),
+                     "--open-timeout", "2", "--debug", timeout=60)
+    assert result.returncode == 1
+    assert f"rtsp://127.0.0.1:{port}/" in result.stderr  # the stream is still named
+    secret = SECRET if SECRET in path else "3f9a8c7d2e1b4a5f6c7d8e9f0a1b2c3d"
+    assert secret not in result.stderr
+    assert not stats.exists() or secret not in stats.read_text()
+
+
 def test_the_stats_of_a_restream_never_show_its_stream_key(sample_clip: Path, relay: RtmpRelay, tmp_path: Path):
     stats = tmp_path / "stats.json"
     result = run_cli("anonymize", str(sample_clip), "-o", relay.url(SECRET), "-o", str(tmp_path / "rec.mp4"),
