@@ -7,20 +7,34 @@ between two pictures: no picture is in two segments or in none, and the audio is
 (sample exact, from one shared track). Each segment's timestamps start at 0; its start on the run's clock is
 in its ``comment`` tag (``starts 600.040000 s into the run``), so the cut can be checked: a segment starts
 where the one before it ends.
+
+Nothing already written is lost when the camera's process fails. A failure elsewhere in the run (the feed,
+another output, ``on_error="fail"``) finalizes the segment being written when the sink was opened with
+``salvage=True`` (every picture in it was anonymized and written whole; a segment whose own writing failed is
+still discarded). A process that is killed (``kill -9``, a crash, the service killing one that stalled)
+cannot finalize anything, so MP4 and MOV segments are written *fragmented*: one fragment per second, each
+written whole once its second is encoded, so that the file on disk is a playable MP4 up to its last complete
+fragment. :func:`recover_stale_segments` (run by the next sink of the same recording, and by the service
+after a camera's process ends) cuts a dead process's temporary after its last complete fragment, checks that
+it plays and publishes it; whatever cannot be checked (Matroska and WebM segments, a file with no complete
+fragment) is deleted as before, never published.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import struct
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive
+from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive, publish
 from camouflage_video.sinks.video import EncoderOptions, VideoFileSink, container_format
 from camouflage_video.sources.base import SourceInfo
 
@@ -28,29 +42,108 @@ from camouflage_video.sources.base import SourceInfo
 MIN_SEGMENT = 1.0
 
 
-def remove_stale_segments(base: Path) -> list[Path]:
-    """Delete the temporaries of ``base``'s segments that a killed run (kill -9, power loss) left behind.
+logger = logging.getLogger(__name__)
 
-    Only those of processes that are gone; each segment has its own name, so the temporary-name check of a
-    single file (``remove_stale_temporaries``) would never meet them again.
+#: Muxer options of a segment in an MP4-family container: fragmented, one fragment a second (and at each
+#: keyframe), each written out whole as soon as it is complete, so a killed writer leaves a playable prefix.
+FRAGMENTED = {"movflags": "+frag_keyframe+empty_moov+delay_moov+default_base_moof", "frag_duration": "1000000",
+              "flush_packets": "1"}
+_FRAGMENTED_FORMATS = ("mp4", "mov")
+
+
+def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
+    """Publish what a killed run (kill -9, a crash, power loss) left of ``base``'s segments; returns
+    ``(recovered, removed)``.
+
+    Only the temporaries of processes that are gone. A fragmented MP4/MOV temporary is cut after its last
+    complete fragment and published under its segment's name once it is checked to play (its pictures were
+    anonymized before they were encoded: the writer never gets any other); anything else is deleted: each
+    segment has its own name, so the temporary-name check of a single file (``remove_stale_temporaries``)
+    would never meet them again.
     """
-    removed = []
+    recovered, removed = [], []
     try:
         names = os.listdir(base.parent if str(base.parent) else ".")
     except OSError:
-        return removed
-    for name in names:
+        return recovered, removed
+    for name in sorted(names):
         match = _TEMPORARY.match(name)
         if not match or not match["stem"].startswith(f"{base.stem}_") or (match["ext"] or "") != base.suffix:
             continue
         if match["pid"] is None or process_alive(int(match["pid"])):
             continue
+        path = base.parent / name
+        final = _free_name(base.parent / f"{match['stem']}{base.suffix}")
         try:
-            (base.parent / name).unlink()
-            removed.append(base.parent / name)
-        except OSError:
+            if container_format(base) in _FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
+                publish(path, final)
+                logger.warning("%s: recovered the segment a stopped process was writing", final)
+                recovered.append(final)
+                continue
+            path.unlink()
+            removed.append(path)
+        except (OSError, ConfigError):
             continue
-    return removed
+    return recovered, removed
+
+
+def remove_stale_segments(base: Path) -> list[Path]:
+    """The temporaries of ``base``'s segments that :func:`recover_stale_segments` could not recover."""
+    return recover_stale_segments(base)[1]
+
+
+def _free_name(path: Path) -> Path:
+    n, candidate = 1, path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
+def _cut_to_fragments(path: Path) -> bool:
+    """Cut a fragmented MP4 after its last complete ``moof`` + ``mdat`` pair; whether one is there.
+
+    The file must start with ``ftyp`` and ``moov``; a box that runs past the end of the file (the write the
+    process was killed in) or that is not whole (a zero or short size) ends the readable part.
+    """
+    boxes, end, size = [], 0, path.stat().st_size
+    with open(path, "rb") as file:
+        while end + 8 <= size:
+            file.seek(end)
+            length, kind = struct.unpack(">I4s", file.read(8))
+            if length == 1 and end + 16 <= size:  # 64-bit size
+                (length,) = struct.unpack(">Q", file.read(8))
+            if length < 8 or end + length > size:
+                break
+            boxes.append((kind, end + length))
+            end += length
+    kinds = [kind for kind, _ in boxes]
+    if kinds[:2] != [b"ftyp", b"moov"]:
+        return False
+    complete = [i for i in range(2, len(boxes) - 1) if kinds[i] == b"moof" and kinds[i + 1] == b"mdat"]
+    if not complete:
+        return False
+    cut = boxes[complete[-1] + 1][1]
+    if cut < size:
+        os.truncate(path, cut)
+    return True
+
+
+def _plays(path: Path) -> bool:
+    """Whether every packet of the file reads back whole and its pictures decode (the first one at least)."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return False
+            video, pictures = container.streams.video[0], 0
+            for packet in container.demux():
+                if packet.is_corrupt:
+                    return False
+                if packet.stream is video and not pictures:
+                    pictures += len(packet.decode())  # the decoder's flush packet at the end included
+            return pictures > 0
+    except (av.FFmpegError, OSError, ValueError):
+        return False
 
 
 def segment_path(base: Path, wall: float) -> Path:
@@ -68,6 +161,9 @@ class SegmentedVideoSink(Sink):
         encoder: Video encoder settings.
         live_audio: The live source's audio track, carried into every segment.
         wall_origin: Wall-clock time (``time.time()``) of the run's time 0, for the names.
+        salvage: ``abort()`` finalizes the segment being written instead of discarding it (a service's
+            recording: a failed feed or output must not lose the anonymized minutes already written); one
+            whose own writing failed is discarded all the same.
 
     Examples:
         >>> sink = SegmentedVideoSink("rec/door.mp4", src.info, seconds=600)  # doctest: +SKIP
@@ -85,6 +181,7 @@ class SegmentedVideoSink(Sink):
         encoder: EncoderOptions | None = None,
         live_audio: AudioTimeline | None = None,
         wall_origin: float | None = None,
+        salvage: bool = False,
     ) -> None:
         if seconds < MIN_SEGMENT:
             raise ConfigError(f"segments must be at least {MIN_SEGMENT:g} s long, got {seconds:g}")
@@ -93,7 +190,8 @@ class SegmentedVideoSink(Sink):
         if not self.path.parent.is_dir():
             raise ConfigError(f"{self.path}: output folder does not exist ({self.path.parent})")
         self.wall_origin = time.time() if wall_origin is None else wall_origin
-        remove_stale_segments(self.path)
+        self.salvage = salvage
+        recover_stale_segments(self.path)
         self._audio = live_audio.subscribe() if live_audio is not None else None
         if self._audio is not None:
             self._audio.shared = True  # every segment reads it in turn; closing one does not end it
@@ -101,6 +199,7 @@ class SegmentedVideoSink(Sink):
         self._start = 0.0  # run time of the current segment's first picture
         self.segments: list[Path] = []  # finished segments, in order
         self._closed = False
+        self._broken = False  # the current segment's own writing failed: it is never finalized
 
     @property
     def frames_written(self) -> int:  # type: ignore[override]
@@ -112,9 +211,13 @@ class SegmentedVideoSink(Sink):
         at = float(frame.time) if frame.time is not None else frame.index / float(self.info.fps or 25)
         if self._current is not None and at - self._start >= self.seconds:
             self._finish_current(end=at)
-        if self._current is None:
-            self._open(at)
-        self._current.write(frame, image)  # type: ignore[union-attr]
+        try:
+            if self._current is None:
+                self._open(at)
+            self._current.write(frame, image)  # type: ignore[union-attr]
+        except BaseException:
+            self._broken = True
+            raise
 
     def _open(self, at: float) -> None:
         path = segment_path(self.path, self.wall_origin + at)
@@ -125,6 +228,7 @@ class SegmentedVideoSink(Sink):
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
             metadata={"comment": f"starts {at:.6f} s into the run"},
+            options=FRAGMENTED if container_format(path) in _FRAGMENTED_FORMATS else None,
         )
         self._start = at
 
@@ -148,9 +252,17 @@ class SegmentedVideoSink(Sink):
                 self._audio.close()
 
     def abort(self) -> None:
-        """Discard the segment being written; finished segments stay (they are whole)."""
+        """Discard the segment being written (finalize it with ``salvage``); finished segments stay (they are
+        whole)."""
         if self._closed:
             return
+        if self.salvage and not self._broken and self._current is not None:
+            try:
+                self.close(interrupted=True)
+                return
+            except Exception:  # noqa: BLE001 - it could not be finalized: discarded (never published half-written)
+                logger.warning("%s: the segment being written could not be finalized", self.path, exc_info=True)
+                return
         self._closed = True
         current, self._current = self._current, None
         if current is not None:

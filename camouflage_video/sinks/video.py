@@ -90,6 +90,7 @@ class VideoFileSink(Sink):
 
     Each frame keeps its source ``pts`` so frame count, timestamps, variable frame rate and duration
     match the input; the file is written under a hidden temporary name and renamed on ``close()``.
+    ``options`` are the muxer's (a segment's MP4 is written fragmented: ``sinks/segments.py``).
 
     Examples:
         >>> with VideoFileSource("in.mp4") as src, VideoFileSink("out.mp4", src.info) as sink:  # doctest: +SKIP
@@ -106,6 +107,7 @@ class VideoFileSink(Sink):
         audio_from: str | os.PathLike[str] | AudioSubscription | None = None,
         start: float = 0.0,
         metadata: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.info = info
@@ -118,7 +120,7 @@ class VideoFileSink(Sink):
         self._last_time = 0.0
         self._temporary = temporary_path(self.path)
         try:
-            self._container = av.open(str(self._temporary), mode="w", format=self.format)
+            self._container = av.open(str(self._temporary), mode="w", format=self.format, options=options or {})
             self._container.metadata.update(metadata or {})
             self._video = self._add_video_stream()
             self._start_pts = round(start / self.time_base) if start else 0

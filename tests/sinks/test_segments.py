@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,10 +14,12 @@ import numpy as np
 import pytest
 
 from camouflage_video.audio import AudioTimeline
-from camouflage_video.errors import ConfigError
+from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.segments import SegmentedVideoSink
+from camouflage_video.sinks.segments import SegmentedVideoSink, recover_stale_segments
+from camouflage_video.sinks.video import VideoFileSink
 from camouflage_video.sources.base import SourceInfo
+from tests.conftest import REPO
 
 TB = Fraction(1, 90000)
 INFO = SourceInfo(uri="rtsp://cam/s", kind="stream", width=64, height=48, fps=Fraction(25), time_base=TB, live=True,
@@ -71,3 +76,92 @@ def test_audio_is_cut_at_the_same_instant_as_the_pictures(tmp_path: Path) -> Non
 def test_segments_shorter_than_a_second_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least 1 s"):
         SegmentedVideoSink(tmp_path / "door.mp4", INFO, seconds=0.5)
+
+
+def write_pictures(sink: SegmentedVideoSink, count: int, level: int = 120) -> None:
+    for index in range(count):
+        image = np.full((48, 64, 3), level, np.uint8)
+        sink.write(Frame(image, index=index, pts=round(index * 0.04 / TB), time_base=TB), image)
+
+
+@pytest.mark.parametrize("salvage", [True, False])
+def test_a_failed_run_finalizes_the_segment_being_written_only_with_salvage(tmp_path: Path, salvage: bool) -> None:
+    sink = SegmentedVideoSink(tmp_path / "door.mp4", INFO, seconds=600, salvage=salvage)
+    write_pictures(sink, 30)
+    sink.abort()  # what the runner does when the feed or another output fails
+    published = list(tmp_path.glob("door_*.mp4"))
+    assert not list(tmp_path.glob(".*")), "a temporary was left behind"
+    if not salvage:
+        assert published == []
+        return
+    assert len(published) == 1
+    _, pictures, _ = probe(published[0])
+    assert len(pictures) == 30 and pictures[0] == 0.0
+
+
+def test_a_segment_whose_own_writing_failed_is_not_finalized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = SegmentedVideoSink(tmp_path / "door.mp4", INFO, seconds=600, salvage=True)
+    write_pictures(sink, 10)
+
+    def disk_full(packets: object) -> None:
+        raise OutputError("door.mp4: writing failed (No space left on device)")
+
+    monkeypatch.setattr(VideoFileSink, "_mux", lambda self, packets: disk_full(packets))
+    with pytest.raises(OutputError):
+        write_pictures(sink, 1)
+    monkeypatch.undo()
+    sink.abort()  # the file's state is unknown: it is discarded, never published
+    assert list(tmp_path.iterdir()) == []
+
+
+KILLED_WRITER = """
+import sys, time
+from fractions import Fraction
+import numpy as np
+from camouflage_video.frame import Frame
+from camouflage_video.sinks.segments import SegmentedVideoSink, recover_stale_segments
+from camouflage_video.sources.base import SourceInfo
+TB = Fraction(1, 90000)
+info = SourceInfo(uri="rtsp://cam/s", kind="stream", width=64, height=48, fps=Fraction(25), time_base=TB, live=True)
+sink = SegmentedVideoSink(sys.argv[1], info, seconds=600)
+for index in range(100000):
+    image = np.full((48, 64, 3), 200, np.uint8)
+    sink.write(Frame(image, index=index, pts=round(index * 0.04 / TB), time_base=TB), image)
+    if index == int(sys.argv[2]):
+        print("written", flush=True)
+    time.sleep(0.002)
+"""
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_a_killed_writers_segment_is_recovered_up_to_its_last_complete_fragment(tmp_path: Path, suffix: str) -> None:
+    base = tmp_path / f"door{suffix}"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(base), "100"], stdout=subprocess.PIPE,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert writer.stdout.readline().strip() == b"written"  # four seconds of pictures
+    finally:
+        writer.kill()  # kill -9: nothing is finalized
+        writer.wait()
+    (temporary,) = tmp_path.glob(".*")
+    with open(temporary, "ab") as file:  # the write it was killed in: a box that runs past the end
+        file.write(b"\x00\x01\x00\x00moof" + b"\x00" * 32)
+    recovered, removed = recover_stale_segments(base)
+    assert removed == [] and len(recovered) == 1, (recovered, removed)
+    assert not list(tmp_path.glob(".*"))
+    _, pictures, _ = probe(recovered[0])
+    assert len(pictures) >= 50 and pictures[0] == 0.0  # at least the pictures of its complete fragments
+    with av.open(str(recovered[0])) as container:  # they are the written pictures, decoded whole
+        levels = {int(np.median(f.to_ndarray(format="rgb24"))) for f in container.decode(video=0)}
+    assert levels <= set(range(195, 206)), levels
+
+
+def test_what_cannot_be_recovered_is_deleted_not_published(tmp_path: Path) -> None:
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    junk = tmp_path / f".door_20261202-014000.{dead}-0123abcd.partial.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x1cftypisom" + b"\x00" * 20)  # the header only: no fragment
+    matroska = tmp_path / f".hall_20261202-014000.{dead}-0123abcd.partial.mkv"
+    matroska.write_bytes(b"\x1a\x45\xdf\xa3" + b"\x00" * 64)
+    assert recover_stale_segments(tmp_path / "door.mp4") == ([], [junk])
+    assert recover_stale_segments(tmp_path / "hall.mkv") == ([], [matroska])
+    assert list(tmp_path.iterdir()) == []
