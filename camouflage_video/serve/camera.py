@@ -16,7 +16,10 @@ Protocol (secrets travel on stdin, never on the command line, which every user o
 - stderr: log lines, credentials redacted.
 
 SIGTERM finalizes the recordings (the segment being written included) and closes the restreams, then the
-process exits 0.
+process exits 0. An exception that ends the run (exit 1) finalizes the segment being written too: its pictures
+were anonymized and written whole (``SegmentedVideoSink(salvage=True)``). A process killed outright leaves its
+segment's fragmented temporary, which the service recovers before it starts the camera again
+(``sinks.segments.recover_stale_segments``).
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ class CameraRun:
             for output in camera.outputs:
                 if camera.segment is not None and "://" not in output:
                     sinks.append(SegmentedVideoSink(output, source.info, seconds=camera.segment, encoder=config.encoder,
-                                                    live_audio=audio, wall_origin=wall_origin))
+                                                    live_audio=audio, wall_origin=wall_origin, salvage=True))
                 elif "://" in output:
                     try:
                         sinks.append(open_sink(output, source.info, encoder=config.encoder, audio=config.audio,

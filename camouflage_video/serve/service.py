@@ -25,6 +25,7 @@ from camouflage_video.interrupts import interrupts_deferred
 from camouflage_video.redact import redact_url
 from camouflage_video.serve.config import CameraConfig, ServeConfig
 from camouflage_video.serve.metrics import CameraMetrics, MetricsServer
+from camouflage_video.sinks.segments import recover_stale_segments
 from camouflage_video.streaming import Backoff
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class CameraProcess:
                 return
             self.proc = None
             self.metrics.process_ended()
+            self.recover()
             self.failures = 0 if now - self.started_at > _HEALTHY_RUN else self.failures + 1
             delay = self.backoff.delay(max(0, self.failures - 1))
             self.next_start = now + delay
@@ -138,6 +140,16 @@ class CameraProcess:
             proc.wait()
         self.metrics.process_ended()
         self.proc = None
+        self.recover()
+
+    def recover(self) -> None:
+        """Publish what a process that was killed (or crashed) had written of its segments, before the next one
+        starts: the anonymized pictures up to its last complete fragment (see ``sinks/segments.py``)."""
+        if self.camera.segment is None:
+            return
+        for output in self.camera.outputs:
+            if "://" not in output:
+                recover_stale_segments(Path(output))  # each recovered segment is logged
 
 
 def serve(
