@@ -393,6 +393,12 @@ class Runner:
                 failure = failure or exc
                 for other in self.sinks:
                     other.abort()
+        publish = getattr(self.anonymizer, "publish", None)  # its side outputs, once the sinks are published
+        if publish is not None:
+            try:
+                publish(completed=failure is None)
+            except Exception as exc:  # noqa: BLE001 - a side output that cannot be published fails the run
+                failure = failure or exc
         stats.outputs = [sink.describe() for sink in self.sinks]
         stats.finish()
         if failure is not None:

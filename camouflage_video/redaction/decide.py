@@ -103,12 +103,25 @@ class RedactingAnonymizer(Anonymizer):
         return self._batch(ctxs, self.inner.process_batch)
 
     def finish(self, completed: bool, frames: int | None = None) -> None:
-        """End of the run: publish the tracks file (or discard it when the run failed)."""
+        """End of the run, before the outputs close: end the tracks file (or discard it when the run failed)."""
         if self.writer is not None:
-            self.writer.close(completed, {**self.video, "frame_count": frames})
+            if completed:
+                self.writer.end({**self.video, "frame_count": frames})
+            else:
+                self.writer.discard()
         inner = getattr(self.inner, "finish", None)  # the verifier's checks still queued
         if inner is not None:
             inner(completed=completed, frames=frames)
+
+    def publish(self, completed: bool) -> None:
+        """After the outputs closed: the tracks file takes its final name only if they were all published, so
+        a run whose video failed to close leaves no tracks file describing a video that does not exist."""
+        if self.writer is None:
+            return
+        if completed:
+            self.writer.publish()
+        else:
+            self.writer.discard()
 
     def stats(self) -> dict:
         tracks = {str(track): ranges for track, ranges in sorted(self._ranges.items(), key=lambda kv: int(kv[0]))}

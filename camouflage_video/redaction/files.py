@@ -393,7 +393,8 @@ def load_tracks(path: str | os.PathLike[str]) -> TracksFile:
 
 class TracksWriter:
     """Write ``tracks.json`` as the run goes (one line per frame: memory stays flat on any length) under a
-    temporary name, renamed to its final name when the run completes; discarded when it fails.
+    temporary name, renamed to its final name when the run completes (after its video is published);
+    discarded when it fails.
 
     Frames the writer never saw (they failed before the decision and went out as the fallback) are written as
     ``{"frame": n, "fallback": true}``.
@@ -406,6 +407,7 @@ class TracksWriter:
         self._header = header
         self._next = 0
         self._count = 0
+        self._ended = False
 
     def add_header(self, **values: Any) -> None:
         """More top-level entries (before the first frame is written)."""
@@ -435,13 +437,16 @@ class TracksWriter:
         self._count += 1
 
     def close(self, completed: bool, video: dict | None = None) -> None:
-        """Publish the file (``completed``), ending it with ``video`` (its ``frame_count`` is the number of
-        frames the run went through), or remove the temporary one."""
+        """:meth:`end` and :meth:`publish` the file (``completed``), or :meth:`discard` it."""
         if not completed:
-            if self._file is not None:
-                self._file.close()
-                self.temporary.unlink(missing_ok=True)
+            self.discard()
             return
+        self.end(video)
+        self.publish()
+
+    def end(self, video: dict | None = None) -> None:
+        """Write the end of the file, ``video`` (its ``frame_count`` is the number of frames the run went
+        through), still under the temporary name: the run's outputs may yet fail to close."""
         handle = self._open()
         video = dict(video or {})
         count = max(self._next, video.get("frame_count") or 0)
@@ -450,4 +455,16 @@ class TracksWriter:
         video["frame_count"] = count
         handle.write("\n],\"video\":" + json.dumps(video) + "}\n")
         handle.close()
+        self._ended = True
+
+    def publish(self) -> None:
+        """Give the ended file its final name."""
+        if not self._ended:
+            raise RuntimeError("the tracks file is not ended")
         os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        """Remove the temporary file (a failed run leaves no tracks file)."""
+        if self._file is not None:
+            self._file.close()
+            self.temporary.unlink(missing_ok=True)

@@ -205,6 +205,24 @@ def test_the_tracks_file_appears_only_when_the_run_completes(tmp_path: Path):
     assert data["video"]["frame_count"] == 3
 
 
+def test_no_tracks_file_is_left_when_the_video_fails_to_close(first_run, tmp_path: Path, monkeypatch):
+    # The tracks file describes the video: it takes its final name only once the video has taken its own.
+    from camouflage_video.sinks.video import VideoFileSink
+
+    _, clip, _ = first_run
+    seen = {}
+
+    def failing_close(self, *, interrupted: bool = False, end: float | None = None) -> None:
+        seen["tracks_before_the_video"] = (tmp_path / "tracks.json").exists()
+        raise OSError(28, "No space left on device")  # what a full disk does to the last write
+
+    monkeypatch.setattr(VideoFileSink, "close", failing_close)
+    with pytest.raises(OSError, match="No space"):
+        anonymize(clip, tmp_path / "out.mp4", AnonymizeConfig(tracks_out=str(tmp_path / "tracks.json")))
+    assert seen == {"tracks_before_the_video": False}
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither file, no temporary left behind
+
+
 def test_a_rerender_with_keep_person_judges_the_replayed_faces_again(first_run, tmp_path: Path):
     folder, clip, _ = first_run
     config = AnonymizeConfig(tracks_in=str(folder / "tracks.json"), keep_person=(str(media_file(ALEX[1])),),
