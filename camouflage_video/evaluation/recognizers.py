@@ -8,6 +8,7 @@ ArcFace-style ONNX model (e.g. insightface's ``w600k_r50.onnx``) when its weight
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -330,8 +331,9 @@ RECOGNIZERS: dict[str, RecognizerFactory] = {"dlib": DlibRecognizer, "arcface": 
 def register_recognizer(name: str, factory: RecognizerFactory) -> None:
     """Make another recognizer available by name (to ``evaluate`` and ``--recognizer``).
 
-    ``factory`` is called as ``factory(model_path_or_None, threshold=...)`` when a threshold is given,
-    else ``factory(model_path_or_None)``.
+    ``factory`` is called as ``factory(model_path_or_None, threshold=..., **options)``, the threshold and
+    the options (such as ``network=``) only where :func:`load_recognizer` is given them. An option the
+    factory's signature does not name is refused there with a :class:`ConfigError`.
     """
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"recognizer names are alphanumeric, got {name!r}")
@@ -339,7 +341,7 @@ def register_recognizer(name: str, factory: RecognizerFactory) -> None:
 
 
 def load_recognizer(
-    name: str = "dlib", model: str | os.PathLike[str] | None = None, threshold: float | None = None
+    name: str = "dlib", model: str | os.PathLike[str] | None = None, threshold: float | None = None, **options: Any
 ) -> Recognizer:
     """Build a registered recognizer.
 
@@ -347,12 +349,37 @@ def load_recognizer(
         name: Registry name (``dlib``, ``arcface`` or one added with :func:`register_recognizer`).
         model: Model file or folder, where the recognizer takes one.
         threshold: Match distance; ``None`` keeps the recognizer's standard.
+        **options: Passed on to the recognizer's factory (``network="dlib"`` for :class:`DlibRecognizer`).
 
     Raises:
-        ConfigError: Unknown name or bad threshold.
+        ConfigError: Unknown name, bad threshold, or an option the recognizer does not take.
         MissingDependencyError, ModelError: The recognizer cannot be built here.
+
+    Examples:
+        >>> recognizer = load_recognizer("dlib", network="dlib")  # doctest: +SKIP
+        >>> recognizer.describe()["network"]  # doctest: +SKIP
+        'dlib'
     """
     if name not in RECOGNIZERS:
         raise ConfigError(f"unknown recognizer {name!r}; choose one of {', '.join(sorted(RECOGNIZERS))}")
     factory = RECOGNIZERS[name]
-    return factory(model) if threshold is None else factory(model, threshold=threshold)
+    if threshold is not None:
+        options = {"threshold": threshold, **options}
+    _check_options(name, factory, options)
+    return factory(model, **options)
+
+
+def _check_options(name: str, factory: RecognizerFactory, options: dict[str, Any]) -> None:
+    """Refuse the options ``factory`` does not name, so that a typo reads as a config error, not a TypeError."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin): the call itself will tell
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    # The first positional parameter receives the model; the keyword-capable ones after it are the options.
+    keywords = [p.name for p in parameters[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [option for option in options if option not in keywords]
+    if unknown:
+        takes = f"it takes {', '.join(keywords)}" if keywords else "it takes none"
+        raise ConfigError(f"the {name} recognizer has no option {', '.join(map(repr, unknown))} ({takes})")
