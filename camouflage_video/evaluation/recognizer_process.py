@@ -5,8 +5,8 @@ hundreds of milliseconds (625 ms measured on a loaded 2-core machine). In a live
 reading the camera: the server drops data and the next frames decode damaged; in a file run the decoder and
 the encoder wait. Here the network runs in a child process and the calling thread waits on a pipe, which
 releases the lock. Only the part of each frame around the faces crosses the pipe. The descriptor network now
-runs on onnxruntime, which releases the lock, but dlib's landmarks and chip extraction still hold it, and a
-crash of either stays in the child.
+runs on onnxruntime, which releases the lock, but dlib's landmarks and chip extraction still hold it, dlib's
+own network (its fallback, ``network="dlib"``) holds it for the whole call, and a crash of any stays in the child.
 
 A child that fails, dies or does not answer within ``timeout`` raises :class:`ModelError`, which the callers
 treat as a recognizer failure: the face is covered with the strongest method (fail closed).
@@ -37,6 +37,8 @@ class ProcessRecognizer(Recognizer):
     Args:
         name: Registry name of the recognizer (``dlib``).
         timeout: Seconds one call may take before the child counts as failed.
+        **options: ``load_recognizer``'s ``model``, ``threshold`` and the recognizer's own options
+            (``network="dlib"``), used in the child.
 
     Examples:
         >>> recognizer = ProcessRecognizer("dlib")  # doctest: +SKIP
@@ -50,6 +52,7 @@ class ProcessRecognizer(Recognizer):
         self.name, self._options = name, options
         self.threshold = float(options.get("threshold", type(self).threshold))
         self.restarts = 0
+        self._described: dict = {}  # the child's own describe(), once it has loaded
         self._spawn()
 
     def _spawn(self) -> None:
@@ -73,6 +76,7 @@ class ProcessRecognizer(Recognizer):
         attributes = self._receive(START_TIMEOUT)
         self.name, self.metric = attributes["name"], attributes["metric"]
         self.threshold, self.min_face_size = attributes["threshold"], attributes["min_face_size"]
+        self._described = attributes["described"]
         self._ready = True
 
     @property
@@ -118,7 +122,11 @@ class ProcessRecognizer(Recognizer):
         return value
 
     def describe(self) -> dict:
-        return {**super().describe(), "process": True, "restarts": self.restarts}
+        """The child's own describe() (dlib's ``network``: onnxruntime or its fallback) once it has loaded.
+
+        Does not wait for the child: before it has loaded, only what this process knows.
+        """
+        return {**super().describe(), **self._described, "process": True, "restarts": self.restarts}
 
     def close(self) -> None:
         """Stop the child (also done when this object is collected and when the program ends)."""
@@ -147,7 +155,7 @@ def _serve(conn: Any, name: str, options: dict[str, Any]) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ok", {"name": recognizer.name, "metric": recognizer.metric, "threshold": recognizer.threshold,
-                      "min_face_size": recognizer.min_face_size}))
+                      "min_face_size": recognizer.min_face_size, "described": recognizer.describe()}))
     while True:
         try:
             message = conn.recv()
@@ -163,12 +171,12 @@ def _serve(conn: Any, name: str, options: dict[str, Any]) -> None:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def isolated_recognizer(name: str = "dlib") -> Recognizer:
+def isolated_recognizer(name: str = "dlib", **options: Any) -> Recognizer:
     """The recognizer ``name`` in a child process where this process may start one; else in this process.
 
     A daemonic process (a dataset worker) may not have children. It reads no live camera, so dlib holding
-    its lock only slows its own decoding a little.
+    its lock only slows its own decoding a little. ``options`` go to ``load_recognizer`` either way.
     """
     if multiprocessing.current_process().daemon:
-        return load_recognizer(name)
-    return ProcessRecognizer(name)
+        return load_recognizer(name, **options)
+    return ProcessRecognizer(name, **options)
