@@ -177,6 +177,7 @@ def test_verification_is_on_by_default_and_counted_in_the_stats(tmp_path, sample
     stats = json.loads((tmp_path / "s.json").read_text())
     verify = stats["model"]["verify"]
     assert verify["recognizer"] == "dlib" and verify["margin"] == 0.25
+    assert verify["network"] == "onnxruntime"  # dlib's network on onnxruntime; "dlib" would say it fell back
     assert 1 <= verify["checks"] < stats["faces_detected"]  # bounded: not one check per face per frame
     assert sum(verify["faces_by_level"].values()) == stats["faces_detected"] + stats["faces_held"]
 

@@ -163,6 +163,7 @@ class VerifiedAnonymizer(Anonymizer):
         counts = self.counts
         verify = {
             "recognizer": getattr(self.recognizer, "name", type(self.recognizer).__name__),
+            **recognizer_network(self.recognizer),
             "margin": self.options.margin,
             "every": self.options.every,
             "checks": counts.checks,
@@ -355,3 +356,10 @@ def _window(shape: tuple[int, ...], box: np.ndarray) -> tuple[tuple[slice, slice
     x1, y1, x2, y2 = scale_boxes(np.asarray(box, np.float32)[None], 2.0, w, h)[0]
     local = np.asarray(box, np.float32)[None] - np.float32([x1, y1, x1, y1])
     return (slice(int(y1), int(y2)), slice(int(x1), int(x2))), local
+
+
+def recognizer_network(recognizer: Any) -> dict:
+    """``{"network": ...}`` where the recognizer says which network embeds (a fallback shows in the stats)."""
+    describe = getattr(recognizer, "describe", None)
+    network = describe().get("network") if describe is not None else None
+    return {} if network is None else {"network": network}

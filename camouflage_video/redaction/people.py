@@ -32,6 +32,7 @@ import numpy as np
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Faces, FrameContext
+from camouflage_video.pipelines.verify import recognizer_network
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,7 @@ class ReferencePeople:
 
     def describe(self) -> dict:
         return {"references": len(self.references), "recognizer": getattr(self.recognizer, "name", "?"),
+                **recognizer_network(self.recognizer),
                 "match_below": round(self.match_below, 4), "nonmatch_above": round(self.nonmatch_above, 4),
                 "min_face": MIN_FACE}
 
