@@ -204,14 +204,22 @@ class DlibRecognizer(Recognizer):
         self.network = "onnxruntime" if self._session is not None else "dlib"
 
     def _checked(self, session: ResNetSession) -> ResNetSession:
-        """``session`` once it gives dlib's own descriptor for a test chip; the verdicts of every check rest on it.
+        """``session`` once it gives dlib's own descriptor for a test face; the verdicts of every check rest on it.
 
         A network that computed other descriptors would not fail loudly: its distances would just be wrong, and
-        a face it took for cleared would go out recognisable. One chip costs dlib's code about 74 ms.
+        a face it took for cleared would go out recognisable. The test goes through the whole path a face takes,
+        from the picture and its five landmarks: the chip this class cuts out with ``get_face_chips`` must be
+        the one ``compute_face_descriptor`` cuts out itself. It costs dlib's code about 74 ms.
         """
-        chip = np.random.default_rng(0).integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
-        want = np.asarray(self._resnet.compute_face_descriptor(chip), np.float32)
-        got = session(chip[None])[0]
+        dlib = self._dlib
+        picture = np.random.default_rng(0).integers(0, 256, (240, 240, 3), dtype=np.uint8)
+        # A tilted face's five points (eye corners, nose) in a 100 px box: the chip is rotated and scaled.
+        points = [(150, 100), (130, 102), (90, 104), (110, 103), (121, 142)]
+        shape = dlib.full_object_detection(dlib.rectangle(70, 60, 170, 170), [dlib.point(*p) for p in points])
+        want = np.asarray(self._resnet.compute_face_descriptor(picture, shape), np.float32)
+        shapes = dlib.full_object_detections()
+        shapes.append(shape)
+        got = session(self._chips(picture, shapes))[0]
         if not np.allclose(got, want, atol=DESCRIPTOR_TOLERANCE):
             raise ModelError(f"onnxruntime's copy of dlib's face ResNet gives another descriptor (off by "
                              f"{np.abs(got - want).max():.2g})")

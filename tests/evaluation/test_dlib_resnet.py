@@ -98,3 +98,16 @@ def test_a_network_that_computes_other_descriptors_is_not_used(networks, monkeyp
         DlibRecognizer(network="onnxruntime")
     assert DlibRecognizer(network="auto").network == "dlib"
     assert "another descriptor" in caplog.text
+
+
+def test_chips_cut_otherwise_than_dlib_cuts_them_are_not_used(networks, monkeypatch):
+    """The load-time check covers the chip step too: chips cut with another padding than dlib's own descriptor
+    path uses give other descriptors for every face, and the copy is refused."""
+    from camouflage_video.evaluation import recognizers
+
+    def other_padding(self, image, shapes):  # noqa: ANN001, ANN202
+        return np.stack(self._dlib.get_face_chips(np.ascontiguousarray(image), shapes, size=150, padding=0.3))
+
+    monkeypatch.setattr(recognizers.DlibRecognizer, "_chips", other_padding)
+    with pytest.raises(ModelError, match="another descriptor"):
+        DlibRecognizer(network="onnxruntime")
