@@ -22,6 +22,7 @@ fragment) is deleted as before, never published.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import struct
@@ -185,7 +186,9 @@ class SegmentedVideoSink(Sink):
     ) -> None:
         if seconds < MIN_SEGMENT:
             raise ConfigError(f"segments must be at least {MIN_SEGMENT:g} s long, got {seconds:g}")
-        self.path, self.info, self.seconds, self.encoder = Path(path), info, float(seconds), encoder
+        # No B-frames: a segment must end exactly where the next one starts (see EncoderOptions.b_frames).
+        self.encoder = dataclasses.replace(encoder or EncoderOptions(), b_frames=False)
+        self.path, self.info, self.seconds = Path(path), info, float(seconds)
         container_format(self.path)  # an extension we cannot write fails now
         if not self.path.parent.is_dir():
             raise ConfigError(f"{self.path}: output folder does not exist ({self.path.parent})")

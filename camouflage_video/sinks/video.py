@@ -59,6 +59,10 @@ class EncoderOptions:
         gop: Keyframe interval in frames; ``None`` keeps the encoder default.
         zerolatency: Tune for live streaming (no lookahead, no B-frames).
         threads: Encoder threads, 0 for automatic.
+        b_frames: ``False``: no B-frames, so pictures are stored in the order they are shown. A file then ends
+            exactly where its last picture's duration says; with reordered pictures an MP4's length is counted
+            in decode order and misses (or overshoots) that end by up to the reorder delay. Segments need it:
+            each must end where the next starts.
     """
 
     codec: str | None = field(default=None, metadata=flag(
@@ -70,6 +74,7 @@ class EncoderOptions:
         "keyframe interval", metavar="FRAMES", default_text="1 s for restreams", group="live streams"))
     zerolatency: bool = False
     threads: int = 0
+    b_frames: bool = True
 
     def __post_init__(self) -> None:
         if self.crf is not None and not 0 <= self.crf <= 63:
@@ -172,6 +177,8 @@ class VideoFileSink(Sink):
         elif codec == "libvpx-vp9":
             deadline = "realtime" if enc.zerolatency else "good"
             options.update({"b": "0", "deadline": deadline, "cpu-used": "8", "row-mt": "1"})
+        if not enc.b_frames:
+            options["bf"] = "0"  # libavcodec's own option (max_b_frames): every encoder takes it
         if enc.gop:
             stream.codec_context.gop_size = enc.gop
         stream.codec_context.options = options

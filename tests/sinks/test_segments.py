@@ -62,6 +62,26 @@ def test_segments_are_cut_between_pictures_with_nothing_lost_or_repeated(tmp_pat
     assert not list(tmp_path.glob(".*"))
 
 
+@pytest.mark.parametrize("name", ["door.mp4", "door.mkv"])
+def test_each_segment_lasts_until_the_next_one_starts(tmp_path: Path, name: str) -> None:
+    # A slow, uneven feed (8-15 pictures a second) of changing pictures: an encoder that reordered them would
+    # end each MP4 off the next segment's start by up to its reorder delay (a tenth of a second and more).
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.uniform(0.066, 0.125, 60)).tolist()
+    sink = SegmentedVideoSink(tmp_path / name, INFO, seconds=1.5, wall_origin=1_700_000_000.0)
+    for index, at in enumerate(times):
+        image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        sink.write(Frame(image, index=index, pts=round(at / TB), time_base=TB), image)
+    sink.close()
+    parts = []
+    for path in sink.segments:
+        with av.open(str(path)) as container:
+            parts.append((probe(path)[0], container.duration / av.time_base))
+    assert len(parts) >= 3
+    for (start, duration), (following, _) in zip(parts, parts[1:], strict=False):
+        assert abs(start + duration - following) < 0.002, (start, duration, following)
+
+
 def test_audio_is_cut_at_the_same_instant_as_the_pictures(tmp_path: Path) -> None:
     track = AudioTimeline(48000, 1)
     times = [i * 0.04 for i in range(75)]
