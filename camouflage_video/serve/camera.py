@@ -149,6 +149,9 @@ class CameraRun:
             }
         for key, value in current.items():
             totals[key] = self._done.get(key, 0) + value
+        if self.turns is not None:  # the process's own, over every opening of the feed
+            totals["turn_wait_seconds"] = round(self.turns.waited, 3)
+            totals["turns_given_up"] = self.turns.gave_up
         return totals
 
     def report(self) -> dict[str, Any]:

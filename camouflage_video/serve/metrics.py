@@ -33,6 +33,11 @@ SERIES: tuple[tuple[str, str, str, str], ...] = (
     ("camouflage_reconnects_total", "counter", "Times the feed came back after it was lost or could not be opened.",
      "reconnects"),
     ("camouflage_camera_restarts_total", "counter", "Times the camera's process was restarted.", "restarts"),
+    ("camouflage_turn_wait_seconds_total", "counter",
+     "Seconds the camera waited for a turn at the CPU (more cameras than cores).", "turn_wait_seconds"),
+    ("camouflage_turns_given_up_total", "counter",
+     "Times no turn came free in time (a camera holding one is stuck) and the camera went on without turns.",
+     "turns_given_up"),
 )
 COUNTERS = tuple(key for _, kind, _, key in SERIES if kind == "counter" and key != "restarts")
 LATENCY = "camouflage_latency_seconds"

@@ -8,7 +8,8 @@ from camouflage_video.serve.metrics import CameraMetrics, render
 
 REPORT = {"frames_received": 100, "frames_processed": 80, "frames_written": 80, "frames_dropped": 20,
           "outage_frames": 5, "fallback_frames": 1, "faces": 70, "reconnects": 2, "connected": True,
-          "latency": {"p50": 0.04, "p90": 0.06, "p99": 0.09}, "latency_sum": 3.2, "latency_count": 80}
+          "latency": {"p50": 0.04, "p90": 0.06, "p99": 0.09}, "latency_sum": 3.2, "latency_count": 80,
+          "turn_wait_seconds": 1.5, "turns_given_up": 1}
 SAMPLE = re.compile(r'^[a-z_]+\{camera="[^"]+"(,quantile="[0-9.]+")?\} -?[0-9.e+-]+$')
 
 
@@ -30,6 +31,8 @@ def test_counters_add_up_over_a_cameras_restarts() -> None:
     assert 'camouflage_frames_received_total{camera="door"} 110' in page
     assert 'camouflage_camera_restarts_total{camera="door"} 1' in page
     assert 'camouflage_latency_seconds_count{camera="door"} 80' in page
+    assert 'camouflage_turn_wait_seconds_total{camera="door"} 1.5' in page  # what the first process waited
+    assert 'camouflage_turns_given_up_total{camera="door"} 1' in page
 
 
 def test_a_camera_whose_process_is_down_is_not_connected() -> None:

@@ -199,7 +199,8 @@ def test_metrics_are_served_over_http_in_prometheus_text_format(service_run: dic
     assert service_run["content_type"].startswith("text/plain; version=0.0.4")
     for series in ("camouflage_frames_received_total", "camouflage_frames_processed_total",
                    "camouflage_frames_dropped_total", "camouflage_reconnects_total",
-                   "camouflage_fallback_frames_total", "camouflage_faces_total"):
+                   "camouflage_fallback_frames_total", "camouflage_faces_total",
+                   "camouflage_turn_wait_seconds_total", "camouflage_turns_given_up_total"):
         assert f"# TYPE {series} counter" in page
         assert all(value(page, series, c) >= 0 for c in ("door", "yard", "hall")), series
     assert re.search(r'^camouflage_latency_seconds\{camera="hall",quantile="0.5"\} [0-9.]+$', page, re.MULTILINE)

@@ -46,6 +46,7 @@ def test_a_camera_waits_while_other_processes_hold_every_slot_and_goes_once_one_
         assert entered.wait(10)
         thread.join(5)
         assert turns.gave_up == 0
+        assert turns.waited >= 0.4  # counted for /metrics: it waited at least the half second above
     finally:
         for proc in (first, second):
             proc.kill()
@@ -125,3 +126,22 @@ def test_a_live_picture_is_taken_and_anonymized_within_one_turn() -> None:
     sink = MemorySink()
     Runner(LiveFeed(), [sink], [], Recording(), progress=False, turn=turn).run()
     assert len(sink.frames) == 12 and all(taken) and all(anonymized) and turn.entered == 13  # 13th: the end
+
+
+def test_a_cameras_report_for_metrics_counts_its_waits_and_give_ups(tmp_path: Path) -> None:
+    from camouflage_video.serve.camera import CameraRun
+    from camouflage_video.serve.config import camera_from_table
+
+    lock = tmp_path / "turns.lock"
+    holder = hold(lock, 1)  # the only slot is taken: the camera waits, then goes on without turns
+    try:
+        turns = Turns.open(lock, 1, patience=0.2, bypass=60)
+        with turns:
+            pass
+        camera = camera_from_table({"name": "door", "input": "rtsp://127.0.0.1:1/s",
+                                    "outputs": [str(tmp_path / "door.mp4")]})
+        report = CameraRun(camera, turns=turns).report()
+        assert report["turns_given_up"] == 1 and report["turn_wait_seconds"] >= 0.2
+    finally:
+        holder.kill()
+        holder.wait()
