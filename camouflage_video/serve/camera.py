@@ -99,19 +99,16 @@ class CameraRun:
         try:
             wall_origin = time.time() - source.clock()
             for output in camera.outputs:
-                if camera.segment is not None and "://" not in output:
+                if "://" not in output:  # a recording: never replaced, kept when the process fails (segments.py)
                     sinks.append(SegmentedVideoSink(output, source.info, seconds=camera.segment, encoder=config.encoder,
                                                     live_audio=audio, wall_origin=wall_origin, salvage=True))
-                elif "://" in output:
+                else:
                     try:
                         sinks.append(open_sink(output, source.info, encoder=config.encoder, audio=config.audio,
                                                live_audio=audio))
                     except StreamError as exc:  # the recording must not wait for the restream server
                         logger.warning("%s; the other outputs go on, the restream connects when it can", exc)
                         sinks.append(LateRestream(output, source, config.encoder, audio))
-                else:
-                    sinks.append(open_sink(output, source.info, encoder=config.encoder, audio=config.audio,
-                                           live_audio=audio))
             monitor = LiveMonitor(source, sinks, None, then=self._on_frame)
             runner = Runner(source, sinks, annotators, anonymizer, on_error=config.on_error, progress=False,
                             on_frame=monitor, turn=self.turns)

@@ -30,7 +30,7 @@ from camouflage_video._deps import require
 from camouflage_video.config import CLASSIC_METHODS, AnonymizeConfig
 from camouflage_video.errors import CamouflageError, ConfigError
 from camouflage_video.redact import redact_url
-from camouflage_video.sinks.segments import MIN_SEGMENT
+from camouflage_video.sinks.segments import MIN_SEGMENT, belongs_to_recording
 from camouflage_video.sinks.stream import FORMATS as RESTREAM_FORMATS
 from camouflage_video.sinks.video import FORMATS as FILE_FORMATS
 from camouflage_video.sinks.video import EncoderOptions
@@ -295,13 +295,19 @@ def _stream_options(options: dict[str, Any]) -> StreamOptions:
     )
 
 
-def recording_key(output: str, segmented: bool) -> str:
-    """What two outputs must not share: a resolved file path (a segmented recording: its name pattern), or
-    a restream URL as written."""
-    if "://" in output:
-        return output
-    path = Path(os.path.abspath(output))
-    return str(path.with_name(f"{path.stem}_*{path.suffix}") if segmented else path)
+def recording_key(output: str) -> str:
+    """What two outputs must not share: a restream URL as written, or a recording's resolved path. A recording
+    writes a family of names (``door.mp4``, ``door-1.mp4``, ``door_<start>.mp4``: ``sinks/segments.py``), so
+    two recordings also clash when one's name is in the other's family (:func:`_clash`)."""
+    return output if "://" in output else os.path.abspath(output)
+
+
+def _clash(one: str, other: str) -> bool:
+    """Whether two resolved recording paths would write some name in common."""
+    a, b = Path(one), Path(other)
+    if a.parent != b.parent or a.suffix.lower() != b.suffix.lower():
+        return False
+    return belongs_to_recording(a.stem, b.stem) or belongs_to_recording(b.stem, a.stem)
 
 
 def _check_unique(cameras: list[CameraConfig], path: str) -> None:
@@ -312,8 +318,11 @@ def _check_unique(cameras: list[CameraConfig], path: str) -> None:
             raise ConfigError(f"{path}: two cameras are named {camera.name!r}; names must be unique")
         names.add(camera.name)
         for output in camera.outputs:
-            key = recording_key(output, camera.segment is not None)
+            key = recording_key(output)
             other = writers.get(key)
+            if other is None and "://" not in output:
+                other = next((who for written, who in writers.items() if "://" not in written
+                              and _clash(key, written)), None)
             if other is not None:
                 what = f"{'stream' if '://' in output else 'file'} {redact_url(output)!r}"
                 if other == camera.name:

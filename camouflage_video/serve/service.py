@@ -145,8 +145,6 @@ class CameraProcess:
     def recover(self) -> None:
         """Publish what a process that was killed (or crashed) had written of its segments, before the next one
         starts: the anonymized pictures up to its last complete fragment (see ``sinks/segments.py``)."""
-        if self.camera.segment is None:
-            return
         for output in self.camera.outputs:
             if "://" not in output:
                 recover_stale_segments(Path(output))  # each recovered segment is logged

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
+import re
 import struct
 import time
 from pathlib import Path
@@ -69,7 +71,7 @@ def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
         return recovered, removed
     for name in sorted(names):
         match = _TEMPORARY.match(name)
-        if not match or not match["stem"].startswith(f"{base.stem}_") or (match["ext"] or "") != base.suffix:
+        if not match or not belongs_to_recording(match["stem"], base.stem) or (match["ext"] or "") != base.suffix:
             continue
         if match["pid"] is None or process_alive(int(match["pid"])):
             continue
@@ -86,6 +88,12 @@ def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
         except (OSError, ConfigError):
             continue
     return recovered, removed
+
+
+def belongs_to_recording(stem: str, base: str) -> bool:
+    """Whether a file named ``stem`` belongs to the recording ``base``: a segment (``base_<start>``) or the one
+    file of a recording that is not cut (``base``, ``base-<n>`` when a run found the name taken)."""
+    return stem == base or stem.startswith(f"{base}_") or re.fullmatch(rf"{re.escape(base)}-\d+", stem) is not None
 
 
 def remove_stale_segments(base: Path) -> list[Path]:
@@ -158,7 +166,9 @@ class SegmentedVideoSink(Sink):
     Args:
         path: The recording's name; segments are named after it with their start time.
         info: The source description.
-        seconds: Length of a segment (of the run's time).
+        seconds: Length of a segment (of the run's time); ``None``: one file, never cut, named ``path`` or, when
+            that name holds an earlier run's recording, ``<stem>-1``, ``<stem>-2``, ... (never replaced), with
+            everything else of a segment (fragmented, salvaged, recovered).
         encoder: Video encoder settings.
         live_audio: The live source's audio track, carried into every segment.
         wall_origin: Wall-clock time (``time.time()``) of the run's time 0, for the names.
@@ -178,17 +188,18 @@ class SegmentedVideoSink(Sink):
         path: str | os.PathLike[str],
         info: SourceInfo,
         *,
-        seconds: float,
+        seconds: float | None,
         encoder: EncoderOptions | None = None,
         live_audio: AudioTimeline | None = None,
         wall_origin: float | None = None,
         salvage: bool = False,
     ) -> None:
-        if seconds < MIN_SEGMENT:
+        if seconds is not None and seconds < MIN_SEGMENT:
             raise ConfigError(f"segments must be at least {MIN_SEGMENT:g} s long, got {seconds:g}")
         # No B-frames: a segment must end exactly where the next one starts (see EncoderOptions.b_frames).
         self.encoder = dataclasses.replace(encoder or EncoderOptions(), b_frames=False)
-        self.path, self.info, self.seconds = Path(path), info, float(seconds)
+        self.single = seconds is None
+        self.path, self.info, self.seconds = Path(path), info, math.inf if seconds is None else float(seconds)
         container_format(self.path)  # an extension we cannot write fails now
         if not self.path.parent.is_dir():
             raise ConfigError(f"{self.path}: output folder does not exist ({self.path.parent})")
@@ -223,10 +234,10 @@ class SegmentedVideoSink(Sink):
             raise
 
     def _open(self, at: float) -> None:
-        path = segment_path(self.path, self.wall_origin + at)
-        n = 1
-        while path.exists() or path in self.segments:  # two starts within one second
-            path = path.with_name(f"{segment_path(self.path, self.wall_origin + at).stem}-{n}{self.path.suffix}")
+        first = self.path if self.single else segment_path(self.path, self.wall_origin + at)
+        path, n = first, 1
+        while path.exists() or path in self.segments:  # two starts within one second; an earlier run's file
+            path = first.with_name(f"{first.stem}-{n}{first.suffix}")
             n += 1
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,

@@ -43,6 +43,10 @@ def test_top_level_options_are_defaults_and_a_camera_overrides_them(tmp_path: Pa
         ({"camera": [camera(), camera("yard")]}, "cameras 'door' and 'yard' both write the stream"),
         ({"camera": [camera(outputs=["/tmp/a.mp4"]), camera("yard", outputs=["/tmp/../tmp/a.mp4"])]},
          "both write the file '/tmp/../tmp/a.mp4'"),
+        ({"camera": [camera(outputs=["/tmp/a.mp4"]), camera("yard", outputs=["/tmp/a-1.mp4"])]},
+         "both write the file '/tmp/a-1.mp4'"),  # door's second run writes a-1.mp4
+        ({"camera": [camera(outputs=["/tmp/a.mp4"], segment="10m"), camera("yard", outputs=["/tmp/a_x.mp4"])]},
+         "both write the file '/tmp/a_x.mp4'"),
         ({"camera": [camera(outputs=["/tmp/a.mp4", "/tmp/a.mp4"])]},
          "camera 'door' writes the file '/tmp/a.mp4' twice"),
         ({"camera": [camera(outputs=["/no/such/folder/a.mp4"])]}, "the folder '/no/such/folder' does not exist"),
@@ -66,6 +70,15 @@ def test_a_bad_cameras_file_is_one_clear_error_without_secrets(data: dict, messa
         parse_config(data, "cameras.toml")
     assert message in str(caught.value) and str(caught.value).startswith("cameras.toml: ")
     assert SECRET not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_recordings_whose_names_only_look_alike_are_accepted(tmp_path: Path) -> None:
+    config = parse_config({"camera": [
+        camera("door", outputs=[str(tmp_path / "door.mp4")]),
+        camera("bell", outputs=[str(tmp_path / "doorbell.mp4"), str(tmp_path / "door.mkv")]),
+        camera("hall", input="rtsp://10.0.0.6/s", outputs=[str(tmp_path / "door-x.mp4")], segment="10m"),
+    ]})
+    assert [c.name for c in config.cameras] == ["door", "bell", "hall"]
 
 
 def test_a_cameras_file_is_read_from_toml(tmp_path: Path) -> None:

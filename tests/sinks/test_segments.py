@@ -143,7 +143,7 @@ from camouflage_video.sinks.segments import SegmentedVideoSink, recover_stale_se
 from camouflage_video.sources.base import SourceInfo
 TB = Fraction(1, 90000)
 info = SourceInfo(uri="rtsp://cam/s", kind="stream", width=64, height=48, fps=Fraction(25), time_base=TB, live=True)
-sink = SegmentedVideoSink(sys.argv[1], info, seconds=600)
+sink = SegmentedVideoSink(sys.argv[1], info, seconds=None if sys.argv[3] == "one-file" else 600)
 for index in range(100000):
     image = np.full((48, 64, 3), 200, np.uint8)
     sink.write(Frame(image, index=index, pts=round(index * 0.04 / TB), time_base=TB), image)
@@ -153,16 +153,21 @@ for index in range(100000):
 """
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
-def test_a_killed_writers_segment_is_recovered_up_to_its_last_complete_fragment(tmp_path: Path, suffix: str) -> None:
-    base = tmp_path / f"door{suffix}"
-    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(base), "100"], stdout=subprocess.PIPE,
+def kill_a_writer(base: Path, mode: str) -> None:
+    """A process writing ``base`` (``segments`` of 600 s, or ``one-file``), killed after four seconds of pictures."""
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(base), "100", mode], stdout=subprocess.PIPE,
                               env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
-        assert writer.stdout.readline().strip() == b"written"  # four seconds of pictures
+        assert writer.stdout.readline().strip() == b"written"
     finally:
         writer.kill()  # kill -9: nothing is finalized
         writer.wait()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_a_killed_writers_segment_is_recovered_up_to_its_last_complete_fragment(tmp_path: Path, suffix: str) -> None:
+    base = tmp_path / f"door{suffix}"
+    kill_a_writer(base, "segments")
     (temporary,) = tmp_path.glob(".*")
     with open(temporary, "ab") as file:  # the write it was killed in: a box that runs past the end
         file.write(b"\x00\x01\x00\x00moof" + b"\x00" * 32)
@@ -174,6 +179,23 @@ def test_a_killed_writers_segment_is_recovered_up_to_its_last_complete_fragment(
     with av.open(str(recovered[0])) as container:  # they are the written pictures, decoded whole
         levels = {int(np.median(f.to_ndarray(format="rgb24"))) for f in container.decode(video=0)}
     assert levels <= set(range(195, 206)), levels
+
+
+def test_a_recording_in_one_file_is_never_replaced_by_the_next_run(tmp_path: Path) -> None:
+    # A service's recording without segments: one file per run of the camera's process. A killed run's file is
+    # recovered under the recording's name; the next run writes door-1.mp4 beside it, and so on.
+    base = tmp_path / "door.mp4"
+    kill_a_writer(base, "one-file")
+    following = SegmentedVideoSink(base, INFO, seconds=None, wall_origin=1_700_000_000.0)  # recovers first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["door.mp4"]
+    write_pictures(following, 30)
+    following.close()
+    third = SegmentedVideoSink(base, INFO, seconds=None)
+    write_pictures(third, 30)
+    third.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["door-1.mp4", "door-2.mp4", "door.mp4"]
+    assert len(probe(base)[1]) >= 50  # the killed run's pictures are still there
+    assert [len(probe(tmp_path / n)[1]) for n in ("door-1.mp4", "door-2.mp4")] == [30, 30]
 
 
 def test_what_cannot_be_recovered_is_deleted_not_published(tmp_path: Path) -> None:
