@@ -108,17 +108,19 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def temporary_path(final: Path) -> Path:
+def temporary_path(final: Path, *, clean: bool = True) -> Path:
     """A fresh hidden file beside ``final`` with the same extension (so muxers guess the same format).
 
-    Creating it also proves the folder is writable, so a bad output location fails before any work.
+    Creating it also proves the folder is writable, so a bad output location fails before any work. With
+    ``clean`` the temporaries dead runs left for ``final`` are removed first (not while one is being recovered).
     """
     folder = final.parent
     if not folder.exists():
         raise OutputError(f"{final}: output folder does not exist ({folder})")
     if not folder.is_dir():
         raise OutputError(f"{folder}: not a folder")
-    remove_stale_temporaries(final)
+    if clean:
+        remove_stale_temporaries(final)
     for _ in range(100):
         candidate = folder / f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{final.suffix}"
         try:

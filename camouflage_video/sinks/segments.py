@@ -14,10 +14,11 @@ another output, ``on_error="fail"``) finalizes the segment being written when th
 still discarded). A process that is killed (``kill -9``, a crash, the service killing one that stalled)
 cannot finalize anything, so MP4 and MOV segments are written *fragmented*: one fragment per second, each
 written whole once its second is encoded, so that the file on disk is a playable MP4 up to its last complete
-fragment. :func:`recover_stale_segments` (run by the next sink of the same recording, and by the service
-after a camera's process ends) cuts a dead process's temporary after its last complete fragment, checks that
-it plays and publishes it; whatever cannot be checked (Matroska and WebM segments, a file with no complete
-fragment) is deleted as before, never published.
+fragment; Matroska and WebM segments are written a cluster a second. :func:`recover_stale_segments` (run by
+the next sink of the same recording, and by the service after a camera's process ends) cuts a dead process's
+MP4 after its last complete fragment, or copies the packets of its Matroska file that read back whole, checks
+that the result plays and publishes it; whatever cannot be checked (a file with no complete fragment or
+packet) is deleted, never published.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive, publish
+from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive, publish, temporary_path
 from camouflage_video.sinks.video import EncoderOptions, VideoFileSink, container_format
 from camouflage_video.sources.base import SourceInfo
 
@@ -52,6 +53,10 @@ logger = logging.getLogger(__name__)
 FRAGMENTED = {"movflags": "+frag_keyframe+empty_moov+delay_moov+default_base_moof", "frag_duration": "1000000",
               "flush_packets": "1"}
 _FRAGMENTED_FORMATS = ("mp4", "mov")
+#: Muxer options of a Matroska/WebM segment: a cluster a second, written out when complete (by default a
+#: cluster holds up to 5 s in memory, lost with a killed writer).
+CLUSTERED = {"cluster_time_limit": "1000", "flush_packets": "1"}
+_CLUSTERED_FORMATS = ("matroska", "webm")
 
 
 def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
@@ -59,8 +64,9 @@ def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
     ``(recovered, removed)``.
 
     Only the temporaries of processes that are gone. A fragmented MP4/MOV temporary is cut after its last
-    complete fragment and published under its segment's name once it is checked to play (its pictures were
-    anonymized before they were encoded: the writer never gets any other); anything else is deleted: each
+    complete fragment (a Matroska/WebM one copied up to its last packet that reads back) and published under
+    its segment's name once it is checked to play (its pictures were anonymized before they were encoded: the
+    writer never gets any other); anything else is deleted: each
     segment has its own name, so the temporary-name check of a single file (``remove_stale_temporaries``)
     would never meet them again.
     """
@@ -78,16 +84,59 @@ def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
         path = base.parent / name
         final = _free_name(base.parent / f"{match['stem']}{base.suffix}")
         try:
-            if container_format(base) in _FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
+            kind = container_format(base)
+            if kind in _FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
                 publish(path, final)
-                logger.warning("%s: recovered the segment a stopped process was writing", final)
-                recovered.append(final)
+            elif not (kind in _CLUSTERED_FORMATS and _remux_readable(path, final)):
+                path.unlink()
+                removed.append(path)
                 continue
-            path.unlink()
-            removed.append(path)
+            logger.warning("%s: recovered the segment a stopped process was writing", final)
+            recovered.append(final)
         except (OSError, ConfigError):
             continue
     return recovered, removed
+
+
+def _remux_readable(path: Path, final: Path) -> bool:
+    """Copy the packets of a killed writer's Matroska/WebM file that read back whole into ``final``, once the
+    copy is checked to play; the partial file is removed. Whether it was.
+
+    Matroska has no index to cut after: its clusters are written as they complete, and the copy stops at the
+    first packet that does not read back (the cluster the writer was killed in).
+    """
+    copy = temporary_path(final, clean=False)  # the partial file is one of final's stale temporaries
+    try:
+        with av.open(str(path), metadata_errors="ignore") as source, \
+                av.open(str(copy), mode="w", format=container_format(final)) as target:
+            target.metadata.update(source.metadata)  # the segment's "starts ... s into the run"
+            streams = {s.index: target.add_stream_from_template(s) for s in source.streams
+                       if s.type in ("video", "audio")}
+            copied = 0
+            try:
+                for packet in source.demux(*[s for s in source.streams if s.index in streams]):
+                    if packet.is_corrupt:
+                        break
+                    if packet.dts is None:
+                        continue  # a demuxer's end-of-stream marker
+                    packet.stream = streams[packet.stream.index]
+                    target.mux(packet)
+                    copied += 1
+            except (av.FFmpegError, EOFError):
+                pass  # the torn end: what came before is kept
+        if copied and _plays(copy):
+            publish(copy, final)
+            path.unlink(missing_ok=True)
+            return True
+    except (av.FFmpegError, OSError, ValueError):
+        pass
+    copy.unlink(missing_ok=True)
+    return False
+
+
+def _muxer_options(path: Path) -> dict[str, str] | None:
+    kind = container_format(path)
+    return FRAGMENTED if kind in _FRAGMENTED_FORMATS else CLUSTERED if kind in _CLUSTERED_FORMATS else None
 
 
 def belongs_to_recording(stem: str, base: str) -> bool:
@@ -242,7 +291,7 @@ class SegmentedVideoSink(Sink):
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
             metadata={"comment": f"starts {at:.6f} s into the run"},
-            options=FRAGMENTED if container_format(path) in _FRAGMENTED_FORMATS else None,
+            options=_muxer_options(path),
         )
         self._start = at
 

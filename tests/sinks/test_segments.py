@@ -181,6 +181,23 @@ def test_a_killed_writers_segment_is_recovered_up_to_its_last_complete_fragment(
     assert levels <= set(range(195, 206)), levels
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_a_killed_writers_matroska_segment_keeps_what_reads_back(tmp_path: Path, suffix: str) -> None:
+    base = tmp_path / f"hall{suffix}"
+    kill_a_writer(base, "segments")
+    (temporary,) = tmp_path.glob(".*")
+    with open(temporary, "ab") as file:  # the write it was killed in: a cluster cut short
+        file.write(b"\x1f\x43\xb6\x75\x01\x00\x00\x00\x00\x10\x00\x00" + b"\xa3" * 40)
+    recovered, removed = recover_stale_segments(base)
+    assert removed == [] and len(recovered) == 1, (recovered, removed)
+    assert not list(tmp_path.glob(".*"))
+    _, pictures, _ = probe(recovered[0])
+    assert len(pictures) >= 50 and pictures[0] == 0.0  # its complete clusters: a second at most is lost
+    with av.open(str(recovered[0])) as container:
+        levels = {int(np.median(f.to_ndarray(format="rgb24"))) for f in container.decode(video=0)}
+    assert levels <= set(range(195, 206)), levels
+
+
 def test_a_recording_in_one_file_is_never_replaced_by_the_next_run(tmp_path: Path) -> None:
     # A service's recording without segments: one file per run of the camera's process. A killed run's file is
     # recovered under the recording's name; the next run writes door-1.mp4 beside it, and so on.
