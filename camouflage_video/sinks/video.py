@@ -152,6 +152,8 @@ class VideoFileSink(Sink):
         except (av.FFmpegError, ValueError) as exc:
             raise ConfigError(f"unknown or unavailable video codec {codec!r} ({exc})") from exc
         stream.width, stream.height = info.width, info.height
+        # Sources hand over square pixels (an anamorphic input is resampled); say so, or a player may guess.
+        stream.codec_context.sample_aspect_ratio = Fraction(1)
         odd = info.width % 2 or info.height % 2
         stream.pix_fmt = enc.pix_fmt or ("yuv444p" if odd and codec in ("libx264", "libx265") else "yuv420p")
         if odd and enc.pix_fmt is None:

@@ -60,8 +60,9 @@ class SourceInfo:
     Attributes:
         uri: Path or (credential-redacted) URL of the input.
         kind: ``"video"``, ``"image"``, ``"folder"`` or ``"stream"``.
-        width: Upright frame width in pixels (after rotation metadata is applied).
-        height: Upright frame height in pixels.
+        width: Upright frame width in square pixels (after rotation metadata and the sample aspect ratio are
+            applied): the size the frames have, and the size a player shows.
+        height: Upright frame height in square pixels.
         fps: Average frame rate, exact (``Fraction(30000, 1001)``), ``None`` when unknown.
         time_base: Unit of frame ``pts``; ``None`` for still images.
         frame_count: Number of frames if the container says so, else ``None``.
@@ -71,6 +72,9 @@ class SourceInfo:
         rotation: Degrees the decoded pictures are turned (counter-clockwise) to stand upright.
         live: True for sources that never end on their own and may drop frames.
         color: Colour matrix, primaries and transfer of a video source (unspecified for images).
+        sample_aspect: The input's sample (pixel) aspect ratio. Frames of an anamorphic input (DV, broadcast
+            4:3, ...) are already resampled to square pixels, so faces are found at their true shape and
+            outputs play back undistorted; this only records what the input stored.
     """
 
     uri: str
@@ -86,12 +90,15 @@ class SourceInfo:
     rotation: int = 0
     live: bool = False
     color: ColorTags = ColorTags()
+    sample_aspect: Fraction = Fraction(1)
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"SourceInfo size must be positive, got {self.width}x{self.height}")
         if self.kind not in ("video", "image", "folder", "stream"):
             raise ValueError(f"unknown source kind {self.kind!r}")
+        if self.sample_aspect <= 0:
+            raise ValueError(f"SourceInfo sample aspect ratio must be positive, got {self.sample_aspect}")
 
     def to_dict(self) -> dict:
         return {
@@ -107,6 +114,7 @@ class SourceInfo:
             "codec": self.codec,
             "has_audio": self.has_audio,
             "rotation": self.rotation,
+            "sample_aspect_ratio": str(self.sample_aspect),
             "color": {"space": self.color.space, "primaries": self.color.primaries, "transfer": self.color.transfer},
         }
 

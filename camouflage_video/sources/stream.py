@@ -32,7 +32,7 @@ from camouflage_video.frame import Frame
 from camouflage_video.options import flag
 from camouflage_video.redact import redact_url
 from camouflage_video.sources.base import ColorTags, Source, SourceInfo
-from camouflage_video.sources.video import upright
+from camouflage_video.sources.video import picture, sample_aspect
 from camouflage_video.streaming import Backoff, LatestSlot
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,8 @@ class StreamSource(Source):
         fps = stream.average_rate or stream.guessed_rate or stream.base_rate or _DEFAULT_FPS
         self.fps = Fraction(fps) if 1 <= fps <= 240 else _DEFAULT_FPS  # RTSP may report 90000 "fps"
         self._rotation = round(getattr(first, "rotation", 0) or 0)
-        image = upright(first.to_ndarray(format="rgb24"), self._rotation)
+        sar = sample_aspect(stream)
+        image = picture(first, self._rotation, sar)  # square pixels: faces at their true shape
         audio = self._audio_stream(container)
         if audio is not None:
             self.audio = AudioTimeline(audio.rate or 48000, 1 if audio.channels == 1 else 2)
@@ -159,11 +160,16 @@ class StreamSource(Source):
             has_audio=self.audio is not None,
             live=True,
             color=ColorTags.of(first),
+            sample_aspect=sar,
         )
+        if sar != 1:
+            logger.warning("%s: anamorphic %dx%d picture (sample aspect ratio %d:%d); resampled to %dx%d square pixels",
+                           self.redacted, first.width, first.height, sar.numerator, sar.denominator,
+                           image.shape[1], image.shape[0])
         self._origin = time.monotonic()
         self._note_offset(first, self._origin)
         self._place_pending_audio()
-        self._newest.put((first, self._origin))
+        self._newest.put((first, self._origin, sar))
         self._connected.set()
         self._grabber = threading.Thread(target=self._grab, args=(container,), name="camouflage-grab", daemon=True)
         self._grabber.start()
@@ -318,7 +324,7 @@ class StreamSource(Source):
                 self._note_offset(frame, now)
                 if self._audio_pending:
                     self._place_pending_audio()
-                self._newest.put((frame, now))
+                self._newest.put((frame, now, sample_aspect(container.streams.video[0])))
         except (av.FFmpegError, OSError) as exc:
             return self._reason(exc)
         return "the stream ended"
@@ -368,8 +374,8 @@ class StreamSource(Source):
         while not self._stop.is_set():
             item = self._newest.take(timeout=interval)
             if item is not None:
-                vf, arrival = item
-                image = self._fit(upright(vf.to_ndarray(format="rgb24"), self._rotation))
+                vf, arrival, sar = item
+                image = self._fit(picture(vf, self._rotation, sar))
             elif self._finished.is_set():
                 return
             elif not self._connected.is_set():
@@ -385,15 +391,25 @@ class StreamSource(Source):
             index += 1
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
-        """Scale pictures to the size the outputs were opened with (a camera may come back different)."""
+        """Fit pictures into the size the outputs were opened with (a camera may come back different).
+
+        The picture keeps its shape, black bars fill the rest: a face squeezed to another aspect is one the
+        detector may miss, and black carries no original pixel.
+        """
         h, w = image.shape[:2]
-        if (w, h) == (self.info.width, self.info.height):
+        width, height = self.info.width, self.info.height
+        if (w, h) == (width, height):
             return image
         if not self._resize_warned:
             self._resize_warned = True
-            logger.warning("%s: picture size changed to %dx%d; scaling to %dx%d", self.redacted, w, h,
-                           self.info.width, self.info.height)
-        return cv2.resize(image, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
+            logger.warning("%s: picture size changed to %dx%d; fitting it into %dx%d", self.redacted, w, h,
+                           width, height)
+        scale = min(width / w, height / h)
+        fw, fh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+        fitted = np.zeros((height, width, 3), np.uint8)
+        top, left = (height - fh) // 2, (width - fw) // 2
+        fitted[top:top + fh, left:left + fw] = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA)
+        return fitted
 
     def _stamp(self, arrival: float) -> int:
         pts = max(self._last_pts + 1, round((arrival - self._origin) / TIME_BASE))

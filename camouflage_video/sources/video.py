@@ -26,6 +26,40 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k)) if k else image
 
 
+def sample_aspect(stream: av.VideoStream) -> Fraction:
+    """The sample (pixel) aspect ratio a player applies: the container's, else the codec's (as FFmpeg's
+    ``av_guess_sample_aspect_ratio``); 1 where neither says."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if sar is not None and sar.numerator > 0 and sar.denominator > 0:
+            return Fraction(sar)
+    return Fraction(1)
+
+
+def square_size(width: int, height: int, sar: Fraction) -> tuple[int, int]:
+    """The display size of a ``width`` x ``height`` picture of sample aspect ``sar``, in square pixels.
+
+    The width is stretched, as FFmpeg's ``scale=iw*sar:ih`` and players do, so no row is lost; both sides of a
+    resampled picture are even, which 4:2:0 encoders need.
+
+    Examples:
+        >>> square_size(214, 360, Fraction(3)), square_size(720, 480, Fraction(8, 9))
+        ((642, 360), (640, 480))
+    """
+    if sar == 1:
+        return width, height
+    return max(2, 2 * round(width * sar / 2)), max(2, 2 * round(height / 2))
+
+
+def picture(vf: av.VideoFrame, rotation: int = 0, sar: Fraction = Fraction(1)) -> np.ndarray:
+    """A decoded frame as upright RGB in square pixels (faces are found, and outputs shown, at their true shape)."""
+    width, height = square_size(vf.width, vf.height, sar)
+    if (width, height) == (vf.width, vf.height):
+        image = vf.to_ndarray(format="rgb24")
+    else:  # the sample aspect applies to the stored picture, before it is turned upright
+        image = vf.to_ndarray(format="rgb24", width=width, height=height, interpolation="BICUBIC")
+    return upright(image, rotation)
+
+
 def check_input_file(path: Path) -> None:
     """Raise a one-line error for a path that cannot possibly be a media file."""
     if not path.exists():
@@ -66,7 +100,8 @@ class VideoFileSource(Source):
                 detail = f"only {', '.join(kinds)} streams" if kinds else "no streams"
                 raise InputError(f"{self.path}: has no video stream ({detail})")
             self._stream = self._container.streams.video[0]
-            check_picture_size(self.path, self._stream.codec_context.width, self._stream.codec_context.height)
+            context = self._stream.codec_context
+            check_picture_size(self.path, *square_size(context.width, context.height, sample_aspect(self._stream)))
             self._stream.thread_type = "AUTO"
             if threads:
                 self._stream.codec_context.thread_count = threads
@@ -77,6 +112,13 @@ class VideoFileSource(Source):
                 raise InputError(f"{self.path}: no decodable video frame") from None
             self._first: Frame | None = first
             self.info = self._describe(first)
+            if self.info.sample_aspect != 1:
+                logger.warning(
+                    "%s: anamorphic %dx%d picture (sample aspect ratio %d:%d); resampled to %dx%d square pixels",
+                    self.path, context.width, context.height, self.info.sample_aspect.numerator,
+                    self.info.sample_aspect.denominator, self.info.width,
+                    self.info.height,
+                )
         except BaseException:
             self._container.close()
             raise
@@ -105,6 +147,7 @@ class VideoFileSource(Source):
             has_audio=bool(container.streams.audio),
             rotation=self._rotation,
             color=self._color,
+            sample_aspect=self._sample_aspect,
         )
 
     def _decode(self) -> Iterator[Frame]:
@@ -121,15 +164,16 @@ class VideoFileSource(Source):
                 logger.warning("%s: skipped a corrupt packet at pts %s (%s)", self.path, packet.pts, _reason(exc))
                 continue
             for vf in decoded:
+                sar = sample_aspect(stream)  # per picture: broadcast switches between 4:3 and 16:9 mid-stream
                 if index == 0:
                     self._rotation = int(round(getattr(vf, "rotation", 0) or 0))
                     self._color = ColorTags.of(vf)
+                    self._sample_aspect = sar
                 pts = vf.pts
                 if pts is None:  # raw elementary streams carry no timestamps: continue the grid
                     pts = 0 if last_pts is None else last_pts + step
                 last_pts = pts
-                image = upright(vf.to_ndarray(format="rgb24"), self._rotation)
-                yield Frame(image, index=index, pts=pts, time_base=time_base)
+                yield Frame(picture(vf, self._rotation, sar), index=index, pts=pts, time_base=time_base)
                 index += 1
 
     def __iter__(self) -> Iterator[Frame]:
