@@ -95,11 +95,7 @@ class VideoFileSource(Source):
         except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
             raise InputError(f"{self.path}: not a readable video ({_reason(exc)})") from exc
         try:
-            if not self._container.streams.video:
-                kinds = sorted({s.type for s in self._container.streams})
-                detail = f"only {', '.join(kinds)} streams" if kinds else "no streams"
-                raise InputError(f"{self.path}: has no video stream ({detail})")
-            self._stream = self._container.streams.video[0]
+            self._stream = self._main_video_stream()
             context = self._stream.codec_context
             check_picture_size(self.path, *square_size(context.width, context.height, sample_aspect(self._stream)))
             self._stream.thread_type = "AUTO"
@@ -122,6 +118,31 @@ class VideoFileSource(Source):
         except BaseException:
             self._container.close()
             raise
+
+    def _main_video_stream(self) -> av.VideoStream:
+        """The one video stream to anonymize; refuse a file whose other video streams would be lost.
+
+        Cover art (an attached picture, a thumbnail track) is not part of the video and no output carries
+        it, so it is passed over with a warning; two real video streams cannot both be written.
+        """
+        streams = self._container.streams
+        covers = [s for s in streams.video if s.disposition & _COVER]
+        real = [s for s in streams.video if not s.disposition & _COVER]
+        if not real:
+            kinds = sorted({s.type for s in streams if s not in covers})
+            detail = f"only {', '.join(kinds)} streams" if kinds else "no streams"
+            detail += " and a cover picture" if covers else ""
+            raise InputError(f"{self.path}: has no video stream ({detail})")
+        if len(real) > 1:
+            raise InputError(
+                f"{self.path}: has {len(real)} video streams ({'; '.join(_describe_stream(s) for s in real)}); "
+                "only one can be anonymized and the others would be lost (keep one first, e.g. "
+                "ffmpeg -i IN -map 0:v:N -map 0:a? -c copy OUT)"
+            )
+        if covers:
+            logger.warning("%s: %d cover picture(s) (%s) not carried into the output", self.path, len(covers),
+                           "; ".join(_describe_stream(s) for s in covers))
+        return real[0]
 
     def _describe(self, first: Frame) -> SourceInfo:
         stream, container = self._stream, self._container
@@ -184,6 +205,17 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self._container.close()
+
+
+#: Video streams that are pictures about the file, not its video: cover art, a track of thumbnails.
+_COVER = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+
+
+def _describe_stream(stream: av.VideoStream) -> str:
+    """``#1 h264 1920x1080, 250 frames``: enough to tell a file's video streams apart."""
+    context = stream.codec_context
+    text = f"#{stream.index} {context.name} {context.width}x{context.height}"
+    return text + (f", {stream.frames} frame{'s' if stream.frames != 1 else ''}" if stream.frames else "")
 
 
 def _reason(exc: BaseException) -> str:
