@@ -7,12 +7,19 @@ from pathlib import Path
 
 from camouflage_video.errors import InputError, InputNotFoundError
 from camouflage_video.sources.base import Source, SourceInfo
-from camouflage_video.sources.images import IMAGE_EXTENSIONS, ImageFolderSource, ImageSource
+from camouflage_video.sources.images import (
+    IMAGE_EXTENSIONS,
+    AnimatedImageSource,
+    ImageFolderSource,
+    ImageSource,
+    open_image,
+)
 from camouflage_video.sources.sniff import classify
 from camouflage_video.sources.video import VideoFileSource, check_input_file
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "AnimatedImageSource",
     "ImageFolderSource",
     "ImageSource",
     "Source",
@@ -44,7 +51,7 @@ def open_source(uri: str | os.PathLike[str], **options: object) -> Source:
     # By content, not by name: a JPEG named .jfif is an image, an MP4 named .jpg a video.
     found = classify(path)
     if found.kind == "image":
-        return ImageSource(path)
+        return open_image(path)  # an animated PNG or WebP is read as a video; a multi-page TIFF is refused
     if found.kind == "other" and found.format != "audio":  # audio: the video source says "no video stream"
         raise InputError(f"{path}: not an image or video ({found.reason})")
     return VideoFileSource(path)

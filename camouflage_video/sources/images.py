@@ -6,6 +6,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -29,7 +30,7 @@ def read_image(path: Path) -> np.ndarray | None:
     OpenCV reads the common formats; FFmpeg the ones it lacks (TGA, PCX, ICO, XPM, ...), so an image
     recognised by its content is anonymized rather than failed wherever a decoder exists.
     """
-    _check_declared_size(path)
+    _check_header(path)
     data = np.fromfile(str(path), dtype=np.uint8)  # imdecode copes with non-ASCII paths, imread does not
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
@@ -49,21 +50,56 @@ def _read_or_skip(path: Path) -> np.ndarray | None:
     return image
 
 
-def _check_declared_size(path: Path) -> None:
-    """The pixel limit, read from the header alone (Pillow opens lazily); formats Pillow lacks are checked by
-    FFmpeg's reader below."""
+#: Pillow formats whose further pictures are frames of an animation (read as a video by open_image) ...
+ANIMATED_FORMATS = frozenset({"PNG", "WEBP"})
+#: ... and those whose further pictures are pages: any of them may hold a face, and one output image holds one.
+PAGED_FORMATS = frozenset({"TIFF"})
+
+
+def _open_header(path: Path):
+    """The image opened lazily by Pillow (header only), or ``None`` where Pillow cannot tell what it is."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():  # Pillow warns from 89 million pixels; our own limit speaks instead
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as header:
-                width, height = header.size
+            return Image.open(path)
     except Image.DecompressionBombError as exc:  # beyond even Pillow's own limit (179 million pixels)
         raise picture_too_large(path, f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels") from exc
     except (UnidentifiedImageError, OSError, ValueError):
-        return  # not ours to judge here: the decoders say whether it can be read
-    check_picture_size(path, width, height)
+        return None  # not ours to judge here: the decoders say whether it can be read
+
+
+def _pictures(header) -> int:
+    try:
+        return int(getattr(header, "n_frames", 1))
+    except (OSError, ValueError, EOFError):  # a damaged page chain: at least two pages were announced
+        return 2
+
+
+def _check_header(path: Path) -> None:
+    """Refuse, from the header alone, a picture over the pixel limit and a file of several pictures that one
+    output image cannot hold (formats Pillow lacks are size-checked by FFmpeg's reader below)."""
+    header = _open_header(path)
+    if header is None:
+        return
+    with header:
+        check_picture_size(path, *header.size)
+        count = _pictures(header) if header.format in ANIMATED_FORMATS | PAGED_FORMATS else 1
+        if count > 1:
+            raise _several_pictures(path, header.format, count)
+
+
+def _several_pictures(path: Path, fmt: str, count: int) -> InputError:
+    if fmt in PAGED_FORMATS:
+        return InputError(
+            f"{path}: a {fmt} of {count} pages; one output image holds one page and the others would be lost "
+            "(split it into one file per page first, e.g. tiffsplit)"
+        )
+    return InputError(
+        f"{path}: an animated {fmt} of {count} frames; one output image holds one frame and the others would be "
+        "lost (anonymize the file itself: it is read as a video)"
+    )
 
 
 def _read_with_ffmpeg(path: Path) -> np.ndarray | None:
@@ -125,6 +161,93 @@ class ImageSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         yield Frame(self._image, index=0, key=self.path.name)
+
+
+class AnimatedImageSource(Source):
+    """An animated PNG or WebP read as a video: every frame, each at its own duration.
+
+    Pillow composes the frames (FFmpeg 8 cannot decode animated WebP) one at a time, so memory stays at one
+    frame. Timestamps count milliseconds, the unit both formats store durations in.
+
+    Examples:
+        >>> with AnimatedImageSource("wave.webp") as src:  # doctest: +SKIP
+        ...     print(src.info.frame_count, src.info.fps)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        check_input_file(self.path)
+        self.corrupt_frames = 0
+        header = _open_header(self.path)
+        if header is None or header.format not in ANIMATED_FORMATS:
+            raise InputError(f"{self.path}: not an animated PNG or WebP")
+        self._image = header
+        try:
+            check_picture_size(self.path, *header.size)
+            self._count = _pictures(header)
+            first = self._frame(0)
+            if first is None:
+                raise InputError(f"{self.path}: not a readable image")
+            duration = self._duration()
+        except BaseException:
+            header.close()
+            raise
+        self._first: tuple[np.ndarray, int] | None = (first, duration)
+        self.info = SourceInfo(
+            uri=str(self.path),
+            kind="video",
+            width=first.shape[1],
+            height=first.shape[0],
+            fps=Fraction(1000, duration),
+            time_base=Fraction(1, 1000),
+            frame_count=self._count,
+            codec=header.format.lower(),
+        )
+
+    def _frame(self, index: int) -> np.ndarray | None:
+        try:
+            self._image.seek(index)
+            return np.asarray(self._image.convert("RGB"))
+        except (OSError, ValueError, EOFError) as exc:
+            self.corrupt_frames += 1
+            logger.warning("%s: frame %d of %d cannot be decoded (%s); the rest is lost", self.path, index + 1,
+                           self._count, exc)
+            return None
+
+    def _duration(self) -> int:
+        """Milliseconds the current frame shows; 0 or none is 100 ms, as browsers show such frames."""
+        return max(1, int(self._image.info.get("duration") or 100))
+
+    def __iter__(self) -> Iterator[Frame]:
+        pts = 0
+        for index in range(self._count):
+            if index == 0 and self._first is not None:
+                (image, duration), self._first = self._first, None
+            else:
+                image = self._frame(index)
+                if image is None:
+                    return
+                duration = self._duration()
+            yield Frame(image, index=index, pts=pts, time_base=Fraction(1, 1000))
+            pts += duration
+
+    def close(self) -> None:
+        self._image.close()
+
+
+def open_image(path: str | os.PathLike[str]) -> Source:
+    """The source for an image file: an animated PNG or WebP is a video, any other image one frame.
+
+    Raises:
+        InputError: for a file of several pages (a multi-page TIFF): one output image cannot hold them.
+    """
+    path = Path(path)
+    header = _open_header(path)
+    animated = False
+    if header is not None:
+        with header:
+            animated = header.format in ANIMATED_FORMATS and _pictures(header) > 1
+    return AnimatedImageSource(path) if animated else ImageSource(path)
 
 
 class ImageFolderSource(Source):

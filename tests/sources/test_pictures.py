@@ -1,0 +1,95 @@
+"""Files of several pictures: none is dropped silently (pages, animation frames, video streams, cover art)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from camouflage_video.errors import InputError
+from camouflage_video.samples import make_sample_video
+from camouflage_video.sources import ImageFolderSource, ImageSource, open_source
+from tests.conftest import media_file
+
+
+@pytest.fixture(scope="module")
+def face() -> Image.Image:
+    return Image.open(media_file("group/ultralytics_zidane.jpg")).convert("RGB").resize((320, 180))
+
+
+def _ffmpeg(*args: str) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.mark.parametrize(
+    "pages, message",
+    [
+        (lambda face: [Image.new("RGB", face.size), face, face], "a TIFF of 3 pages"),  # first page blank
+        (lambda face: [face.resize((32, 18)), face], "a TIFF of 2 pages"),  # a preview before the photo
+    ],
+)
+def test_a_multi_page_tiff_is_refused_naming_its_pages(tmp_path, face, pages, message):
+    path = tmp_path / "scan.tif"
+    first, *rest = pages(face)
+    first.save(path, save_all=True, append_images=rest)
+    for opener in (open_source, ImageSource):
+        with pytest.raises(InputError, match=message) as info:
+            opener(path)
+        assert "would be lost" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_folder_skips_a_multi_page_tiff_and_says_so(tmp_path, face, caplog):
+    face.save(tmp_path / "one.png")
+    face.save(tmp_path / "scan.tif", save_all=True, append_images=[face])
+    with caplog.at_level(logging.WARNING), ImageFolderSource(tmp_path) as src:
+        frames = list(src)
+    assert [f.key for f in frames] == ["one.png"]
+    assert src.skipped == ["scan.tif"] and src.corrupt_frames == 1
+    assert "a TIFF of 2 pages" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png"])
+def test_an_animated_image_is_read_as_a_video_with_every_frame(tmp_path, face, suffix):
+    path = tmp_path / f"wave{suffix}"
+    flipped = face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    Image.new("RGB", face.size).save(path, save_all=True, append_images=[face, flipped], duration=[100, 200, 300])
+    with open_source(path) as src:
+        assert (src.info.kind, src.info.frame_count, src.info.fps) == ("video", 3, 10)
+        frames = list(src)
+    assert [f.pts for f in frames] == [0, 100, 300]  # each frame at its own duration, in milliseconds
+    assert frames[0].image.max() == 0
+    assert np.abs(frames[1].image.astype(int) - np.asarray(face)).mean() < 8  # the faces are there, not frame 0
+    assert np.abs(frames[2].image.astype(int) - np.asarray(flipped)).mean() < 8
+    with pytest.raises(InputError, match="an animated .* of 3 frames"):
+        ImageSource(path)  # one frame alone would lose the others
+
+
+def test_cover_art_is_passed_over_for_the_real_video(tmp_path, caplog):
+    clip = make_sample_video(tmp_path / "clip.mp4", seconds=1.0, audio=None)
+    cover = tmp_path / "cover.png"
+    Image.new("RGB", (64, 64), "red").save(cover)
+    covered = tmp_path / "covered.mp4"
+    _ffmpeg("-i", str(cover), "-i", str(clip), "-map", "0", "-map", "1", "-c:v:0", "mjpeg", "-c:v:1", "copy",
+            "-disposition:v:0", "attached_pic", str(covered))
+    with caplog.at_level(logging.WARNING), open_source(covered) as src:
+        assert (src.info.width, src.info.height) == (640, 360)
+        assert len(list(src)) == 25
+    assert "cover picture" in caplog.text
+
+
+@pytest.mark.parametrize("first", ["still", "clip"])
+def test_a_file_of_two_real_video_streams_is_refused_naming_them(tmp_path, first):
+    clip = make_sample_video(tmp_path / "clip.mp4", seconds=1.0, audio=None)
+    still = tmp_path / "still.png"
+    Image.new("RGB", (320, 180), "blue").save(still)
+    both = tmp_path / "both.mkv"
+    _ffmpeg("-i", str(still if first == "still" else clip), "-i", str(clip), "-map", "0", "-map", "1",
+            "-c:v", "mpeg4", str(both))
+    with pytest.raises(InputError, match=r"has 2 video streams \(#0 mpeg4 .*; #1 mpeg4 640x360.*would be lost"):
+        open_source(both)
