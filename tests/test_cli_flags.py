@@ -117,6 +117,7 @@ def test_a_field_of_a_type_without_a_flag_is_refused_when_the_parser_is_built():
 @pytest.mark.parametrize(("args", "message"), [
     (["--steps", "4"], "--steps: options of --method base and light, not of --method blur"),
     (["--method", "pixelate", "--model", "unet=a/b"], "--model: options of --method base and light"),
+    (["--config", "settings.toml"], "--config: options of --method base and light, not of --method blur"),
     (["--person-margin", "0.1"], "--person-margin does nothing without --keep-person or --only-person"),
     (["--no-track", "--hold-frames", "5"], "--hold-frames does nothing without tracking"),
     (["--no-verify", "--verify-every", "5"], "--verify-every does nothing without --verify"),

@@ -93,9 +93,9 @@ def config_from_args(args: argparse.Namespace) -> AnonymizeConfig:
     for option, name, needs, present in _NEEDS:
         if name in run and not present(config):
             raise ConfigError(f"{option} does nothing without {needs}")
-    if config.method not in GENERATIVE_METHODS and set(generative) - {"config"}:
+    if config.method not in GENERATIVE_METHODS and generative:  # --config too: its TOML is the methods' options
         names = {"models": "--model", "control_scales": "--control-scale"}
-        flags = ", ".join(names.get(key, "--" + key.replace("_", "-")) for key in sorted(set(generative) - {"config"}))
+        flags = ", ".join(names.get(key, "--" + key.replace("_", "-")) for key in sorted(generative))
         raise ConfigError(f"{flags}: options of --method base and light, not of --method {config.method}")
     return config
 
