@@ -29,7 +29,7 @@ from camouflage_video.dataset.worker import Task, new_record, tracks_path
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.redaction.stages import check_for_dataset
 from camouflage_video.sinks.base import publish, temporary_path
-from camouflage_video.sources.sniff import embedded_picture
+from camouflage_video.sources.sniff import embedded_picture, unaccounted_audio
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +344,15 @@ def _refuse_copy(entry: Entry, source: Path, claimed: dict[str, str]) -> str | N
         except OSError as exc:
             return f"cannot be read ({exc.strerror or exc})"
         if picture is not None:
-            return f"the text embeds a picture ({picture}), which may show a face"
+            return f"the text embeds {picture}, which may be a picture of a face"
+        return None
+    if entry.format == "audio":
+        try:
+            extra = unaccounted_audio(source / entry.relative)
+        except (OSError, ValueError) as exc:  # ValueError: mmap of a file emptied since it was sorted
+            return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        if extra is not None:
+            return f"audio with more than sound in it ({extra}), which may be a picture of a face"
         return None
     if entry.format in COPYABLE_BINARY:
         return None
@@ -354,8 +362,8 @@ def _refuse_copy(entry: Entry, source: Path, claimed: dict[str, str]) -> str | N
             "it holds none")
 
 
-#: Binary formats --copy-other copies: sound without a picture stream, and nothing at all.
-COPYABLE_BINARY = frozenset({"audio", "empty"})
+#: Binary formats --copy-other copies: nothing at all (sound is checked above).
+COPYABLE_BINARY = frozenset({"empty"})
 
 
 def _remove_stale_copy(

@@ -14,6 +14,7 @@ trees; text (labels, READMEs) never reaches FFmpeg, whose ``tty`` demuxer would 
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import stat
@@ -138,6 +139,9 @@ def sniff(path: str | os.PathLike[str]) -> Sniffed:
         text_image = _text_image_signature(head)
         if text_image is not None:
             return Sniffed("image", text_image, f"{text_image.upper()} image data")
+        document = _text_document_signature(head)
+        if document is not None:
+            return Sniffed("other", document, f"a {document} document, which can carry pictures (not looked into)")
         return Sniffed("other", "text", "text")
     return _probe(path, None)
 
@@ -258,23 +262,169 @@ def _text_image_signature(head: bytes) -> str | None:
     return None
 
 
-def embedded_picture(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str | None:
-    """The first picture a text file carries inline, as a ``data:`` URI or bare base64, else ``None``.
+# Text formats that are documents, drawings or scans: they carry pictures in ways no text rule follows
+# (PostScript's hex images, RTF's \pict, SVG's shapes, FITS pixels, a face scan as a mesh).
+_TEXT_DOCUMENTS = (
+    (re.compile(rb"%!"), "PostScript"),
+    (re.compile(rb"\{\\rtf", re.I), "RTF"),
+    (re.compile(rb"(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*|<!DOCTYPE[^>]*>\s*)*<svg\b", re.I | re.S), "SVG"),
+    (re.compile(rb"SIMPLE  =\s+T"), "FITS"),
+    (re.compile(rb"ply\r?\nformat "), "PLY mesh"),
+    (re.compile(rb"[CN]?OFF\s"), "OFF mesh"),
+    (re.compile(rb"MIME-Version:", re.I), "MIME message"),
+)
 
-    Label files can hold whole photos: LabelMe's JSON keeps the image in ``imageData``, HTML and SVG embed
-    ``data:image/...;base64,`` URIs. Such a file is not an image by its content type, yet copying it copies
-    faces. The whole file is read, in chunks, so call this only for text about to be copied.
+
+def _text_document_signature(head: bytes) -> str | None:
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    for pattern, name in _TEXT_DOCUMENTS:
+        if pattern.match(start):
+            return name
+    if b"<svg" in head.lower():
+        return "SVG"
+    if len(re.findall(rb"(?m)^v[ \t]+-?[\d.]+[ \t]+-?[\d.]+[ \t]+-?[\d.]+", head)) >= 8:
+        return "Wavefront OBJ mesh"
+    return None
+
+
+def unaccounted_audio(path: str | os.PathLike[str]) -> str | None:
+    """Why an audio file (one FFmpeg finds no picture in) may carry more than sound, else ``None``.
+
+    Only a file whose container accounts for every byte is clean: a WAV or AIFF whose chunks add up to the
+    size its header declares, an Ogg file that is pages from start to end, an MP3 that is frames between its
+    tags. Bytes after the end (a JPEG appended to a song), a chunk or tag holding a picture's signature, or
+    a format whose end this cannot check (FLAC, M4A, WMA, ...) make it not clean. The samples themselves
+    are not judged: audio can carry any bytes (the docs say so).
     """
-    overlap = 64
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _audio_unaccounted(data)  # type: ignore[arg-type]  # an mmap reads like bytes
+
+
+def _audio_unaccounted(data: bytes) -> str | None:
+    if data[:4] in (b"RIFF", b"FORM"):
+        return _chunks_unaccounted(data)
+    if data[:4] == b"OggS":
+        return _ogg_unaccounted(data)
+    if data[:3] == b"ID3" or _mpeg_frame_size(data, 0):
+        return _mp3_unaccounted(data)
+    return "audio in a container whose end this tool cannot check"
+
+
+_PICTURE_MAGIC = re.compile(
+    rb"\xff\xd8\xff|\x89PNG|GIF8[79]a|RIFF....WEBP|ftyp|II\*\x00|MM\x00\*|BM....\x00\x00\x00\x00", re.S
+)
+_METADATA_LIMIT = 1 << 20
+
+
+def _chunks_unaccounted(data: bytes) -> str | None:
+    little = data[:4] == b"RIFF"
+    order = "little" if little else "big"
+    end = 8 + int.from_bytes(data[4:8], order)
+    if end != len(data):
+        return f"its header declares {end} bytes, the file has {len(data)}"
+    sound = (b"data",) if little else (b"SSND",)
+    pos, metadata = 12, 0
+    while pos < end:
+        name, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], order)
+        body = data[pos + 8:pos + 8 + size]
+        if pos + 8 + size > end:
+            return f"chunk {name!r} runs past the end of the file"
+        if name.lower().strip() in (b"id3", b"ida3"):
+            return "an ID3 chunk, which can hold pictures"
+        if name in sound:
+            if _image_signature(body[:64]) or _container_signature(body[:64]):
+                return "its sound data starts like a picture"
+        else:
+            metadata += size
+            if _PICTURE_MAGIC.search(body):
+                return f"chunk {name!r} holds a picture's signature"
+        pos += 8 + size + (size & 1)
+    if pos != end:
+        return "its chunks do not end where the header says"
+    if metadata > _METADATA_LIMIT:
+        return "more metadata than any tag needs"
+    return None
+
+
+def _ogg_unaccounted(data: bytes) -> str | None:
+    if re.search(rb"(?i)METADATA_BLOCK_PICTURE|COVERART", data[:_METADATA_LIMIT]):
+        return "a cover picture in its comments"
+    pos = 0
+    while pos < len(data):
+        if data[pos:pos + 4] != b"OggS" or pos + 27 > len(data):
+            return f"bytes that are not Ogg pages at offset {pos}"
+        segments = data[pos + 26]
+        pos += 27 + segments + sum(data[pos + 27:pos + 27 + segments])
+    return None if pos == len(data) else "its last page runs past the end of the file"
+
+
+_BITRATES = {  # (MPEG-1?, layer) -> kbit/s by index
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_BITRATES[(False, 3)] = _BITRATES[(False, 2)]
+
+
+def _mpeg_frame_size(data: bytes, pos: int) -> int:
+    """The size of the MPEG audio frame at ``pos``, or 0 where none starts."""
+    if pos + 4 > len(data) or data[pos] != 0xFF or data[pos + 1] & 0xE0 != 0xE0:
+        return 0
+    version, layer = (data[pos + 1] >> 3) & 3, 4 - ((data[pos + 1] >> 1) & 3)
+    bitrate, rate_index, padding = data[pos + 2] >> 4, (data[pos + 2] >> 2) & 3, (data[pos + 2] >> 1) & 1
+    if version == 1 or layer == 4 or bitrate in (0, 15) or rate_index == 3:
+        return 0
+    rate = (44100, 48000, 32000)[rate_index] >> {3: 0, 2: 1, 0: 2}[version]
+    kbps = _BITRATES[(version == 3, layer)][bitrate] * 1000
+    if layer == 1:
+        return (12 * kbps // rate + padding) * 4
+    return (144 if version == 3 or layer == 2 else 72) * kbps // rate + padding
+
+
+def _mp3_unaccounted(data: bytes) -> str | None:
+    pos = 0
+    while data[pos:pos + 3] == b"ID3" and pos + 10 <= len(data):
+        size = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[pos + 6:pos + 10]))
+        size += 10 if data[pos + 5] & 0x10 else 0
+        if _PICTURE_MAGIC.search(data[pos:pos + size]) or size > _METADATA_LIMIT:
+            return "an ID3 tag that holds a picture's signature or more than any tag needs"
+        pos += size
+    while pos < len(data) and (size := _mpeg_frame_size(data, pos)):
+        pos += size
+    tail = data[pos:]
+    if tail[-128:-125] == b"TAG":
+        tail = tail[:-128]
+    if tail[-32:-24] == b"APETAGEX":
+        ape = int.from_bytes(tail[-20:-16], "little") + 32
+        if _PICTURE_MAGIC.search(tail[-ape:]) or ape > _METADATA_LIMIT:
+            return "an APE tag that holds a picture's signature or more than any tag needs"
+        tail = tail[:-ape]
+    if tail:
+        return f"{len(tail)} bytes after its last frame"
+    return None
+
+
+def embedded_picture(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str | None:
+    """The first sign that a text file carries binary data inline (a picture, perhaps), else ``None``.
+
+    Label files can hold whole photos: LabelMe's JSON keeps the image in ``imageData``, HTML and notebooks
+    embed ``data:image/...;base64,`` URIs, SQL dumps store blobs as hex, e-mails attach photos. Such a file is
+    not an image by its content type, yet copying it copies faces. Any encoding of binary data counts, not
+    only a picture's: raw pixels encoded in hex carry no signature. What is refused is described in
+    docs/dataset.md; what no rule can catch (pixel values written as decimal numbers, a made-up encoding)
+    is why only files the caller means to copy are checked, and the docs say so. The whole file is read in
+    chunks, each with the end of the one before, so a run split by a chunk boundary is seen whole.
+    """
+    overlap = 8192
     tail = b""
     with open(path, "rb") as f:
         while block := f.read(chunk):
             window = tail + block
-            match = _EMBEDDED.search(window)
-            if match is not None:
-                if match.group("uri"):
-                    return match.group("uri").decode("ascii", "replace")
-                return f"base64 {_BASE64_STARTS[match.group('base64')]}"
+            found = _encoded_data(window)
+            if found is not None:
+                return found
             tail = window[-overlap:]
     return None
 
@@ -289,6 +439,151 @@ _EMBEDDED = re.compile(
     rb"(?P<uri>(?i:data:(?:image|video)/[\w.+-]+))"
     rb"|(?<![A-Za-z0-9+/])(?P<base64>" + b"|".join(re.escape(k) for k in _BASE64_STARTS) + rb")[A-Za-z0-9+/]{64}"
 )
+# Signs that are enough on their own: a header that starts an encoded file or a mail attachment, a picture's
+# first bytes as a list of byte values, terminal graphics (sixel, ReGIS, kitty, iTerm2 inline images).
+_MARKERS = re.compile(
+    rb"(?P<uuencode>(?m:^begin(?:-base64)? [0-7]{3,4} \S))"
+    rb"|(?P<yenc>(?m:^=ybegin ))"
+    rb"|(?P<mime>(?im:^content-(?:type:[ \t]*(?:image|video|application|audio)/|disposition:[ \t]*attachment)))"
+    rb"|(?P<bytelist>\b(?:255\s*,\s*216\s*,\s*255|137\s*,\s*80\s*,\s*78\s*,\s*71)\s*,)"
+    rb"|(?P<terminal>\x1bP|\x1b_G|\x1b\]1337;File=)"
+    rb"|(?P<uulines>(?m:(?:^M[ -`]{60}\r?\n){2}))"
+)
+_CONTENT = re.compile(rb"content-", re.I)
+# Hex: one run longer than a SHA-512 digest; 64 escaped bytes (0xff, \xff, %ff, =FF, \377) in a row.
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]{129,}")
+_ESCAPED_BYTES = re.compile(
+    rb"(?:(?:0[xX]|\\x)[0-9A-Fa-f]{2}[\s,]*){64,}|(?:%[0-9A-Fa-f]{2}){64,}|(?:=[0-9A-F]{2}(?:=\r?\n)?){64,}"
+    rb"|(?:\\\\?[0-7]{3}){64,}"
+)
+_ESCAPE = re.compile(rb"0[xX]|\\\\?x|[%=\\]|[\s,]")
+# A hex dump line: xxd -p, od, xxd or hexdump -C (an offset, then groups, then an ASCII column only after an
+# offset, so "<sha256>  name" is not one). Consecutive dump lines count as one run.
+_DUMP_LINE = re.compile(
+    rb"[ \t]*:?(?:(?P<offset>[0-9A-Fa-f]{4,}:?)[ \t]+)?"
+    rb"(?P<hex>(?:[0-9A-Fa-f]{2})+(?:[ \t]{1,3}(?:[0-9A-Fa-f]{2})+)*)(?(offset)(?:[ \t]+.*)?|[ \t]*)\r?"
+)
+# Runs of a base64 (or base64url, xxencode) alphabet and of the ascii85 one, across line breaks. Their
+# characters are spread over the whole alphabet: any 64 of them hold >= 34 (base64) or >= 38 (ascii85)
+# different ones, as words, paths, numbers and label lists never do.
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{64,}")
+_ASCII85_RUN = re.compile(rb"[!-uz]{64,}")
+_BASE32_RUN = re.compile(rb"[A-Z2-7]{64,}")
+_QUOTES = re.compile(rb'"\s*[:,\]}]|[\[{,:]\s*"')
+# Pictures drawn with characters: braille and block elements (chafa, timg), and colour escapes.
+_CHARACTER_ART = re.compile(rb"\xe2(?:[\xa0-\xa3][\x80-\xbf]|\x96[\x80-\x9f])")
+_COLOUR = re.compile(rb"\x1b\[[0-9;]*m")
+
+
+def _encoded_data(window: bytes) -> str | None:
+    """What in ``window`` may carry binary data, in a few words, or ``None``."""
+    match = _EMBEDDED.search(window)
+    if match is not None:
+        if match.group("uri"):
+            return match.group("uri").decode("ascii", "replace")
+        return f"base64 {_BASE64_STARTS[match.group('base64')]}"
+    # Cheap literal tests first: the patterns are slow to try at every byte of a large annotation file.
+    marked = any(m in window for m in (b"begin", b"\x1b", b"\nM", b"216", b"80")) or window[:1] == b"M"
+    match = _MARKERS.search(window) if marked or _CONTENT.search(window) else None
+    if match is not None:
+        return {
+            "uuencode": "uuencoded data", "uulines": "uuencoded data", "yenc": "yEnc-encoded data",
+            "mime": "a mail attachment", "bytelist": "a picture as a list of byte values",
+            "terminal": "terminal graphics",
+        }[match.lastgroup or "uuencode"]
+    match = _HEX_RUN.search(window)
+    if match is not None:
+        return f"{_hex_kind(match.group())} as hex"
+    escapes = max(window.count(b"x") + window.count(b"X"), *(window.count(c) for c in (b"%", b"=", b"\\")))
+    for match in _ESCAPED_BYTES.finditer(window) if escapes >= 64 else ():
+        data = _unescape(match.group())
+        if data is not None and not _is_text(data):
+            return f"{_magic_name(data)} as escaped bytes"
+    found = _hex_dump(window)
+    if found is not None:
+        return found
+    joined = window.replace(b"\r", b"").replace(b"\n", b"")
+    # JSON's and CSV's quotes between values end an ascii85 run (ascii85 data rarely has one beside a comma).
+    unquoted = _QUOTES.sub(b" ", joined)
+    for pattern, least, name, text in ((_BASE64_RUN, 34, "base64", joined), (_ASCII85_RUN, 38, "ascii85", unquoted),
+                                       (_BASE32_RUN, 20, "base32", joined)):
+        for match in pattern.finditer(text):
+            run = match.group()
+            if len(set(run)) >= least and _spread(run, least, name == "ascii85"):
+                return f"{_decoded_kind(run, name)} as {name}"
+    if len(_CHARACTER_ART.findall(window)) >= 256 or len(_COLOUR.findall(window)) >= 256:
+        return "a picture drawn with characters"
+    return None
+
+
+def _spread(run: bytes, least: int, ascii85: bool = False) -> bool:
+    """Whether some 64 characters of ``run`` hold ``least`` different ones (ascii85: and use its full range).
+
+    COCO's compressed masks are strings of '0'..'o', 64 symbols of the ascii85 range: ascii85 data also uses
+    the other 21 (one character in four), so it takes 8 of them in the same 64 to count.
+    """
+    for i in range(0, len(run) - 63, 16):
+        window = run[i:i + 64]
+        if len(set(window)) >= least and (not ascii85 or len(window.translate(None, _COCO_RLE)) >= 8):
+            return True
+    return False
+
+
+_COCO_RLE = bytes(range(48, 112))
+
+
+def _hex_dump(window: bytes) -> str | None:
+    digits, data = 0, []
+    for line in window.split(b"\n"):
+        match = _DUMP_LINE.fullmatch(line)
+        if match is None or len(hex_digits := match.group("hex").translate(None, b" \t")) < 16:
+            if line.strip():
+                digits, data = 0, []
+            continue
+        digits += len(hex_digits)
+        data.append(hex_digits)
+        if digits > 128:
+            return f"{_hex_kind(b''.join(data))} as a hex dump"
+    return None
+
+
+def _hex_kind(digits: bytes) -> str:
+    try:
+        return _magic_name(bytes.fromhex(digits[: len(digits) // 2 * 2].decode("ascii")))
+    except ValueError:
+        return "binary data"
+
+
+def _unescape(run: bytes) -> bytes | None:
+    digits = _ESCAPE.split(run)
+    try:
+        if b"\\" in run[:2] and all(len(d) == 3 and d.isdigit() for d in digits if d):
+            return bytes(int(d, 8) for d in digits if d)
+        return bytes.fromhex(b"".join(digits).decode("ascii"))
+    except ValueError:
+        return None
+
+
+def _decoded_kind(run: bytes, name: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        if name == "ascii85":
+            data = base64.a85decode(run.removeprefix(b"<~")[:80], adobe=False)
+        elif name == "base32":
+            data = base64.b32decode(run[:64])
+        else:
+            data = base64.b64decode(run[:64].replace(b"-", b"+").replace(b"_", b"/"))
+    except (ValueError, binascii.Error):
+        return "binary data"
+    return _magic_name(data)
+
+
+def _magic_name(data: bytes) -> str:
+    """``a JPEG`` for data that starts like a picture or video, else ``binary data``."""
+    name = _image_signature(data) or _container_signature(data)
+    return f"a {name.upper()}" if name else "binary data"
 
 
 def _probe(path: Path, signature: str | None) -> Sniffed:

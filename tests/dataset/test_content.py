@@ -99,7 +99,7 @@ def test_copy_other_anonymizes_media_with_odd_names_and_copies_only_what_holds_n
     assert (out / "song.mp3").read_bytes() == (raw / "song.mp3").read_bytes()
     # A label file that carries the photo inline is not copied.
     assert records["kit.json"]["status"] == "listed" and not (out / "kit.json").exists()
-    assert "embeds a picture (base64 JPEG)" in records["kit.json"]["error"]
+    assert "embeds base64 JPEG" in records["kit.json"]["error"]
     assert "kit.json: not copied" in result.stderr
     # Neither is the thumbnail cache Windows leaves beside photos.
     assert records["Thumbs.db"]["status"] == "listed" and "thumbnail cache" in records["Thumbs.db"]["error"]
@@ -192,3 +192,51 @@ def test_every_manifest_line_of_an_other_file_says_why_it_is_not_media(raw: Path
     run_dataset(raw, tmp_path / "out", AnonymizeConfig(det_size=320))
     others = [r for r in manifest_lines(tmp_path / "out") if r["kind"] == "other"]
     assert others and all(r["reason"] for r in others)
+
+
+def _wav(path: Path, extra: bytes = b"") -> Path:
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(bytes(8000))
+    path.write_bytes(path.read_bytes() + extra)
+    return path
+
+
+def test_copy_other_copies_no_text_or_audio_that_carries_a_face(tmp_path: Path) -> None:
+    """The break-test's files: a real face as hex, ascii85, base64url, uuencode, EPS, and after a WAV's end."""
+    if not REAL_FACE.is_file():
+        pytest.skip(f"real test media {REAL_FACE} not present")
+    import binascii
+
+    img = cv2.resize(cv2.imread(str(REAL_FACE)), (120, 80))
+    jpg = cv2.imencode(".jpg", img)[1].tobytes()
+    raw = tmp_path / "IN"
+    raw.mkdir()
+    refused = {
+        "hex.txt": jpg.hex() + "\n",
+        "b85.txt": base64.a85encode(jpg).decode() + "\n",
+        "url.txt": base64.urlsafe_b64encode(jpg).decode().rstrip("=") + "\n",
+        "uu.txt": "begin 644 f.jpg\n" + "".join(binascii.b2a_uu(jpg[i:i + 45]).decode()
+                                               for i in range(0, len(jpg), 45)) + "`\nend\n",
+        "figure.eps": ("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 120 80\n120 80 8 [120 0 0 -80 0 80] "
+                       "{currentfile 360 string readhexstring pop} false 3 colorimage\n"
+                       + img[..., ::-1].tobytes().hex() + "\nshowpage\n"),
+    }
+    for name, text in refused.items():
+        (raw / name).write_text(text)
+    _wav(raw / "song_jpg.wav", jpg)
+    _audio_only(raw / "song.mp3").write_bytes((raw / "song.mp3").read_bytes() + jpg)
+    _wav(raw / "song.wav")
+    _audio_only(raw / "clean.mp3")
+    (raw / "labels.txt").write_text("0 0.5 0.5 0.2 0.3\n" * 20)
+    summary = run_dataset(raw, tmp_path / "OUT", AnonymizeConfig(det_size=320), DatasetOptions(copy_other=True))
+    copied = sorted(p.name for p in (tmp_path / "OUT").iterdir() if not p.name.startswith(("camouflage_", ".")))
+    assert copied == ["clean.mp3", "labels.txt", "song.wav"]
+    assert sorted(name for name, _ in summary.not_copied) == sorted([*refused, "song.mp3", "song_jpg.wav"])
+    records = latest(tmp_path / "OUT")
+    assert "after its last frame" in records["song.mp3"]["error"]
+    assert "the file has" in records["song_jpg.wav"]["error"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import shutil
+import uuid
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -183,3 +185,156 @@ def test_an_embedded_picture_across_a_chunk_boundary_is_found(tmp_path: Path) ->
     payload = base64.b64encode(_jpeg()).decode()
     path.write_text('{"pad": "' + "x" * 1000 + '", "imageData": "' + payload + '"}')
     assert embedded_picture(path, chunk=1011) == "base64 JPEG"
+
+
+# Every way a text file can spell out a picture that the break-tests tried: each must be found.
+def _face() -> tuple[np.ndarray, bytes]:
+    from tests.conftest import media_file
+
+    img = cv2.resize(cv2.imread(str(media_file("identity/fr_kit_harington_1.jpg"))), (120, 80))
+    return img, cv2.imencode(".jpg", img)[1].tobytes()
+
+
+def _xxd(data: bytes) -> str:
+    lines = []
+    for i in range(0, len(data), 16):
+        row = data[i:i + 16]
+        groups = " ".join(row[j:j + 2].hex() for j in range(0, len(row), 2))
+        lines.append(f"{i:08x}: {groups:<39}  {''.join(chr(b) if 32 <= b < 127 else '.' for b in row)}")
+    return "\n".join(lines) + "\n"
+
+
+def _hexdump_c(data: bytes) -> str:
+    return "".join(f"{i:08x}  {' '.join(f'{b:02x}' for b in data[i:i + 8])}  "
+                   f"{' '.join(f'{b:02x}' for b in data[i + 8:i + 16])}  |{'.' * len(data[i:i + 16])}|\n"
+                   for i in range(0, len(data), 16))
+
+
+def _uu(data: bytes, header: bool = True) -> str:
+    import binascii
+
+    body = "".join(binascii.b2a_uu(data[i:i + 45]).decode() for i in range(0, len(data), 45))
+    return f"begin 644 f.jpg\n{body}`\nend\n" if header else body
+
+
+def _eps(img: np.ndarray) -> str:
+    return ("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 120 80\n120 80 8 [120 0 0 -80 0 80] "
+            "{currentfile 360 string readhexstring pop} false 3 colorimage\n"
+            + img[..., ::-1].tobytes().hex() + "\nshowpage\n")
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(text[i:i + width] for i in range(0, len(text), width)) + "\n"
+
+
+ENCODINGS = {
+    "hex in one run (SQL dump)": lambda img, jpg: f"INSERT INTO faces VALUES (1, X'{jpg.hex()}');\n",
+    "hex of raw pixels": lambda img, jpg: img.tobytes().hex() + "\n",
+    "hex wrapped (xxd -p)": lambda img, jpg: _wrap(jpg.hex(), 60),
+    "xxd dump": lambda img, jpg: _xxd(jpg),
+    "hexdump -C": lambda img, jpg: _hexdump_c(jpg),
+    "C array (xxd -i)": lambda img, jpg: "unsigned char f[] = {" + ", ".join(f"0x{b:02x}" for b in jpg) + "};\n",
+    "python bytes literal": lambda img, jpg: "data = b'" + "".join(f"\\x{b:02x}" for b in jpg) + "'\n",
+    "percent-encoded": lambda img, jpg: "".join(f"%{b:02X}" for b in jpg),
+    "decimal byte list": lambda img, jpg: json.dumps({"blob": list(jpg)}),
+    "ascii85": lambda img, jpg: base64.a85encode(jpg).decode() + "\n",
+    "ascii85 wrapped, Adobe": lambda img, jpg: base64.a85encode(jpg, wrapcol=72, adobe=True).decode() + "\n",
+    "base64 of raw pixels": lambda img, jpg: base64.b64encode(img.tobytes()).decode(),
+    "base64 wrapped at 40": lambda img, jpg: _wrap(base64.b64encode(jpg).decode(), 40),
+    "base64url unpadded": lambda img, jpg: base64.urlsafe_b64encode(jpg).decode().rstrip("=") + "\n",
+    "base32": lambda img, jpg: base64.b32encode(jpg).decode() + "\n",
+    "uuencode": lambda img, jpg: _uu(jpg),
+    "uuencode without its header": lambda img, jpg: _uu(jpg, header=False),
+    "mail attachment": lambda img, jpg: ("Content-Type: image/jpeg\nContent-Transfer-Encoding: base64\n\n"
+                                         + _wrap(base64.b64encode(jpg[:30]).decode(), 76)),
+    "sixel": lambda img, jpg: "\x1bPq#0;2;0;0;0~~@@vv@@~~\x1b\\\n",
+    "colour block art": lambda img, jpg: "".join(f"\x1b[38;2;{r};{g};{b}m\u2580"
+                                                 for b, g, r in img[::4, ::2].reshape(-1, 3)),
+}
+
+
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+def test_text_that_spells_out_a_picture_is_found(tmp_path: Path, encoding: str) -> None:
+    img, jpg = _face()
+    path = tmp_path / "labels.txt"
+    path.write_text(ENCODINGS[encoding](img, jpg))
+    assert classify(path).format == "text"  # text by content: only the embedding rules stop the copy
+    assert embedded_picture(path) is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "format"),
+    [
+        ("figure.eps", lambda img, jpg: _eps(img), "PostScript"),
+        ("figure.svg", lambda img, jpg: '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "SVG"),
+        ("notes.rtf", lambda img, jpg: r"{\rtf1\ansi{\pict\jpegblip " + jpg.hex() + "}}", "RTF"),
+        ("face.ply", lambda img, jpg: "ply\nformat ascii 1.0\nelement vertex 0\nend_header\n", "PLY mesh"),
+        ("mail.eml", lambda img, jpg: "MIME-Version: 1.0\nSubject: hi\n\nhello\n", "MIME message"),
+    ],
+)
+def test_documents_written_as_text_are_not_plain_text(tmp_path: Path, name: str, text, format: str) -> None:
+    img, jpg = _face()
+    path = tmp_path / name
+    path.write_text(text(img, jpg))
+    assert (classify(path).kind, classify(path).format) == ("other", format)
+
+
+def _coco_rle(counts: list[int]) -> str:
+    """COCO's compressed RLE string (pycocotools' rleToString), as COCO files hold crowd masks."""
+    out = []
+    for i, x in enumerate(counts):
+        x -= counts[i - 2] if i > 2 else 0
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            out.append(chr((c | 0x20 if more else c) + 48))
+    return "".join(out)
+
+
+def _coco(indent: int | None) -> str:
+    rng = np.random.default_rng(1)
+    polygon = [round(float(v), 2) for v in rng.uniform(0, 640, 400)]
+    rle = _coco_rle([int(v) for v in rng.integers(1, 900, 300)])
+    return json.dumps({
+        "info": {"description": "COCO 2017", "url": "http://cocodataset.org", "date_created": "2017/09/01"},
+        "images": [{"id": 397133, "file_name": "000000397133.jpg", "height": 427, "width": 640,
+                    "coco_url": "http://images.cocodataset.org/val2017/000000397133.jpg"}] * 20,
+        "annotations": [{"id": 1, "image_id": 397133, "category_id": 1, "iscrowd": 0, "area": 2765.14865,
+                         "bbox": [102.49, 118.47, 7.9, 17.31], "segmentation": [polygon]},
+                        {"id": 2, "image_id": 397133, "category_id": 1, "iscrowd": 1,
+                         "segmentation": {"size": [427, 640], "counts": rle}}],
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"}],
+    }, indent=indent, separators=None if indent else (",", ":"))
+
+
+ORDINARY = {
+    "COCO, pretty": lambda: _coco(2),
+    "COCO, minified": lambda: _coco(None),
+    "YOLO labels": lambda: "".join(f"0 0.{i:04d} 0.4812 0.1523 0.2041\n" for i in range(500)),
+    "WIDER FACE boxes": lambda: ("0--Parade/0_Parade_marchingband_1_849.jpg\n3\n"
+                                 + "449 330 122 149 0 0 0 0 0 0\n" * 300),
+    "CSV of boxes": lambda: "file,x,y,w,h,label\n" + "".join(f"img{i:06d}.jpg,{i % 640},{i % 480},32,40,face\n"
+                                                             for i in range(500)),
+    "README": lambda: ("# Faces dataset\n\nDownload with `wget http://example.org/a.tar`; then run\n```\n"
+                       "python tools/convert_annotations_to_coco_format_with_all_the_options.py\n```\n") * 30,
+    "YAML": lambda: "path: ../datasets/coco\ntrain: images/train2017\nnames:\n" + "".join(
+        f"  {i}: {n}\n" for i, n in enumerate(["person", "bicycle", "car", "motorcycle", "traffic light"] * 16)),
+    "class names": lambda: "\n".join(["person", "Bicycle", "car", "MotorCycle", "Airplane", "bus", "Train"] * 60),
+    "checksums": lambda: "".join(f"{os.urandom(32).hex()}  images/{i:05d}.jpg\n" for i in range(50))
+                         + f"{os.urandom(64).hex()}  all.tar\n",
+    "ids": lambda: json.dumps([{"id": str(uuid.uuid4()), "sha256": os.urandom(32).hex(), "label": "face"}
+                               for _ in range(100)], indent=1),
+    "LabelMe without image data": lambda: json.dumps({"imagePath": "a.jpg", "imageData": None,
+                                                      "shapes": [{"points": [[1.5, 2.25]] * 40}]}),
+    "progress log": lambda: "epoch 1/10 loss=0.3521 lr=0.001\n" * 200,
+}
+
+
+@pytest.mark.parametrize("kind", list(ORDINARY))
+def test_ordinary_annotation_files_are_plain_text(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_text(ORDINARY[kind]())
+    assert classify(path).format == "text"
+    assert embedded_picture(path) is None
