@@ -4,7 +4,7 @@ file is one :class:`ConfigError` line that names the file and the entry.
 
 ``tracks.json``::
 
-    {"version": 1, "video": {"width": 640, "height": 360, "frame_count": 50, "fps": "25"},
+    {"version": 1, "video": {"width": 640, "height": 360, "frame_count": 50, "fps": "25", "sha256": "..."},
      "method": "blur", "mode": "keep",
      "frames": [
        {"frame": 0, "faces": [{"box": [x1, y1, x2, y2], "track": 3, "state": "detected",
@@ -14,6 +14,8 @@ file is one :class:`ConfigError` line that names the file and the entry.
        {"frame": 1, "fallback": true},
        ...]}
 
+``video.sha256`` is the content digest of the video file the run read: a replay or a review page is only ever
+rendered from that very file (another video's tracks would leave every one of its faces uncovered).
 ``state`` is ``detected``, ``held`` (the tracker's prediction over a miss) or ``backfilled`` (carried back or
 interpolated by the look-ahead); ``decision`` is ``kept`` (left visible) or ``removed`` (anonymized by
 ``method``). A frame that failed and was written as the whole-frame fallback says ``"fallback": true``.
@@ -28,6 +30,7 @@ interpolated by the look-ahead); ``decision`` is ``kept`` (left visible) or ``re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -49,6 +52,18 @@ SHAPES = ("ellipse", "box")
 #: int32 arithmetic of covering a box or filling a polygon overflows (a box or polygon that reaches out
 #: to 1e39 or 1e10 was accepted and covered nothing).
 MAX_COORDINATE = 1_000_000
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's content, read in chunks (about 1 s per GB)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    return digest.hexdigest()
 
 
 def _read_json(path: str | os.PathLike[str], what: str) -> Any:
@@ -316,12 +331,25 @@ class TracksFile:
     frame_count: int
     frames: dict[int, tuple[FaceEntry, ...] | None]  # None: that frame was the fallback
     data: dict
+    sha256: str | None = None  # of the video file it was made from
 
     @property
     def track_ids(self) -> set[int]:
         return {f.track for faces in self.frames.values() if faces for f in faces if f.track >= 0}
 
-    def check_video(self, width: int, height: int, frame_count: int | None) -> None:
+    def check_video(self, width: int, height: int, frame_count: int | None, path: str | None = None) -> None:
+        """Refuse a video the file was not made from: its size, its length and (``path``) its content.
+
+        Size and length alone match any other clip of the same format (a re-cut, a mixed-up file name), and
+        replaying another video's boxes would leave every face of this one uncovered.
+        """
+        if path is not None:
+            if self.sha256 is None:
+                raise ConfigError(f"{self.path}: says nothing of the video file it was made from (written by an "
+                                  "older version, or from a stream); run again with --tracks-out on this video")
+            if file_sha256(path) != self.sha256:
+                raise ConfigError(f"{self.path}: made from another video file than {path} (their contents "
+                                  "differ); give the video it was made from, or run again with --tracks-out")
         if (width, height) != (self.width, self.height):
             raise ConfigError(f"{self.path}: made from a {self.width}x{self.height} video, this one is "
                               f"{width}x{height}")
@@ -353,8 +381,12 @@ def load_tracks(path: str | os.PathLike[str]) -> TracksFile:
         check.number(data["mask_scale"], "mask_scale")
     if data.get("shape", "ellipse") not in SHAPES:
         check.fail("shape", f"must be one of {', '.join(SHAPES)}, got {data['shape']!r}")
-    video = check.mapping(data["video"], "video", ("uri", "width", "height", "frame_count", "fps"),
+    video = check.mapping(data["video"], "video", ("uri", "width", "height", "frame_count", "fps", "sha256"),
                           ("width", "height", "frame_count"))
+    digest = video.get("sha256")
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                   and all(c in "0123456789abcdef" for c in digest)):
+        check.fail("video.sha256", "must be 64 lower-case hex digits")
     width, height = check.integer(video["width"], "video.width"), check.integer(video["height"], "video.height")
     frame_count = check.integer(video["frame_count"], "video.frame_count")
     frames: dict[int, tuple[FaceEntry, ...] | None] = {}
@@ -388,7 +420,7 @@ def load_tracks(path: str | os.PathLike[str]) -> TracksFile:
             faces.append(FaceEntry(check.box(face["box"], f"{at}.box"), track, face["state"], face["decision"],
                                    landmarks))
         frames[index] = tuple(faces)
-    return TracksFile(str(path), width, height, frame_count, frames, data)
+    return TracksFile(str(path), width, height, frame_count, frames, data, digest)
 
 
 class TracksWriter:

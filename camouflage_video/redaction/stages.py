@@ -12,7 +12,14 @@ from camouflage_video.annotators.base import Annotator, ordered_stages
 from camouflage_video.errors import ConfigError
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.redaction.decide import RedactingAnonymizer
-from camouflage_video.redaction.files import Regions, TracksFile, TracksWriter, load_regions, load_tracks
+from camouflage_video.redaction.files import (
+    Regions,
+    TracksFile,
+    TracksWriter,
+    file_sha256,
+    load_regions,
+    load_tracks,
+)
 from camouflage_video.redaction.people import PersonMatcher, ReferencePeople
 from camouflage_video.redaction.replay import TracksReplay
 
@@ -71,8 +78,12 @@ class Redaction:
         config = self.config
         if (self.tracks is not None or self.regions is not None) and info.kind not in ("video", "image"):
             raise ConfigError(f"--tracks-in and --regions describe one video's frames; not for a {info.kind} input")
+        local = info.uri if info.kind in ("video", "image") and Path(info.uri).is_file() else None
         if self.tracks is not None:
-            self.tracks.check_video(info.width, info.height, info.frame_count)
+            if local is None:
+                raise ConfigError(f"{self.tracks.path}: a tracks file is replayed on the video file it was made "
+                                  "from; this input is not a file")
+            self.tracks.check_video(info.width, info.height, info.frame_count, local)
             self.tracks.check_look(config.mask_scale, config.shape)
         if self.regions is not None:
             frame_count = self.tracks.frame_count if self.tracks is not None else info.frame_count
@@ -86,6 +97,8 @@ class Redaction:
             annotators.append(PersonMatcher(self.people, look_ahead=look_ahead))
         video = {"uri": info.uri, "width": info.width, "height": info.height,
                  "fps": str(info.fps) if info.fps else None}
+        if config.tracks_out and local is not None:  # what a replay checks it is given the same file
+            video["sha256"] = self.tracks.sha256 if self.tracks is not None else file_sha256(local)
         writer = None
         if config.tracks_out:
             # How many reference photos, not their paths: file names often name the people.

@@ -176,6 +176,30 @@ def test_a_tracks_file_of_another_video_is_refused(first_run, tmp_path: Path, sa
         anonymize(folder / "clip.mp4", tmp_path / "out.mp4", AnonymizeConfig(tracks_in=path))
 
 
+def test_a_tracks_file_of_another_video_of_the_same_size_and_length_is_refused(first_run, tmp_path: Path):
+    # A re-cut or a mixed-up file name: the same format, other people. Replaying the first clip's boxes would
+    # leave every face of this one uncovered; the file's digest of its video refuses it, for the review page too.
+    from camouflage_video.redaction.review import render_review
+
+    folder, _, originals = first_run
+    other = tmp_path / "other.mp4"
+    compose(other, side_by_side(ALEX[0], KIT[0]), frames=len(originals))
+    for run in (lambda: anonymize(other, tmp_path / "out.mp4", AnonymizeConfig(tracks_in=str(folder / "tracks.json"))),
+                lambda: render_review(other, folder / "tracks.json", tmp_path / "review.html")):
+        with pytest.raises(ConfigError, match="made from another video file"):
+            run()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.mp4"]
+
+
+def test_a_tracks_file_that_does_not_name_its_video_file_is_refused(first_run, tmp_path: Path):
+    folder, clip, _ = first_run
+    tracks = json.loads((folder / "tracks.json").read_text())
+    assert len(tracks["video"].pop("sha256")) == 64
+    path = _write(tmp_path / "t.json", tracks)
+    with pytest.raises(ConfigError, match="says nothing of the video file it was made from"):
+        anonymize(clip, tmp_path / "out.mp4", AnonymizeConfig(tracks_in=path))
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda t: t["frames"][0]["faces"][0].update(state="guessed"), "must be one of detected, held, backfilled"),
     (lambda t: t["frames"].append({"frame": 30, "faces": []}), "frame 30 is outside the video"),
