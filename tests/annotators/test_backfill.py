@@ -101,7 +101,9 @@ def _uncovered(original: list[np.ndarray], written: list[np.ndarray], visible: l
 @pytest.mark.slow
 def test_people_walking_in_are_covered_before_the_detector_first_finds_them(tmp_path):
     """A real clip of people entering the picture. "Visible" is a far more sensitive pass of the same detector
-    (full resolution, threshold 0.05) over the original frames; the run itself uses the defaults."""
+    (full resolution, threshold 0.05) over the original frames. The run detects at threshold 0.7, so that it
+    finds the entering faces some frames late on any CPU: at the default 0.2 it finds them so early on some
+    CPUs (onnxruntime's kernels differ by a hair near the threshold) that there is nothing left to carry back."""
     import av
 
     from camouflage_video import anonymize
@@ -112,7 +114,8 @@ def test_people_walking_in_are_covered_before_the_detector_first_finds_them(tmp_
     clip = media_file("videos/intel_preview_face-demographics-walking.gif")
     with av.open(str(clip)) as container:
         original = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    sensitive, default = CenterFaceDetector(thresh=0.05, det_size=0), CenterFaceDetector()
+    late = 0.7  # the run's threshold
+    sensitive, default = CenterFaceDetector(thresh=0.05, det_size=0), CenterFaceDetector(thresh=late)
     found, later = [], []
     for i, image in enumerate(original):
         for detector, into in ((sensitive, found), (default, later)):
@@ -130,12 +133,13 @@ def test_people_walking_in_are_covered_before_the_detector_first_finds_them(tmp_
     for look_ahead in (0.0, 1.0):
         out = tmp_path / f"out_{look_ahead}.mkv"
         # Verification is off: it is not what this checks, and it only makes covered faces darker.
-        stats[look_ahead] = anonymize(clip, out, look_ahead=look_ahead, verify=False, encoder=EncoderOptions(crf=0))
+        stats[look_ahead] = anonymize(clip, out, look_ahead=look_ahead, verify=False, thresh=late,
+                                      encoder=EncoderOptions(crf=0))
         written = read_frames(out)[0]
         assert len(written) == len(original)
         missed[look_ahead] = _uncovered(original, written, visible)
     assert stats[1.0].annotators["backfill"]["backfilled_boxes"] > 0
-    assert missed[0.0] >= 10, missed  # the premise: without look-ahead, entering faces go out uncovered
+    assert missed[0.0] >= 4, missed  # the premise: without look-ahead, entering faces go out uncovered (8 here)
     assert missed[1.0] <= 0.25 * missed[0.0], missed
 
 
