@@ -17,6 +17,14 @@ from collections.abc import Iterator
 logger = logging.getLogger(__name__)
 
 
+class Finalized(KeyboardInterrupt):
+    """An interrupt raised again once what was processed was finalized (written under its final names).
+
+    A plain ``KeyboardInterrupt`` that reaches the CLI came before anything was (while models loaded, say):
+    the CLI tells the two apart, so it never claims to have saved what it had not.
+    """
+
+
 class InterruptOnce:
     """A SIGINT handler that raises :class:`KeyboardInterrupt` ``raises`` times, then only counts.
 

@@ -25,7 +25,7 @@ import numpy as np
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.errors import ConfigError, ProcessingError
 from camouflage_video.frame import Frame, FrameContext
-from camouflage_video.interrupts import interrupts_deferred
+from camouflage_video.interrupts import Finalized, interrupts_deferred
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.pipelines.classic import fallback_image
 from camouflage_video.sinks.base import Sink
@@ -163,7 +163,7 @@ class Runner:
                 bar.close()
                 self._finalize()
         if interrupted:
-            raise KeyboardInterrupt
+            raise Finalized
         return self.stats
 
     # -- the three stages -------------------------------------------------------------------------

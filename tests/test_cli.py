@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -311,3 +312,22 @@ def test_python_dash_m_runs():
     result = subprocess.run([sys.executable, "-m", "camouflage_video", "--help"], capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO)})
     assert result.returncode == 0 and "anonymize" in result.stdout
+
+
+@pytest.mark.parametrize(("raised", "message"), [
+    ("KeyboardInterrupt", "interrupted before any output was written"),  # while models load, before any frame
+    ("Finalized", "interrupted; what was processed has been saved"),  # raised once outputs are finalized
+])
+def test_an_interrupt_says_whether_anything_was_saved(raised: str, message: str) -> None:
+    script = (
+        "import sys, camouflage_video.cli as cli, camouflage_video.cli.models as command\n"
+        "from camouflage_video.interrupts import Finalized\n"
+        "def stopped(args):\n"
+        f"    raise {raised}\n"
+        "command.run = stopped\n"
+        "sys.exit(cli.main(['models', 'list']))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 130
+    assert result.stderr.strip().splitlines() == [f"camouflage-video: {message}"]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from camouflage_video import __version__
 from camouflage_video.cli.run_options import config_from_args
 from camouflage_video.errors import CamouflageError
-from camouflage_video.interrupts import InterruptOnce
+from camouflage_video.interrupts import Finalized, InterruptOnce
 from camouflage_video.redact import RedactingFilter, redact_url
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -58,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _install_signal_handlers() if _in_main_thread() else {}
     try:
         return args.func(args)
-    except KeyboardInterrupt:
+    except Finalized:
         print("camouflage-video: interrupted; what was processed has been saved", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before anything was finalized: while models loaded, before the first frame
+        print("camouflage-video: interrupted before any output was written", file=sys.stderr)
         return 130
     except CamouflageError as exc:
         if debug:

@@ -27,6 +27,7 @@ from camouflage_video.evaluation.recognizers import (
 )
 from camouflage_video.evaluation.records import EvaluationConfig, EvaluationResult, FaceCase, FaceRecord
 from camouflage_video.evaluation.report import check_writable, render_report, write_json, write_report
+from camouflage_video.interrupts import Finalized
 from camouflage_video.preflight import Write, check_writes
 
 __all__ = [
@@ -121,7 +122,7 @@ def evaluate(
     if json_path is not None:
         write_json(result, json_path)
     if result.interrupted:
-        raise KeyboardInterrupt
+        raise Finalized  # the report and JSON of what was analysed are written
     return result
 
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from camouflage_video.config import check_dependencies
-from camouflage_video.interrupts import interrupts_deferred
+from camouflage_video.interrupts import Finalized, interrupts_deferred
 from camouflage_video.redact import redact_url
 from camouflage_video.serve.config import CameraConfig, ServeConfig
 from camouflage_video.serve.metrics import CameraMetrics, MetricsServer
@@ -197,6 +197,8 @@ def serve(
             now = time.monotonic()
             for camera in cameras:
                 camera.poll(now)
+    except KeyboardInterrupt:
+        raise Finalized from None  # raised once the cameras below have finalized their recordings
     finally:
         with interrupts_deferred():  # a second Ctrl-C must not cut the cameras' finalizing short
             for camera in cameras:

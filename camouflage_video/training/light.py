@@ -30,6 +30,7 @@ import numpy as np
 
 from camouflage_video._deps import require
 from camouflage_video.errors import ConfigError
+from camouflage_video.interrupts import Finalized
 from camouflage_video.options import flag, from_mapping
 from camouflage_video.pipelines.camouflage_light import LightConditioning
 from camouflage_video.pipelines.generative import resolution_check
@@ -300,7 +301,7 @@ def train_light(options: TrainLightOptions, progress: bool | None = None) -> Tra
     except KeyboardInterrupt:
         if step > last_saved:
             _checkpoint(accelerator, output, step, adapter, optimizer, options)
-        raise
+        raise Finalized from None  # the checkpoint of the steps done is written
     finally:
         bar.close()
 
