@@ -17,7 +17,7 @@ from camouflage_video.monitor import LiveMonitor
 from camouflage_video.pipelines.anonymizer import Anonymizer
 from camouflage_video.preflight import Write, check_writes
 from camouflage_video.runner import Runner
-from camouflage_video.sinks import Sink, default_output, open_sink
+from camouflage_video.sinks import Sink, check_output, default_output, open_sink
 from camouflage_video.sources import SourceInfo, is_stream_uri, open_source
 from camouflage_video.sources.stream import StreamOptions
 from camouflage_video.stats import RunStats
@@ -81,6 +81,9 @@ def anonymize(
             reads=([] if is_stream_uri(src.info.uri) else [src.info.uri])
             + [p for p in (config.tracks_in, config.regions, *config.keep_person, *config.only_person) if p],
         )
+        for target in targets:  # an encoder that refuses its settings fails now, not after the models load
+            if not is_stream_uri(target):
+                check_output(target, src.info, config.encoder)
         annotators, anonymizer = (stages or partial(build_stages, config))(src.info)
         sinks: list[Sink] = []
         try:  # until the runner owns the sinks, anything that stops us (Ctrl-C included) discards them

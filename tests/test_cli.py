@@ -129,6 +129,20 @@ def test_bad_input_gives_one_line_exit_1_and_no_output(tmp_path, sample_clip, ma
     assert set(work.iterdir()) == before  # nothing written, not even a temporary file
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--preset", "nonsense"], "unknown preset 'nonsense'; use one of ultrafast"),
+    (["--codec", "mjpeg"], "the mjpeg encoder refuses yuv420p pictures"),
+    (["--codec", "aac"], "'aac' is an audio encoder, not a video one"),
+    (["--codec", "nosuchcodec"], "unknown or unavailable video codec 'nosuchcodec'"),
+])
+def test_encoder_settings_the_encoder_refuses_fail_before_any_work(tmp_path, sample_clip, flags, message):
+    result = run_cli("anonymize", str(sample_clip), "-o", str(tmp_path / "out.mp4"), *flags)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr  # x264's own error line is not printed either
+    assert list(tmp_path.iterdir()) == []  # not even a temporary file
+
+
 def _photo_tree(work):
     """d/a.jpg and d/sub/a.jpg: two different real photos under one relative name."""
     import cv2

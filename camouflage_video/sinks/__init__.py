@@ -19,6 +19,7 @@ __all__ = [
     "ImageFolderSink",
     "Sink",
     "VideoFileSink",
+    "check_output",
     "default_output",
     "open_sink",
     "output_suffix",
@@ -60,6 +61,12 @@ def default_output(source_uri: str, kind: str) -> Path:
 
         content_format = classify(path).format
     return path.with_name(f"{path.stem}_anonymized{output_suffix(path.suffix, kind, content_format).lower()}")
+
+
+def check_output(target: str | os.PathLike[str], info: SourceInfo, encoder: EncoderOptions | None = None) -> None:
+    """Open the sink ``target`` would get, with its encoder, and discard it: an output that cannot be written
+    (a codec that refuses its settings, an extension for another kind of input) fails before any work."""
+    open_sink(target, info, encoder=encoder, audio=False).abort()
 
 
 def open_sink(

@@ -47,6 +47,10 @@ AUDIO_COPY: dict[str, tuple[str, ...]] = {
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
 
 
+#: x264's and x265's presets, fastest first (the other encoders take none).
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
 @dataclass(frozen=True, slots=True)
 class EncoderOptions:
     """Video encoder settings.
@@ -79,6 +83,8 @@ class EncoderOptions:
     def __post_init__(self) -> None:
         if self.crf is not None and not 0 <= self.crf <= 63:
             raise ConfigError(f"crf must be within 0..63, got {self.crf}")
+        if self.preset not in PRESETS:  # x264 would print its own error line before ours
+            raise ConfigError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
 
 
 def container_format(path: Path) -> str:
@@ -148,9 +154,12 @@ class VideoFileSink(Sink):
         # Still images have no clock: put them on a grid at the nominal rate.
         self.time_base = info.time_base if info.time_base is not None else 1 / self.fps
         try:
-            stream = self._container.add_stream(codec, rate=self.fps)
+            kind = av.codec.Codec(codec, "w").type
+            stream = self._container.add_stream(codec, rate=self.fps) if kind == "video" else None
         except (av.FFmpegError, ValueError) as exc:
             raise ConfigError(f"unknown or unavailable video codec {codec!r} ({exc})") from exc
+        if stream is None:
+            raise ConfigError(f"{codec!r} is an {kind} encoder, not a video one")
         stream.width, stream.height = info.width, info.height
         # Sources hand over square pixels (an anamorphic input is resampled); say so, or a player may guess.
         stream.codec_context.sample_aspect_ratio = Fraction(1)
@@ -184,6 +193,11 @@ class VideoFileSink(Sink):
         if enc.gop:
             stream.codec_context.gop_size = enc.gop
         stream.codec_context.options = options
+        try:  # now, not at the first picture: settings the encoder refuses fail before any work
+            stream.codec_context.open(strict=False)  # as encode() opens it: options it lacks are ignored
+        except av.FFmpegError as exc:
+            raise ConfigError(f"{self.path}: the {codec} encoder refuses {stream.pix_fmt} pictures with "
+                              f"{options or 'its defaults'} ({exc.strerror or exc})") from None
         return stream
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
