@@ -90,6 +90,8 @@ def check_writes(
         if real in kept:
             raise OutputError(f"{path}: the {write.role} would overwrite {kept[real]}; choose another name")
         if real in seen:
+            if seen[real] == write.role:
+                raise OutputError(f"{path}: given twice as the {write.role}")
             raise OutputError(f"{path}: given as both the {seen[real]} and the {write.role}")
         seen[real] = write.role
         _check_writable(write)

@@ -162,7 +162,7 @@ def _photo_tree(work):
         (lambda w, s: s, ["-o", "{w}/o.mp4", "--stats", "{w}/nodir/s.json"], "--stats file folder does not exist"),
         (lambda w, s: s, ["-o", "{w}/o.mp4", "--stats", "{input}"], "the --stats file is the input"),
         (lambda w, s: s, ["-o", "{w}/o.mp4", "--stats", "{w}/o.mp4"], "given as both the output and the --stats file"),
-        (lambda w, s: s, ["-o", "{w}/o.mp4", "-o", "{w}/./o.mp4"], "given as both the output and the output"),
+        (lambda w, s: s, ["-o", "{w}/o.mp4", "-o", "{w}/./o.mp4"], "given twice as the output"),
         (lambda w, s: _photo_tree(w), ["-o", "{input}/sub"], "is inside the input folder"),
         (lambda w, s: _photo_tree(w) / "sub", ["-o", "{w}/d"], "contains the input"),
         (lambda w, s: _photo_tree(w), ["-o", "{input}"], "the output is the input"),
