@@ -72,6 +72,9 @@ class ImageFolderSink(Sink):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            broken = next((p for p in (self.root, *self.root.parents) if p.is_symlink() and not p.exists()), None)
+            if broken is not None:
+                raise OutputError(f"{broken}: a symbolic link to {os.readlink(broken)}, which does not exist") from exc
             raise OutputError(f"{self.root}: cannot create folder ({exc.strerror or exc})") from exc
         _remove_stale_staging(self.root)
         self._staging = self.root / f"{_STAGING}{os.getpid()}-{secrets.token_hex(4)}"

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from camouflage_video.errors import OutputError
 from camouflage_video.sinks import ImageFolderSink
 from tests.conftest import run_cli
 
@@ -72,3 +73,10 @@ def test_closing_publishes_every_image_written(tmp_path, interrupted):
     written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
     assert written == ["a.png", "deep/er/b.png"]
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_an_output_folder_under_a_dangling_link_names_the_link(tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(OutputError, match="link: a symbolic link to .*gone, which does not exist"):
+        ImageFolderSink(link / "new")
