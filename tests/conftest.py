@@ -76,6 +76,21 @@ def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedP
     )
 
 
+def run_cli_failing_with(statement: str, *argv: str) -> subprocess.CompletedProcess:
+    """Run the CLI's ``main(argv)`` in a fresh interpreter, the ``models`` command replaced by one that executes
+    ``statement`` (``raise ...``): how the CLI reports what a command raised, whatever raises it."""
+    script = (
+        "import sys, camouflage_video.cli as cli, camouflage_video.cli.models as command\n"
+        "from camouflage_video.interrupts import Finalized\n"
+        "def stand_in(args):\n"
+        f"    {statement}\n"
+        "command.run = stand_in\n"
+        f"sys.exit(cli.main({['models', *argv]!r}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+
+
 def ffprobe(path: Path, entries: str = "stream=codec_type,codec_name,width,height,nb_read_frames,duration") -> str:
     """An independent reading of an output file by Debian's ffprobe (skip if it is not installed)."""
     if shutil.which("ffprobe") is None:

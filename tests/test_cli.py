@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from fractions import Fraction
 import pytest
 
 from camouflage_video.samples import make_sample_video
-from tests.conftest import REPO, ffprobe, read_frames, run_cli
+from tests.conftest import REPO, ffprobe, read_frames, run_cli, run_cli_failing_with
 
 
 def test_anonymize_writes_the_default_output_with_stats(sample_clip, tmp_path):
@@ -333,15 +332,6 @@ def test_python_dash_m_runs():
     ("Finalized", "interrupted; what was processed has been saved"),  # raised once outputs are finalized
 ])
 def test_an_interrupt_says_whether_anything_was_saved(raised: str, message: str) -> None:
-    script = (
-        "import sys, camouflage_video.cli as cli, camouflage_video.cli.models as command\n"
-        "from camouflage_video.interrupts import Finalized\n"
-        "def stopped(args):\n"
-        f"    raise {raised}\n"
-        "command.run = stopped\n"
-        "sys.exit(cli.main(['models', 'list']))\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    result = run_cli_failing_with(f"raise {raised}", "list")
     assert result.returncode == 130
     assert result.stderr.strip().splitlines() == [f"camouflage-video: {message}"]

@@ -6,11 +6,8 @@ Each test starts its own servers on 127.0.0.1 (see tests/live_servers.py) and ki
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from fractions import Fraction
@@ -28,7 +25,7 @@ from camouflage_video.samples import sample_frames
 from camouflage_video.sinks.base import Sink
 from camouflage_video.sources import open_source
 from camouflage_video.sources.stream import StreamSource
-from tests.conftest import REPO, ffprobe, read_frames, run_cli
+from tests.conftest import ffprobe, read_frames, run_cli, run_cli_failing_with
 from tests.live_servers import (
     RtmpRelay,
     RtspCamera,
@@ -436,15 +433,8 @@ def test_the_stats_of_a_restream_never_show_its_stream_key(sample_clip: Path, re
 
 def test_an_unexpected_error_traceback_under_debug_is_redacted(tmp_path: Path) -> None:
     # Any exception, not only ours, may quote a URL; --debug prints its traceback through the redaction.
-    script = (
-        "import sys, camouflage_video.cli as cli, camouflage_video.cli.models as command\n"
-        "def boom(args):\n"
-        f"    raise RuntimeError('lost rtmp://u:{NASTY_PASSWORD}@relay/live/{SECRET}?token={SECRET}')\n"
-        "command.run = boom\n"
-        "sys.exit(cli.main(['models', 'list', '--debug']))\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    result = run_cli_failing_with(
+        f"raise RuntimeError('lost rtmp://u:{NASTY_PASSWORD}@relay/live/{SECRET}?token={SECRET}')", "list", "--debug")
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "rtmp://***@relay/live/***?token=***" in result.stderr
     assert SECRET not in result.stderr and "a#b" not in result.stderr
