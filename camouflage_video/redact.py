@@ -17,7 +17,9 @@ _HOST_END = frozenset("/?#'\"<>,;)]}") | frozenset(" \t\r\n")
 _URL_REST = re.compile(r"[^\s'\"<>]*")  # path, query and fragment run to the next space or quote
 _TRAILING = ".,;:)]}!"  # punctuation after a URL in a sentence ("... rtmp://h/app/key: refused")
 # hmac, hdnts/hdnea: CDN edge tokens (Akamai); jwt; streamid: an SRT stream's id carries its key.
-_SECRET_WORDS = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session|user|hmac|hdnts|hdnea|jwt|streamid",
+# login/pw/pas/usr: camera firmwares' login names (Foscam's loginuse/loginpas, usr/pw).
+_SECRET_WORDS = re.compile(r"token|key|secret|pass|pwd|pw|pas|login|auth|sig|credential|session|user|usr|hmac|"
+                           r"hdnts|hdnea|jwt|streamid",
                            re.IGNORECASE)
 # NAME= inside a URL's query or path piece whose NAME (or its end: "channel=1_password=") looks secret.
 _SECRET_NAME = re.compile(r"[A-Za-z0-9.-]*(?:" + _SECRET_WORDS.pattern + r")[A-Za-z0-9_.-]*=", re.IGNORECASE)

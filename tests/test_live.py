@@ -69,6 +69,9 @@ SECRET = "hunter2"
         ("http://nginx/clip.mp4?md5=hUnTer2Xq7Lm9Pz3Ab&expires=1700000000",
          "http://nginx/clip.mp4?md5=***&expires=1700000000"),
         ("https://cdn/x;jsessionid=hunter2?x=1", "https://cdn/x;jsessionid=***?x=1"),
+        ("http://cam/videostream.cgi?loginuse=admin&loginpas=hunter2&res=0",
+         "http://cam/videostream.cgi?loginuse=***&loginpas=***&res=0"),
+        ("http://cam/snapshot.cgi?usr=admin&pw=hunter2", "http://cam/snapshot.cgi?usr=***&pw=***"),
         # Camera and CDN paths that hold no secret stay readable.
         ("rtsp://cam/Streaming/Channels/101", "rtsp://cam/Streaming/Channels/101"),
         ("rtsp://cam/cam/realmonitor?channel=1&subtype=0", "rtsp://cam/cam/realmonitor?channel=1&subtype=0"),

@@ -27,6 +27,7 @@ from camouflage_video.dataset.ray_engine import RayEngine
 from camouflage_video.dataset.walk import FOLDER_LINK, Entry, check_roots, walk
 from camouflage_video.dataset.worker import Task, new_record, tracks_path
 from camouflage_video.errors import ConfigError, OutputError
+from camouflage_video.interrupts import Finalized
 from camouflage_video.redaction.stages import check_for_dataset
 from camouflage_video.sinks.base import publish, temporary_path
 from camouflage_video.sources.sniff import embedded_picture, unaccounted_audio
@@ -462,7 +463,7 @@ def _process(
                 engine.run(tasks, on_result, frames.update, interrupts)
             except KeyboardInterrupt:
                 summary.interrupted = True
-                raise
+                raise Finalized from None  # the files finished before it are published and in the manifest
             finally:
                 summary.interrupted = summary.interrupted or interrupts.stop_requested
     finally:

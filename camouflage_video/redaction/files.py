@@ -343,19 +343,19 @@ class TracksFile:
         Size and length alone match any other clip of the same format (a re-cut, a mixed-up file name), and
         replaying another video's boxes would leave every face of this one uncovered.
         """
-        if path is not None:
-            if self.sha256 is None:
-                raise ConfigError(f"{self.path}: says nothing of the video file it was made from (written by an "
-                                  "older version, or from a stream); run again with --tracks-out on this video")
-            if file_sha256(path) != self.sha256:
-                raise ConfigError(f"{self.path}: made from another video file than {path} (their contents "
-                                  "differ); give the video it was made from, or run again with --tracks-out")
         if (width, height) != (self.width, self.height):
             raise ConfigError(f"{self.path}: made from a {self.width}x{self.height} video, this one is "
                               f"{width}x{height}")
         if frame_count is not None and frame_count != self.frame_count:
             raise ConfigError(f"{self.path}: made from a video of {self.frame_count} frames, this one has "
                               f"{frame_count}")
+        if path is not None:  # last: it reads the whole file
+            if self.sha256 is None:
+                raise ConfigError(f"{self.path}: says nothing of the video file it was made from (written by an "
+                                  "older version, or from a stream); run again with --tracks-out on this video")
+            if file_sha256(path) != self.sha256:
+                raise ConfigError(f"{self.path}: made from another video file than {path} (their contents "
+                                  "differ); give the video it was made from, or run again with --tracks-out")
 
     def check_look(self, mask_scale: float, shape: str) -> None:
         """A re-render covers each box at least as the run that made the file did (its mask scale and shape)."""

@@ -65,7 +65,10 @@ def default_output(source_uri: str, kind: str) -> Path:
 
 def check_output(target: str | os.PathLike[str], info: SourceInfo, encoder: EncoderOptions | None = None) -> None:
     """Open the sink ``target`` would get, with its encoder, and discard it: an output that cannot be written
-    (a codec that refuses its settings, an extension for another kind of input) fails before any work."""
+    (a codec that refuses its settings, an extension for another kind of input) fails before any work. A
+    folder of images has no encoder, and opening its sink would create the folder: it is left to the run."""
+    if info.kind == "folder":
+        return
     open_sink(target, info, encoder=encoder, audio=False).abort()
 
 

@@ -145,11 +145,6 @@ def belongs_to_recording(stem: str, base: str) -> bool:
     return stem == base or stem.startswith(f"{base}_") or re.fullmatch(rf"{re.escape(base)}-\d+", stem) is not None
 
 
-def remove_stale_segments(base: Path) -> list[Path]:
-    """The temporaries of ``base``'s segments that :func:`recover_stale_segments` could not recover."""
-    return recover_stale_segments(base)[1]
-
-
 def _free_name(path: Path) -> Path:
     n, candidate = 1, path
     while candidate.exists():

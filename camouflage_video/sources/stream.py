@@ -315,6 +315,7 @@ class StreamSource(Source):
         """Offer every decoded picture until the feed ends or fails; returns why it stopped."""
         try:
             anchor: tuple[float, float] | None = None
+            sar = sample_aspect(container.streams.video[0])  # the connection's, read once
             for frame in self._decode(container):
                 now = time.monotonic()
                 if self.pace and frame.time is not None:
@@ -324,7 +325,7 @@ class StreamSource(Source):
                 self._note_offset(frame, now)
                 if self._audio_pending:
                     self._place_pending_audio()
-                self._newest.put((frame, now, sample_aspect(container.streams.video[0])))
+                self._newest.put((frame, now, sar))
         except (av.FFmpegError, OSError) as exc:
             return self._reason(exc)
         return "the stream ended"

@@ -185,11 +185,13 @@ class VideoFileSource(Source):
                 logger.warning("%s: skipped a corrupt packet at pts %s (%s)", self.path, packet.pts, _reason(exc))
                 continue
             for vf in decoded:
-                sar = sample_aspect(stream)  # per picture: broadcast switches between 4:3 and 16:9 mid-stream
                 if index == 0:
                     self._rotation = int(round(getattr(vf, "rotation", 0) or 0))
                     self._color = ColorTags.of(vf)
-                    self._sample_aspect = sar
+                    # Fixed for the file, as the rotation: every picture keeps the size the run (its regions,
+                    # its tracker's boxes) was set up for.
+                    self._sample_aspect = sample_aspect(stream)
+                sar = self._sample_aspect
                 pts = vf.pts
                 if pts is None:  # raw elementary streams carry no timestamps: continue the grid
                     pts = 0 if last_pts is None else last_pts + step
