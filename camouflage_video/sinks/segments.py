@@ -278,11 +278,9 @@ class SegmentedVideoSink(Sink):
             raise
 
     def _open(self, at: float) -> None:
-        first = self.path if self.single else segment_path(self.path, self.wall_origin + at)
-        path, n = first, 1
-        while path.exists() or path in self.segments:  # two starts within one second; an earlier run's file
-            path = first.with_name(f"{first.stem}-{n}{first.suffix}")
-            n += 1
+        # A name taken (two starts within one second, an earlier run's file) gets -1, -2, ...: finished
+        # segments are published, so they are taken too.
+        path = _free_name(self.path if self.single else segment_path(self.path, self.wall_origin + at))
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
             metadata={"comment": f"starts {at:.6f} s into the run"},
