@@ -19,6 +19,9 @@ class Frame:
         pts: Presentation timestamp in ``time_base`` units; ``None`` for still images.
         time_base: Unit of ``pts`` in seconds.
         key: Relative path for frames that come from an image folder, used to mirror it.
+        damaged: Decoded from damaged data (see ``sources.base.DamageWatch``): the decoder filled in what was
+            missing from earlier pictures, so it may show a face where there is none now, or half of one. It
+            is pixelated whole, never given to the anonymizer.
 
     Examples:
         >>> import numpy as np
@@ -33,6 +36,7 @@ class Frame:
     pts: int | None = None
     time_base: Fraction | None = None
     key: str | None = None
+    damaged: bool = False
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:

@@ -23,6 +23,7 @@ class RunStats:
     frames_out: int = 0
     fallback_frames: int = 0
     corrupt_frames: int = 0
+    damaged_frames: int = 0  # decoded from damaged data: pixelated whole (sources.base.DamageWatch)
     not_read: list[str] = field(default_factory=list)  # media in an input folder the run could not take
     faces_detected: int = 0
     faces_held: int = 0
@@ -56,6 +57,7 @@ class RunStats:
             "frames_out": self.frames_out,
             "fallback_frames": self.fallback_frames,
             "corrupt_frames": self.corrupt_frames,
+            "damaged_frames": self.damaged_frames,
             "not_read": self.not_read,
             "faces_detected": self.faces_detected,
             "faces_held": self.faces_held,

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         outputs = ", ".join(o.get("uri", "?") for o in stats.outputs)
         extra = f", {stats.fallback_frames} fallback" if stats.fallback_frames else ""
         extra += f", {stats.corrupt_frames} corrupt skipped" if stats.corrupt_frames else ""
+        extra += f", {stats.damaged_frames} damaged pixelated whole" if stats.damaged_frames else ""
         extra += f", {len(stats.not_read)} media files not read (see the warning)" if stats.not_read else ""
         if stats.live:
             extra += f", {stats.live['frames_dropped']} dropped as stale, {stats.live['reconnects']} reconnects"

@@ -142,7 +142,8 @@ class CameraRun:
                 "frames_received": live["frames_received"], "frames_dropped": live["frames_dropped"],
                 "outage_frames": live["outage_frames"], "reconnects": live["reconnects"],
                 "frames_processed": stats.frames_in, "frames_written": stats.frames_out,
-                "fallback_frames": stats.fallback_frames, "faces": stats.faces_detected + stats.faces_held,
+                "fallback_frames": stats.fallback_frames, "damaged_frames": stats.damaged_frames,
+                "faces": stats.faces_detected + stats.faces_held,
             }
         for key, value in current.items():
             totals[key] = self._done.get(key, 0) + value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,70 @@ MAX_PIXELS = 150_000_000
 
 def pixel_limit() -> int:
     return int(os.environ.get("CAMOUFLAGE_MAX_PIXELS", MAX_PIXELS))
+
+
+logger = logging.getLogger(__name__)
+
+
+class DamageWatch:
+    """Which decoded pictures were built from damaged data, in decode order.
+
+    A packet that fails to decode (a lost UDP packet, a damaged file), or a picture the decoder reports as
+    corrupt, leaves a hole that the decoder fills from earlier pictures ("error concealment"): a stale copy of
+    the scene, smeared, with a face where there is none now, half a face, eyes above a forehead. A detector
+    finds such ghosts unreliably, and every later picture is predicted from the damaged one until the next
+    keyframe that decodes clean. All of those are marked ``damaged`` and pixelated whole (fail closed).
+
+    A lost packet that the decoder does not notice (one dropped whole, in a stream that does not number its
+    pictures) cannot be seen here.
+
+    Examples:
+        >>> watch = DamageWatch("clip.mp4")
+        >>> watch.failed()  # a packet did not decode
+        >>> watch.judge(corrupt=False, key=False), watch.judge(corrupt=False, key=True)
+        (True, False)
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.frames = 0  # pictures marked damaged
+        self._damaged = False
+        self._index = 0
+        self._since = 0
+
+    def failed(self) -> None:
+        """A packet failed to decode: what follows is predicted from a hole."""
+        self._start()
+
+    def restart(self) -> None:
+        """A fresh decoder (a new connection): it holds no damaged picture."""
+        self._damaged = False
+
+    def judge(self, *, corrupt: bool, key: bool) -> bool:
+        """Whether the next decoded picture (its decoder flags) is damaged."""
+        if corrupt:
+            self._start()
+        elif key:
+            self._end()
+        self._index += 1
+        self.frames += self._damaged
+        return self._damaged
+
+    def frame(self, vf) -> bool:  # noqa: ANN001 - av.VideoFrame
+        """:meth:`judge` for a decoded ``av.VideoFrame``."""
+        return self.judge(corrupt=bool(vf.is_corrupt), key=bool(vf.key_frame))
+
+    def _start(self) -> None:
+        if not self._damaged:
+            self._damaged, self._since = True, self.frames
+            logger.warning("%s: picture %d on was decoded from damaged data; pictures are pixelated whole until "
+                           "the next clean keyframe", self.name, self._index)
+
+    def _end(self) -> None:
+        if self._damaged:
+            self._damaged = False
+            logger.warning("%s: clean keyframe at picture %d (%d pictures were pixelated whole)", self.name,
+                           self._index, self.frames - self._since)
 
 
 def picture_too_large(name: object, size: str) -> InputError:

@@ -31,7 +31,7 @@ from camouflage_video.errors import ConfigError, InputNotFoundError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.options import flag
 from camouflage_video.redact import redact_url
-from camouflage_video.sources.base import ColorTags, Source, SourceInfo
+from camouflage_video.sources.base import ColorTags, DamageWatch, Source, SourceInfo
 from camouflage_video.sources.video import picture, sample_aspect
 from camouflage_video.streaming import Backoff, LatestSlot
 
@@ -116,6 +116,7 @@ class StreamSource(Source):
             raise InputNotFoundError(f"{uri}: no such capture device")
         self.pace = self.options.pace if self.options.pace is not None else uri.lower().startswith(("http:", "https:"))
         self.corrupt_frames = 0
+        self.damage = DamageWatch(self.redacted)  # pictures built from damaged data
         self.frames_received = 0
         self.outage_frames = 0
         self.reconnects = 0
@@ -136,7 +137,7 @@ class StreamSource(Source):
 
         container = self._open()
         try:
-            first = self._first_picture(container)
+            first, damaged = self._first_picture(container)
         except BaseException:
             container.close()
             raise
@@ -169,7 +170,7 @@ class StreamSource(Source):
         self._origin = time.monotonic()
         self._note_offset(first, self._origin)
         self._place_pending_audio()
-        self._newest.put((first, self._origin, sar))
+        self._newest.put((first, self._origin, sar, damaged))
         self._connected.set()
         self._grabber = threading.Thread(target=self._grab, args=(container,), name="camouflage-grab", daemon=True)
         self._grabber.start()
@@ -196,12 +197,11 @@ class StreamSource(Source):
         if not container.streams.video:
             container.close()
             raise StreamError(f"{self.redacted}: the stream has no video")
-        # One decoding thread: frame threads hold back a picture each (40 ms apiece at 25 fps), and FFmpeg 8.1's
-        # slice threads return corrupt (green) pictures for multi-slice RTSP H.264 such as x264's zerolatency.
+        # One decoding thread: frame threads hold back a picture each (40 ms apiece at 25 fps).
         container.streams.video[0].codec_context.thread_count = 1
         return container
 
-    def _first_picture(self, container: av.container.InputContainer) -> av.VideoFrame:
+    def _first_picture(self, container: av.container.InputContainer) -> tuple[av.VideoFrame, bool]:
         try:
             for frame in self._decode(container):
                 return frame
@@ -224,8 +224,9 @@ class StreamSource(Source):
             return None
         return container.streams.audio[0]
 
-    def _decode(self, container: av.container.InputContainer) -> Iterator[av.VideoFrame]:
-        """Decoded pictures; a packet that fails to decode (a lost UDP packet) is skipped and counted.
+    def _decode(self, container: av.container.InputContainer) -> Iterator[tuple[av.VideoFrame, bool]]:
+        """Decoded pictures and whether each is damaged (``DamageWatch``); a packet that fails to decode (a lost
+        UDP packet) is skipped and counted.
 
         Audio packets on the way are decoded and placed on the audio track.
         """
@@ -239,9 +240,13 @@ class StreamSource(Source):
                 self._take_audio(packet)
                 continue
             try:
-                yield from packet.decode()
+                decoded = packet.decode()
             except av.FFmpegError:
                 self.corrupt_frames += 1
+                self.damage.failed()
+                continue
+            for frame in decoded:
+                yield frame, self.damage.frame(frame)
 
     # -- audio ------------------------------------------------------------------------------------
 
@@ -316,7 +321,7 @@ class StreamSource(Source):
         try:
             anchor: tuple[float, float] | None = None
             sar = sample_aspect(container.streams.video[0])  # the connection's, read once
-            for frame in self._decode(container):
+            for frame, damaged in self._decode(container):
                 now = time.monotonic()
                 if self.pace and frame.time is not None:
                     anchor = self._wait_until_due(frame.time, now, anchor)
@@ -325,7 +330,7 @@ class StreamSource(Source):
                 self._note_offset(frame, now)
                 if self._audio_pending:
                     self._place_pending_audio()
-                self._newest.put((frame, now, sar))
+                self._newest.put((frame, now, sar, damaged))
         except (av.FFmpegError, OSError) as exc:
             return self._reason(exc)
         return "the stream ended"
@@ -359,6 +364,7 @@ class StreamSource(Source):
             logger.warning("reconnect attempt %d failed: %s", attempt + 1, exc)
             return None
         self.reconnects += 1
+        self.damage.restart()  # a fresh decoder holds no damaged picture
         self._connected.set()
         logger.warning("%s: reconnected", self.redacted)
         return container
@@ -375,17 +381,18 @@ class StreamSource(Source):
         while not self._stop.is_set():
             item = self._newest.take(timeout=interval)
             if item is not None:
-                vf, arrival, sar = item
+                vf, arrival, sar, damaged = item
                 image = self._fit(picture(vf, self._rotation, sar))
             elif self._finished.is_set():
                 return
             elif not self._connected.is_set():
                 # Keep the outputs alive during an outage: a black frame carries no original pixel.
                 image, arrival = np.zeros((self.info.height, self.info.width, 3), np.uint8), time.monotonic()
+                damaged = False
                 self.outage_frames += 1
             else:
                 continue  # connected, the next picture is just late
-            frame = Frame(image, index=index, pts=self._stamp(arrival), time_base=TIME_BASE)
+            frame = Frame(image, index=index, pts=self._stamp(arrival), time_base=TIME_BASE, damaged=damaged)
             if self.audio is not None:  # no audio this long behind the pictures: there is none (an outage)
                 self.audio.fill_until(float(frame.time) - AUDIO_LAG)
             yield frame

@@ -13,7 +13,7 @@ import numpy as np
 
 from camouflage_video.errors import InputError, InputNotFoundError
 from camouflage_video.frame import Frame
-from camouflage_video.sources.base import ColorTags, Source, SourceInfo, check_picture_size
+from camouflage_video.sources.base import ColorTags, DamageWatch, Source, SourceInfo, check_picture_size
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class VideoFileSource(Source):
         self.path = Path(path)
         check_input_file(self.path)
         self.corrupt_frames = 0
+        self.damage = DamageWatch(str(path))  # pictures built from damaged data
         try:
             self._container = av.open(str(self.path), mode="r", metadata_errors="ignore")
         except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
@@ -182,9 +183,11 @@ class VideoFileSource(Source):
                 decoded = packet.decode()
             except av.FFmpegError as exc:
                 self.corrupt_frames += 1
+                self.damage.failed()
                 logger.warning("%s: skipped a corrupt packet at pts %s (%s)", self.path, packet.pts, _reason(exc))
                 continue
             for vf in decoded:
+                damaged = self.damage.frame(vf)
                 if index == 0:
                     self._rotation = int(round(getattr(vf, "rotation", 0) or 0))
                     self._color = ColorTags.of(vf)
@@ -196,7 +199,8 @@ class VideoFileSource(Source):
                 if pts is None:  # raw elementary streams carry no timestamps: continue the grid
                     pts = 0 if last_pts is None else last_pts + step
                 last_pts = pts
-                yield Frame(picture(vf, self._rotation, sar), index=index, pts=pts, time_base=time_base)
+                yield Frame(picture(vf, self._rotation, sar), index=index, pts=pts, time_base=time_base,
+                            damaged=damaged)
                 index += 1
 
     def __iter__(self) -> Iterator[Frame]:

@@ -8,6 +8,11 @@ It prints ``READY <port>`` once clients can connect. Frames are pushed from a Py
 timeout would deadlock DESCRIBE). With ``--stamp`` the camera draws its CLOCK_MONOTONIC time in
 milliseconds into each frame as it is pushed, as black/white blocks in its four corners, so a
 reader can measure glass-to-glass latency (see ``read_stamp`` in tests/live_servers.py).
+
+Each picture is one H.264 slice. With ``--broken-slices`` it is several (x264's sliced threads) and the RTP
+payloader repeats SPS/PPS before every IDR slice, i.e. between the slices of one picture: decoders take the
+halves for two pictures and fill in the missing parts from earlier ones, so no picture ever decodes clean (a
+misconfigured camera; what a lossy network does to a good one).
 Only the standard library and GI are used here.
 """
 
@@ -85,6 +90,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--path", default="/cam")
     parser.add_argument("--stamp", action="store_true")
+    parser.add_argument("--broken-slices", action="store_true")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -97,7 +103,8 @@ def main() -> None:
     factory.set_launch(
         f"( appsrc name=src is-live=true format=time do-timestamp=true max-bytes=0 max-buffers=2 "
         f"leaky-type=downstream caps={caps} ! videoconvert ! video/x-raw,format=I420 "
-        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} "
+        f"! x264enc tune=zerolatency speed-preset=ultrafast sliced-threads={str(args.broken_slices).lower()} "
+        f"key-int-max={args.fps} "
         f"! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     )
     factory.set_shared(True)
