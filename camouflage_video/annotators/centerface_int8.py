@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from camouflage_video.annotators.model_cache import cache_dir
 from camouflage_video.atomic import atomic_path
 from camouflage_video.errors import ModelError
 
@@ -28,14 +28,6 @@ logger = logging.getLogger(__name__)
 #: Bump when the calibration or quantization settings change: the cached file's name changes with it.
 RECIPE = "qdq-perchannel-u8s8-minmax-pd1"
 _CALIBRATION_SIZE = 960  # long side of the calibration inputs: the detector's default working scale
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("CAMOUFLAGE_CACHE")
-    if root:
-        return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "camouflage-video"
 
 
 def int8_model(source: Path) -> Path:

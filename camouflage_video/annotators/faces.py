@@ -19,6 +19,7 @@ those windows.
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import logging
 import math
 import os
@@ -28,8 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from camouflage_video.annotators import centerface_int8
 from camouflage_video.annotators.base import Annotator
 from camouflage_video.annotators.centerface_int8 import cleaned_centerface, int8_model, with_picture_input
+from camouflage_video.annotators.model_cache import cached_model
 from camouflage_video.errors import ConfigError, InputError, MissingDependencyError, ModelError
 from camouflage_video.frame import Faces, FrameContext
 
@@ -212,7 +215,6 @@ class CenterFaceDetector(Annotator):
 
     def _load_onnxruntime(self):
         try:
-            import onnx
             import onnxruntime
         except ImportError as exc:
             raise MissingDependencyError(f"detector backend onnxruntime needs onnx and onnxruntime ({exc})") from None
@@ -233,19 +235,19 @@ class CenterFaceDetector(Annotator):
                     raise
                 logger.warning("%s; detecting with the float model (slower, same faces)", exc)
                 self.precision = "fp32"
-        try:
-            model = with_picture_input(cleaned_centerface(onnx.load(str(self.model_path))))
-        except Exception as exc:  # noqa: BLE001 - onnx raises several unrelated types on a bad file
-            raise ModelError(f"{self.model_path}: cannot load as a CenterFace ONNX model ({exc})") from exc
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # no per-initializer warnings
         # Idle intra-op threads spin by default; here they would take CPU from the decoder and encoder threads.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.intra_op_num_threads = self.threads
-        try:
-            session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
-            raise ModelError(f"{self.model_path}: onnxruntime cannot run it ({exc})") from exc
+        for refresh in (False, True):  # a cached graph that does not load is built again, once
+            model = self._prepared_graph(refresh)
+            try:
+                session = onnxruntime.InferenceSession(model, options, providers=providers)
+                break
+            except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+                if refresh:
+                    raise ModelError(f"{self.model_path}: onnxruntime cannot run it ({exc})") from exc
         name = session.get_inputs()[0].name
         self.provider = session.get_providers()[0]  # what runs it: CUDAExecutionProvider, CPUExecutionProvider...
         logger.debug("CenterFace on onnxruntime, %s", self.provider)
@@ -254,6 +256,26 @@ class CenterFaceDetector(Annotator):
             return session.run(list(_OUTPUTS), {name: picture[None]})
 
         return forward
+
+    def _prepared_graph(self, refresh: bool) -> bytes:
+        """The model as onnxruntime runs it (``with_picture_input(cleaned_centerface(...))``), kept in the cache:
+        rewriting it needs the onnx package, a second's import in every process (``annotators/model_cache.py``)."""
+
+        def build() -> bytes:
+            try:
+                import onnx
+            except ImportError as exc:
+                raise MissingDependencyError(f"detector backend onnxruntime needs onnx ({exc})") from None
+            try:
+                return with_picture_input(cleaned_centerface(onnx.load(str(self.model_path)))).SerializeToString()
+            except Exception as exc:  # noqa: BLE001 - onnx raises several unrelated types on a bad file
+                raise ModelError(f"{self.model_path}: cannot load as a CenterFace ONNX model ({exc})") from exc
+
+        try:
+            return cached_model("centerface_prepared", self.model_path, Path(centerface_int8.__file__), build,
+                                refresh=refresh)
+        except OSError as exc:
+            raise ModelError(f"{self.model_path}: cannot load as a CenterFace ONNX model ({exc})") from exc
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
         """Size ``(w, h)`` of the ``det_size`` pass's input for a frame of the given size (multiples of 32)."""
@@ -422,9 +444,5 @@ def _spans(length: int, window: int, overlap: int) -> list[tuple[int, int]]:
 
 
 def _onnxruntime_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether onnx and onnxruntime are installed (found, not imported: onnx's import takes a second)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from camouflage_video.annotators.model_cache import cached_model
 from camouflage_video.errors import ModelError
 
 #: dlib's chip: 150x150 RGB, the face's five landmarks aligned with 25% padding (dlib.get_face_chip_details).
@@ -230,17 +231,25 @@ class ResNetSession:
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         import onnxruntime
 
-        model = resnet_model(path)
+        path = Path(path)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                                         providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
-            raise ModelError(f"{path}: onnxruntime cannot run dlib's face ResNet ({exc})") from exc
+        for refresh in (False, True):  # a cached graph that does not load is built again, once
+            # Kept in the cache: building it needs the onnx package, a second's import (annotators/model_cache.py).
+            try:
+                model = cached_model("dlib_resnet", path, Path(__file__),
+                                     lambda: resnet_model(path).SerializeToString(), refresh=refresh)
+            except OSError as exc:
+                raise ModelError(f"{path}: cannot read as dlib's face descriptor ResNet ({exc})") from exc
+            try:
+                self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+                break
+            except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+                if refresh:
+                    raise ModelError(f"{path}: onnxruntime cannot run dlib's face ResNet ({exc})") from exc
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         """Descriptors (N x 128 float32) of RGB chips (N x 150 x 150 x 3, uint8 or float 0-255)."""
