@@ -97,17 +97,6 @@ def encoder_frame(image: np.ndarray, pix_fmt: str, space: int = 2) -> av.VideoFr
     return frame.reformat(format=pix_fmt, dst_colorspace=_SWS_SPACES.get(space, 5))
 
 
-def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``image`` scaled to the output's size when the input changed resolution mid-stream.
-
-    An encoder has one frame size; a source that switches (a camera changing mode, a spliced file) would
-    otherwise be cropped or padded. Scaling keeps the whole picture, as ffmpeg's auto-inserted scaler does.
-    """
-    if image.shape[0] == height and image.shape[1] == width:
-        return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
 def temporary_path(final: Path, *, clean: bool = True) -> Path:
     """A fresh hidden file beside ``final`` with the same extension (so muxers guess the same format).
 

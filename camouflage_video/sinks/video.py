@@ -21,8 +21,8 @@ from camouflage_video.audio import AudioSubscription
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.frame import Frame
 from camouflage_video.options import flag
-from camouflage_video.sinks.base import Sink, encoder_frame, fit_frame, publish, tag_colors, temporary_path
-from camouflage_video.sources.base import SourceInfo
+from camouflage_video.sinks.base import Sink, encoder_frame, publish, tag_colors, temporary_path
+from camouflage_video.sources.base import SourceInfo, fit_picture
 
 logger = logging.getLogger(__name__)
 
@@ -211,11 +211,12 @@ class VideoFileSink(Sink):
             pts = self._last_pts + 1  # muxers refuse repeated timestamps; one tick keeps the order
         if image.shape[:2] != (self.info.height, self.info.width):
             if not self.resized_frames:
-                logger.warning("%s: frame %d is %dx%d, the output %dx%d: scaling it (and any later ones) to fit",
+                logger.warning("%s: frame %d is %dx%d, the output %dx%d: fitting it (and any later ones) into it at "
+                               "its own shape, black bars around it",
                                self.path, frame.index, image.shape[1], image.shape[0], self.info.width,
                                self.info.height)
             self.resized_frames += 1
-            image = fit_frame(image, self.info.width, self.info.height)
+            image = fit_picture(image, self.info.width, self.info.height)
         vf = encoder_frame(image, self._pix_fmt, self._space)
         vf.pts, vf.time_base = pts, self.time_base
         self._last_pts = pts

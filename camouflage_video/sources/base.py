@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 from camouflage_video.errors import InputError
 from camouflage_video.frame import Frame
 
@@ -22,6 +24,30 @@ def pixel_limit() -> int:
 
 
 logger = logging.getLogger(__name__)
+
+
+def fit_picture(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` fitted into ``width`` x ``height`` at its own shape, black bars filling the rest.
+
+    For a source whose pictures change size mid-way (a camera that comes back in another mode, a spliced file):
+    an output has one size, and a picture stretched to it would play distorted. Black carries no original pixel.
+
+    Examples:
+        >>> fit_picture(np.full((10, 10, 3), 255, np.uint8), 20, 10)[5, [0, 10, 19], 0].tolist()
+        [0, 255, 0]
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    scale = min(width / w, height / h)
+    fw, fh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    fitted = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - fh) // 2, (width - fw) // 2
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    fitted[top:top + fh, left:left + fw] = cv2.resize(image, (fw, fh), interpolation=interpolation)
+    return fitted
 
 
 class DamageWatch:

@@ -23,7 +23,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from camouflage_video.audio import AudioTimeline
@@ -31,7 +30,7 @@ from camouflage_video.errors import ConfigError, InputNotFoundError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.options import flag
 from camouflage_video.redact import redact_url
-from camouflage_video.sources.base import ColorTags, DamageWatch, Source, SourceInfo
+from camouflage_video.sources.base import ColorTags, DamageWatch, Source, SourceInfo, fit_picture
 from camouflage_video.sources.video import picture, sample_aspect
 from camouflage_video.streaming import Backoff, LatestSlot
 
@@ -399,25 +398,14 @@ class StreamSource(Source):
             index += 1
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
-        """Fit pictures into the size the outputs were opened with (a camera may come back different).
-
-        The picture keeps its shape, black bars fill the rest: a face squeezed to another aspect is one the
-        detector may miss, and black carries no original pixel.
-        """
+        """Fit pictures into the size the outputs were opened with (a camera may come back different), at their
+        own shape: a face squeezed to another aspect is one the detector may miss."""
         h, w = image.shape[:2]
-        width, height = self.info.width, self.info.height
-        if (w, h) == (width, height):
-            return image
-        if not self._resize_warned:
+        if (w, h) != (self.info.width, self.info.height) and not self._resize_warned:
             self._resize_warned = True
             logger.warning("%s: picture size changed to %dx%d; fitting it into %dx%d", self.redacted, w, h,
-                           width, height)
-        scale = min(width / w, height / h)
-        fw, fh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
-        fitted = np.zeros((height, width, 3), np.uint8)
-        top, left = (height - fh) // 2, (width - fw) // 2
-        fitted[top:top + fh, left:left + fw] = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA)
-        return fitted
+                           self.info.width, self.info.height)
+        return fit_picture(image, self.info.width, self.info.height)
 
     def _stamp(self, arrival: float) -> int:
         pts = max(self._last_pts + 1, round((arrival - self._origin) / TIME_BASE))

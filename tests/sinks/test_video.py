@@ -191,6 +191,29 @@ def test_a_resolution_change_mid_file_is_scaled_to_fit_not_cropped(tmp_path):
     assert np.abs(frames[-1].astype(int) - cropped).mean() > 3 * np.abs(frames[-1].astype(int) - last).mean()
 
 
+def test_a_picture_of_another_shape_mid_file_keeps_its_shape_between_black_bars(tmp_path):
+    """A square picture into a 16:9 output: fitted at its own shape, not stretched to a distorted one."""
+    from camouflage_video.frame import Frame
+
+    src = make_sample_video(tmp_path / "in.mp4", seconds=0.2, size=(320, 180), audio=None)
+    with VideoFileSource(src) as source:
+        info = source.info
+        first = next(iter(source))
+    sink = open_sink(tmp_path / "out.mp4", info)
+    square = np.zeros((180, 180, 3), np.uint8)
+    square[:, :90] = (200, 60, 60)  # left half red, right half green: a stretch moves the edge off centre
+    square[:, 90:] = (60, 200, 60)
+    sink.write(first, first.image)
+    sink.write(Frame(image=square, index=1, pts=first.pts + 1, time_base=first.time_base), square)
+    sink.close()
+    frames, _, _ = read_frames(tmp_path / "out.mp4")
+    last = frames[-1].astype(int)
+    assert last.shape == (180, 320, 3) and sink.describe()["resized_frames"] == 1
+    assert last[:, :60].max() < 40 and last[:, -60:].max() < 40  # black bars either side (70 px each)
+    assert np.abs(last[90, 75:160] - (200, 60, 60)).mean() < 20  # the red half, at its own width
+    assert np.abs(last[90, 165:245] - (60, 200, 60)).mean() < 20  # the green half, edge at the centre
+
+
 def test_temporaries_of_a_killed_run_are_removed_by_the_next_run_to_that_output(tmp_path):
     import subprocess
     import sys
