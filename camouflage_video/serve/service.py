@@ -51,6 +51,7 @@ class CameraProcess:
         self.failures = 0
         self.next_start = 0.0
         self.starts = 0
+        self._recovery: threading.Thread | None = None  # publishing an ended process's segments
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -113,14 +114,23 @@ class CameraProcess:
                 return
             self.proc = None
             self.metrics.process_ended()
-            self.recover()
+            # In a thread: a long segment takes a while to cut and check, and the other cameras' processes
+            # are watched by this same loop. The next process starts only once it is done (see below).
+            self._recovery = threading.Thread(target=self.recover, name=f"camouflage-{self.camera.name}-recovery",
+                                              daemon=True)
+            self._recovery.start()
             self.failures = 0 if now - self.started_at > _HEALTHY_RUN else self.failures + 1
             delay = self.backoff.delay(max(0, self.failures - 1))
             self.next_start = now + delay
             logger.error("[%s] the camera's process ended (exit code %s); starting it again in %.1f s",
                          self.camera.name, code, delay)
-        if self.proc is None and now >= self.next_start:
+        if self.proc is None and now >= self.next_start and not self.recovering:
             self.start()
+
+    @property
+    def recovering(self) -> bool:
+        """Whether an ended process's segments are still being published (its successor waits for that)."""
+        return self._recovery is not None and self._recovery.is_alive()
 
     # -- stopping ---------------------------------------------------------------------------------
 
@@ -129,6 +139,8 @@ class CameraProcess:
             self.proc.send_signal(signal.SIGTERM)
 
     def wait(self, deadline: float) -> None:
+        if self._recovery is not None:
+            self._recovery.join()  # an ended process's segments are published whole, never left half-cut
         proc = self.proc
         if proc is None:
             return
@@ -147,7 +159,11 @@ class CameraProcess:
         starts: the anonymized pictures up to its last complete fragment (see ``sinks/segments.py``)."""
         for output in self.camera.outputs:
             if "://" not in output:
-                recover_stale_segments(Path(output))  # each recovered segment is logged
+                try:
+                    recover_stale_segments(Path(output))  # each recovered segment is logged
+                except Exception:  # noqa: BLE001 - one output's failure must not stop the others' recovery
+                    logger.exception("[%s] could not recover the segments of %s; they are left for the next "
+                                     "start", self.camera.name, output)
 
 
 def serve(
