@@ -182,6 +182,51 @@ def test_interrupt_finalizes_the_recording_and_closes_the_restream(camera: RtspC
     assert len(read_frames(received)[0]) > 0
 
 
+def wait_for_frames(stats: Path, count: int, timeout: float = 40) -> int:
+    """Frames out of a live run so far, once its stats say ``count`` (or at ``timeout``)."""
+    deadline, frames = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and frames < count:
+        try:
+            frames = json.loads(stats.read_text())["frames_out"]
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    return frames
+
+
+def test_the_recording_of_a_run_killed_outright_is_recovered_beside_the_next_ones(camera: RtspCamera, tmp_path):
+    """kill -9 (or power loss) hours into a live recording must not lose it: what it wrote up to its last whole
+    second is published by the next run to that name, beside the file that run writes, never under it."""
+    recording, stats = tmp_path / "recording.mp4", tmp_path / "stats.json"
+    tool = start_cli(camera.url(), "-o", str(recording), "-q", "--stats", str(stats), "--stats-interval", "0.3")
+    try:
+        killed_at = wait_for_frames(stats, 75)  # three seconds of the 25 fps camera: three fragments at least
+    finally:
+        tool.kill()  # SIGKILL: nothing in it runs any more, nothing is finalized
+        tool.communicate()
+    assert killed_at >= 75 and not recording.exists()
+    assert len(list(tmp_path.glob(".recording*"))) == 1  # the fragmented temporary it was writing
+
+    stats = tmp_path / "stats-2.json"
+    tool = start_cli(camera.url(), "-o", str(recording), "--stats", str(stats), "--stats-interval", "0.3")
+    try:
+        wait_for_frames(stats, 10)
+    finally:
+        code, err = finish(tool)
+    assert code == 130, err
+    assert "recording-1.mp4: recovered what a stopped process was writing" in err, err
+    recovered = tmp_path / "recording-1.mp4"
+    frames, _, _ = read_frames(recovered)
+    # All but the fragment in progress and the encoder's look-ahead (40 pictures): under three seconds.
+    assert killed_at - 75 <= len(frames) <= killed_at + 30 and len(frames) > 0, (len(frames), killed_at)
+    detector = CenterFaceDetector(thresh=0.3)  # the camera shows a face in every frame (see above)
+    seen = [len(detector.detect(f)) for f in frames]
+    assert sum(seen) == 0, f"a face is recognisable in {sum(n > 0 for n in seen)} of {len(frames)} recovered frames"
+    second = json.loads(stats.read_text())["frames_out"]
+    assert ffprobe(recording, "stream=nb_read_frames").strip() == str(second)  # the second run's own, whole
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == ["recording-1.mp4", "recording.mp4"]
+
+
 # -- the latency policy, in process with an injected delay -----------------------------------------
 
 

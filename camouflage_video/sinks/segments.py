@@ -59,9 +59,10 @@ CLUSTERED = {"cluster_time_limit": "1000", "flush_packets": "1"}
 _CLUSTERED_FORMATS = ("matroska", "webm")
 
 
-def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
+def recover_stale_segments(base: Path, *, spare: Path | None = None) -> tuple[list[Path], list[Path]]:
     """Publish what a killed run (kill -9, a crash, power loss) left of ``base``'s segments; returns
-    ``(recovered, removed)``.
+    ``(recovered, removed)``. ``spare``: a name none of them may take (the file a run is about to write:
+    a recovered recording published there would be replaced when that run finishes).
 
     Only the temporaries of processes that are gone. A fragmented MP4/MOV temporary is cut after its last
     complete fragment (a Matroska/WebM one copied up to its last packet that reads back) and published under
@@ -82,7 +83,7 @@ def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
         if match["pid"] is None or process_alive(int(match["pid"])):
             continue
         path = base.parent / name
-        final = _free_name(base.parent / f"{match['stem']}{base.suffix}")
+        final = _free_name(base.parent / f"{match['stem']}{base.suffix}", spare)
         try:
             kind = container_format(base)
             if kind in _FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
@@ -91,7 +92,7 @@ def recover_stale_segments(base: Path) -> tuple[list[Path], list[Path]]:
                 path.unlink()
                 removed.append(path)
                 continue
-            logger.warning("%s: recovered the segment a stopped process was writing", final)
+            logger.warning("%s: recovered what a stopped process was writing", final)
             recovered.append(final)
         except (OSError, ConfigError):
             continue
@@ -134,7 +135,8 @@ def _remux_readable(path: Path, final: Path) -> bool:
     return False
 
 
-def _muxer_options(path: Path) -> dict[str, str] | None:
+def muxer_options(path: Path) -> dict[str, str] | None:
+    """The muxer options that make ``path``'s container recoverable after a kill (``None``: it cannot be)."""
     kind = container_format(path)
     return FRAGMENTED if kind in _FRAGMENTED_FORMATS else CLUSTERED if kind in _CLUSTERED_FORMATS else None
 
@@ -145,9 +147,9 @@ def belongs_to_recording(stem: str, base: str) -> bool:
     return stem == base or stem.startswith(f"{base}_") or re.fullmatch(rf"{re.escape(base)}-\d+", stem) is not None
 
 
-def _free_name(path: Path) -> Path:
+def _free_name(path: Path, spare: Path | None = None) -> Path:
     n, candidate = 1, path
-    while candidate.exists():
+    while candidate.exists() or candidate == spare:
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
         n += 1
     return candidate
@@ -284,7 +286,7 @@ class SegmentedVideoSink(Sink):
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
             metadata={"comment": f"starts {at:.6f} s into the run"},
-            options=_muxer_options(path),
+            options=muxer_options(path),
         )
         self._start = at
 

@@ -114,7 +114,7 @@ def test_a_killed_camera_process_keeps_its_segment_and_starts_a_new_one(camera_f
                 service.kill()
                 service.wait()
     text = log.read_text()
-    assert "recovered the segment a stopped process was writing" in text, text[-3000:]
+    assert "recovered what a stopped process was writing" in text, text[-3000:]
     assert not list(recordings.glob(".*")), "a segment was left under its temporary name"
     killed, restarted = sorted(recordings.glob("door_*.mp4"))  # before: only the one after the restart
     frames = pictures(killed)
