@@ -82,8 +82,7 @@ def anonymize(
             + [p for p in (config.tracks_in, config.regions, *config.keep_person, *config.only_person) if p],
         )
         for target in targets:  # an encoder that refuses its settings fails now, not after the models load
-            if not is_stream_uri(target):
-                check_output(target, src.info, config.encoder)
+            check_output(target, src.info, config.encoder)
         annotators, anonymizer = (stages or partial(build_stages, config))(src.info)
         sinks: list[Sink] = []
         try:  # until the runner owns the sinks, anything that stops us (Ctrl-C included) discards them

@@ -142,6 +142,22 @@ def test_encoder_settings_the_encoder_refuses_fail_before_any_work(tmp_path, sam
     assert list(tmp_path.iterdir()) == []  # not even a temporary file
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--codec", "mjpeg"], "the mjpeg encoder refuses yuv420p pictures"),
+    (["--codec", "aac"], "'aac' is an audio encoder, not a video one"),
+])
+def test_a_restreams_encoder_settings_are_refused_before_connecting(tmp_path, sample_clip, flags, message):
+    """No server listens there: the settings are what is refused, before any connection or work."""
+    from tests.live_servers import free_port
+
+    target = f"rtmp://admin:hunter2@127.0.0.1:{free_port()}/live/door"
+    result = run_cli("anonymize", str(sample_clip), "-o", target, *flags)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "hunter2" not in result.stderr
+
+
 def _photo_tree(work):
     """d/a.jpg and d/sub/a.jpg: two different real photos under one relative name."""
     import cv2

@@ -66,8 +66,14 @@ def default_output(source_uri: str, kind: str) -> Path:
 def check_output(target: str | os.PathLike[str], info: SourceInfo, encoder: EncoderOptions | None = None) -> None:
     """Open the sink ``target`` would get, with its encoder, and discard it: an output that cannot be written
     (a codec that refuses its settings, an extension for another kind of input) fails before any work. A
-    folder of images has no encoder, and opening its sink would create the folder: it is left to the run."""
+    folder of images has no encoder, and opening its sink would create the folder: it is left to the run. A
+    restream's encoder is opened without connecting (the server may come later)."""
     if info.kind == "folder":
+        return
+    if "://" in os.fspath(target):
+        from camouflage_video.sinks.stream import check_restream
+
+        check_restream(os.fspath(target), info, encoder)
         return
     open_sink(target, info, encoder=encoder, audio=False).abort()
 

@@ -41,7 +41,7 @@ from camouflage_video.errors import ConfigError, StreamError
 from camouflage_video.frame import Frame
 from camouflage_video.redact import redact_url
 from camouflage_video.sinks.base import Sink
-from camouflage_video.sinks.stream_worker import ABORT, AUDIO, FRAME, NO_PTS, RECORD, PublishSettings
+from camouflage_video.sinks.stream_worker import ABORT, AUDIO, FRAME, NO_PTS, RECORD, PublishSettings, check_encoder
 from camouflage_video.sinks.video import EncoderOptions
 from camouflage_video.sources.base import SourceInfo
 from camouflage_video.streaming import Backoff, LatestSlot
@@ -53,6 +53,49 @@ FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "flv", "rtmps": "flv", "udp"
 #: Seconds a connection's process may take to start (import PyAV, NumPy) on a loaded machine.
 STARTUP_TIMEOUT = 30.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def publish_settings(
+    uri: str,
+    info: SourceInfo,
+    encoder: EncoderOptions | None = None,
+    *,
+    open_timeout: float = 5.0,
+    audio: AudioTimeline | None = None,
+) -> PublishSettings:
+    """What each connection of a restream of ``info`` to ``uri`` is opened with (see :class:`StreamSink`).
+
+    Raises:
+        ConfigError: A scheme that cannot be streamed to, or a timeout that is not positive.
+    """
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme not in FORMATS:
+        raise ConfigError(
+            f"{redact_url(uri)}: cannot stream to {scheme}://; use one of {', '.join(s + '://' for s in FORMATS)}"
+        )
+    if open_timeout <= 0:
+        raise ConfigError(f"restream open_timeout must be > 0 seconds, got {open_timeout}")
+    fps = info.fps or Fraction(25)
+    enc = encoder or EncoderOptions()
+    enc = EncoderOptions(
+        codec=enc.codec or "libx264", crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt or "yuv420p",
+        gop=enc.gop or max(1, round(fps)), zerolatency=True, threads=enc.threads,
+    )
+    color = info.color
+    return PublishSettings(
+        # 4:2:0 needs even sizes; dropping a last odd row or column is invisible and keeps players happy.
+        uri=uri, format=FORMATS[scheme], width=info.width - info.width % 2, height=info.height - info.height % 2,
+        fps=str(fps), time_base=str(info.time_base or 1 / fps), color=(color.space, color.primaries, color.transfer),
+        encoder={name: getattr(enc, name) for name in enc.__dataclass_fields__},
+        open_timeout=open_timeout, parent=os.getpid(),
+        audio=None if audio is None else {"rate": audio.rate, "channels": audio.channels},
+    )
+
+
+def check_restream(uri: str, info: SourceInfo, encoder: EncoderOptions | None = None) -> None:
+    """Refuse, before any work, a restream that could never be sent: a scheme that cannot be streamed to or
+    encoder settings the encoder refuses (``ConfigError``). Nothing connects: the server may come later."""
+    check_encoder(publish_settings(uri, info, encoder))
 
 
 class StreamSink(Sink):
@@ -91,33 +134,14 @@ class StreamSink(Sink):
         reconnect: Backoff | None = None,
         audio: AudioTimeline | None = None,
     ) -> None:
-        scheme = uri.split("://", 1)[0].lower()
-        if scheme not in FORMATS:
-            raise ConfigError(
-                f"{redact_url(uri)}: cannot stream to {scheme}://; use one of {', '.join(s + '://' for s in FORMATS)}"
-            )
-        if open_timeout <= 0:
-            raise ConfigError(f"restream open_timeout must be > 0 seconds, got {open_timeout}")
-        self.uri, self.redacted, self.format = uri, redact_url(uri), FORMATS[scheme]
+        self._settings = publish_settings(uri, info, encoder, open_timeout=open_timeout, audio=audio)
+        self.uri, self.redacted, self.format = uri, redact_url(uri), self._settings.format
         self.info = info
-        self.fps = info.fps or Fraction(25)
-        enc = encoder or EncoderOptions()
-        self.encoder = EncoderOptions(
-            codec=enc.codec or "libx264", crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt or "yuv420p",
-            gop=enc.gop or max(1, round(self.fps)), zerolatency=True, threads=enc.threads,
-        )
+        self.fps = Fraction(self._settings.fps)
+        self.encoder = EncoderOptions(**self._settings.encoder)
         self.open_timeout = open_timeout
         self.reconnect = reconnect or Backoff(initial=1.0, maximum=10.0)
-        # 4:2:0 needs even sizes; dropping a last odd row or column is invisible and keeps players happy.
-        self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
-        color = info.color
-        self._settings = PublishSettings(
-            uri=uri, format=self.format, width=self.width, height=self.height, fps=str(self.fps),
-            time_base=str(info.time_base or 1 / self.fps), color=(color.space, color.primaries, color.transfer),
-            encoder={name: getattr(self.encoder, name) for name in self.encoder.__dataclass_fields__},
-            open_timeout=open_timeout, parent=os.getpid(),
-            audio=None if audio is None else {"rate": audio.rate, "channels": audio.channels},
-        )
+        self.width, self.height = self._settings.width, self._settings.height
         self._audio = audio.subscribe() if audio is not None else None
         self._audio_out: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self.reconnects = 0

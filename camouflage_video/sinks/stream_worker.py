@@ -95,6 +95,45 @@ class PublishSettings:
         return cls(**fields)
 
 
+def configure_encoder(context: av.CodecContext, settings: PublishSettings) -> int:
+    """Set up a connection's video encoder from ``settings``; returns the colour matrix its pictures are
+    converted with (see ``encoder_frame``)."""
+    enc = EncoderOptions(**settings.encoder)
+    context.width, context.height, context.pix_fmt = settings.width, settings.height, enc.pix_fmt
+    context.time_base = Fraction(settings.time_base)
+    context.framerate = Fraction(settings.fps)
+    # Sources hand over square pixels (an anamorphic input is resampled): say so, or a player may guess.
+    context.sample_aspect_ratio = Fraction(1)
+    space = tag_colors(context, ColorTags(*settings.color))
+    context.gop_size = enc.gop
+    if enc.threads:
+        context.thread_count = enc.threads
+    options = {} if enc.crf is None else {"crf": str(enc.crf)}
+    if enc.codec in ("libx264", "libx265"):
+        options.update(preset=enc.preset, tune="zerolatency")
+    context.options = options
+    return space
+
+
+def check_encoder(settings: PublishSettings) -> None:
+    """Open the encoder a connection would get, without connecting: settings it refuses (a codec that is not
+    a video encoder, a pixel format it lacks) fail before any work, in one line (``ConfigError``)."""
+    enc = EncoderOptions(**settings.encoder)
+    try:
+        kind = av.codec.Codec(enc.codec, "w").type
+        context = av.CodecContext.create(enc.codec, "w") if kind == "video" else None
+    except (av.FFmpegError, ValueError) as exc:
+        raise ConfigError(f"unknown or unavailable video codec {enc.codec!r} ({exc})") from None
+    if context is None:
+        raise ConfigError(f"{enc.codec!r} is an {kind} encoder, not a video one")
+    try:
+        configure_encoder(context, settings)
+        context.open(strict=False)  # as the connection opens it: options it lacks are ignored
+    except (av.FFmpegError, ValueError) as exc:
+        raise ConfigError(f"{redact_url(settings.uri)}: the {enc.codec} encoder refuses {enc.pix_fmt} pictures "
+                          f"({getattr(exc, 'strerror', None) or exc})") from None
+
+
 class Publisher:
     """One connection with a fresh encoder: a keyframe and the codec headers go out first.
 
@@ -152,21 +191,12 @@ class Publisher:
         return container
 
     def _add_video_stream(self, container: av.container.OutputContainer) -> av.VideoStream:
-        enc = self.encoder
         try:
-            stream = container.add_stream(enc.codec, rate=self.fps)
+            stream = container.add_stream(self.encoder.codec, rate=self.fps)
         except (av.FFmpegError, ValueError) as exc:
-            raise ConfigError(f"unknown or unavailable video codec {enc.codec!r} ({exc})") from None
-        stream.width, stream.height, stream.pix_fmt = self.width, self.height, enc.pix_fmt
-        stream.time_base = stream.codec_context.time_base = self.time_base
-        self._space = tag_colors(stream.codec_context, ColorTags(*self.settings.color))
-        stream.codec_context.gop_size = enc.gop
-        if enc.threads:
-            stream.codec_context.thread_count = enc.threads
-        options = {} if enc.crf is None else {"crf": str(enc.crf)}
-        if enc.codec in ("libx264", "libx265"):
-            options.update(preset=enc.preset, tune="zerolatency")
-        stream.codec_context.options = options
+            raise ConfigError(f"unknown or unavailable video codec {self.encoder.codec!r} ({exc})") from None
+        self._space = configure_encoder(stream.codec_context, self.settings)
+        stream.time_base = self.time_base
         return stream
 
     def send(self, image: np.ndarray, pts: int | None, index: int, *, repeat: bool = False) -> None:

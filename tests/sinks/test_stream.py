@@ -17,7 +17,7 @@ from camouflage_video.sinks import open_sink
 from camouflage_video.sinks.stream import StreamSink
 from camouflage_video.sources.base import SourceInfo
 from camouflage_video.streaming import Backoff
-from tests.conftest import read_frames
+from tests.conftest import ffprobe, read_frames
 from tests.live_servers import RtmpRelay, StallingRtmpServer, StreamReader, ffmpeg_rtsp_listener, free_port
 
 INFO = SourceInfo(uri="rtsp://cam/x", kind="stream", width=320, height=180, fps=Fraction(25),
@@ -79,6 +79,8 @@ def test_restream_to_an_rtsp_listener(tmp_path) -> None:
     frames, _, _ = read_frames(received)
     assert len(frames) >= 35
     assert frames[-1].shape == (180, 320, 3) and abs(float(frames[-1][..., 2].mean()) - 200) < 10
+    # Tagged square pixels (what the sources hand over), not left to a player's guess.
+    assert ffprobe(received, "stream=sample_aspect_ratio").strip() == "1:1"
 
 
 def test_a_slow_rtsp_restream_repeats_each_picture_once(tmp_path) -> None:
