@@ -106,22 +106,23 @@ def open_sink(
         if info.kind != "image":
             raise ConfigError(f"{path}: a {info.kind} input cannot be written as a single image")
         return ImageFileSink(path)
-    options = None
-    if info.live:
-        # A live run may be killed outright hours in (kill -9, power loss, out of memory): its recording is
-        # written fragmented, as a service's segments are, and what a killed run left of it is published
-        # now, beside the name this run writes (recording-1.mp4, ...), never under it.
-        from camouflage_video.sinks.segments import muxer_options, recover_stale_segments
+    # A live run may be killed outright hours in (kill -9, power loss, out of memory): its recording is
+    # written fragmented, as a service's segments are, and what a killed run left of it is published by the
+    # next run to that name, live or not, beside the name that run writes (recording-1.mp4, ...), never under it.
+    from camouflage_video.sinks.segments import muxer_options, recover_stale_segments
 
-        options = muxer_options(path)
-        if options is not None:
-            recover_stale_segments(path, spare=path)
+    options = muxer_options(path)
+    if options is not None:
+        recover_stale_segments(path, spare=path)
+    options = options if info.live else None
+    recording = options is not None
     if live_audio is not None:
         subscription = live_audio.subscribe()
         try:
-            return VideoFileSink(path, info, encoder=encoder, audio_from=subscription, options=options)
+            return VideoFileSink(path, info, encoder=encoder, audio_from=subscription, options=options,
+                                 recording=recording)
         except BaseException:
             subscription.close()  # a sink that never was must not keep collecting audio
             raise
     audio_from = info.uri if audio and info.has_audio and info.kind == "video" else None
-    return VideoFileSink(path, info, encoder=encoder, audio_from=audio_from, options=options)
+    return VideoFileSink(path, info, encoder=encoder, audio_from=audio_from, options=options, recording=recording)

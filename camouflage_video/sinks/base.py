@@ -97,11 +97,14 @@ def encoder_frame(image: np.ndarray, pix_fmt: str, space: int = 2) -> av.VideoFr
     return frame.reformat(format=pix_fmt, dst_colorspace=_SWS_SPACES.get(space, 5))
 
 
-def temporary_path(final: Path, *, clean: bool = True) -> Path:
+def temporary_path(final: Path, *, clean: bool = True, recording: bool = False) -> Path:
     """A fresh hidden file beside ``final`` with the same extension (so muxers guess the same format).
 
     Creating it also proves the folder is writable, so a bad output location fails before any work. With
     ``clean`` the temporaries dead runs left for ``final`` are removed first (not while one is being recovered).
+    ``recording``: an anonymized recording written to survive a kill (``.recording`` instead of ``.partial``):
+    what a dead run left of one is recovered (``sinks/segments.py``), never just removed; nothing else is
+    ever published from a temporary name.
     """
     folder = final.parent
     if not folder.exists():
@@ -111,7 +114,8 @@ def temporary_path(final: Path, *, clean: bool = True) -> Path:
     if clean:
         remove_stale_temporaries(final)
     for _ in range(100):
-        candidate = folder / f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{final.suffix}"
+        marker = "recording" if recording else "partial"
+        candidate = folder / f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}.{marker}{final.suffix}"
         try:
             # os.open rather than mkstemp: the file gets the umask's permissions, like any output.
             os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -123,8 +127,10 @@ def temporary_path(final: Path, *, clean: bool = True) -> Path:
     raise OutputError(f"cannot create a temporary file in {folder}")
 
 
-#: A temporary name: ``.<stem>.<pid>-<hex>.partial<ext>``; versions before 0.2 wrote ``.<stem>.<hex>.partial<ext>``.
-_TEMPORARY = re.compile(r"\.(?P<stem>.*)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.partial(?P<ext>\.[^.]*)?$")
+#: A temporary name: ``.<stem>.<pid>-<hex>.partial<ext>`` (``.recording<ext>``: see ``temporary_path``); versions
+#: before 0.2 wrote ``.<stem>.<hex>.partial<ext>``.
+_TEMPORARY = re.compile(
+    r"\.(?P<stem>.*)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.(?P<kind>partial|recording)(?P<ext>\.[^.]*)?$")
 _OLD_TEMPORARY_AGE = 600.0  # seconds: an unnamed run's temporary this old is not being written any more
 
 
@@ -143,6 +149,8 @@ def remove_stale_temporaries(final: Path) -> list[Path]:
         match = _TEMPORARY.match(name)
         if not match or match["stem"] != final.stem or (match["ext"] or "") != final.suffix:
             continue
+        if match["kind"] == "recording":
+            continue  # anonymized minutes of a killed recording: recovered (sinks/segments.py), never just deleted
         path = final.parent / name
         try:
             if match["pid"] is None:

@@ -64,10 +64,11 @@ def recover_stale_segments(base: Path, *, spare: Path | None = None) -> tuple[li
     ``(recovered, removed)``. ``spare``: a name none of them may take (the file a run is about to write:
     a recovered recording published there would be replaced when that run finishes).
 
-    Only the temporaries of processes that are gone. A fragmented MP4/MOV temporary is cut after its last
-    complete fragment (a Matroska/WebM one copied up to its last packet that reads back) and published under
-    its segment's name once it is checked to play (its pictures were anonymized before they were encoded: the
-    writer never gets any other); anything else is deleted: each
+    Only the temporaries of processes that are gone. A recording's (``.recording``, see ``temporary_path``)
+    fragmented MP4/MOV temporary is cut after its last complete fragment (a Matroska/WebM one copied up to its
+    last packet that reads back) and published under its segment's name once it is checked to play (its
+    pictures were anonymized before they were encoded: a recording's writer never gets any other); anything
+    else (a ``.partial`` temporary of another writer, a recording that cannot be cut) is deleted: each
     segment has its own name, so the temporary-name check of a single file (``remove_stale_temporaries``)
     would never meet them again.
     """
@@ -83,6 +84,13 @@ def recover_stale_segments(base: Path, *, spare: Path | None = None) -> tuple[li
         if match["pid"] is None or process_alive(int(match["pid"])):
             continue
         path = base.parent / name
+        if match["kind"] != "recording":  # not a recording's (a recovery's own copy, a sample): never published
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+            continue
         final = _free_name(base.parent / f"{match['stem']}{base.suffix}", spare)
         try:
             kind = container_format(base)
@@ -118,8 +126,8 @@ def _remux_readable(path: Path, final: Path) -> bool:
                 for packet in source.demux(*[s for s in source.streams if s.index in streams]):
                     if packet.is_corrupt:
                         break
-                    if packet.dts is None:
-                        continue  # a demuxer's end-of-stream marker
+                    if packet.size == 0:
+                        continue  # a demuxer's end-of-stream marker (pictures before a B-frame have no dts)
                     packet.stream = streams[packet.stream.index]
                     target.mux(packet)
                     copied += 1
@@ -286,7 +294,7 @@ class SegmentedVideoSink(Sink):
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
             metadata={"comment": f"starts {at:.6f} s into the run"},
-            options=muxer_options(path),
+            options=muxer_options(path), recording=muxer_options(path) is not None,
         )
         self._start = at
 

@@ -101,7 +101,8 @@ class VideoFileSink(Sink):
 
     Each frame keeps its source ``pts`` so frame count, timestamps, variable frame rate and duration
     match the input; the file is written under a hidden temporary name and renamed on ``close()``.
-    ``options`` are the muxer's (a segment's MP4 is written fragmented: ``sinks/segments.py``).
+    ``options`` are the muxer's (a segment's MP4 is written fragmented: ``sinks/segments.py``); ``recording``:
+    written with those to survive a kill, under a temporary name recovery knows (see ``temporary_path``).
 
     Examples:
         >>> with VideoFileSource("in.mp4") as src, VideoFileSink("out.mp4", src.info) as sink:  # doctest: +SKIP
@@ -119,6 +120,7 @@ class VideoFileSink(Sink):
         start: float = 0.0,
         metadata: dict[str, str] | None = None,
         options: dict[str, str] | None = None,
+        recording: bool = False,
     ) -> None:
         self.path = Path(path)
         self.info = info
@@ -129,7 +131,7 @@ class VideoFileSink(Sink):
         self._closed = False
         self._last_pts: int | None = None
         self._last_time = 0.0
-        self._temporary = temporary_path(self.path)
+        self._temporary = temporary_path(self.path, recording=recording)
         try:
             self._container = av.open(str(self._temporary), mode="w", format=self.format, options=options or {})
             self._container.metadata.update(metadata or {})

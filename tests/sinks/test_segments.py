@@ -143,9 +143,14 @@ from camouflage_video.sinks.segments import SegmentedVideoSink, recover_stale_se
 from camouflage_video.sources.base import SourceInfo
 TB = Fraction(1, 90000)
 info = SourceInfo(uri="rtsp://cam/s", kind="stream", width=64, height=48, fps=Fraction(25), time_base=TB, live=True)
-sink = SegmentedVideoSink(sys.argv[1], info, seconds=None if sys.argv[3] == "one-file" else 600)
+if sys.argv[3] == "live-file":  # what `anonymize <live> -o FILE` opens
+    from camouflage_video.sinks import open_sink
+    sink = open_sink(sys.argv[1], info)
+else:
+    sink = SegmentedVideoSink(sys.argv[1], info, seconds=None if sys.argv[3] == "one-file" else 600)
 for index in range(100000):
     image = np.full((48, 64, 3), 200, np.uint8)
+    image[:, (index * 3) % 64] = 40  # a moving line: the encoder has motion to predict (B-frames)
     sink.write(Frame(image, index=index, pts=round(index * 0.04 / TB), time_base=TB), image)
     if index == int(sys.argv[2]):
         print("written", flush=True)
@@ -154,7 +159,8 @@ for index in range(100000):
 
 
 def kill_a_writer(base: Path, mode: str) -> None:
-    """A process writing ``base`` (``segments`` of 600 s, or ``one-file``), killed after four seconds of pictures."""
+    """A process writing ``base`` (``segments`` of 600 s, ``one-file``, or ``live-file``: a live run's own
+    recording, B-frames on), killed after four seconds of pictures."""
     writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(base), "100", mode], stdout=subprocess.PIPE,
                               env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
@@ -215,11 +221,46 @@ def test_a_recording_in_one_file_is_never_replaced_by_the_next_run(tmp_path: Pat
     assert [len(probe(tmp_path / n)[1]) for n in ("door-1.mp4", "door-2.mp4")] == [30, 30]
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_killed_live_runs_recording_is_recovered_whole_by_the_next_run_to_its_name(tmp_path: Path, suffix: str):
+    """A live run's recording keeps B-frames (Matroska then stores pictures without a dts); the next run to
+    that name is a file run, which recovers it beside its own output rather than deleting it."""
+    from camouflage_video.sinks import open_sink
+
+    base = tmp_path / f"rec{suffix}"
+    kill_a_writer(base, "live-file")
+    assert [p.name.split(".")[-2] for p in tmp_path.glob(".*")] == ["recording"]
+    file_info = SourceInfo(uri="in.mp4", kind="video", width=64, height=48, fps=Fraction(25), time_base=TB)
+    following = open_sink(base, file_info)  # recovers first
+    write_pictures(following, 10)
+    following.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"rec-1{suffix}", f"rec{suffix}"]
+    with av.open(str(tmp_path / f"rec-1{suffix}")) as container:
+        packets = sum(1 for p in container.demux(video=0) if p.size)
+    with av.open(str(tmp_path / f"rec-1{suffix}")) as container:
+        levels = [int(np.median(f.to_ndarray(format="rgb24"))) for f in container.decode(video=0)]
+    assert len(levels) == packets >= 40, (len(levels), packets)  # every picture kept decodes, the first too
+    assert set(levels) <= set(range(195, 206)), levels
+
+
+def test_a_dead_writers_partial_temporary_is_deleted_never_published(tmp_path: Path) -> None:
+    """Only a recording's temporaries are recovered (their pictures were anonymized): the ``.partial`` one of
+    any other writer (a file run, the sample command, which writes a real face) is deleted, even if it plays."""
+    from camouflage_video.samples import make_sample_video
+
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    playable = make_sample_video(tmp_path / "face.mkv", seconds=0.5, audio=None)
+    left = tmp_path / f".rec_face.{dead}-0123abcd.partial.mkv"
+    playable.rename(left)
+    assert recover_stale_segments(tmp_path / "rec.mkv") == ([], [left])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_what_cannot_be_recovered_is_deleted_not_published(tmp_path: Path) -> None:
     dead = 2**22 + 12345  # above the default pid_max: no such process
-    junk = tmp_path / f".door_20261202-014000.{dead}-0123abcd.partial.mp4"
+    junk = tmp_path / f".door_20261202-014000.{dead}-0123abcd.recording.mp4"
     junk.write_bytes(b"\x00\x00\x00\x1cftypisom" + b"\x00" * 20)  # the header only: no fragment
-    matroska = tmp_path / f".hall_20261202-014000.{dead}-0123abcd.partial.mkv"
+    matroska = tmp_path / f".hall_20261202-014000.{dead}-0123abcd.recording.mkv"
     matroska.write_bytes(b"\x1a\x45\xdf\xa3" + b"\x00" * 64)
     assert recover_stale_segments(tmp_path / "door.mp4") == ([], [junk])
     assert recover_stale_segments(tmp_path / "hall.mkv") == ([], [matroska])
