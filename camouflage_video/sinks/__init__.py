@@ -113,7 +113,7 @@ def open_sink(
 
     options = muxer_options(path)
     if options is not None:
-        recover_stale_segments(path, spare=path)
+        recover_stale_segments(path, spare=path, family=False)
     options = options if info.live else None
     recording = options is not None
     if live_audio is not None:

@@ -59,10 +59,14 @@ CLUSTERED = {"cluster_time_limit": "1000", "flush_packets": "1"}
 _CLUSTERED_FORMATS = ("matroska", "webm")
 
 
-def recover_stale_segments(base: Path, *, spare: Path | None = None) -> tuple[list[Path], list[Path]]:
+def recover_stale_segments(
+    base: Path, *, spare: Path | None = None, family: bool = True
+) -> tuple[list[Path], list[Path]]:
     """Publish what a killed run (kill -9, a crash, power loss) left of ``base``'s segments; returns
     ``(recovered, removed)``. ``spare``: a name none of them may take (the file a run is about to write:
-    a recovered recording published there would be replaced when that run finishes).
+    a recovered recording published there would be replaced when that run finishes). ``family``: also the
+    other names a service's recording writes (:func:`belongs_to_recording`); without it only ``base``'s own
+    (a run of the command line, whose other names are files a user named).
 
     Only the temporaries of processes that are gone. A recording's (``.recording``, see ``temporary_path``)
     fragmented MP4/MOV temporary is cut after its last complete fragment (a Matroska/WebM one copied up to its
@@ -79,7 +83,9 @@ def recover_stale_segments(base: Path, *, spare: Path | None = None) -> tuple[li
         return recovered, removed
     for name in sorted(names):
         match = _TEMPORARY.match(name)
-        if not match or not belongs_to_recording(match["stem"], base.stem) or (match["ext"] or "") != base.suffix:
+        if not match or (match["ext"] or "") != base.suffix:
+            continue
+        if not (match["stem"] == base.stem or family and belongs_to_recording(match["stem"], base.stem)):
             continue
         if match["pid"] is None or process_alive(int(match["pid"])):
             continue
@@ -150,9 +156,16 @@ def muxer_options(path: Path) -> dict[str, str] | None:
 
 
 def belongs_to_recording(stem: str, base: str) -> bool:
-    """Whether a file named ``stem`` belongs to the recording ``base``: a segment (``base_<start>``) or the one
-    file of a recording that is not cut (``base``, ``base-<n>`` when a run found the name taken)."""
-    return stem == base or stem.startswith(f"{base}_") or re.fullmatch(rf"{re.escape(base)}-\d+", stem) is not None
+    """Whether a file named ``stem`` belongs to the recording ``base``: a segment (``base_<start>``, as
+    :func:`segment_path` names it, ``-<n>`` when taken) or the one file of a recording that is not cut
+    (``base``, ``base-<n>`` when a run found the name taken). Another name that merely starts with ``base``
+    (``base_hall``) is another output's, which a recovery of ``base`` must leave to that output's next run.
+
+    Examples:
+        >>> [belongs_to_recording(s, "door") for s in ("door", "door-2", "door_20261202-014000", "door_hall")]
+        [True, True, True, False]
+    """
+    return stem == base or re.fullmatch(rf"{re.escape(base)}(_\d{{8}}-\d{{6}})?(-\d+)?", stem) is not None
 
 
 def _free_name(path: Path, spare: Path | None = None) -> Path:

@@ -45,8 +45,9 @@ def test_top_level_options_are_defaults_and_a_camera_overrides_them(tmp_path: Pa
          "both write the file '/tmp/../tmp/a.mp4'"),
         ({"camera": [camera(outputs=["/tmp/a.mp4"]), camera("yard", outputs=["/tmp/a-1.mp4"])]},
          "both write the file '/tmp/a-1.mp4'"),  # door's second run writes a-1.mp4
-        ({"camera": [camera(outputs=["/tmp/a.mp4"], segment="10m"), camera("yard", outputs=["/tmp/a_x.mp4"])]},
-         "both write the file '/tmp/a_x.mp4'"),
+        ({"camera": [camera(outputs=["/tmp/a.mp4"], segment="10m"),
+                     camera("yard", outputs=["/tmp/a_20261202-014000.mp4"])]},
+         "both write the file '/tmp/a_20261202-014000.mp4'"),  # a name of one of door's segments
         ({"camera": [camera(outputs=["/tmp/a.mp4", "/tmp/a.mp4"])]},
          "camera 'door' writes the file '/tmp/a.mp4' twice"),
         ({"camera": [camera(outputs=["/no/such/folder/a.mp4"])]}, "the folder '/no/such/folder' does not exist"),

@@ -243,6 +243,28 @@ def test_a_killed_live_runs_recording_is_recovered_whole_by_the_next_run_to_its_
     assert set(levels) <= set(range(195, 206)), levels
 
 
+@pytest.mark.parametrize("other", ["cam_a", "cam-1"])
+def test_a_killed_recording_is_recovered_only_by_a_run_to_its_own_name(tmp_path: Path, other: str) -> None:
+    """cam_a.mkv (or cam-1.mkv) is another output than cam.mkv: recovered by cam.mkv's run, it would be
+    published under its own name, and the next run to that name would replace it."""
+    from camouflage_video.sinks import open_sink
+
+    kill_a_writer(tmp_path / f"{other}.mkv", "live-file")
+    file_info = SourceInfo(uri="in.mp4", kind="video", width=64, height=48, fps=Fraction(25), time_base=TB)
+    for name in ("cam.mkv", f"{other}.mkv"):
+        sink = open_sink(tmp_path / name, file_info)
+        write_pictures(sink, 10)
+        sink.close()
+        if name == "cam.mkv":
+            assert [p.name.split(".")[-2] for p in tmp_path.glob(".*")] == ["recording"]  # left to its own run
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cam.mkv", f"{other}-1.mkv", f"{other}.mkv"])
+    pictures = {}
+    for name in (f"{other}-1.mkv", f"{other}.mkv"):
+        with av.open(str(tmp_path / name)) as container:
+            pictures[name] = sum(1 for _ in container.decode(video=0))
+    assert pictures[f"{other}-1.mkv"] >= 40 and pictures[f"{other}.mkv"] == 10, pictures
+
+
 def test_a_dead_writers_partial_temporary_is_deleted_never_published(tmp_path: Path) -> None:
     """Only a recording's temporaries are recovered (their pictures were anonymized): the ``.partial`` one of
     any other writer (a file run, the sample command, which writes a real face) is deleted, even if it plays."""
@@ -250,7 +272,7 @@ def test_a_dead_writers_partial_temporary_is_deleted_never_published(tmp_path: P
 
     dead = 2**22 + 12345  # above the default pid_max: no such process
     playable = make_sample_video(tmp_path / "face.mkv", seconds=0.5, audio=None)
-    left = tmp_path / f".rec_face.{dead}-0123abcd.partial.mkv"
+    left = tmp_path / f".rec.{dead}-0123abcd.partial.mkv"  # a killed `sample -o rec.mkv`
     playable.rename(left)
     assert recover_stale_segments(tmp_path / "rec.mkv") == ([], [left])
     assert list(tmp_path.iterdir()) == []
