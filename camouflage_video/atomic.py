@@ -37,6 +37,35 @@ def replace(temporary: str | os.PathLike[str], final: str | os.PathLike[str]) ->
             os.close(fd)
 
 
+def place_new(temporary: str | os.PathLike[str], final: str | os.PathLike[str]) -> bool:
+    """Move a finished ``temporary`` file to ``final`` only if no file is there; whether it was moved.
+
+    Unlike a check followed by :func:`replace`, a file that appears at ``final`` in between (another process
+    choosing the same free name) is never replaced: the name is taken with a hard link, which fails when it
+    exists. On a file system without hard links the check and the rename are as close as they can be.
+    """
+    temporary, final = Path(temporary), Path(final)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, final)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here (FAT, some network shares)
+        if final.exists():
+            return False
+        os.replace(temporary, final)
+    else:
+        temporary.unlink()
+    with contextlib.suppress(OSError):
+        fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """A temporary path to write ``final`` under; renamed into place when the block ends, removed on error.

@@ -40,3 +40,12 @@ def test_temporary_names_are_hidden_and_never_shared():
     names = {atomic.temporary_name("/out/a.mp4", ".mp4") for _ in range(100)}
     assert len(names) == 100
     assert all(n.name.startswith(".a.mp4.") and n.suffix == ".mp4" for n in names)
+
+
+def test_placing_a_file_never_replaces_one_that_is_already_there(tmp_path):
+    first, second, final = tmp_path / ".a.partial", tmp_path / ".b.partial", tmp_path / "rec-1.mkv"
+    first.write_bytes(b"recovered by one process")
+    second.write_bytes(b"recovered by another at the same moment")
+    assert atomic.place_new(first, final) and not first.exists()
+    assert not atomic.place_new(second, final)  # the name was taken meanwhile: the second keeps its temporary
+    assert final.read_bytes() == b"recovered by one process" and second.exists()

@@ -35,10 +35,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from camouflage_video.atomic import place_new
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive, publish, temporary_path
+from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive, temporary_path
 from camouflage_video.sinks.video import EncoderOptions, VideoFileSink, container_format
 from camouflage_video.sources.base import SourceInfo
 
@@ -97,12 +98,15 @@ def recover_stale_segments(
             except OSError:
                 pass
             continue
-        final = _free_name(base.parent / f"{match['stem']}{base.suffix}", spare)
+        name = base.parent / f"{match['stem']}{base.suffix}"
         try:
             kind = container_format(base)
+            final = None
             if kind in _FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
-                publish(path, final)
-            elif not (kind in _CLUSTERED_FORMATS and _remux_readable(path, final)):
+                final = _place_free(path, name, spare)
+            elif kind in _CLUSTERED_FORMATS:
+                final = _remux_readable(path, name, spare)
+            if final is None:
                 path.unlink()
                 removed.append(path)
                 continue
@@ -113,17 +117,27 @@ def recover_stale_segments(
     return recovered, removed
 
 
-def _remux_readable(path: Path, final: Path) -> bool:
-    """Copy the packets of a killed writer's Matroska/WebM file that read back whole into ``final``, once the
-    copy is checked to play; the partial file is removed. Whether it was.
+def _place_free(temporary: Path, name: Path, spare: Path | None) -> Path:
+    """Publish ``temporary`` under the first free name of ``name``'s (``name``, ``<stem>-1``, ...), never over a
+    file, even one that another recovering process publishes at the same moment; the name it took."""
+    while True:
+        final = _free_name(name, spare)
+        if place_new(temporary, final):
+            return final
+
+
+def _remux_readable(path: Path, name: Path, spare: Path | None) -> Path | None:
+    """Copy the packets of a killed writer's Matroska/WebM file that read back whole, and publish the copy
+    under the first free name of ``name``'s once it is checked to play; the partial file is removed. The name
+    it took (``None``: nothing read back).
 
     Matroska has no index to cut after: its clusters are written as they complete, and the copy stops at the
     first packet that does not read back (the cluster the writer was killed in).
     """
-    copy = temporary_path(final, clean=False)  # the partial file is one of final's stale temporaries
+    copy = temporary_path(name, clean=False)  # the partial file is one of name's stale temporaries
     try:
         with av.open(str(path), metadata_errors="ignore") as source, \
-                av.open(str(copy), mode="w", format=container_format(final)) as target:
+                av.open(str(copy), mode="w", format=container_format(name)) as target:
             target.metadata.update(source.metadata)  # the segment's "starts ... s into the run"
             streams = {s.index: target.add_stream_from_template(s) for s in source.streams
                        if s.type in ("video", "audio")}
@@ -140,13 +154,13 @@ def _remux_readable(path: Path, final: Path) -> bool:
             except (av.FFmpegError, EOFError):
                 pass  # the torn end: what came before is kept
         if copied and _plays(copy):
-            publish(copy, final)
+            final = _place_free(copy, name, spare)
             path.unlink(missing_ok=True)
-            return True
+            return final
     except (av.FFmpegError, OSError, ValueError):
         pass
     copy.unlink(missing_ok=True)
-    return False
+    return None
 
 
 def muxer_options(path: Path) -> dict[str, str] | None:
