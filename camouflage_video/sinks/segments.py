@@ -98,14 +98,14 @@ def recover_stale_segments(
             except OSError:
                 pass
             continue
-        name = base.parent / f"{match['stem']}{base.suffix}"
+        own_name = base.parent / f"{match['stem']}{base.suffix}"  # the name its writer would have published
         try:
             kind = container_format(base)
             final = None
             if kind in _FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
-                final = _place_free(path, name, spare)
+                final = _place_free(path, own_name, spare)
             elif kind in _CLUSTERED_FORMATS:
-                final = _remux_readable(path, name, spare)
+                final = _remux_readable(path, own_name, spare)
             if final is None:
                 path.unlink()
                 removed.append(path)
