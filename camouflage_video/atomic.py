@@ -29,8 +29,13 @@ def replace(temporary: str | os.PathLike[str], final: str | os.PathLike[str]) ->
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
     os.replace(temporary, final)
+    _sync_folder(final.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a folder's new entries reach the disk (a rename is not durable until then)."""
     with contextlib.suppress(OSError):  # not every file system lets a folder be opened and synced
-        fd = os.open(final.parent, os.O_RDONLY)
+        fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
@@ -57,12 +62,7 @@ def place_new(temporary: str | os.PathLike[str], final: str | os.PathLike[str]) 
         os.replace(temporary, final)
     else:
         temporary.unlink()
-    with contextlib.suppress(OSError):
-        fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    _sync_folder(final.parent)
     return True
 
 

@@ -9,7 +9,7 @@ from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.sinks.base import Sink
 from camouflage_video.sinks.images import ImageFileSink, ImageFolderSink
-from camouflage_video.sinks.video import FORMATS, EncoderOptions, VideoFileSink
+from camouflage_video.sinks.video import FORMATS, EncoderOptions, VideoFileSink, recording_options
 from camouflage_video.sources.base import SourceInfo
 from camouflage_video.sources.images import IMAGE_EXTENSIONS
 
@@ -109,20 +109,16 @@ def open_sink(
     # A live run may be killed outright hours in (kill -9, power loss, out of memory): its recording is
     # written fragmented, as a service's segments are, and what a killed run left of it is published by the
     # next run to that name, live or not, beside the name that run writes (recording-1.mp4, ...), never under it.
-    from camouflage_video.sinks.segments import muxer_options, recover_stale_segments
+    from camouflage_video.sinks.segments import recover_stale_segments
 
-    options = muxer_options(path)
-    if options is not None:
+    if recording_options(path) is not None:
         recover_stale_segments(path, spare=path, family=False)
-    options = options if info.live else None
-    recording = options is not None
     if live_audio is not None:
         subscription = live_audio.subscribe()
         try:
-            return VideoFileSink(path, info, encoder=encoder, audio_from=subscription, options=options,
-                                 recording=recording)
+            return VideoFileSink(path, info, encoder=encoder, audio_from=subscription, recording=info.live)
         except BaseException:
             subscription.close()  # a sink that never was must not keep collecting audio
             raise
     audio_from = info.uri if audio and info.has_audio and info.kind == "video" else None
-    return VideoFileSink(path, info, encoder=encoder, audio_from=audio_from, options=options, recording=recording)
+    return VideoFileSink(path, info, encoder=encoder, audio_from=audio_from, recording=info.live)

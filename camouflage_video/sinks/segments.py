@@ -40,7 +40,13 @@ from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
 from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive, temporary_path
-from camouflage_video.sinks.video import EncoderOptions, VideoFileSink, container_format
+from camouflage_video.sinks.video import (
+    CLUSTERED_FORMATS,
+    FRAGMENTED_FORMATS,
+    EncoderOptions,
+    VideoFileSink,
+    container_format,
+)
 from camouflage_video.sources.base import SourceInfo
 
 #: Shortest segment accepted, in seconds.
@@ -49,15 +55,6 @@ MIN_SEGMENT = 1.0
 
 logger = logging.getLogger(__name__)
 
-#: Muxer options of a segment in an MP4-family container: fragmented, one fragment a second (and at each
-#: keyframe), each written out whole as soon as it is complete, so a killed writer leaves a playable prefix.
-FRAGMENTED = {"movflags": "+frag_keyframe+empty_moov+delay_moov+default_base_moof", "frag_duration": "1000000",
-              "flush_packets": "1"}
-_FRAGMENTED_FORMATS = ("mp4", "mov")
-#: Muxer options of a Matroska/WebM segment: a cluster a second, written out when complete (by default a
-#: cluster holds up to 5 s in memory, lost with a killed writer).
-CLUSTERED = {"cluster_time_limit": "1000", "flush_packets": "1"}
-_CLUSTERED_FORMATS = ("matroska", "webm")
 
 
 def recover_stale_segments(
@@ -102,9 +99,9 @@ def recover_stale_segments(
         try:
             kind = container_format(base)
             final = None
-            if kind in _FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
+            if kind in FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
                 final = _place_free(path, own_name, spare)
-            elif kind in _CLUSTERED_FORMATS:
+            elif kind in CLUSTERED_FORMATS:
                 final = _remux_readable(path, own_name, spare)
             if final is None:
                 path.unlink()
@@ -161,12 +158,6 @@ def _remux_readable(path: Path, name: Path, spare: Path | None) -> Path | None:
         pass
     copy.unlink(missing_ok=True)
     return None
-
-
-def muxer_options(path: Path) -> dict[str, str] | None:
-    """The muxer options that make ``path``'s container recoverable after a kill (``None``: it cannot be)."""
-    kind = container_format(path)
-    return FRAGMENTED if kind in _FRAGMENTED_FORMATS else CLUSTERED if kind in _CLUSTERED_FORMATS else None
 
 
 def belongs_to_recording(stem: str, base: str) -> bool:
@@ -320,8 +311,7 @@ class SegmentedVideoSink(Sink):
         path = _free_name(self.path if self.single else segment_path(self.path, self.wall_origin + at))
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
-            metadata={"comment": f"starts {at:.6f} s into the run"},
-            options=muxer_options(path), recording=muxer_options(path) is not None,
+            metadata={"comment": f"starts {at:.6f} s into the run"}, recording=True,
         )
         self._start = at
 

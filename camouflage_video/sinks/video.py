@@ -96,13 +96,31 @@ def container_format(path: Path) -> str:
         ) from None
 
 
+#: Muxer options of a recording in an MP4-family container: fragmented, one fragment a second (and at each
+#: keyframe), each written out whole as soon as it is complete, so a killed writer leaves a playable prefix.
+FRAGMENTED = {"movflags": "+frag_keyframe+empty_moov+delay_moov+default_base_moof", "frag_duration": "1000000",
+              "flush_packets": "1"}
+FRAGMENTED_FORMATS = ("mp4", "mov")
+#: Muxer options of a Matroska/WebM recording: a cluster a second, written out when complete (by default a
+#: cluster holds up to 5 s in memory, lost with a killed writer).
+CLUSTERED = {"cluster_time_limit": "1000", "flush_packets": "1"}
+CLUSTERED_FORMATS = ("matroska", "webm")
+
+
+def recording_options(path: Path) -> dict[str, str] | None:
+    """The muxer options that make ``path``'s container recoverable after a kill (``None``: it cannot be)."""
+    kind = container_format(path)
+    return FRAGMENTED if kind in FRAGMENTED_FORMATS else CLUSTERED if kind in CLUSTERED_FORMATS else None
+
+
 class VideoFileSink(Sink):
     """Encode anonymized frames into a video file next to the source's remuxed audio.
 
     Each frame keeps its source ``pts`` so frame count, timestamps, variable frame rate and duration
     match the input; the file is written under a hidden temporary name and renamed on ``close()``.
-    ``options`` are the muxer's (a segment's MP4 is written fragmented: ``sinks/segments.py``); ``recording``:
-    written with those to survive a kill, under a temporary name recovery knows (see ``temporary_path``).
+    ``recording``: written to survive a kill (fragmented, or a cluster a second: :func:`recording_options`),
+    under a temporary name recovery knows (see ``temporary_path`` and ``sinks/segments.py``); a container that
+    cannot be recovered (AVI) is written as any other file.
 
     Examples:
         >>> with VideoFileSource("in.mp4") as src, VideoFileSink("out.mp4", src.info) as sink:  # doctest: +SKIP
@@ -119,7 +137,6 @@ class VideoFileSink(Sink):
         audio_from: str | os.PathLike[str] | AudioSubscription | None = None,
         start: float = 0.0,
         metadata: dict[str, str] | None = None,
-        options: dict[str, str] | None = None,
         recording: bool = False,
     ) -> None:
         self.path = Path(path)
@@ -131,7 +148,8 @@ class VideoFileSink(Sink):
         self._closed = False
         self._last_pts: int | None = None
         self._last_time = 0.0
-        self._temporary = temporary_path(self.path, recording=recording)
+        options = recording_options(self.path) if recording else None
+        self._temporary = temporary_path(self.path, recording=options is not None)
         try:
             self._container = av.open(str(self._temporary), mode="w", format=self.format, options=options or {})
             self._container.metadata.update(metadata or {})
