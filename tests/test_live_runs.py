@@ -153,6 +153,18 @@ def test_nothing_behind_the_url_is_one_clear_line(kind: str, tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []  # no output, not even a temporary one
 
 
+def wait_for_frames(stats: Path, count: int, timeout: float = 40) -> int:
+    """Frames out of a live run so far, once its stats say ``count`` (or at ``timeout``)."""
+    deadline, frames = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and frames < count:
+        try:
+            frames = json.loads(stats.read_text())["frames_out"]
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    return frames
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_finalizes_the_recording_and_closes_the_restream(camera: RtspCamera, tmp_path: Path, sig: int):
     recording, received = tmp_path / "recording.mp4", tmp_path / "received.mkv"
@@ -163,11 +175,7 @@ def test_interrupt_finalizes_the_recording_and_closes_the_restream(camera: RtspC
         camera.url(), "-o", url, "-o", str(recording), "-q", "--stats", str(stats), "--stats-interval", "0.5"
     )
     try:
-        deadline = time.monotonic() + 25
-        while time.monotonic() < deadline:  # until a few frames went out
-            if stats.exists() and json.loads(stats.read_text())["frames_out"] >= 10:
-                break
-            time.sleep(0.2)
+        wait_for_frames(stats, 10, timeout=25)  # until a few frames went out
         code, err = finish(tool, sig)
         receiver_code = receiver.wait(timeout=15)
     finally:
@@ -180,18 +188,6 @@ def test_interrupt_finalizes_the_recording_and_closes_the_restream(camera: RtspC
     assert probe == f"h264,640,360,{frames_out}"  # playable: every frame decodes
     assert list(tmp_path.glob(".*")) == []  # no temporary left, of any kind
     assert len(read_frames(received)[0]) > 0
-
-
-def wait_for_frames(stats: Path, count: int, timeout: float = 40) -> int:
-    """Frames out of a live run so far, once its stats say ``count`` (or at ``timeout``)."""
-    deadline, frames = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline and frames < count:
-        try:
-            frames = json.loads(stats.read_text())["frames_out"]
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    return frames
 
 
 def test_the_recording_of_a_run_killed_outright_is_recovered_beside_the_next_ones(camera: RtspCamera, tmp_path):
