@@ -24,7 +24,7 @@ __all__ = ["build_parser", "config_from_args", "main"]
 logger = logging.getLogger("camouflage_video")
 
 #: The command modules, in the order the help lists them.
-COMMANDS = ("anonymize", "serve", "dataset", "review", "sample", "models", "train_light", "evaluate")
+COMMANDS = ("anonymize", "serve", "recover", "dataset", "review", "sample", "models", "train_light", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

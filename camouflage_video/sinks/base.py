@@ -156,13 +156,50 @@ def remove_stale_temporaries(final: Path) -> list[Path]:
             if match["pid"] is None:
                 if now - path.stat().st_mtime < _OLD_TEMPORARY_AGE:
                     continue
-            elif process_alive(int(match["pid"])):
+            elif writer_alive(int(match["pid"]), path):
                 continue
             path.unlink()
             removed.append(path)
         except OSError:
             continue
     return removed
+
+
+def writer_alive(pid: int, path: Path) -> bool:
+    """Whether the process that wrote ``path`` (its name carries the writer's id) may still be writing it: a
+    process with that id exists, and it started before the file was last written.
+
+    Process ids are handed out again after a reboot (and wrap around): without the second test, a killed run's
+    temporary whose id now belongs to another process (a daemon started at boot, a later run of ours) would be
+    taken for a file in progress and never recovered or removed.
+    """
+    if not process_alive(pid):
+        return False
+    started = _process_started(pid)
+    if started is None:
+        return True  # no way to tell (not Linux, or it ended just now): leave the file alone
+    try:
+        written = path.stat().st_mtime
+    except OSError:
+        return True
+    return started <= written + _START_SLACK
+
+
+#: Seconds a process's start time may lie after the file's last write and still be its writer: the boot time it
+#: is counted from is kept in whole seconds.
+_START_SLACK = 2.0
+
+
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (Linux ``/proc``); ``None`` where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rsplit(b")", 1)[1].split()  # after the command name, which may hold spaces
+        with open("/proc/stat", "rb") as file:
+            boot = next(int(line.split()[1]) for line in file if line.startswith(b"btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of proc(5): start time in ticks
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def process_alive(pid: int) -> bool:

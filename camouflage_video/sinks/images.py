@@ -13,7 +13,7 @@ import numpy as np
 
 from camouflage_video.errors import OutputError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import Sink, process_alive, publish, temporary_path
+from camouflage_video.sinks.base import Sink, publish, temporary_path, writer_alive
 
 _QUALITY = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95]}
 
@@ -144,5 +144,5 @@ def _remove_stale_staging(root: Path) -> None:
     """Staging folders of runs that were killed (kill -9) before they could move their images."""
     for entry in root.glob(f"{_STAGING}*"):
         pid = entry.name[len(_STAGING):].split("-", 1)[0]
-        if entry.is_dir() and pid.isdigit() and not process_alive(int(pid)):
+        if entry.is_dir() and pid.isdigit() and not writer_alive(int(pid), entry):
             shutil.rmtree(entry, ignore_errors=True)

@@ -39,13 +39,14 @@ from camouflage_video.atomic import place_new
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import _TEMPORARY, Sink, process_alive, temporary_path
+from camouflage_video.sinks.base import _TEMPORARY, Sink, temporary_path, writer_alive
 from camouflage_video.sinks.video import (
     CLUSTERED_FORMATS,
     FRAGMENTED_FORMATS,
     EncoderOptions,
     VideoFileSink,
     container_format,
+    recording_options,
 )
 from camouflage_video.sources.base import SourceInfo
 
@@ -85,9 +86,9 @@ def recover_stale_segments(
             continue
         if not (match["stem"] == base.stem or family and belongs_to_recording(match["stem"], base.stem)):
             continue
-        if match["pid"] is None or process_alive(int(match["pid"])):
-            continue
         path = base.parent / name
+        if match["pid"] is None or writer_alive(int(match["pid"]), path):
+            continue
         if match["kind"] != "recording":  # not a recording's (a recovery's own copy, a sample): never published
             try:
                 path.unlink()
@@ -112,6 +113,67 @@ def recover_stale_segments(
         except (OSError, ConfigError):
             continue
     return recovered, removed
+
+
+def recover_recordings(path: Path) -> tuple[list[Path], list[Path], list[tuple[Path, int]]]:
+    """What ``camouflage-video recover PATH`` does, without a run: publish what stopped processes left of the
+    recording ``path`` (its segments and numbered files too), or of every recording in the folder ``path``.
+    Returns ``(recovered, removed, in_progress)``: in_progress are the temporaries whose writer still runs
+    (with its process id), left alone.
+
+    Each is published as the next run to its name would publish it: a segment under its own name, the one
+    file of a recording beside it (``rec-1.mp4``), since a rerun of the same command writes ``rec.mp4``
+    again and would replace a recovery placed there. Never over any file.
+    """
+    check_recovery_path(path)
+    if path.is_dir():
+        folder, bases = path, sorted({_recording_base(match) for _, match in _temporaries(path)})
+    else:
+        folder, bases = path.parent, [path.name]
+    recovered, removed = [], []
+    for name in bases:
+        base = folder / name
+        more, gone = recover_stale_segments(base, spare=base)
+        recovered += more
+        removed += gone
+    in_progress = [
+        (temporary, int(match["pid"])) for temporary, match in _temporaries(folder)
+        if (path.is_dir() or belongs_to_recording(match["stem"], path.stem) and match["ext"] == path.suffix)
+        and writer_alive(int(match["pid"]), temporary)
+    ]
+    return recovered, removed, in_progress
+
+
+def check_recovery_path(path: Path) -> None:
+    """Refuse (:class:`ConfigError`) what :func:`recover_recordings` cannot take: a folder that is not there, a
+    file name that no recording has."""
+    if path.is_dir():
+        return
+    if not path.suffix:
+        raise ConfigError(f"{path}: no such folder")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path.parent}: no such folder")
+    try:
+        recoverable = recording_options(path) is not None
+    except ConfigError:
+        recoverable = False
+    if not recoverable:
+        raise ConfigError(f"{path}: not a recording's name; recordings are .mp4, .m4v, .mov, .mkv or .webm files")
+
+
+def _temporaries(folder: Path) -> list[tuple[Path, re.Match]]:
+    """The temporaries in ``folder`` that carry their writer's process id."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot list it ({exc.strerror or exc})") from exc
+    return [(folder / n, m) for n in names if (m := _TEMPORARY.match(n)) and m["pid"] is not None]
+
+
+def _recording_base(match: re.Match) -> str:
+    """The name of the recording a temporary belongs to: a segment's recording, or its own file's name."""
+    segment = re.fullmatch(r"(?P<base>.+)_\d{8}-\d{6}(-\d+)?", match["stem"])
+    return f"{segment['base'] if segment else match['stem']}{match['ext'] or ''}"
 
 
 def _place_free(temporary: Path, name: Path, spare: Path | None) -> Path:
@@ -156,6 +218,9 @@ def _remux_readable(path: Path, name: Path, spare: Path | None) -> Path | None:
             return final
     except (av.FFmpegError, OSError, ValueError):
         pass
+    except BaseException:  # Ctrl-C: the killed writer's file is kept whole for the next recovery
+        copy.unlink(missing_ok=True)
+        raise
     copy.unlink(missing_ok=True)
     return None
 
