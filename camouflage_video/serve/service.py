@@ -116,9 +116,7 @@ class CameraProcess:
             self.metrics.process_ended()
             # In a thread: a long segment takes a while to cut and check, and the other cameras' processes
             # are watched by this same loop. The next process starts only once it is done (see below).
-            self._recovery = threading.Thread(target=self.recover, name=f"camouflage-{self.camera.name}-recovery",
-                                              daemon=True)
-            self._recovery.start()
+            self._start_recovery()
             self.failures = 0 if now - self.started_at > _HEALTHY_RUN else self.failures + 1
             delay = self.backoff.delay(max(0, self.failures - 1))
             self.next_start = now + delay
@@ -139,20 +137,32 @@ class CameraProcess:
             self.proc.send_signal(signal.SIGTERM)
 
     def wait(self, deadline: float) -> None:
-        if self._recovery is not None:
-            self._recovery.join()  # an ended process's segments are published whole, never left half-cut
+        """Wait until ``deadline`` for the process to finish its recordings (then kill it), and for what an ended
+        process left to be published (at least ``_RECOVERY_GRACE`` seconds more: a killed segment is cut and
+        checked in seconds). A recovery still running then is given up: it only ever publishes a checked copy
+        or a file it cut at a fragment's end, so the next start, or ``camouflage-video recover``, does it
+        again from the start."""
         proc = self.proc
-        if proc is None:
-            return
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            logger.error("[%s] did not finish its recordings in time; killed", self.camera.name)
-            proc.kill()
-            proc.wait()
-        self.metrics.process_ended()
-        self.proc = None
-        self.recover()
+        if proc is not None:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.error("[%s] did not finish its recordings in time; killed", self.camera.name)
+                proc.kill()
+                proc.wait()
+            self.metrics.process_ended()
+            self.proc = None
+            self._start_recovery()
+        if self._recovery is not None:
+            self._recovery.join(timeout=max(_RECOVERY_GRACE, deadline - time.monotonic()))
+            if self._recovery.is_alive():
+                logger.error("[%s] was still publishing what its ended process wrote when the service stopped; "
+                             "the next start (or 'camouflage-video recover') publishes it", self.camera.name)
+
+    def _start_recovery(self) -> None:
+        self._recovery = threading.Thread(target=self.recover, name=f"camouflage-{self.camera.name}-recovery",
+                                          daemon=True)
+        self._recovery.start()
 
     def recover(self) -> None:
         """Publish what a process that was killed (or crashed) had written of its segments, before the next one
@@ -164,6 +174,10 @@ class CameraProcess:
                 except Exception:  # noqa: BLE001 - one output's failure must not stop the others' recovery
                     logger.exception("[%s] could not recover the segments of %s; they are left for the next "
                                      "start", self.camera.name, output)
+
+
+#: Seconds a stopping service gives a recovery in progress past its stop deadline.
+_RECOVERY_GRACE = 5.0
 
 
 def serve(

@@ -86,3 +86,25 @@ def test_a_recovery_that_fails_is_logged_and_the_camera_still_restarts(tmp_path,
     door.poll(time.monotonic() + 3600)
     assert len(door.started) == 1
     assert "could not recover the segments of" in caplog.text and "disk gone" in caplog.text
+
+
+def test_stopping_gives_up_a_recovery_that_outlasts_the_stop_deadline(tmp_path, monkeypatch, caplog):
+    """A recovery cut off leaves the killed writer's file whole under its temporary name (it only ever publishes
+    a checked copy, or a file it cut at a fragment's end), so the next start recovers it again."""
+    release = threading.Event()
+
+    def stuck_recovery(base: Path):
+        release.wait(60)
+        return [], []
+
+    monkeypatch.setattr(service, "recover_stale_segments", stuck_recovery)
+    monkeypatch.setattr(service, "_RECOVERY_GRACE", 0.5)
+    (door,) = ended_camera(tmp_path, monkeypatch, ["door"])
+    door.poll(time.monotonic())
+    began = time.monotonic()
+    try:
+        door.wait(time.monotonic() + 1.0)
+        assert time.monotonic() - began < 10 and door.recovering
+        assert "still publishing what its ended process wrote" in caplog.text
+    finally:
+        release.set()
