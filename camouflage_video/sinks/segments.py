@@ -87,8 +87,8 @@ def recover_stale_segments(
         if not (match["stem"] == base.stem or family and belongs_to_recording(match["stem"], base.stem)):
             continue
         path = base.parent / name
-        if match["pid"] is None or writer_alive(int(match["pid"]), path):
-            continue
+        if match["pid"] is None or path.is_symlink() or writer_alive(int(match["pid"]), path):
+            continue  # a link is not what a writer of ours makes: never cut, published or deleted through it
         if match["kind"] != "recording":  # not a recording's (a recovery's own copy, a sample): never published
             try:
                 path.unlink()

@@ -107,3 +107,18 @@ def test_recover_refuses_a_path_it_cannot_take_in_one_line(tmp_path: Path, capsy
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err, captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_recovery_never_cuts_publishes_or_deletes_through_a_link_named_like_a_recording(tmp_path: Path) -> None:
+    """Only a writer of ours makes these names, and never as links: one pointing at another file (someone
+    else's MP4) is left alone, and so is that file."""
+    kill_a_writer(tmp_path / "elsewhere.mp4", "live-file")
+    (victim,) = tmp_path.glob(".*")
+    victim = victim.rename(tmp_path / "victim.mp4")
+    with open(victim, "ab") as file:
+        file.write(b"\x00\x00\x00\x10mdat" + b"\x00" * 8)  # after its last fragment: a cut would drop it
+    size = victim.stat().st_size
+    link = tmp_path / f".rec.{2**22 + 12345}-0123abcd.recording.mp4"  # a dead writer's name
+    link.symlink_to(victim)
+    assert recover_stale_segments(tmp_path / "rec.mp4") == ([], [])
+    assert link.is_symlink() and victim.stat().st_size == size
