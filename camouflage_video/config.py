@@ -46,7 +46,8 @@ class AnonymizeConfig:
         shape: ``ellipse`` or ``box``.
         track: Track faces across video frames and hold boxes over missed detections.
         hold_frames: Frames a lost track keeps its predicted box obfuscated.
-        on_error: ``fallback`` pixelates a failing frame whole; ``fail`` stops and writes nothing.
+        on_error: ``fallback`` pixelates a failing frame whole; ``fail`` stops the run (a file's output is discarded; a
+            live recording keeps what was written before).
         audio: Carry the source's audio over.
         encoder: Video encoder settings.
         detector_model: Path to another CenterFace ONNX file.
@@ -101,7 +102,8 @@ class AnonymizeConfig:
     hold_frames: int = field(default=10, metadata=flag(
         "frames a lost face track stays obfuscated at its predicted place", group=DETECTION))
     on_error: OnError = field(default="fallback", metadata=flag(
-        "a frame that fails: pixelate it whole (fallback) or stop with nothing written (fail)", group=RUN))
+        "a frame that fails: pixelate it whole (fallback) or stop (fail: a file's output is discarded, a live "
+        "recording keeps the frames written before)", group=RUN))
     audio: bool = field(default=True, metadata=flag("carry the audio over (--no-audio drops it)", group=OUTPUT))
     encoder: EncoderOptions = field(default_factory=EncoderOptions)
     detector_model: str | None = field(default=None, metadata=flag(

@@ -116,9 +116,11 @@ def open_sink(
     if live_audio is not None:
         subscription = live_audio.subscribe()
         try:
-            return VideoFileSink(path, info, encoder=encoder, audio_from=subscription, recording=info.live)
+            return VideoFileSink(path, info, encoder=encoder, audio_from=subscription, recording=info.live,
+                                 salvage=info.live)
         except BaseException:
             subscription.close()  # a sink that never was must not keep collecting audio
             raise
     audio_from = info.uri if audio and info.has_audio and info.kind == "video" else None
-    return VideoFileSink(path, info, encoder=encoder, audio_from=audio_from, recording=info.live)
+    # A live feed's anonymized minutes cannot be made again: a run that fails keeps them (salvage).
+    return VideoFileSink(path, info, encoder=encoder, audio_from=audio_from, recording=info.live, salvage=info.live)

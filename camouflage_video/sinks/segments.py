@@ -98,21 +98,36 @@ def recover_stale_segments(
             continue
         own_name = base.parent / f"{match['stem']}{base.suffix}"  # the name its writer would have published
         try:
-            kind = container_format(base)
-            final = None
-            if kind in FRAGMENTED_FORMATS and _cut_to_fragments(path) and _plays(path):
-                final = _place_free(path, own_name, spare)
-            elif kind in CLUSTERED_FORMATS:
-                final = _remux_readable(path, own_name, spare)
-            if final is None:
-                path.unlink()
-                removed.append(path)
-                continue
-            logger.warning("%s: recovered what a stopped process was writing", final)
-            recovered.append(final)
+            final = salvage_recording(path, own_name, spare)
         except (OSError, ConfigError):
             continue
+        if final is None:
+            removed.append(path)
+            continue
+        logger.warning("%s: recovered what a stopped process was writing", final)
+        recovered.append(final)
     return recovered, removed
+
+
+def salvage_recording(temporary: Path, name: Path, spare: Path | None = None) -> Path | None:
+    """Publish what of a recording's ``temporary`` reads back whole (an MP4/MOV cut after its last complete
+    fragment, the packets of a Matroska/WebM file up to the first torn one), once it is checked to play, under
+    the first free name of ``name``'s (``name``, ``<stem>-1``, ...; never ``spare``, never over a file). The
+    name it took; ``None``: nothing read back, and the temporary is deleted.
+
+    For a writer that was killed, and for one whose writing failed (a full disk, an encoder error): either
+    way the file's state is unknown, and only what reads back and plays is kept. Its pictures were anonymized
+    before they were encoded: a recording's writer never gets any other.
+    """
+    kind = container_format(name)
+    final = None
+    if kind in FRAGMENTED_FORMATS and _cut_to_fragments(temporary) and _plays(temporary):
+        final = _place_free(temporary, name, spare)
+    elif kind in CLUSTERED_FORMATS:
+        final = _remux_readable(temporary, name, spare)
+    if final is None:
+        temporary.unlink(missing_ok=True)
+    return final
 
 
 def recover_recordings(path: Path) -> tuple[list[Path], list[Path], list[tuple[Path, int]]]:
@@ -310,8 +325,9 @@ class SegmentedVideoSink(Sink):
         live_audio: The live source's audio track, carried into every segment.
         wall_origin: Wall-clock time (``time.time()``) of the run's time 0, for the names.
         salvage: ``abort()`` finalizes the segment being written instead of discarding it (a service's
-            recording: a failed feed or output must not lose the anonymized minutes already written); one
-            whose own writing failed is discarded all the same.
+            recording: a failed feed or output must not lose the anonymized minutes already written); of one
+            whose own writing failed, what reads back and plays is kept, as after a kill
+            (:func:`salvage_recording`).
 
     Examples:
         >>> sink = SegmentedVideoSink("rec/door.mp4", src.info, seconds=600)  # doctest: +SKIP
@@ -376,7 +392,7 @@ class SegmentedVideoSink(Sink):
         path = _free_name(self.path if self.single else segment_path(self.path, self.wall_origin + at))
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
-            metadata={"comment": f"starts {at:.6f} s into the run"}, recording=True,
+            metadata={"comment": f"starts {at:.6f} s into the run"}, recording=True, salvage=self.salvage,
         )
         self._start = at
 
@@ -400,21 +416,21 @@ class SegmentedVideoSink(Sink):
                 self._audio.close()
 
     def abort(self) -> None:
-        """Discard the segment being written (finalize it with ``salvage``); finished segments stay (they are
-        whole)."""
+        """Discard the segment being written (finalize it with ``salvage``, or keep what of it plays if its own
+        writing failed); finished segments stay (they are whole)."""
         if self._closed:
             return
         if self.salvage and not self._broken and self._current is not None:
             try:
                 self.close(interrupted=True)
                 return
-            except Exception:  # noqa: BLE001 - it could not be finalized: discarded (never published half-written)
+            except Exception:  # noqa: BLE001 - it could not be finalized: only what of it plays was kept
                 logger.warning("%s: the segment being written could not be finalized", self.path, exc_info=True)
                 return
         self._closed = True
         current, self._current = self._current, None
         if current is not None:
-            current.abort()
+            current.abort()  # with salvage, a segment whose writing failed keeps what of it plays
         if self._audio is not None:
             self._audio.close()
 

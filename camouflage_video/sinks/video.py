@@ -120,7 +120,10 @@ class VideoFileSink(Sink):
     match the input; the file is written under a hidden temporary name and renamed on ``close()``.
     ``recording``: written to survive a kill (fragmented, or a cluster a second: :func:`recording_options`),
     under a temporary name recovery knows (see ``temporary_path`` and ``sinks/segments.py``); a container that
-    cannot be recovered (AVI) is written as any other file.
+    cannot be recovered (AVI) is written as any other file. A recording whose writing or finalizing fails keeps
+    what of it reads back and plays (``segments.salvage_recording``), never the file as it is.
+    ``salvage``: ``abort()`` (what a run that failed elsewhere does) finalizes what was written instead of
+    discarding it: a live feed's anonymized minutes cannot be made again, as a file's output can.
 
     Examples:
         >>> with VideoFileSource("in.mp4") as src, VideoFileSink("out.mp4", src.info) as sink:  # doctest: +SKIP
@@ -138,6 +141,7 @@ class VideoFileSink(Sink):
         start: float = 0.0,
         metadata: dict[str, str] | None = None,
         recording: bool = False,
+        salvage: bool = False,
     ) -> None:
         self.path = Path(path)
         self.info = info
@@ -149,7 +153,8 @@ class VideoFileSink(Sink):
         self._last_pts: int | None = None
         self._last_time = 0.0
         options = recording_options(self.path) if recording else None
-        self._temporary = temporary_path(self.path, recording=options is not None)
+        self.recording, self.salvage, self._broken = options is not None, salvage, False
+        self._temporary = temporary_path(self.path, recording=self.recording)
         try:
             self._container = av.open(str(self._temporary), mode="w", format=self.format, options=options or {})
             self._container.metadata.update(metadata or {})
@@ -221,6 +226,13 @@ class VideoFileSink(Sink):
         return stream
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
+        try:
+            self._write(frame, image)
+        except BaseException:
+            self._broken = True  # the file's state is unknown: never finalized as it is
+            raise
+
+    def _write(self, frame: Frame, image: np.ndarray) -> None:
         pts = frame.pts
         if pts is None or frame.time_base is None:
             pts = frame.index
@@ -271,7 +283,7 @@ class VideoFileSink(Sink):
                 self._audio.finish(self._last_time if interrupted else None)
             self._container.close()
         except BaseException:
-            self._discard()
+            self._discard(salvage=self.recording)
             raise
         publish(self._temporary, self.path)
 
@@ -286,20 +298,39 @@ class VideoFileSink(Sink):
         return packets
 
     def abort(self) -> None:
+        """Discard the file; with ``salvage``, finalize what was written instead (what of it plays, if its
+        writing failed)."""
         if self._closed:
             return
+        if self.salvage and self.frames_written and not self._broken:
+            try:
+                self.close(interrupted=True)
+            except Exception:  # noqa: BLE001 - close kept what of the file plays; the run's own failure is raised
+                logger.warning("%s: could not be finalized", self.path, exc_info=True)
+            return
         self._closed = True
-        self._discard()
+        self._discard(salvage=self.salvage and self.frames_written > 0)
 
-    def _discard(self) -> None:
+    def _discard(self, *, salvage: bool = False) -> None:
         container = getattr(self, "_container", None)
         if container is not None:
             try:
                 container.close()
-            except Exception:  # noqa: BLE001 - the file is being thrown away; its state does not matter
+            except Exception:  # noqa: BLE001 - what it wrote is checked below, or thrown away
                 logger.debug("closing a discarded output failed", exc_info=True)
         if getattr(self, "_audio", None) is not None:
             self._audio.close()
+        if salvage and self.recording:
+            from camouflage_video.sinks.segments import salvage_recording  # segments builds on this module
+
+            try:
+                final = salvage_recording(self._temporary, self.path)
+            except Exception:  # noqa: BLE001 - then it is deleted: nothing unchecked is published
+                logger.warning("%s: what was written could not be checked; deleted", self.path, exc_info=True)
+            else:
+                if final is not None:
+                    logger.warning("%s: its writing failed; what was written up to then is kept as %s",
+                                   self.path, final)
         self._temporary.unlink(missing_ok=True)
 
     def describe(self) -> dict:

@@ -119,9 +119,13 @@ def test_a_failed_run_finalizes_the_segment_being_written_only_with_salvage(tmp_
     assert len(pictures) == 30 and pictures[0] == 0.0
 
 
-def test_a_segment_whose_own_writing_failed_is_not_finalized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("before", [10, 90])
+def test_a_segment_whose_own_writing_failed_keeps_only_what_of_it_plays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                         before: int) -> None:
+    """The file's state is unknown, as after a kill: it is never finalized as it is, and what reads back and
+    plays (its complete one-second fragments) is kept; 10 pictures fill none."""
     sink = SegmentedVideoSink(tmp_path / "door.mp4", INFO, seconds=600, salvage=True)
-    write_pictures(sink, 10)
+    write_pictures(sink, before)
 
     def disk_full(packets: object) -> None:
         raise OutputError("door.mp4: writing failed (No space left on device)")
@@ -130,8 +134,17 @@ def test_a_segment_whose_own_writing_failed_is_not_finalized(tmp_path: Path, mon
     with pytest.raises(OutputError):
         write_pictures(sink, 1)
     monkeypatch.undo()
-    sink.abort()  # the file's state is unknown: it is discarded, never published
-    assert list(tmp_path.iterdir()) == []
+    sink.abort()
+    assert not list(tmp_path.glob(".*")), "a temporary was left behind"
+    published = list(tmp_path.iterdir())
+    if before == 10:
+        assert published == []
+        return
+    (segment,) = published
+    _, pictures, _ = probe(segment)
+    assert 50 <= len(pictures) <= before and pictures[0] == 0.0
+    with av.open(str(segment)) as container:
+        assert {int(f.to_ndarray(format="rgb24").mean()) for f in container.decode(video=0)} <= {119, 120, 121}
 
 
 KILLED_WRITER = """

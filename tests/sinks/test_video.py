@@ -227,3 +227,74 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next_run_to_that_output(
     copy_through(src, tmp_path / "out.mp4")
     assert not left.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.glob(".*partial*")) == [other.name]
+
+
+# -- a live run's recording when the run fails ------------------------------------------------------------------
+
+def _live_info(live: bool):
+    from camouflage_video.sources.base import SourceInfo
+
+    return SourceInfo(uri="rtsp://cam/s" if live else "in.mp4", kind="stream" if live else "video", width=64,
+                      height=48, fps=Fraction(25), time_base=Fraction(1, 90000), live=live)
+
+
+def _write_levels(sink, count: int, level: int = 120) -> None:
+    from camouflage_video.frame import Frame
+
+    for index in range(count):
+        image = np.full((48, 64, 3), level, np.uint8)
+        sink.write(Frame(image, index=index, pts=index * 3600, time_base=Fraction(1, 90000)), image)
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_failed_run_keeps_a_live_recording_and_discards_a_files_output(tmp_path, live) -> None:
+    """A file's output can be made again (and half of one passed off as whole is worse than none); a live
+    feed's anonymized minutes cannot: the runner's abort() finalizes them."""
+    sink = open_sink(tmp_path / "rec.mp4", _live_info(live))
+    _write_levels(sink, 40)
+    sink.abort()  # what the runner does when anything else in the run failed
+    if not live:
+        assert list(tmp_path.iterdir()) == []
+        return
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.mp4"]
+    frames, _, _ = read_frames(tmp_path / "rec.mp4")
+    assert len(frames) == 40 and {int(f.mean()) for f in frames} <= {119, 120, 121}
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_live_recording_whose_finalizing_fails_keeps_what_of_it_plays(tmp_path, monkeypatch, suffix) -> None:
+    sink = open_sink(tmp_path / f"rec{suffix}", _live_info(True))
+    _write_levels(sink, 90)
+
+    def encoder_failed(self, packets, end):  # noqa: ANN001
+        raise OutputError(f"rec{suffix}: writing failed (Input/output error)")
+
+    monkeypatch.setattr(VideoFileSink, "_last_lasting", encoder_failed)
+    with pytest.raises(OutputError):
+        sink.close()
+    assert [p.name for p in tmp_path.iterdir()] == [f"rec{suffix}"]  # no temporary left
+    frames, _, _ = read_frames(tmp_path / f"rec{suffix}")
+    assert 25 <= len(frames) <= 90 and {int(f.mean()) for f in frames} <= {119, 120, 121}
+
+
+def test_a_live_run_that_fails_keeps_its_recording_and_still_fails(tmp_path) -> None:
+    from camouflage_video.pipelines.classic import ClassicObfuscator
+    from camouflage_video.runner import Runner
+    from tests.fakes import MemorySink, MemorySource
+
+    class BrokenRestream(MemorySink):
+        remote = True
+
+        def write(self, frame, image):  # noqa: ANN001
+            if frame.index == 60:
+                raise OutputError("rtmp://server/live/***: the server went away")
+            super().write(frame, image)
+
+    source = MemorySource([np.full((48, 64, 3), 120, np.uint8)] * 100)
+    source.info = _live_info(True)
+    recording = open_sink(tmp_path / "rec.mp4", source.info)
+    with pytest.raises(OutputError, match="went away"):
+        Runner(source, [recording, BrokenRestream()], [], ClassicObfuscator("blur"), progress=False).run()
+    frames, _, _ = read_frames(tmp_path / "rec.mp4")
+    assert len(frames) in (60, 61)  # up to the picture the restream failed on (written to the file first or not)
+
