@@ -323,16 +323,17 @@ def test_a_second_ctrl_c_soon_after_the_first_keeps_the_output(tmp_path, gap):
         [sys.executable, "-m", "camouflage_video", "anonymize", "-q", str(clip), "-o", str(out)],
         stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": str(REPO)},
     )
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".o.*")) and time.monotonic() < deadline:
+    # Once encoded frames reach the file: a second after it appears, a loaded machine had written none, and a
+    # run interrupted before its first frame rightly leaves no output.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sum(p.stat().st_size for p in tmp_path.glob(".o.*")) < 32_000:
         time.sleep(0.05)
-    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     time.sleep(gap)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "what was processed has been saved" in stderr, stderr
     assert len(read_frames(out)[0]) > 0
     assert not list(tmp_path.glob(".*partial*"))
 
