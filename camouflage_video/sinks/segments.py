@@ -28,21 +28,17 @@ import logging
 import math
 import os
 import re
-import struct
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
-from camouflage_video.atomic import place_new
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import _TEMPORARY, Sink, temporary_path, writer_alive
+from camouflage_video.sinks.base import _TEMPORARY, Sink, writer_alive
+from camouflage_video.sinks.salvage import free_name, salvage_recording
 from camouflage_video.sinks.video import (
-    CLUSTERED_FORMATS,
-    FRAGMENTED_FORMATS,
     EncoderOptions,
     VideoFileSink,
     container_format,
@@ -98,7 +94,7 @@ def recover_stale_segments(
             continue
         own_name = base.parent / f"{match['stem']}{base.suffix}"  # the name its writer would have published
         try:
-            final = salvage_recording(path, own_name, spare)
+            final = salvage_recording(path, own_name, container_format(base), spare)
         except (OSError, ConfigError):
             continue
         if final is None:
@@ -109,25 +105,6 @@ def recover_stale_segments(
     return recovered, removed
 
 
-def salvage_recording(temporary: Path, name: Path, spare: Path | None = None) -> Path | None:
-    """Publish what of a recording's ``temporary`` reads back whole (an MP4/MOV cut after its last complete
-    fragment, the packets of a Matroska/WebM file up to the first torn one), once it is checked to play, under
-    the first free name of ``name``'s (``name``, ``<stem>-1``, ...; never ``spare``, never over a file). The
-    name it took; ``None``: nothing read back, and the temporary is deleted.
-
-    For a writer that was killed, and for one whose writing failed (a full disk, an encoder error): either
-    way the file's state is unknown, and only what reads back and plays is kept. Its pictures were anonymized
-    before they were encoded: a recording's writer never gets any other.
-    """
-    kind = container_format(name)
-    final = None
-    if kind in FRAGMENTED_FORMATS and _cut_to_fragments(temporary) and _plays(temporary):
-        final = _place_free(temporary, name, spare)
-    elif kind in CLUSTERED_FORMATS:
-        final = _remux_readable(temporary, name, spare)
-    if final is None:
-        temporary.unlink(missing_ok=True)
-    return final
 
 
 def recover_recordings(path: Path) -> tuple[list[Path], list[Path], list[tuple[Path, int]]]:
@@ -191,53 +168,8 @@ def _recording_base(match: re.Match) -> str:
     return f"{segment['base'] if segment else match['stem']}{match['ext'] or ''}"
 
 
-def _place_free(temporary: Path, name: Path, spare: Path | None) -> Path:
-    """Publish ``temporary`` under the first free name of ``name``'s (``name``, ``<stem>-1``, ...), never over a
-    file, even one that another recovering process publishes at the same moment; the name it took."""
-    while True:
-        final = _free_name(name, spare)
-        if place_new(temporary, final):
-            return final
 
 
-def _remux_readable(path: Path, name: Path, spare: Path | None) -> Path | None:
-    """Copy the packets of a killed writer's Matroska/WebM file that read back whole, and publish the copy
-    under the first free name of ``name``'s once it is checked to play; the partial file is removed. The name
-    it took (``None``: nothing read back).
-
-    Matroska has no index to cut after: its clusters are written as they complete, and the copy stops at the
-    first packet that does not read back (the cluster the writer was killed in).
-    """
-    copy = temporary_path(name, clean=False)  # the partial file is one of name's stale temporaries
-    try:
-        with av.open(str(path), metadata_errors="ignore") as source, \
-                av.open(str(copy), mode="w", format=container_format(name)) as target:
-            target.metadata.update(source.metadata)  # the segment's "starts ... s into the run"
-            streams = {s.index: target.add_stream_from_template(s) for s in source.streams
-                       if s.type in ("video", "audio")}
-            copied = 0
-            try:
-                for packet in source.demux(*[s for s in source.streams if s.index in streams]):
-                    if packet.is_corrupt:
-                        break
-                    if packet.size == 0:
-                        continue  # a demuxer's end-of-stream marker (pictures before a B-frame have no dts)
-                    packet.stream = streams[packet.stream.index]
-                    target.mux(packet)
-                    copied += 1
-            except (av.FFmpegError, EOFError):
-                pass  # the torn end: what came before is kept
-        if copied and _plays(copy):
-            final = _place_free(copy, name, spare)
-            path.unlink(missing_ok=True)
-            return final
-    except (av.FFmpegError, OSError, ValueError):
-        pass
-    except BaseException:  # Ctrl-C: the killed writer's file is kept whole for the next recovery
-        copy.unlink(missing_ok=True)
-        raise
-    copy.unlink(missing_ok=True)
-    return None
 
 
 def belongs_to_recording(stem: str, base: str) -> bool:
@@ -253,58 +185,10 @@ def belongs_to_recording(stem: str, base: str) -> bool:
     return stem == base or re.fullmatch(rf"{re.escape(base)}(_\d{{8}}-\d{{6}})?(-\d+)?", stem) is not None
 
 
-def _free_name(path: Path, spare: Path | None = None) -> Path:
-    n, candidate = 1, path
-    while candidate.exists() or candidate == spare:
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-        n += 1
-    return candidate
 
 
-def _cut_to_fragments(path: Path) -> bool:
-    """Cut a fragmented MP4 after its last complete ``moof`` + ``mdat`` pair; whether one is there.
-
-    The file must start with ``ftyp`` and ``moov``; a box that runs past the end of the file (the write the
-    process was killed in) or that is not whole (a zero or short size) ends the readable part.
-    """
-    boxes, end, size = [], 0, path.stat().st_size
-    with open(path, "rb") as file:
-        while end + 8 <= size:
-            file.seek(end)
-            length, kind = struct.unpack(">I4s", file.read(8))
-            if length == 1 and end + 16 <= size:  # 64-bit size
-                (length,) = struct.unpack(">Q", file.read(8))
-            if length < 8 or end + length > size:
-                break
-            boxes.append((kind, end + length))
-            end += length
-    kinds = [kind for kind, _ in boxes]
-    if kinds[:2] != [b"ftyp", b"moov"]:
-        return False
-    complete = [i for i in range(2, len(boxes) - 1) if kinds[i] == b"moof" and kinds[i + 1] == b"mdat"]
-    if not complete:
-        return False
-    cut = boxes[complete[-1] + 1][1]
-    if cut < size:
-        os.truncate(path, cut)
-    return True
 
 
-def _plays(path: Path) -> bool:
-    """Whether every packet of the file reads back whole and its pictures decode (the first one at least)."""
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            if not container.streams.video:
-                return False
-            video, pictures = container.streams.video[0], 0
-            for packet in container.demux():
-                if packet.is_corrupt:
-                    return False
-                if packet.stream is video and not pictures:
-                    pictures += len(packet.decode())  # the decoder's flush packet at the end included
-            return pictures > 0
-    except (av.FFmpegError, OSError, ValueError):
-        return False
 
 
 def segment_path(base: Path, wall: float) -> Path:
@@ -327,7 +211,7 @@ class SegmentedVideoSink(Sink):
         salvage: ``abort()`` finalizes the segment being written instead of discarding it (a service's
             recording: a failed feed or output must not lose the anonymized minutes already written); of one
             whose own writing failed, what reads back and plays is kept, as after a kill
-            (:func:`salvage_recording`).
+            (``salvage.salvage_recording``).
 
     Examples:
         >>> sink = SegmentedVideoSink("rec/door.mp4", src.info, seconds=600)  # doctest: +SKIP
@@ -389,7 +273,7 @@ class SegmentedVideoSink(Sink):
     def _open(self, at: float) -> None:
         # A name taken (two starts within one second, an earlier run's file) gets -1, -2, ...: finished
         # segments are published, so they are taken too.
-        path = _free_name(self.path if self.single else segment_path(self.path, self.wall_origin + at))
+        path = free_name(self.path if self.single else segment_path(self.path, self.wall_origin + at))
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
             metadata={"comment": f"starts {at:.6f} s into the run"}, recording=True, salvage=self.salvage,

@@ -22,6 +22,7 @@ from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.frame import Frame
 from camouflage_video.options import flag
 from camouflage_video.sinks.base import Sink, encoder_frame, publish, tag_colors, temporary_path
+from camouflage_video.sinks.salvage import CLUSTERED_FORMATS, FRAGMENTED_FORMATS, salvage_recording
 from camouflage_video.sources.base import SourceInfo, fit_picture
 
 logger = logging.getLogger(__name__)
@@ -100,11 +101,9 @@ def container_format(path: Path) -> str:
 #: keyframe), each written out whole as soon as it is complete, so a killed writer leaves a playable prefix.
 FRAGMENTED = {"movflags": "+frag_keyframe+empty_moov+delay_moov+default_base_moof", "frag_duration": "1000000",
               "flush_packets": "1"}
-FRAGMENTED_FORMATS = ("mp4", "mov")
 #: Muxer options of a Matroska/WebM recording: a cluster a second, written out when complete (by default a
 #: cluster holds up to 5 s in memory, lost with a killed writer).
 CLUSTERED = {"cluster_time_limit": "1000", "flush_packets": "1"}
-CLUSTERED_FORMATS = ("matroska", "webm")
 
 
 def recording_options(path: Path) -> dict[str, str] | None:
@@ -121,7 +120,7 @@ class VideoFileSink(Sink):
     ``recording``: written to survive a kill (fragmented, or a cluster a second: :func:`recording_options`),
     under a temporary name recovery knows (see ``temporary_path`` and ``sinks/segments.py``); a container that
     cannot be recovered (AVI) is written as any other file. A recording whose writing or finalizing fails keeps
-    what of it reads back and plays (``segments.salvage_recording``), never the file as it is.
+    what of it reads back and plays (``salvage.salvage_recording``), never the file as it is.
     ``salvage``: ``abort()`` (what a run that failed elsewhere does) finalizes what was written instead of
     discarding it: a live feed's anonymized minutes cannot be made again, as a file's output can.
 
@@ -321,10 +320,8 @@ class VideoFileSink(Sink):
         if getattr(self, "_audio", None) is not None:
             self._audio.close()
         if salvage and self.recording:
-            from camouflage_video.sinks.segments import salvage_recording  # segments builds on this module
-
             try:
-                final = salvage_recording(self._temporary, self.path)
+                final = salvage_recording(self._temporary, self.path, self.format)
             except Exception:  # noqa: BLE001 - then it is deleted: nothing unchecked is published
                 logger.warning("%s: what was written could not be checked; deleted", self.path, exc_info=True)
             else:
