@@ -17,8 +17,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "its recording under a hidden temporary name. The next run to that name publishes it; this "
                     "does the same without a run. Each recording is cut after its last complete second, checked "
                     "to play and published beside its name (rec-1.mp4, ...) or, for a segment, under its own "
-                    "name; never over a file. Temporaries that cannot be played are deleted, and those whose "
-                    "process still runs are left alone. The published files are printed, one per line.",
+                    "name; never over a file. A stopped recording that does not play is deleted; one its writer "
+                    "still holds is left alone, and one that cannot be read or published is left as it is (exit "
+                    "1). The published files are printed, one per line.",
     )
     p.add_argument("path", nargs="+", metavar="PATH",
                    help="a recording's file name (rec.mp4, recordings/door.mp4: its segments too) or a folder "
@@ -34,22 +35,31 @@ def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.path]
     for path in paths:  # every name checked before anything is published
         check_recovery_path(path)
+    published, failed = 0, 0
     for path in paths:
         try:
-            recovered, removed, in_progress = recover_recordings(path)
+            report = recover_recordings(path)
         except KeyboardInterrupt:
             # What was published stays; the recording being copied is still under its temporary name, whole.
-            raise Finalized from None
-        for published in recovered:
-            print(published)
+            if published:
+                raise Finalized from None
+            raise
+        for name in report.recovered:
+            print(name, flush=True)
+        published += len(report.recovered)
+        failed += len(report.failed)  # each logged with its reason
         if args.quiet:
             continue
-        for temporary, pid in in_progress:
-            print(f"camouflage-video: {temporary.name}: still being written by process {pid}; left alone",
+        for temporary, pid in report.in_progress:
+            print(f"camouflage-video: {temporary.name}: still being written (process {pid}); left alone",
                   file=sys.stderr)
-        if removed:
-            print(f"camouflage-video: {path}: deleted {len(removed)} temporary file(s) that could not be played "
-                  "or were not recordings", file=sys.stderr)
-        if not recovered:
+        if report.removed:
+            print(f"camouflage-video: {path}: deleted {len(report.removed)} temporary file(s) of a stopped "
+                  "recording that did not play", file=sys.stderr)
+        if not report.recovered and not report.failed:
             print(f"camouflage-video: {path}: nothing to recover", file=sys.stderr)
+    if failed:
+        print(f"camouflage-video: error: {failed} recording(s) could not be recovered; they are left as they are",
+              file=sys.stderr)
+        return 1
     return 0

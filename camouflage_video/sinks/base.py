@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 import time
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def temporary_path(final: Path, *, clean: bool = True, recording: bool = False) 
 #: A temporary name: ``.<stem>.<pid>-<hex>.partial<ext>`` (``.recording<ext>``: see ``temporary_path``); versions
 #: before 0.2 wrote ``.<stem>.<hex>.partial<ext>``.
 _TEMPORARY = re.compile(
-    r"\.(?P<stem>.*)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.(?P<kind>partial|recording)(?P<ext>\.[^.]*)?$")
+    r"\.(?P<stem>.*)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.(?P<kind>partial|recording)(?P<ext>\.[^.]*)?\Z", re.DOTALL)
 _OLD_TEMPORARY_AGE = 600.0  # seconds: an unnamed run's temporary this old is not being written any more
 
 
@@ -158,11 +159,68 @@ def remove_stale_temporaries(final: Path) -> list[Path]:
                     continue
             elif writer_alive(int(match["pid"]), path):
                 continue
-            path.unlink()
+            held = claim(path)
+            if held is None:
+                continue  # its writer holds it (from another process id namespace), or it is not a file
+            try:
+                path.unlink()
+            finally:
+                os.close(held)
             removed.append(path)
         except OSError:
             continue
     return removed
+
+
+def claim(path: Path) -> int | None:
+    """Take a temporary file for its writer or for its recovery: an open descriptor holding an exclusive lock
+    on it (closing it lets go), or ``None`` where it must be left alone: another process holds it (its writer,
+    whatever process id namespace or machine that is in, or another recovery), or it is not a regular file of
+    its own (a link, a pipe: never followed, never opened for writing) or no longer under that name.
+
+    Where the file system has no locks, the descriptor is returned unlocked (the writer's process id is then
+    all that tells; see :func:`writer_alive`). Raises ``PermissionError`` where the file cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise
+    except OSError:  # a link (ELOOP), a socket
+        return None
+    try:
+        held = os.fstat(fd)
+        if not stat.S_ISREG(held.st_mode) or not _lock(fd):
+            raise _LeftAlone
+        named = os.stat(path, follow_symlinks=False)
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            raise _LeftAlone  # recovered and removed (or replaced) while this waited for it
+    except (_LeftAlone, FileNotFoundError):
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class _LeftAlone(Exception):
+    pass
+
+
+def _lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without locks (ENOLCK, EOPNOTSUPP)
+        return True
+    return True
 
 
 def writer_alive(pid: int, path: Path) -> bool:

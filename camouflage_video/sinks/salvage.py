@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 
 from camouflage_video.atomic import place_new
+from camouflage_video.interrupts import interrupts_deferred
 from camouflage_video.sinks.base import temporary_path
 
 #: Containers written in fragments (see ``video.FRAGMENTED``) and those written a cluster a second.
@@ -32,6 +33,10 @@ def salvage_recording(temporary: Path, name: Path, kind: str, spare: Path | None
     For a writer that was killed, and for one whose writing failed (a full disk, an encoder error): either
     way the file's state is unknown, and only what reads back and plays is kept. Its pictures were anonymized
     before they were encoded: a recording's writer never gets any other.
+
+    Raises:
+        OSError: The file could not be read, or its copy or name not written (permissions, I/O errors): it is
+            left as it is (cut, for an MP4), never taken for one that does not play.
     """
     final = None
     if kind in FRAGMENTED_FORMATS and _cut_to_fragments(temporary) and _plays(temporary):
@@ -48,8 +53,9 @@ def _place_free(temporary: Path, name: Path, spare: Path | None) -> Path:
     file, even one that another recovering process publishes at the same moment; the name it took."""
     while True:
         final = free_name(name, spare)
-        if place_new(temporary, final):
-            return final
+        with interrupts_deferred():  # published and its temporary gone, or neither: a Ctrl-C never splits them
+            if place_new(temporary, final):
+                return final
 
 
 def _remux_readable(path: Path, name: Path, kind: str, spare: Path | None) -> Path | None:
@@ -80,12 +86,15 @@ def _remux_readable(path: Path, name: Path, kind: str, spare: Path | None) -> Pa
             except (av.FFmpegError, EOFError):
                 pass  # the torn end: what came before is kept
         if copied and _plays(copy):
-            final = _place_free(copy, name, spare)
-            path.unlink(missing_ok=True)
+            with interrupts_deferred():  # the copy published and the original gone, or neither
+                final = _place_free(copy, name, spare)
+                path.unlink(missing_ok=True)
             return final
-    except (av.FFmpegError, OSError, ValueError):
-        pass
-    except BaseException:  # Ctrl-C: the killed writer's file is kept whole for the next recovery
+    except (av.FFmpegError, ValueError) as exc:
+        if isinstance(exc, OSError):
+            copy.unlink(missing_ok=True)
+            raise  # not read (EIO, permissions): not a file that does not play
+    except BaseException:  # Ctrl-C, an I/O error: the killed writer's file is kept whole for the next recovery
         copy.unlink(missing_ok=True)
         raise
     copy.unlink(missing_ok=True)
@@ -93,8 +102,10 @@ def _remux_readable(path: Path, name: Path, kind: str, spare: Path | None) -> Pa
 
 
 def free_name(path: Path, spare: Path | None = None) -> Path:
+    """The first of ``path``, ``<stem>-1``, ``<stem>-2``, ... that nothing has taken (a dangling link takes a
+    name too) and that is not ``spare``."""
     n, candidate = 1, path
-    while candidate.exists() or candidate == spare:
+    while os.path.lexists(candidate) or candidate == spare:
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
         n += 1
     return candidate
@@ -125,7 +136,11 @@ def _cut_to_fragments(path: Path) -> bool:
         return False
     cut = boxes[complete[-1] + 1][1]
     if cut < size:
+        written = path.stat()
         os.truncate(path, cut)
+        # Its time of last writing is what tells its writer's process apart from a later one with its id
+        # (sinks.base.writer_alive): a cut that is not published must not make it look just written.
+        os.utime(path, ns=(written.st_atime_ns, written.st_mtime_ns))
     return True
 
 
@@ -142,5 +157,7 @@ def _plays(path: Path) -> bool:
                 if packet.stream is video and not pictures:
                     pictures += len(packet.decode())  # the decoder's flush packet at the end included
             return pictures > 0
-    except (av.FFmpegError, OSError, ValueError):
+    except (av.FFmpegError, ValueError) as exc:
+        if isinstance(exc, OSError):
+            raise  # not read (EIO, permissions): not a file that does not play
         return False

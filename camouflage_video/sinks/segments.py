@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import re
+import stat
 import time
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import numpy as np
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import _TEMPORARY, Sink, writer_alive
+from camouflage_video.sinks.base import _TEMPORARY, Sink, claim, writer_alive
 from camouflage_video.sinks.salvage import free_name, salvage_recording
 from camouflage_video.sinks.video import (
     EncoderOptions,
@@ -67,51 +68,118 @@ def recover_stale_segments(
     fragmented MP4/MOV temporary is cut after its last complete fragment (a Matroska/WebM one copied up to its
     last packet that reads back) and published under its segment's name once it is checked to play (its
     pictures were anonymized before they were encoded: a recording's writer never gets any other); anything
-    else (a ``.partial`` temporary of another writer, a recording that cannot be cut) is deleted: each
+    else (a ``.partial`` temporary of another writer, a recording that does not play) is deleted: each
     segment has its own name, so the temporary-name check of a single file (``remove_stale_temporaries``)
-    would never meet them again.
+    would never meet them again. One that cannot be read or published (permissions, I/O errors) is logged
+    and left as it is.
     """
-    recovered, removed = [], []
+    report = Recovery()
+    _recover(base, report, spare=spare, family=family)
+    return report.recovered, report.removed
+
+
+@dataclasses.dataclass
+class Recovery:
+    """What a recovery did: ``recovered`` (the names published), ``removed`` (temporaries that did not play
+    or were not recordings), ``in_progress`` (recordings whose writer still holds them, with its process id)
+    and ``failed`` (those that could not be read or published, with the reason; left as they are)."""
+
+    recovered: list[Path] = dataclasses.field(default_factory=list)
+    removed: list[Path] = dataclasses.field(default_factory=list)
+    in_progress: list[tuple[Path, int]] = dataclasses.field(default_factory=list)
+    failed: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+
+
+def _recover(base: Path, report: Recovery, *, spare: Path | None, family: bool, numbered: bool = True,
+             partials: bool = True) -> None:
+    folder = base.parent if str(base.parent) else Path(".")
     try:
-        names = os.listdir(base.parent if str(base.parent) else ".")
-    except OSError:
-        return recovered, removed
-    for name in sorted(names):
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        report.failed.append((folder, exc.strerror or str(exc)))
+        return
+    for name in names:
         match = _TEMPORARY.match(name)
-        if not match or (match["ext"] or "") != base.suffix:
+        if not match or match["pid"] is None or (match["ext"] or "") != base.suffix:
             continue
-        if not (match["stem"] == base.stem or family and belongs_to_recording(match["stem"], base.stem)):
+        stem = match["stem"]
+        if not (stem == base.stem or family and belongs_to_recording(stem, base.stem, numbered=numbered)):
             continue
-        path = base.parent / name
-        if match["pid"] is None or path.is_symlink() or writer_alive(int(match["pid"]), path):
-            continue  # a link is not what a writer of ours makes: never cut, published or deleted through it
-        if match["kind"] != "recording":  # not a recording's (a recovery's own copy, a sample): never published
-            try:
-                path.unlink()
-                removed.append(path)
-            except OSError:
-                pass
+        recording, path = match["kind"] == "recording", folder / name
+        if not recording and not partials:
             continue
-        own_name = base.parent / f"{match['stem']}{base.suffix}"  # the name its writer would have published
         try:
+            held = claim(path)  # its writer (in any process id namespace) or another recovery holds it: None
+        except OSError as exc:
+            _failed(report, path, exc)
+            continue
+        if held is None:
+            if recording and _regular(path):
+                report.in_progress.append((path, int(match["pid"])))
+            continue
+        try:
+            if writer_alive(int(match["pid"]), path):
+                if recording:
+                    report.in_progress.append((path, int(match["pid"])))
+                continue
+            if not recording:  # not a recording's (a recovery's own copy, a sample): never published
+                path.unlink()
+                report.removed.append(path)
+                continue
+            if (published := _published_as(path, held, names)) is not None:
+                # A recovery stopped between publishing and removing the temporary: it is that file.
+                path.unlink()
+                report.removed.append(path)
+                logger.warning("%s: already published as %s", path.name, published)
+                continue
+            own_name = folder / f"{stem}{base.suffix}"  # the name its writer would have published
             final = salvage_recording(path, own_name, container_format(base), spare)
-        except (OSError, ConfigError):
-            continue
-        if final is None:
-            removed.append(path)
-            continue
-        logger.warning("%s: recovered what a stopped process was writing", final)
-        recovered.append(final)
-    return recovered, removed
+            if final is None:
+                report.removed.append(path)
+            else:
+                logger.warning("%s: recovered what a stopped process was writing", final)
+                report.recovered.append(final)
+        except (OSError, ConfigError) as exc:
+            _failed(report, path, exc)
+        finally:
+            os.close(held)
 
 
+def _failed(report: Recovery, path: Path, exc: Exception) -> None:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    logger.warning("%s: could not be recovered (%s); left as it is", path, reason)
+    report.failed.append((path, reason))
 
 
-def recover_recordings(path: Path) -> tuple[list[Path], list[Path], list[tuple[Path, int]]]:
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _published_as(path: Path, held: int, names: list[str]) -> Path | None:
+    """The published file that is this temporary (a hard link to it), if any."""
+    own = os.fstat(held)
+    if own.st_nlink < 2:
+        return None
+    for name in names:
+        other = path.parent / name
+        if other != path and not _TEMPORARY.match(name):
+            try:
+                st = os.lstat(other)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+                return other
+    return None
+
+
+def recover_recordings(path: Path) -> Recovery:
     """What ``camouflage-video recover PATH`` does, without a run: publish what stopped processes left of the
-    recording ``path`` (its segments and numbered files too), or of every recording in the folder ``path``.
-    Returns ``(recovered, removed, in_progress)``: in_progress are the temporaries whose writer still runs
-    (with its process id), left alone.
+    recording ``path`` (its own file and its segments), or of every recording in the folder ``path``.
+    ``.partial`` temporaries are left to the next run to their names: only a recording's writer holds its
+    file locked, so only a recording can be told in use from any process id namespace.
 
     Each is published as the next run to its name would publish it: a segment under its own name, the one
     file of a recording beside it (``rec-1.mp4``), since a rerun of the same command writes ``rec.mp4``
@@ -122,35 +190,32 @@ def recover_recordings(path: Path) -> tuple[list[Path], list[Path], list[tuple[P
         folder, bases = path, sorted({_recording_base(match) for _, match in _temporaries(path)})
     else:
         folder, bases = path.parent, [path.name]
-    recovered, removed = [], []
+    report = Recovery()
     for name in bases:
         base = folder / name
-        more, gone = recover_stale_segments(base, spare=base)
-        recovered += more
-        removed += gone
-    in_progress = [
-        (temporary, int(match["pid"])) for temporary, match in _temporaries(folder)
-        if (path.is_dir() or belongs_to_recording(match["stem"], path.stem) and match["ext"] == path.suffix)
-        and writer_alive(int(match["pid"]), temporary)
-    ]
-    return recovered, removed, in_progress
+        _recover(base, report, spare=base, family=True, numbered=False, partials=False)
+    return report
 
 
 def check_recovery_path(path: Path) -> None:
-    """Refuse (:class:`ConfigError`) what :func:`recover_recordings` cannot take: a folder that is not there, a
-    file name that no recording has."""
+    """Refuse (:class:`ConfigError`) what :func:`recover_recordings` cannot take: a folder that is not there
+    or cannot be listed, a name that no recording has."""
     if path.is_dir():
+        _temporaries(path)  # it can be listed
         return
-    if not path.suffix:
+    if not path.suffix and not path.exists():
         raise ConfigError(f"{path}: no such folder")
+    if path.exists() or path.suffix:
+        try:
+            recoverable = recording_options(path) is not None
+        except ConfigError:
+            recoverable = False
+        if not recoverable:
+            raise ConfigError(f"{path}: not a recording's name; recordings are .mp4, .m4v, .mov, .mkv or .webm "
+                              "files")
     if not path.parent.is_dir():
         raise ConfigError(f"{path.parent}: no such folder")
-    try:
-        recoverable = recording_options(path) is not None
-    except ConfigError:
-        recoverable = False
-    if not recoverable:
-        raise ConfigError(f"{path}: not a recording's name; recordings are .mp4, .m4v, .mov, .mkv or .webm files")
+    _temporaries(path.parent)
 
 
 def _temporaries(folder: Path) -> list[tuple[Path, re.Match]]:
@@ -164,31 +229,27 @@ def _temporaries(folder: Path) -> list[tuple[Path, re.Match]]:
 
 def _recording_base(match: re.Match) -> str:
     """The name of the recording a temporary belongs to: a segment's recording, or its own file's name."""
-    segment = re.fullmatch(r"(?P<base>.+)_\d{8}-\d{6}(-\d+)?", match["stem"])
+    segment = re.fullmatch(r"(?P<base>.+)_\d{8}-\d{6}(-\d+)?", match["stem"], re.DOTALL)
     return f"{segment['base'] if segment else match['stem']}{match['ext'] or ''}"
 
 
-
-
-
-
-def belongs_to_recording(stem: str, base: str) -> bool:
+def belongs_to_recording(stem: str, base: str, *, numbered: bool = True) -> bool:
     """Whether a file named ``stem`` belongs to the recording ``base``: a segment (``base_<start>``, as
     :func:`segment_path` names it, ``-<n>`` when taken) or the one file of a recording that is not cut
-    (``base``, ``base-<n>`` when a run found the name taken). Another name that merely starts with ``base``
-    (``base_hall``) is another output's, which a recovery of ``base`` must leave to that output's next run.
+    (``base``, and with ``numbered`` ``base-<n>``, which a service's run writes when it finds the name taken).
+    Another name that merely starts with ``base`` (``base_hall``) is another output's, which a recovery of
+    ``base`` must leave to that output's next run; so is ``base-<n>`` where a user may have named it.
 
     Examples:
         >>> [belongs_to_recording(s, "door") for s in ("door", "door-2", "door_20261202-014000", "door_hall")]
         [True, True, True, False]
+        >>> belongs_to_recording("door-2", "door", numbered=False)
+        False
     """
-    return stem == base or re.fullmatch(rf"{re.escape(base)}(_\d{{8}}-\d{{6}})?(-\d+)?", stem) is not None
-
-
-
-
-
-
+    if stem == base:
+        return True
+    segment = rf"{re.escape(base)}_\d{{8}}-\d{{6}}(-\d+)?"
+    return re.fullmatch(rf"{segment}|{re.escape(base)}-\d+" if numbered else segment, stem, re.DOTALL) is not None
 
 
 def segment_path(base: Path, wall: float) -> Path:

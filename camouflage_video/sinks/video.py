@@ -21,7 +21,7 @@ from camouflage_video.audio import AudioSubscription
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.frame import Frame
 from camouflage_video.options import flag
-from camouflage_video.sinks.base import Sink, encoder_frame, publish, tag_colors, temporary_path
+from camouflage_video.sinks.base import Sink, claim, encoder_frame, publish, tag_colors, temporary_path
 from camouflage_video.sinks.salvage import CLUSTERED_FORMATS, FRAGMENTED_FORMATS, salvage_recording
 from camouflage_video.sources.base import SourceInfo, fit_picture
 
@@ -154,6 +154,9 @@ class VideoFileSink(Sink):
         options = recording_options(self.path) if recording else None
         self.recording, self.salvage, self._broken = options is not None, salvage, False
         self._temporary = temporary_path(self.path, recording=self.recording)
+        # Held while it is written: no recovery or clean-up takes it for a dead run's, whatever process id
+        # namespace (a container) or machine (a network share) it runs in.
+        self._claim = claim(self._temporary)
         try:
             self._container = av.open(str(self._temporary), mode="w", format=self.format, options=options or {})
             self._container.metadata.update(metadata or {})
@@ -285,6 +288,7 @@ class VideoFileSink(Sink):
             self._discard(salvage=self.recording)
             raise
         publish(self._temporary, self.path)
+        self._let_go()
 
     def _last_lasting(self, packets: list[av.Packet], end: float | None) -> list[av.Packet]:
         """The flushed packets, the last picture lasting until ``end`` (a segment ends where the next starts;
@@ -322,13 +326,22 @@ class VideoFileSink(Sink):
         if salvage and self.recording:
             try:
                 final = salvage_recording(self._temporary, self.path, self.format)
-            except Exception:  # noqa: BLE001 - then it is deleted: nothing unchecked is published
-                logger.warning("%s: what was written could not be checked; deleted", self.path, exc_info=True)
-            else:
-                if final is not None:
-                    logger.warning("%s: its writing failed; what was written up to then is kept as %s",
-                                   self.path, final)
+            except Exception:  # noqa: BLE001 - left whole for a recovery once this process is gone
+                logger.warning("%s: its writing failed and what was written could not be checked now; it is left "
+                               "under its temporary name for 'camouflage-video recover' once this process has "
+                               "ended", self.path, exc_info=True)
+                self._let_go()
+                return
+            if final is not None:
+                logger.warning("%s: its writing failed; what was written up to then is kept as %s",
+                               self.path, final)
         self._temporary.unlink(missing_ok=True)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        claimed, self._claim = getattr(self, "_claim", None), None
+        if claimed is not None:
+            os.close(claimed)
 
     def describe(self) -> dict:
         return {

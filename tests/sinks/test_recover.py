@@ -65,7 +65,7 @@ def test_recover_leaves_a_recording_that_is_still_being_written_alone(tmp_path: 
         err = capsys.readouterr().err
         (temporary,) = tmp_path.glob(".*")
         assert [p.name for p in tmp_path.iterdir()] == [temporary.name]  # nothing published, nothing cut
-        assert f"still being written by process {writer.pid}" in err and "nothing to recover" in err
+        assert f"still being written (process {writer.pid})" in err and "nothing to recover" in err
     finally:
         writer.kill()
         writer.wait()
@@ -122,3 +122,147 @@ def test_recovery_never_cuts_publishes_or_deletes_through_a_link_named_like_a_re
     link.symlink_to(victim)
     assert recover_stale_segments(tmp_path / "rec.mp4") == ([], [])
     assert link.is_symlink() and victim.stat().st_size == size
+
+
+# -- what a recovery must leave alone, or must not get wrong ----------------------------------------------------
+
+DEAD = 2**22 + 12345  # above the default pid_max: no such process
+
+
+def as_dead_writers(temporary: Path) -> Path:
+    """The temporary renamed as a writer whose process id this process cannot see would have it (a writer in
+    another container's process id namespace, or on another machine sharing the folder)."""
+    return temporary.rename(temporary.with_name(re.sub(r"^(\.[^.]*)\.\d+-", rf"\1.{DEAD}-", temporary.name)))
+
+
+def writer(path: Path, live: bool):  # noqa: ANN201
+    """A sink in this process that has written 60 pictures: a live run's recording, or a file run's output."""
+    from fractions import Fraction
+
+    from camouflage_video.frame import Frame
+    from camouflage_video.sinks import open_sink
+    from camouflage_video.sources.base import SourceInfo
+
+    info = SourceInfo(uri="rtsp://cam/s" if live else "in.mp4", kind="stream" if live else "video", width=64,
+                      height=48, fps=Fraction(25), time_base=Fraction(1, 90000), live=live)
+    sink = open_sink(path, info)
+    for index in range(60):
+        image = np.full((48, 64, 3), 200, np.uint8)
+        sink.write(Frame(image, index=index, pts=index * 3600, time_base=Fraction(1, 90000)), image)
+    return sink
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_writer_whose_process_id_cannot_be_seen_keeps_its_file(tmp_path: Path, live: bool) -> None:
+    """Its writer holds the file locked while it writes: a recovery, the next run's clean-up and recover leave
+    it alone, whatever its name says about the process."""
+    from camouflage_video.sinks.base import remove_stale_temporaries
+
+    sink = writer(tmp_path / "rec.mp4", live)
+    try:
+        (temporary,) = tmp_path.glob(".*")
+        moved = as_dead_writers(temporary)
+        assert remove_stale_temporaries(tmp_path / "rec.mp4") == []
+        assert recover_stale_segments(tmp_path / "rec.mp4") == ([], [])
+        assert [p.name for p in tmp_path.iterdir()] == [moved.name]
+    finally:
+        sink._temporary = moved  # noqa: SLF001 - where its file now is, so that it is cleaned up
+        sink.abort()
+
+
+def test_a_recording_another_recovery_is_copying_is_left_to_it(tmp_path: Path, capsys) -> None:
+    from camouflage_video.sinks.base import claim
+
+    kill_a_writer(tmp_path / "rec.mkv", "live-file")
+    (temporary,) = tmp_path.glob(".*")
+    held = claim(temporary)  # what the other recovery holds while it copies
+    try:
+        assert main(["recover", str(tmp_path)]) == 0
+        assert capsys.readouterr().out == "" and [p.name for p in tmp_path.iterdir()] == [temporary.name]
+    finally:
+        os.close(held)
+    assert main(["recover", str(tmp_path)]) == 0  # once it let go (here: nothing was done with it)
+    assert capsys.readouterr().out.splitlines() == [str(tmp_path / "rec-1.mkv")]
+
+
+def test_a_recording_that_cannot_be_read_is_kept_and_the_run_fails(tmp_path: Path, monkeypatch, capsys,
+                                                                    caplog) -> None:
+    """The file system refusing to read it is stood in for (this runs as root here, which reads anything)."""
+    from camouflage_video.sinks import base
+
+    kill_a_writer(tmp_path / "rec.mkv", "live-file")
+    (temporary,) = tmp_path.glob(".*")
+    size, real_open = temporary.stat().st_size, os.open
+
+    def refuse(path, *args, **kwargs):  # noqa: ANN001, ANN202
+        if Path(path) == temporary:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(base.os, "open", refuse)
+    assert main(["recover", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "1 recording(s) could not be recovered" in err and "nothing to recover" not in err
+    assert "could not be recovered (Permission denied); left as it is" in caplog.text
+    assert temporary.stat().st_size == size and [p.name for p in tmp_path.iterdir()] == [temporary.name]
+
+
+def test_a_dangling_link_takes_a_name_and_recovery_steps_past_it(tmp_path: Path) -> None:
+    kill_a_writer(tmp_path / "rec.mp4", "live-file")
+    (tmp_path / "rec-1.mp4").symlink_to(tmp_path / "gone.mp4")
+    recovered, _ = recover_stale_segments(tmp_path / "rec.mp4", spare=tmp_path / "rec.mp4")
+    assert [p.name for p in recovered] == ["rec-2.mp4"]
+
+
+def test_a_recording_already_published_by_a_recovery_stopped_midway_is_not_published_again(tmp_path: Path) -> None:
+    kill_a_writer(tmp_path / "rec.mp4", "live-file")
+    (temporary,) = tmp_path.glob(".*")
+    os.link(temporary, tmp_path / "rec-1.mp4")  # published; stopped before its temporary was removed
+    assert recover_stale_segments(tmp_path / "rec.mp4", spare=tmp_path / "rec.mp4") == ([], [temporary])
+    assert [p.name for p in tmp_path.iterdir()] == ["rec-1.mp4"]
+
+
+def test_a_cut_that_is_not_published_keeps_the_time_the_file_was_last_written(tmp_path: Path) -> None:
+    from camouflage_video.sinks.salvage import _cut_to_fragments
+
+    kill_a_writer(tmp_path / "rec.mp4", "live-file")
+    (temporary,) = tmp_path.glob(".*")
+    with open(temporary, "ab") as file:
+        file.write(b"\x00\x01\x00\x00moof" + b"\x00" * 32)  # a torn box: the cut removes it
+    hour_ago = time.time() - 3600
+    os.utime(temporary, (hour_ago, hour_ago))
+    size = temporary.stat().st_size
+    assert _cut_to_fragments(temporary)
+    assert temporary.stat().st_size < size and abs(temporary.stat().st_mtime - hour_ago) < 1e-3
+
+
+def test_a_pipe_named_like_a_recording_does_not_hold_recovery_up(tmp_path: Path) -> None:
+    import threading
+
+    pipe = tmp_path / f".rec.{DEAD}-0123abcd.recording.mkv"
+    os.mkfifo(pipe)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(recover_stale_segments(tmp_path / "rec.mkv")), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert done == [([], [])] and pipe.exists()
+
+
+def test_a_recording_with_a_newline_in_its_name_is_recovered(tmp_path: Path) -> None:
+    kill_a_writer(tmp_path / "re\nc.mp4", "live-file")
+    recovered, _ = recover_stale_segments(tmp_path / "re\nc.mp4", spare=tmp_path / "re\nc.mp4")
+    assert [p.name for p in recovered] == ["re\nc-1.mp4"] and not list(tmp_path.glob(".*"))
+
+
+def test_recover_of_a_name_leaves_another_names_recording_to_its_own_run(tmp_path: Path, capsys) -> None:
+    """cam-2.mp4 may be a name a user gave; published there by a recovery of cam.mp4, the next run to it would
+    replace it."""
+    kill_a_writer(tmp_path / "cam-2.mp4", "live-file")
+    assert main(["recover", str(tmp_path / "cam.mp4")]) == 0
+    assert capsys.readouterr().out == "" and len(list(tmp_path.glob(".cam-2.*"))) == 1
+
+
+def test_recover_refuses_a_plain_file_given_as_a_folder(tmp_path: Path, capsys) -> None:
+    (tmp_path / "notes").write_text("not a folder")
+    assert main(["recover", str(tmp_path / "notes")]) == 1
+    assert "not a recording's name" in capsys.readouterr().err
