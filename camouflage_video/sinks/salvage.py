@@ -40,7 +40,7 @@ def salvage_recording(temporary: Path, name: Path, kind: str, spare: Path | None
     """
     final = None
     if kind in FRAGMENTED_FORMATS and _cut_to_fragments(temporary) and _plays(temporary):
-        final = _place_free(temporary, name, spare)
+        final = place_free(temporary, name, spare)
     elif kind in CLUSTERED_FORMATS:
         final = _remux_readable(temporary, name, kind, spare)
     if final is None:
@@ -48,7 +48,7 @@ def salvage_recording(temporary: Path, name: Path, kind: str, spare: Path | None
     return final
 
 
-def _place_free(temporary: Path, name: Path, spare: Path | None) -> Path:
+def place_free(temporary: Path, name: Path, spare: Path | None) -> Path:
     """Publish ``temporary`` under the first free name of ``name``'s (``name``, ``<stem>-1``, ...), never over a
     file, even one that another recovering process publishes at the same moment; the name it took."""
     while True:
@@ -87,7 +87,7 @@ def _remux_readable(path: Path, name: Path, kind: str, spare: Path | None) -> Pa
                 pass  # the torn end: what came before is kept
         if copied and _plays(copy):
             with interrupts_deferred():  # the copy published and the original gone, or neither
-                final = _place_free(copy, name, spare)
+                final = place_free(copy, name, spare)
                 path.unlink(missing_ok=True)
             return final
     except (av.FFmpegError, ValueError) as exc:

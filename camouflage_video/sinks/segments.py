@@ -338,6 +338,7 @@ class SegmentedVideoSink(Sink):
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
             metadata={"comment": f"starts {at:.6f} s into the run"}, recording=True, salvage=self.salvage,
+            overwrite=False,  # a file that took the name meanwhile (a recovery's) is never replaced
         )
         self._start = at
 

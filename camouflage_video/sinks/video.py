@@ -22,7 +22,7 @@ from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.frame import Frame
 from camouflage_video.options import flag
 from camouflage_video.sinks.base import Sink, claim, encoder_frame, publish, tag_colors, temporary_path
-from camouflage_video.sinks.salvage import CLUSTERED_FORMATS, FRAGMENTED_FORMATS, salvage_recording
+from camouflage_video.sinks.salvage import CLUSTERED_FORMATS, FRAGMENTED_FORMATS, place_free, salvage_recording
 from camouflage_video.sources.base import SourceInfo, fit_picture
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,9 @@ class VideoFileSink(Sink):
     what of it reads back and plays (``salvage.salvage_recording``), never the file as it is.
     ``salvage``: ``abort()`` (what a run that failed elsewhere does) finalizes what was written instead of
     discarding it: a live feed's anonymized minutes cannot be made again, as a file's output can.
+    ``overwrite``: ``close()`` replaces a file at ``path`` (a run's own output name), and what a failed run
+    keeps goes beside it (``rec-1.mp4``, ...), where a rerun of the same command does not replace it; without
+    it (a service's segments) every publication takes the first free name from ``path``, never over a file.
 
     Examples:
         >>> with VideoFileSource("in.mp4") as src, VideoFileSink("out.mp4", src.info) as sink:  # doctest: +SKIP
@@ -141,6 +144,7 @@ class VideoFileSink(Sink):
         metadata: dict[str, str] | None = None,
         recording: bool = False,
         salvage: bool = False,
+        overwrite: bool = True,
     ) -> None:
         self.path = Path(path)
         self.info = info
@@ -153,6 +157,8 @@ class VideoFileSink(Sink):
         self._last_time = 0.0
         options = recording_options(self.path) if recording else None
         self.recording, self.salvage, self._broken = options is not None, salvage, False
+        self.overwrite = overwrite
+        self._spare = self.path if overwrite else None  # the name a failed run's leftovers never take
         self._temporary = temporary_path(self.path, recording=self.recording)
         # Held while it is written: no recovery or clean-up takes it for a dead run's, whatever process id
         # namespace (a container) or machine (a network share) it runs in.
@@ -277,6 +283,16 @@ class VideoFileSink(Sink):
         if self._closed:
             return
         self._closed = True
+        self._finish(interrupted, end)
+        if self.overwrite:
+            publish(self._temporary, self.path)
+        else:
+            self.path = place_free(self._temporary, self.path, None)
+        self._let_go()
+
+    def _finish(self, interrupted: bool, end: float | None) -> None:
+        """Flush the encoder and the audio and close the container; on failure, keep what of a recording
+        plays (:meth:`_discard`) and raise."""
         try:
             self._mux(self._last_lasting(self._video.encode(None), end))
             if isinstance(self._audio, LiveAudioEncoder):
@@ -287,8 +303,6 @@ class VideoFileSink(Sink):
         except BaseException:
             self._discard(salvage=self.recording)
             raise
-        publish(self._temporary, self.path)
-        self._let_go()
 
     def _last_lasting(self, packets: list[av.Packet], end: float | None) -> list[av.Packet]:
         """The flushed packets, the last picture lasting until ``end`` (a segment ends where the next starts;
@@ -305,14 +319,26 @@ class VideoFileSink(Sink):
         writing failed)."""
         if self._closed:
             return
-        if self.salvage and self.frames_written and not self._broken:
-            try:
-                self.close(interrupted=True)
-            except Exception:  # noqa: BLE001 - close kept what of the file plays; the run's own failure is raised
-                logger.warning("%s: could not be finalized", self.path, exc_info=True)
-            return
         self._closed = True
-        self._discard(salvage=self.salvage and self.frames_written > 0)
+        if not (self.salvage and self.frames_written and not self._broken):
+            self._discard(salvage=self.salvage and self.frames_written > 0)
+            return
+        try:
+            self._finish(True, None)
+        except Exception as exc:  # noqa: BLE001 - _finish kept what of the file plays; the run's failure is raised
+            logger.warning("%s: could not be finalized (%s)", self.path, exc)
+            return
+        try:
+            final = place_free(self._temporary, self.path, self._spare)
+        except OSError as exc:
+            logger.warning("%s: the run failed, and what was recorded could not be published (%s); it is left "
+                           "under its temporary name for 'camouflage-video recover'", self.path,
+                           exc.strerror or exc)
+        else:
+            logger.warning("%s: the run failed; what was recorded up to then is kept as %s", self.path, final)
+            self.path = final
+        finally:
+            self._let_go()
 
     def _discard(self, *, salvage: bool = False) -> None:
         container = getattr(self, "_container", None)
@@ -325,12 +351,16 @@ class VideoFileSink(Sink):
             self._audio.close()
         if salvage and self.recording:
             try:
-                final = salvage_recording(self._temporary, self.path, self.format)
-            except Exception:  # noqa: BLE001 - left whole for a recovery once this process is gone
-                logger.warning("%s: its writing failed and what was written could not be checked now; it is left "
-                               "under its temporary name for 'camouflage-video recover' once this process has "
-                               "ended", self.path, exc_info=True)
+                final = salvage_recording(self._temporary, self.path, self.format, self._spare)
+            except BaseException as exc:  # left whole for a recovery once this process is gone
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "interrupted"
+                logger.warning("%s: its writing failed, and what was written could not be checked now (%s); it is "
+                               "left under its temporary name for 'camouflage-video recover' once this process "
+                               "has ended", self.path, reason)
+                logger.debug("checking what was written failed", exc_info=True)
                 self._let_go()
+                if not isinstance(exc, Exception):
+                    raise  # Ctrl-C: the notice above is given, the file kept whole
                 return
             if final is not None:
                 logger.warning("%s: its writing failed; what was written up to then is kept as %s",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import av
@@ -247,17 +248,21 @@ def _write_levels(sink, count: int, level: int = 120) -> None:
 
 
 @pytest.mark.parametrize("live", [True, False])
-def test_a_failed_run_keeps_a_live_recording_and_discards_a_files_output(tmp_path, live) -> None:
+def test_a_failed_run_keeps_a_live_recording_beside_its_name_and_discards_a_files_output(tmp_path, live) -> None:
     """A file's output can be made again (and half of one passed off as whole is worse than none); a live
-    feed's anonymized minutes cannot: the runner's abort() finalizes them."""
+    feed's anonymized minutes cannot: the runner's abort() finalizes them, beside the name (never over an
+    earlier file, and where a rerun of the same command, which writes rec.mp4, does not replace them)."""
+    (tmp_path / "rec.mp4").write_bytes(b"an earlier run's file")
     sink = open_sink(tmp_path / "rec.mp4", _live_info(live))
     _write_levels(sink, 40)
     sink.abort()  # what the runner does when anything else in the run failed
+    assert (tmp_path / "rec.mp4").read_bytes() == b"an earlier run's file"
     if not live:
-        assert list(tmp_path.iterdir()) == []
+        assert [p.name for p in tmp_path.iterdir()] == ["rec.mp4"]
         return
-    assert [p.name for p in tmp_path.iterdir()] == ["rec.mp4"]
-    frames, _, _ = read_frames(tmp_path / "rec.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec-1.mp4", "rec.mp4"]
+    assert sink.describe()["uri"] == str(tmp_path / "rec-1.mp4")  # what the stats report
+    frames, _, _ = read_frames(tmp_path / "rec-1.mp4")
     assert len(frames) == 40 and {int(f.mean()) for f in frames} <= {119, 120, 121}
 
 
@@ -272,8 +277,8 @@ def test_a_live_recording_whose_finalizing_fails_keeps_what_of_it_plays(tmp_path
     monkeypatch.setattr(VideoFileSink, "_last_lasting", encoder_failed)
     with pytest.raises(OutputError):
         sink.close()
-    assert [p.name for p in tmp_path.iterdir()] == [f"rec{suffix}"]  # no temporary left
-    frames, _, _ = read_frames(tmp_path / f"rec{suffix}")
+    assert [p.name for p in tmp_path.iterdir()] == [f"rec-1{suffix}"]  # beside its name; no temporary left
+    frames, _, _ = read_frames(tmp_path / f"rec-1{suffix}")
     assert 25 <= len(frames) <= 90 and {int(f.mean()) for f in frames} <= {119, 120, 121}
 
 
@@ -295,6 +300,30 @@ def test_a_live_run_that_fails_keeps_its_recording_and_still_fails(tmp_path) -> 
     recording = open_sink(tmp_path / "rec.mp4", source.info)
     with pytest.raises(OutputError, match="went away"):
         Runner(source, [recording, BrokenRestream()], [], ClassicObfuscator("blur"), progress=False).run()
-    frames, _, _ = read_frames(tmp_path / "rec.mp4")
+    frames, _, _ = read_frames(tmp_path / "rec-1.mp4")
     assert len(frames) in (60, 61)  # up to the picture the restream failed on (written to the file first or not)
 
+
+
+def test_a_stop_while_a_failed_recording_is_checked_keeps_it_whole_and_says_so(tmp_path, monkeypatch, caplog):
+    from camouflage_video.sinks import video
+    from camouflage_video.sinks.base import claim
+
+    sink = open_sink(tmp_path / "rec.mkv", _live_info(True))
+    _write_levels(sink, 60)
+    monkeypatch.setattr(VideoFileSink, "_mux", lambda self, packets: (_ for _ in ()).throw(OutputError("disk full")))
+    with pytest.raises(OutputError):
+        _write_levels(sink, 1)
+    monkeypatch.undo()
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - Ctrl-C while the copy is checked
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video, "salvage_recording", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sink.abort()
+    assert "left under its temporary name for 'camouflage-video recover'" in caplog.text
+    (temporary,) = tmp_path.glob(".*")
+    held = claim(temporary)  # let go of: a recovery can take it
+    assert held is not None
+    os.close(held)
