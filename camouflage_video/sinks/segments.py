@@ -54,7 +54,6 @@ MIN_SEGMENT = 1.0
 logger = logging.getLogger(__name__)
 
 
-
 def recover_stale_segments(
     base: Path, *, spare: Path | None = None, family: bool = True
 ) -> tuple[list[Path], list[Path]]:
