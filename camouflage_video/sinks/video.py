@@ -284,11 +284,13 @@ class VideoFileSink(Sink):
             return
         self._closed = True
         self._finish(interrupted, end)
-        if self.overwrite:
-            publish(self._temporary, self.path)
-        else:
-            self.path = place_free(self._temporary, self.path, None)
-        self._let_go()
+        try:
+            if self.overwrite:
+                publish(self._temporary, self.path)
+            else:
+                self.path = place_free(self._temporary, self.path, None)
+        finally:
+            self._let_go()  # a publish that failed must not keep the file held either
 
     def _finish(self, interrupted: bool, end: float | None) -> None:
         """Flush the encoder and the audio and close the container; on failure, keep what of a recording
@@ -365,6 +367,7 @@ class VideoFileSink(Sink):
             if final is not None:
                 logger.warning("%s: its writing failed; what was written up to then is kept as %s",
                                self.path, final)
+                self.path = final  # what describe() (the stats) reports
         self._temporary.unlink(missing_ok=True)
         self._let_go()
 
