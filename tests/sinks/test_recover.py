@@ -236,6 +236,56 @@ def test_a_cut_that_is_not_published_keeps_the_time_the_file_was_last_written(tm
     assert temporary.stat().st_size < size and abs(temporary.stat().st_mtime - hour_ago) < 1e-3
 
 
+LIMITED_RECOVERY = """
+import resource, signal, sys
+from pathlib import Path
+from camouflage_video.sinks.segments import recover_stale_segments
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) rather than kills
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]),) * 2)
+recovered, removed = recover_stale_segments(Path(sys.argv[1]), spare=Path(sys.argv[1]))
+print(*recovered)
+"""
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_a_matroska_recording_with_no_room_for_its_copy_is_cut_in_place_and_published(tmp_path: Path,
+                                                                                       suffix: str) -> None:
+    """The disk that made its writer fail may still be full when it is recovered: here a file-size limit
+    (as FAT32's 4 GiB) at half the recording's size refuses the copy. A copy cut short is never published."""
+    kill_a_writer(tmp_path / f"rec{suffix}", "live-file")
+    (temporary,) = tmp_path.glob(".*")
+    with open(temporary, "ab") as file:  # the write it was killed in: a cluster cut short
+        file.write(b"\x1f\x43\xb6\x75\x01\x00\x00\x00\x00\x10\x00\x00" + b"\xa3" * 40)
+    done = subprocess.run([sys.executable, "-c", LIMITED_RECOVERY, str(tmp_path / f"rec{suffix}"),
+                           str(temporary.stat().st_size // 2)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path / f"rec-1{suffix}")]
+    assert [p.name for p in tmp_path.iterdir()] == [f"rec-1{suffix}"]
+    pictures = levels(tmp_path / f"rec-1{suffix}")
+    assert len(pictures) >= 50 and set(pictures) <= set(range(195, 206)), pictures  # its complete clusters
+    with av.open(str(tmp_path / f"rec-1{suffix}")) as container:  # a whole file: every packet reads back
+        assert not any(packet.is_corrupt for packet in container.demux())
+
+
+def test_a_matroska_cut_gives_the_segment_its_size_and_keeps_the_time_it_was_last_written(tmp_path: Path) -> None:
+    from camouflage_video.sinks.salvage import _cut_to_clusters, _ebml_element
+
+    kill_a_writer(tmp_path / "rec.mkv", "live-file")
+    (temporary,) = tmp_path.glob(".*")
+    size = temporary.stat().st_size
+    with open(temporary, "ab") as file:
+        file.write(b"\x1f\x43\xb6\x75\x01\x00\x00\x00\x00\x10\x00\x00" + b"\xa3" * 40)
+    hour_ago = time.time() - 3600
+    os.utime(temporary, (hour_ago, hour_ago))
+    assert _cut_to_clusters(temporary)
+    assert temporary.stat().st_size == size and abs(temporary.stat().st_mtime - hour_ago) < 1e-3
+    with open(temporary, "rb") as file:
+        header = _ebml_element(file, 0, size)
+        segment = _ebml_element(file, header[1] + header[2], size)
+    assert segment[0] == 0x18538067 and header[1] + header[2] + segment[1] + segment[2] == size  # no longer unknown
+
+
 def test_a_pipe_named_like_a_recording_does_not_hold_recovery_up(tmp_path: Path) -> None:
     import threading
 

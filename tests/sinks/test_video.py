@@ -327,3 +327,68 @@ def test_a_stop_while_a_failed_recording_is_checked_keeps_it_whole_and_says_so(t
     held = claim(temporary)  # let go of: a recovery can take it
     assert held is not None
     os.close(held)
+
+
+FILLING_WRITER = """
+import sys
+from fractions import Fraction
+import numpy as np
+from camouflage_video.errors import OutputError
+from camouflage_video.frame import Frame
+from camouflage_video.sinks import open_sink
+from camouflage_video.sources.base import SourceInfo
+TB = Fraction(1, 90000)
+info = SourceInfo(uri="rtsp://cam/s", kind="stream", width=160, height=120, fps=Fraction(25), time_base=TB, live=True)
+sink = open_sink(sys.argv[1], info)  # a live run's recording
+noise = np.random.default_rng(0)
+for index in range(100000):
+    image = np.full((120, 160, 3), 200, np.uint8)
+    image[:60] = noise.integers(0, 256, (60, 160, 3), np.uint8)  # what fills the disk fast
+    try:
+        sink.write(Frame(image, index=index, pts=round(index * 0.04 / TB), time_base=TB), image)
+    except OutputError as exc:
+        print(index, flush=True)
+        sink.abort()  # what the runner does with a failed run's outputs
+        break
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 3 MB file system (a tmpfs: mounting one needs root, as the tests have in CI)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def _fill(path) -> int:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", FILLING_WRITER, str(path)], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().isdigit(), done.stderr
+    return int(done.stdout)
+
+
+def _kept_pictures(path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [int(f.to_ndarray(format="rgb24")[60:].mean()) for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_recording_that_fills_the_disk_is_published_with_what_of_it_plays(small_disk, suffix) -> None:
+    written = _fill(small_disk / f"rec{suffix}")
+    assert [p.name for p in small_disk.iterdir()] == [f"rec-1{suffix}"]
+    pictures = _kept_pictures(small_disk / f"rec-1{suffix}")
+    # at most the cluster or fragment it failed in, and the pictures still in the encoder, are lost
+    assert written - 60 <= len(pictures) < written and set(pictures) <= set(range(197, 204)), (written, pictures)
