@@ -30,8 +30,10 @@ import os
 import re
 import stat
 import time
+from collections.abc import Collection
 from pathlib import Path
 
+import av
 import numpy as np
 
 from camouflage_video.audio import AudioTimeline
@@ -90,7 +92,7 @@ class Recovery:
 
 
 def _recover(base: Path, report: Recovery, *, spare: Path | None, family: bool, numbered: bool = True,
-             partials: bool = True) -> None:
+             partials: bool = True, only: Collection[str] | None = None) -> None:
     folder = base.parent if str(base.parent) else Path(".")
     try:
         names = sorted(os.listdir(folder))
@@ -99,7 +101,7 @@ def _recover(base: Path, report: Recovery, *, spare: Path | None, family: bool, 
         return
     for name in names:
         match = _TEMPORARY.match(name)
-        if not match or match["pid"] is None or (match["ext"] or "") != base.suffix:
+        if not match or match["pid"] is None or (match["ext"] or "") != base.suffix or only and name not in only:
             continue
         stem = match["stem"]
         if not (stem == base.stem or family and belongs_to_recording(stem, base.stem, numbered=numbered)):
@@ -185,14 +187,17 @@ def recover_recordings(path: Path) -> Recovery:
     again and would replace a recovery placed there. Never over any file.
     """
     check_recovery_path(path)
+    recordings: dict[str, set[str] | None] = {}
     if path.is_dir():
-        folder, bases = path, sorted({_recording_base(match) for _, match in _temporaries(path)})
+        folder = path
+        for temporary, match in _temporaries(path):
+            recordings.setdefault(_recording_base(temporary, match), set()).add(temporary.name)
     else:
-        folder, bases = path.parent, [path.name]
+        folder, recordings = path.parent, {path.name: None}
     report = Recovery()
-    for name in bases:
+    for name, temporaries in sorted(recordings.items()):
         base = folder / name
-        _recover(base, report, spare=base, family=True, numbered=False, partials=False)
+        _recover(base, report, spare=base, family=True, numbered=False, partials=False, only=temporaries)
     return report
 
 
@@ -226,10 +231,36 @@ def _temporaries(folder: Path) -> list[tuple[Path, re.Match]]:
     return [(folder / n, m) for n in names if (m := _TEMPORARY.match(n)) and m["pid"] is not None]
 
 
-def _recording_base(match: re.Match) -> str:
-    """The name of the recording a temporary belongs to: a segment's recording, or its own file's name."""
+def _recording_base(temporary: Path, match: re.Match) -> str:
+    """The name of the recording a temporary belongs to: a segment's recording, or its own file's name.
+
+    A segment is named ``<base>_<start>`` (:func:`segment_path`) and says when it starts in its ``comment``
+    tag. A user may name a live run's recording like one (``cam_20261204-190000.mp4``): without the tag it is
+    that file's recording, published beside its name (where a rerun of that command does not replace it)."""
     segment = re.fullmatch(r"(?P<base>.+)_\d{8}-\d{6}(-\d+)?", match["stem"], re.DOTALL)
-    return f"{segment['base'] if segment else match['stem']}{match['ext'] or ''}"
+    tagged = segment is not None and _SEGMENT_TAG.fullmatch(_comment(temporary)) is not None
+    return f"{segment['base'] if tagged else match['stem']}{match['ext'] or ''}"
+
+
+#: What a segment's ``comment`` tag says (see :class:`SegmentedVideoSink`).
+_SEGMENT_TAG = re.compile(r"starts \d+\.\d+ s into the run")
+
+
+def _comment(path: Path) -> str:
+    """The ``comment`` tag of a recording's file (empty where it has none or cannot be read); never follows
+    a link or waits on a pipe named like one."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with open(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return ""
+        try:
+            with av.open(file, metadata_errors="ignore") as container:
+                return container.metadata.get("comment", "")
+        except (av.FFmpegError, ValueError, OSError):
+            return ""
 
 
 def belongs_to_recording(stem: str, base: str, *, numbered: bool = True) -> bool:
@@ -336,7 +367,8 @@ class SegmentedVideoSink(Sink):
         path = free_name(self.path if self.single else segment_path(self.path, self.wall_origin + at))
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
-            metadata={"comment": f"starts {at:.6f} s into the run"}, recording=True, salvage=self.salvage,
+            metadata={"comment": f"starts {at:.6f} s into the run"},  # what _SEGMENT_TAG reads
+            recording=True, salvage=self.salvage,
             overwrite=False,  # a file that took the name meanwhile (a recovery's) is never replaced
         )
         self._start = at

@@ -56,6 +56,19 @@ def test_recover_of_a_folder_publishes_every_recording_in_it_under_the_names_its
         assert len(pictures) >= 40 and set(pictures) <= set(range(195, 206)), (name, pictures)
 
 
+def test_recover_of_a_folder_tells_a_file_named_like_a_segment_from_a_segment(tmp_path: Path, capsys) -> None:
+    """A user may put a time in a live run's recording's name. Published under that name, it would be replaced
+    by a rerun of the same command: it goes beside it, as a recording that is not a segment does."""
+    kill_a_writer(tmp_path / "cam.mp4", "segments")  # a service camera "cam": cam_<start>.mp4
+    kill_a_writer(tmp_path / "cam_20261204-190000.mp4", "live-file")  # a command-line live run's recording
+    assert main(["recover", str(tmp_path)]) == 0
+    published = {Path(line).name for line in capsys.readouterr().out.splitlines()}
+    assert "cam_20261204-190000-1.mp4" in published and len(published) == 2, published
+    (segment,) = published - {"cam_20261204-190000-1.mp4"}
+    assert re.fullmatch(r"cam_\d{8}-\d{6}\.mp4", segment) and segment != "cam_20261204-190000.mp4", segment
+    assert {p.name for p in tmp_path.iterdir()} == published
+
+
 def test_recover_leaves_a_recording_that_is_still_being_written_alone(tmp_path: Path, capsys) -> None:
     writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "rec.mp4"), "25", "live-file"],
                               stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(REPO)))
