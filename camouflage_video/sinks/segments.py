@@ -40,7 +40,7 @@ from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
 from camouflage_video.sinks.base import _TEMPORARY, Sink, claim, writer_alive
-from camouflage_video.sinks.salvage import free_name, salvage_recording
+from camouflage_video.sinks.salvage import salvage_recording
 from camouflage_video.sinks.video import (
     EncoderOptions,
     VideoFileSink,
@@ -362,9 +362,10 @@ class SegmentedVideoSink(Sink):
             raise
 
     def _open(self, at: float) -> None:
-        # A name taken (two starts within one second, an earlier run's file) gets -1, -2, ...: finished
-        # segments are published, so they are taken too.
-        path = free_name(self.path if self.single else segment_path(self.path, self.wall_origin + at))
+        # A name taken (two starts within one second, an earlier run's file, a recovery's while this one is
+        # written) gets -1, -2, ... when it is published (overwrite=False): finished segments are published, so
+        # they are taken too.
+        path = self.path if self.single else segment_path(self.path, self.wall_origin + at)
         self._current = VideoFileSink(
             path, self.info, encoder=self.encoder, audio_from=self._audio, start=at,
             metadata={"comment": f"starts {at:.6f} s into the run"},  # what _SEGMENT_TAG reads

@@ -304,11 +304,11 @@ def test_what_cannot_be_recovered_is_deleted_not_published(tmp_path: Path) -> No
 
 def test_a_segment_never_replaces_a_file_that_took_its_name_while_it_was_written(tmp_path: Path) -> None:
     """A recovery (camouflage-video recover, another host's) may publish under the name this writer chose
-    when it opened; the writer then takes the next free one."""
+    when it opened; the writer then takes the next free one, numbered from the recording's name."""
     (tmp_path / "door.mp4").write_bytes(b"an earlier run's")
     sink = SegmentedVideoSink(tmp_path / "door.mp4", INFO, seconds=None)
     write_pictures(sink, 20)
     (tmp_path / "door-1.mp4").write_bytes(b"recovered meanwhile")
     sink.close()
     assert (tmp_path / "door-1.mp4").read_bytes() == b"recovered meanwhile"
-    assert sink.segments == [tmp_path / "door-1-1.mp4"] and len(probe(tmp_path / "door-1-1.mp4")[1]) == 20
+    assert sink.segments == [tmp_path / "door-2.mp4"] and len(probe(tmp_path / "door-2.mp4")[1]) == 20
