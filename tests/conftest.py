@@ -115,6 +115,26 @@ def read_frames(path: Path) -> tuple[list[np.ndarray], list[int], Fraction]:
         return frames, pts, Fraction(stream.time_base)
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of a given size in bytes, to fill up: ``small_disk(3 << 20)`` is a mounted tmpfs
+    (mounting one needs root, as the tests have in CI; skipped elsewhere), unmounted after the test."""
+    mounted = []
+
+    def mount(size: int) -> Path:
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+                          capture_output=True).returncode:
+            pytest.skip("mounting a tmpfs needs root")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """One torch thread for a module of tiny-model tests: on shared 2-core machines two contended threads made

@@ -26,10 +26,15 @@ def write_image(path: Path, image: np.ndarray) -> None:
         raise OutputError(f"{path}: OpenCV cannot encode {ext} images")
     temporary = temporary_path(path)
     try:
-        data.tofile(str(temporary))
-    except OSError as exc:
+        # A plain file write, flushed and closed here: a write that fails only when the buffer is flushed
+        # (the last block on a nearly full disk) raises, where numpy's tofile() left a truncated file.
+        with open(temporary, "wb") as file:
+            file.write(data.tobytes())
+    except BaseException as exc:
         temporary.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        raise
     publish(temporary, path)
 
 

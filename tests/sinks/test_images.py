@@ -80,3 +80,21 @@ def test_an_output_folder_under_a_dangling_link_names_the_link(tmp_path):
     link.symlink_to(tmp_path / "gone")
     with pytest.raises(OutputError, match="link: a symbolic link to .*gone, which does not exist"):
         ImageFolderSink(link / "new")
+
+
+def test_an_image_that_does_not_fit_on_the_disk_is_refused_not_published_cut_short(small_disk) -> None:
+    """Every whole 4 KiB page of the image fits, its last few bytes do not: the write that fails is the last
+    one, made when the file is closed."""
+    from camouflage_video.sinks.images import write_image
+
+    disk = small_disk(1 << 20)
+    image = np.random.default_rng(0).integers(0, 256, (90, 110, 3), np.uint8)
+    size = len(cv2.imencode(".png", image)[1])
+    assert size % 4096, "the image must end in a partial page"
+    (disk / "filler").write_bytes(b"\0" * ((1 << 20) - size // 4096 * 4096))
+    with pytest.raises(OutputError, match="out.png: cannot write .No space left on device"):
+        write_image(disk / "out.png", image)
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    (disk / "filler").unlink()
+    write_image(disk / "out.png", image)  # with room, the same image is written whole
+    assert np.array_equal(cv2.imread(str(disk / "out.png"))[..., ::-1], image)
