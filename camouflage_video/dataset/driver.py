@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,7 +26,7 @@ from camouflage_video.dataset.manifest import (
     resolved_settings,
 )
 from camouflage_video.dataset.ray_engine import RayEngine
-from camouflage_video.dataset.walk import FOLDER_LINK, Entry, check_roots, walk
+from camouflage_video.dataset.walk import FOLDER_LINK, Entry, check_roots, unsafe_output, walk
 from camouflage_video.dataset.worker import Task, new_record, tracks_path
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.interrupts import Finalized
@@ -181,8 +183,11 @@ def run_dataset(
                 summary.partials_removed,
             )
         entries = walk(source)
-        tasks, claimed = _plan_media(entries, manifest, config, chash, options, source, target, summary)
-        _handle_other(entries, manifest, options, source, target, claimed, summary)
+        # Where this run may write and delete (no link out of the output folder, no path from the manifest
+        # that leaves it), answered once per folder.
+        unsafe = functools.partial(unsafe_output, source, target, folders={})
+        tasks, claimed = _plan_media(entries, manifest, config, chash, options, source, target, summary, unsafe)
+        _handle_other(entries, manifest, options, source, target, claimed, summary, unsafe)
         if tasks:
             manifest.log_run(
                 {
@@ -214,8 +219,10 @@ def _plan_media(
     source: Path,
     target: Path,
     summary: DatasetSummary,
+    unsafe: Callable[[object], str | None],
 ) -> tuple[list[Task], dict[str, str]]:
-    """Decide per video and image: skip (done), process, or fail at once (its output name is taken)."""
+    """Decide per video and image: skip (done), process, or fail at once (its output name is taken, or its
+    folder leads out of the output folder)."""
     media = [e for e in entries if e.kind != "other"]
     summary.media = len(media)
     # Inputs whose output keeps their own name claim it first: "a.mp4" wins over "a.avi" -> "a.mp4".
@@ -237,19 +244,20 @@ def _plan_media(
             mtime_ns=entry.mtime_ns,
         )
         previous = manifest.latest.get(entry.relative)
-        _remove_stale_copy(entry, previous, claimed, target, summary)
-        if claimed.get(entry.output) != entry.relative:
+        _remove_stale_copy(entry, previous, claimed, target, summary, unsafe)
+        refusal = unsafe(entry.output)
+        if refusal is not None or claimed.get(entry.output) != entry.relative:
             owner = claimed.get(entry.output)
-            reason = f"by {owner}" if owner else "by the dataset manifest"
+            taken = f"output name {entry.output} is taken {f'by {owner}' if owner else 'by the dataset manifest'}"
             record = new_record(task, config.method, chash)
-            record.update(status="failed", error=f"OutputError: output name {entry.output} is taken {reason}")
+            record.update(status="failed", error=f"OutputError: {refusal or taken}")
             _record(manifest, record, summary)
         elif _is_done(entry, previous, chash, options, source, target):
             summary.skipped += 1
         else:
             stale = (previous or {}).get("tracks_file")
             if stale and not options.export_tracks:
-                (target / stale).unlink(missing_ok=True)  # it describes an output about to be replaced
+                _remove_stale(target, stale, unsafe)  # it describes an output about to be replaced
             tasks.append(task)
     return tasks, claimed
 
@@ -289,6 +297,7 @@ def _handle_other(
     target: Path,
     claimed: dict[str, str],
     summary: DatasetSummary,
+    unsafe: Callable[[object], str | None],
 ) -> None:
     """List (or with ``copy_other`` copy) files that are neither videos nor images by content."""
     for entry in entries:
@@ -298,7 +307,7 @@ def _handle_other(
         if entry.format == FOLDER_LINK:
             summary.folder_links.append(entry.relative)
             logger.warning("%s: %s; the files in it are not anonymized", entry.relative, entry.reason)
-        refusal = _refuse_copy(entry, source, claimed) if options.copy_other else None
+        refusal = (_refuse_copy(entry, source, claimed) or unsafe(entry.output)) if options.copy_other else None
         copy = options.copy_other and refusal is None
         if refusal is not None:
             summary.not_copied.append((entry.relative, refusal))
@@ -307,7 +316,7 @@ def _handle_other(
         status = "copied" if copy else "listed"
         previous = manifest.latest.get(entry.relative)
         if refusal is not None:
-            _remove_stale_copy(entry, previous, claimed, target, summary)
+            _remove_stale_copy(entry, previous, claimed, target, summary, unsafe)
         if (
             previous is not None
             and previous.get("status") == status
@@ -368,7 +377,8 @@ COPYABLE_BINARY = frozenset({"empty"})
 
 
 def _remove_stale_copy(
-    entry: Entry, previous: dict[str, Any] | None, claimed: dict[str, str], target: Path, summary: DatasetSummary
+    entry: Entry, previous: dict[str, Any] | None, claimed: dict[str, str], target: Path, summary: DatasetSummary,
+    unsafe: Callable[[object], str | None],
 ) -> None:
     """Delete the byte-for-byte copy an earlier run made of a file now known to hold pictures.
 
@@ -377,6 +387,9 @@ def _remove_stale_copy(
     if previous is None or previous.get("status") != "copied" or not previous.get("output"):
         return
     output = previous["output"]
+    if (refusal := unsafe(output)) is not None:
+        logger.warning("%s: the manifest names a copy an earlier run made, %s; not removed", entry.relative, refusal)
+        return
     if output in RESERVED or claimed.get(output, entry.relative) != entry.relative:
         return  # the name now belongs to another input's anonymized output
     path = target / output
@@ -385,6 +398,14 @@ def _remove_stale_copy(
         summary.stale_copies_removed += 1
         logger.warning("%s: removed %s, an unanonymized copy an earlier run made (%s)", entry.relative, output,
                        entry.reason or entry.kind)
+
+
+def _remove_stale(target: Path, relative: object, unsafe: Callable[[object], str | None]) -> None:
+    """Delete a file an earlier run wrote and its record names, if that name stays in the output folder."""
+    if (refusal := unsafe(relative)) is not None:
+        logger.warning("the manifest names an earlier run's file, %s; not removed", refusal)
+        return
+    (target / relative).unlink(missing_ok=True)
 
 
 def _other_record(entry: Entry, status: str) -> dict[str, Any]:

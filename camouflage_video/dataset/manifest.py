@@ -127,8 +127,12 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         except ValueError:
             logger.warning("%s: line %d is not valid JSON; skipped", path, number)
             continue
-        if isinstance(record, dict) and "input" in record:
-            records.append(record)
+        if not isinstance(record, dict) or "input" not in record:
+            continue
+        if not isinstance(record["input"], str):
+            logger.warning("%s: line %d does not name an input file; skipped", path, number)
+            continue
+        records.append(record)
     return records
 
 
@@ -268,10 +272,13 @@ def fsync_folder(path: str | os.PathLike[str]) -> None:
 def remove_partials(root: Path) -> list[Path]:
     """Delete the hidden temporary files (``.name.XXXX.partial.ext``) that killed runs left behind.
 
-    Call only while holding the folder's lock: a live run's temporaries look the same.
+    Call only while holding the folder's lock: a live run's temporaries look the same. Another dataset run's
+    output folder inside this one (which this run never writes into) is left to that run.
     """
     removed = []
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not any(os.path.lexists(os.path.join(dirpath, d, own))
+                                                      for own in (MANIFEST_NAME, LOCK_NAME))]
         for name in filenames:
             if name.startswith(".") and ".partial" in name:
                 path = Path(dirpath) / name

@@ -1,0 +1,113 @@
+"""A dataset run writes and deletes only inside its output folder, whatever links, mounts or a hand-edited
+manifest point at: an input is never replaced or removed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from camouflage_video.config import AnonymizeConfig
+from camouflage_video.dataset import run_dataset
+from camouflage_video.dataset.manifest import MANIFEST_NAME, remove_partials
+from camouflage_video.errors import ConfigError
+from tests.dataset.conftest import latest
+
+CONFIG = AnonymizeConfig(det_size=320, verify=False)
+
+
+def _photo(path: Path, astronaut: np.ndarray, size: int = 128) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    face = cv2.resize(astronaut, (size, size), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(path), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_an_output_folder_linked_into_the_input_neither_deletes_nor_replaces_an_input(tmp_path: Path,
+                                                                                        astronaut) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    kept = {name: _photo(raw / name, astronaut, size) for name, size in
+            (("sub/kit.jpg", 128), ("a/x.jpg", 120), ("b/x.jpg", 140), ("top.jpg", 100))}
+    out.mkdir()
+    os.symlink("../raw/sub", out / "sub")  # outputs of sub/ would be written over (or, failing, delete) inputs
+    os.symlink("../raw/b", out / "a")  # a/x.jpg's output would replace b/x.jpg
+    summary = run_dataset(raw, out, CONFIG)
+    assert {name: _digest(raw / name) for name in kept} == kept  # every input as it was
+    records = latest(out)
+    for name in ("sub/kit.jpg", "a/x.jpg"):
+        assert records[name]["status"] == "failed"
+        assert "leads out of the output folder" in records[name]["error"] and "symbolic link" in records[name]["error"]
+    assert records["b/x.jpg"]["status"] == records["top.jpg"]["status"] == "done"
+    assert summary.failed == 2 and (out / "b" / "x.jpg").is_file()
+
+
+def test_paths_in_a_hand_edited_manifest_never_delete_files_outside_the_output_folder(tmp_path: Path,
+                                                                                      astronaut) -> None:
+    raw, out, victim = tmp_path / "raw", tmp_path / "out", tmp_path / "victim.txt"
+    kept = {name: _photo(raw / name, astronaut) for name in ("a.jpg", "b.jpg")}
+    victim.write_text("precious")
+    run_dataset(raw, out, CONFIG)
+    with open(out / MANIFEST_NAME, "a") as manifest:
+        for record in (
+            {"input": "a.jpg", "kind": "other", "status": "copied", "output": "../raw/a.jpg", "size": 1},
+            {"input": "b.jpg", "kind": "image", "status": "done", "output": "b.jpg", "config_hash": "older",
+             "size": 1, "mtime_ns": 0, "tracks_file": str(victim)},
+            {"input": ["a.jpg"], "status": "done"},  # not a file name: skipped
+            {"input": "c.jpg", "kind": "other", "status": "copied", "output": 5},
+        ):
+            manifest.write(json.dumps(record) + "\n")
+    summary = run_dataset(raw, out, CONFIG)
+    assert {name: _digest(raw / name) for name in kept} == kept and victim.read_text() == "precious"
+    assert summary.failed == 0 and summary.processed == 2
+
+
+def test_an_output_folder_that_is_the_input_through_a_bind_mount_is_refused(tmp_path: Path, astronaut) -> None:
+    raw, view = tmp_path / "raw", tmp_path / "view"
+    _photo(raw / "a.jpg", astronaut)
+    view.mkdir()
+    if subprocess.run(["mount", "--bind", str(raw), str(view)], capture_output=True).returncode:
+        pytest.skip("a bind mount needs root")
+    try:
+        with pytest.raises(ConfigError, match="must lie outside the input folder"):
+            run_dataset(raw, view / "anonymized", CONFIG)
+        assert sorted(p.name for p in raw.iterdir()) == ["a.jpg"]
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=True)
+
+
+def test_an_output_folder_inside_another_dataset_runs_output_is_refused(tmp_path: Path, astronaut) -> None:
+    first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "out"
+    _photo(first / "a.jpg", astronaut)
+    _photo(second / "b.jpg", astronaut)
+    run_dataset(first, out, CONFIG)
+    with pytest.raises(ConfigError, match="inside another dataset run's output folder"):
+        run_dataset(second, out / "sub", CONFIG)
+
+
+def test_a_run_leaves_another_runs_output_folder_inside_its_own_alone(tmp_path: Path, astronaut) -> None:
+    """The inner run came first; the outer one must neither clean up its temporaries nor write among its
+    outputs."""
+    inner_raw, outer_raw, out = tmp_path / "inner", tmp_path / "outer", tmp_path / "out"
+    _photo(inner_raw / "b.jpg", astronaut)
+    run_dataset(inner_raw, out / "sub", CONFIG)
+    in_flight = out / "sub" / ".c.1234-abcd.partial.mp4"  # what the inner run is writing now
+    in_flight.write_bytes(b"being written")
+    _photo(outer_raw / "sub" / "b.jpg", astronaut, 100)  # its output would replace the inner run's b.jpg
+    _photo(outer_raw / "top.jpg", astronaut)
+    inner_output = _digest(out / "sub" / "b.jpg")
+    run_dataset(outer_raw, out, CONFIG)
+    assert in_flight.read_bytes() == b"being written" and remove_partials(out) == []
+    assert _digest(out / "sub" / "b.jpg") == inner_output
+    records = latest(out)
+    assert records["sub/b.jpg"]["status"] == "failed" and "another dataset run's" in records["sub/b.jpg"]["error"]
+    assert records["top.jpg"]["status"] == "done"
