@@ -468,7 +468,15 @@ _DUMP_LINE = re.compile(
 # different ones, as words, paths, numbers and label lists never do.
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{64,}")
 _ASCII85_RUN = re.compile(rb"[!-uz]{64,}")
-_BASE32_RUN = re.compile(rb"[A-Z2-7]{64,}")
+_BASE32_RUN = re.compile(rb"[A-Z2-7]{64,}|[a-z2-7]{64,}")
+# The same data cut into pieces: base64 chunks of 16 or more characters joined by quotes, commas, brackets,
+# indentation or list dashes (a JSON array of lines, a YAML block), base64 in groups of four, bytes as hex
+# pairs with separators (ff:d8:ff, ff,d8,ff, ff-d8-ff) and bytes as eight binary digits.
+_CHUNK_GAP = re.compile(rb"(?<=[A-Za-z0-9+/=]{16})[\s\"',:;\[\]-]{1,12}(?=[A-Za-z0-9+/]{16})")
+_GROUPS_OF_FOUR = re.compile(rb"(?:[A-Za-z0-9+/=]{4}[ \t]+){16,}")
+_SEPARATED_HEX = re.compile(rb"(?:[0-9A-Fa-f]{2}(?:[:,;-][ \t]?|[ \t]{1,2}|\r?\n)){64,}")
+_BITS = re.compile(rb"(?:[01]{8}[\s,;]{0,2}){64,}")
+_NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
 _QUOTES = re.compile(rb'"\s*[:,\]}]|[\[{,:]\s*"')
 # Pictures drawn with characters: braille and block elements (chafa, timg), and colour escapes.
 _CHARACTER_ART = re.compile(rb"\xe2(?:[\xa0-\xa3][\x80-\xbf]|\x96[\x80-\x9f])")
@@ -511,8 +519,32 @@ def _encoded_data(window: bytes) -> str | None:
             run = match.group()
             if len(set(run)) >= least and _spread(run, least, name == "ascii85"):
                 return f"{_decoded_kind(run, name)} as {name}"
+    found = _pieces(window)
+    if found is not None:
+        return found
     if len(_CHARACTER_ART.findall(window)) >= 256 or len(_COLOUR.findall(window)) >= 256:
         return "a picture drawn with characters"
+    return None
+
+
+def _pieces(window: bytes) -> str | None:
+    """Binary data written in pieces (see ``_CHUNK_GAP``): what it is, or ``None``."""
+    for match in _SEPARATED_HEX.finditer(window):
+        digits = _NOT_HEX.sub(b"", match.group())
+        if len(set(digits.lower())) >= 12:  # bytes use every digit; words of a-f letters do not
+            return f"{_hex_kind(digits)} as hex"
+    if _BITS.search(window) is not None:
+        return "binary data as binary digits"
+    joined = _CHUNK_GAP.sub(b"", window)
+    if len(joined) < len(window):
+        for match in _BASE64_RUN.finditer(joined):
+            run = match.group()
+            if len(set(run)) >= 34 and _spread(run, 34):
+                return f"{_decoded_kind(run, 'base64')} as base64 in pieces"
+    for match in _GROUPS_OF_FOUR.finditer(window):
+        run = b"".join(match.group().split())
+        if len(set(run)) >= 34 and _spread(run, 34):
+            return f"{_decoded_kind(run, 'base64')} as base64 in groups"
     return None
 
 
@@ -572,7 +604,7 @@ def _decoded_kind(run: bytes, name: str) -> str:
         if name == "ascii85":
             data = base64.a85decode(run.removeprefix(b"<~")[:80], adobe=False)
         elif name == "base32":
-            data = base64.b32decode(run[:64])
+            data = base64.b32decode(run[:64], casefold=True)
         else:
             data = base64.b64decode(run[:64].replace(b"-", b"+").replace(b"_", b"/"))
     except (ValueError, binascii.Error):

@@ -243,6 +243,18 @@ ENCODINGS = {
     "base64 wrapped at 40": lambda img, jpg: _wrap(base64.b64encode(jpg).decode(), 40),
     "base64url unpadded": lambda img, jpg: base64.urlsafe_b64encode(jpg).decode().rstrip("=") + "\n",
     "base32": lambda img, jpg: base64.b32encode(jpg).decode() + "\n",
+    "base32 lower case": lambda img, jpg: base64.b32encode(jpg).decode().lower() + "\n",
+    "base64 in a JSON array of lines": lambda img, jpg: json.dumps(
+        {"chunks": [base64.b64encode(jpg).decode()[i:i + 48] for i in range(0, 4000, 48)]}, indent=0),
+    "base64 in an indented YAML block": lambda img, jpg: "image: >\n" + "".join(
+        f"  {line}\n" for line in _wrap(base64.b64encode(jpg).decode(), 40).split()),
+    "base64 in a CSV column": lambda img, jpg: "id,part\n" + "".join(
+        f"{i},{line}\n" for i, line in enumerate(_wrap(base64.b64encode(jpg).decode(), 40).split())),
+    "base64 in groups of four": lambda img, jpg: " ".join(
+        base64.b64encode(jpg).decode()[i:i + 4] for i in range(0, 4000, 4)),
+    "hex pairs with colons": lambda img, jpg: ":".join(f"{b:02x}" for b in jpg),
+    "hex pairs with commas": lambda img, jpg: ",".join(f"{b:02X}" for b in jpg),
+    "binary digits": lambda img, jpg: " ".join(f"{b:08b}" for b in jpg),
     "uuencode": lambda img, jpg: _uu(jpg),
     "uuencode without its header": lambda img, jpg: _uu(jpg, header=False),
     "mail attachment": lambda img, jpg: ("Content-Type: image/jpeg\nContent-Transfer-Encoding: base64\n\n"
@@ -329,6 +341,12 @@ ORDINARY = {
     "LabelMe without image data": lambda: json.dumps({"imagePath": "a.jpg", "imageData": None,
                                                       "shapes": [{"points": [[1.5, 2.25]] * 40}]}),
     "progress log": lambda: "epoch 1/10 loss=0.3521 lr=0.001\n" * 200,
+    "a JSON list of digests": lambda: json.dumps([os.urandom(32).hex() for _ in range(60)], indent=1),
+    "code with long names": lambda: ("def convertAnnotationsToCocoFormat(inputFolderPath, outputFolderPath2):\n"
+                                     "    return [normalizeBoundingBoxCoordinates(box, imageWidthInPixels) "
+                                     "for box in detectedFaceBoundingBoxes]\n") * 40,
+    "prose": lambda: ("Thirty Volunteers Recorded Walking Sequences In 2019 Using Handheld Smartphones, "
+                      "Zoom Lenses And Quadcopter Footage; Japanese, Kenyan, Brazilian Participants.\n") * 40,
 }
 
 
