@@ -54,7 +54,8 @@ class StreamOptions:
     Attributes:
         transport: RTSP transport, ``"tcp"`` (default: survives lossy networks) or ``"udp"``.
         open_timeout: Seconds to wait for a connection and the first picture.
-        read_timeout: Seconds without data after which the feed counts as lost.
+        read_timeout: Seconds without data after which the feed counts as lost; a connected feed that sends
+            no picture this long (its audio alone goes on) gets black pictures until its pictures come back.
         reconnect: Backoff between reconnection attempts; ``attempts=None`` retries forever.
         pace: Release frames no faster than their own timestamps. ``None``: on for http(s) sources,
             which may deliver faster than real time (HLS segments arrive in bursts), off for cameras.
@@ -127,6 +128,7 @@ class StreamSource(Source):
         self._finished = threading.Event()
         self._resize_warned = False
         self._origin = time.monotonic()
+        self._last_picture = self._origin  # when the grabber last offered a picture
         self._last_pts = -1
         #: The feed's audio on the frames' clock; None when it has none (or audio is off).
         self.audio: AudioTimeline | None = None
@@ -170,6 +172,7 @@ class StreamSource(Source):
         self._note_offset(first, self._origin)
         self._place_pending_audio()
         self._newest.put((first, self._origin, sar, damaged))
+        self._last_picture = time.monotonic()
         self._connected.set()
         self._grabber = threading.Thread(target=self._grab, args=(container,), name="camouflage-grab", daemon=True)
         self._grabber.start()
@@ -330,6 +333,7 @@ class StreamSource(Source):
                 if self._audio_pending:
                     self._place_pending_audio()
                 self._newest.put((frame, now, sar, damaged))
+                self._last_picture = now
         except (av.FFmpegError, OSError) as exc:
             return self._reason(exc)
         return "the stream ended"
@@ -364,6 +368,7 @@ class StreamSource(Source):
             return None
         self.reconnects += 1
         self.damage.restart()  # a fresh decoder holds no damaged picture
+        self._last_picture = time.monotonic()
         self._connected.set()
         logger.warning("%s: reconnected", self.redacted)
         return container
@@ -376,16 +381,25 @@ class StreamSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         interval = float(1 / self.fps)
-        index = 0
+        index, stalled = 0, False
         while not self._stop.is_set():
             item = self._newest.take(timeout=interval)
             if item is not None:
                 vf, arrival, sar, damaged = item
                 image = self._fit(picture(vf, self._rotation, sar))
+                if stalled:
+                    stalled = False
+                    logger.warning("%s: pictures are back", self.redacted)
             elif self._finished.is_set():
                 return
-            elif not self._connected.is_set():
-                # Keep the outputs alive during an outage: a black frame carries no original pixel.
+            elif not self._connected.is_set() or time.monotonic() - self._last_picture > self.options.read_timeout:
+                # Keep the outputs alive during an outage, or while a connected feed sends no picture (its
+                # audio alone goes on): a black frame carries no original pixel.
+                if self._connected.is_set() and not stalled:
+                    stalled = True
+                    logger.warning("%s: no picture for %g s (the feed sends only audio, or nothing decodes); "
+                                   "sending black frames until pictures come back", self.redacted,
+                                   self.options.read_timeout)
                 image, arrival = np.zeros((self.info.height, self.info.width, 3), np.uint8), time.monotonic()
                 damaged = False
                 self.outage_frames += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -155,3 +157,65 @@ def test_a_webcam_is_opened_through_v4l2_with_its_options(monkeypatch: pytest.Mo
     assert url == "/dev/video0" and kwargs["format"] == "v4l2"
     assert kwargs["options"]["video_size"] == "1280x720" and kwargs["options"]["framerate"] == "30"
     assert kwargs["timeout"][0] == 3
+
+
+SOUND_THEN_PICTURES = """
+import sys, time
+from fractions import Fraction
+import av, numpy as np
+url = sys.argv[1]
+for _ in range(200):
+    try:
+        out = av.open(url, "w", format="mpegts", container_options={"max_interleave_delta": "50000"})
+        break
+    except av.FFmpegError:
+        time.sleep(0.1)
+video = out.add_stream("libx264", rate=25)
+video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
+video.codec_context.options = {"tune": "zerolatency", "preset": "ultrafast", "g": "25"}
+audio = out.add_stream("aac", rate=48000)
+audio.layout = "mono"
+start, sample = time.monotonic(), 0
+plan = [True] * 50 + [False] * 100 + [True] * 75  # 2 s of pictures, 4 s of sound alone, 3 s of pictures
+for i, pictures in enumerate(plan):
+    time.sleep(max(0.0, start + i / 25 - time.monotonic()))
+    while sample < (i + 1) * 1920:
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48000, sample
+        sample += 1024
+        out.mux(audio.encode(frame))
+    if pictures:
+        image = np.full((96, 160, 3), 200, np.uint8)
+        image[:, (i * 3) % 160] = 30
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = i
+        out.mux(video.encode(frame))
+out.close()
+"""
+
+
+def test_a_feed_that_sends_only_sound_gets_black_pictures_until_its_pictures_come_back(caplog) -> None:
+    """A camera whose video stops while its audio goes on (its sound keeps the connection alive): the outputs
+    get black pictures at the feed's rate, not a hole, and its pictures again when they come back."""
+    port = free_port()
+    feed = subprocess.Popen([sys.executable, "-c", SOUND_THEN_PICTURES, f"tcp://127.0.0.1:{port}"])
+    try:
+        src = StreamSource(f"tcp://127.0.0.1:{port}?listen=1", open_timeout=30, read_timeout=1.5)
+        kinds, deadline = [], time.monotonic() + 40
+        for frame in src:
+            black = frame.image.max() < 10
+            if not kinds or kinds[-1][0] != black:
+                kinds.append([black, 0])
+            kinds[-1][1] += 1
+            if len(kinds) >= 3 and kinds[2][1] >= 10 or time.monotonic() > deadline:
+                break  # pictures, black, pictures again
+        counters = src.counters()
+        src.close()
+    finally:
+        feed.kill()
+        feed.wait()
+    assert [black for black, _ in kinds[:3]] == [False, True, False], kinds
+    # 4 s of sound alone, less the 1.5 s it takes to tell: black at about the feed's 25 pictures a second
+    assert 25 <= kinds[1][1] <= 100 and counters["outage_frames"] == kinds[1][1], (kinds, counters)
+    assert counters["reconnects"] == 0  # the connection was never lost
+    assert "no picture for 1.5 s" in caplog.text and "pictures are back" in caplog.text
