@@ -13,7 +13,8 @@ EXAMPLES = """examples:
   camouflage-video evaluate photo.jpg photo_anonymized.jpg --gallery faces/   # distractor identities for rank-1
   camouflage-video evaluate people/ people_anonymized/ --attack-gallery candidates/   # attacker who owns the tool
 
-exit status: 0 done, 1 error, 2 bad usage, 3 a leak was found and --fail-on-leak was given, 130 interrupted
+exit status: 0 done, 1 error, 2 bad usage, 3 with --fail-on-leak: a leak was found, or part of the anonymized
+  side could not be checked (pictures with no original, faces where the original has none), 130 interrupted
 """
 
 
@@ -40,7 +41,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     o.add_argument(
         "--fail-on-leak",
         action="store_true",
-        help=f"exit with status {EXIT_LEAK} if any anonymized face is re-identified (see --leak-rule)",
+        help=f"exit with status {EXIT_LEAK} if any anonymized face is re-identified (see --leak-rule), at its place "
+        "or elsewhere in the frame, or if part of the anonymized side could not be checked",
     )
     o.add_argument("--no-thumbnails", action="store_true", help="no face pictures in the report (to share it)")
     o.add_argument("--run-stats", metavar="JSON",
@@ -195,14 +197,34 @@ def run(args: argparse.Namespace) -> int:
         for path in (args.report, args.json_path):
             if path:
                 print(f"wrote {path}", file=sys.stderr)
-    if args.fail_on_leak and s["verdict"] == "leak":
-        print(
-            f"camouflage-video: leak: {s['leaks']} anonymized faces are re-identified "
-            f"(frames {_frames(s['leak_frames'])})",
-            file=sys.stderr,
-        )
+    failure = _gate(s, result.frames) if args.fail_on_leak else None
+    if failure is not None:
+        print(f"camouflage-video: {failure}", file=sys.stderr)
         return EXIT_LEAK
     return 0
+
+
+def _gate(s: dict, frames: dict) -> str | None:
+    """Why ``--fail-on-leak`` fails the evaluation, or ``None``: a face re-identified at its place or elsewhere
+    in the frame, pictures of the anonymized side that no original checked, or faces on the anonymized side
+    where the original shows none (the two given the wrong way round, or not the same footage)."""
+    if s["verdict"] == "leak":
+        parts = []
+        if s["leaks"]:
+            parts.append(f"{s['leaks']} anonymized faces are re-identified (frames {_frames(s['leak_frames'])})")
+        if s["displaced_leak_frames"]:
+            parts.append("a face away from every original face is an original's person (frames "
+                         f"{_frames(s['displaced_leak_frames'])})")
+        return "leak: " + "; ".join(parts)
+    unchecked = frames.get("unpaired_anonymized") or 0
+    if unchecked:
+        kind = "frames" if frames.get("kind") == "video" else "pictures"
+        return (f"not checked: {unchecked} anonymized {kind} have no original to compare with; "
+                "evaluate each output against its own input")
+    if s["verdict"] == "no-faces" and s["extra_faces_in_anonymized"]:
+        return (f"not checked: the anonymized side shows {s['extra_faces_in_anonymized']} faces where the original "
+                "shows none (are the two given the wrong way round?)")
+    return None
 
 
 def summary_line(s: dict) -> str:

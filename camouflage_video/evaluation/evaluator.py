@@ -196,6 +196,7 @@ class _Run:
         self.psnr: list[float] = []
         self.ssim: list[float] = []
         self.extra_faces = 0
+        self.displaced: list[int] = []  # frames where a face elsewhere in the anonymized one matches an original
         self.analysed = 0
         self.next_identity = 0
         self.interrupted = False
@@ -261,6 +262,19 @@ class _Run:
             faces = ctx.faces[~ctx.faces.held]
         return faces
 
+    def _displaced(self, pair: FramePair, anonymized: np.ndarray, extra: Faces, emb_o: np.ndarray) -> None:
+        """Note the frame if a face of the anonymized frame that is at none of the original's faces (a face
+        moved, mirrored, or that the anonymizer missed where this detector missed it in the original) is one of
+        the original's people. Faces under the recognizer's reliable size are not judged: they match at random."""
+        heights = extra.xyxy[:, 3] - extra.xyxy[:, 1]
+        extra = extra[heights >= self.calibration["min_face_size"]]
+        if not len(extra):
+            return
+        recognizer = self.recognizer
+        embedded = recognizer.embed(anonymized, recognizer.prepare(anonymized, extra))
+        if float(recognizer.distance(emb_o, embedded).min()) < recognizer.threshold:
+            self.displaced.append(pair.index if not self.is_video else pair.original.index)
+
     def _identity(self, track_id: int) -> int:
         if self.is_video and track_id >= 0:
             return int(track_id)
@@ -273,7 +287,9 @@ class _Run:
         config, recognizer = self.config, self.recognizer
         detected = self.evaluator.detector.detect(pair.anonymized.image)
         detected_at = match_faces(faces, detected, config.match_iou)
-        self.extra_faces += len(detected) - int((detected_at >= 0).sum())
+        extra = np.ones(len(detected), bool)
+        extra[detected_at[detected_at >= 0]] = False
+        self.extra_faces += int(extra.sum())
         if not len(faces):
             return
         original, anonymized = pair.original.image, pair.anonymized.image
@@ -283,6 +299,7 @@ class _Run:
             self.null_fill.obfuscate(null, faces.xyxy)
             versions.append(null)
         emb_o, emb_a, *emb_n = recognizer.embed_versions(original, versions, faces)
+        self._displaced(pair, anonymized, detected[extra], emb_o)
         distances = recognizer.rowwise_distance(emb_o, emb_a)
         calibrated = config.leak_rule == "null"
         nulls = recognizer.rowwise_distance(emb_o, emb_n[0]) if calibrated else None
@@ -450,6 +467,7 @@ class _Run:
             leak_cases=leak_cases,
             worst_cases=worst_cases,
             extra_faces=self.extra_faces,
+            displaced_frames=self.displaced,
             interrupted=self.interrupted,
             attack=self._attack(),
         )

@@ -223,6 +223,8 @@ class EvaluationResult:
     leak_cases: list[FaceCase] = field(default_factory=list)
     worst_cases: list[FaceCase] = field(default_factory=list)
     extra_faces: int = 0
+    #: Frames where a face of the anonymized version away from every original face is an original's person.
+    displaced_frames: list[int] = field(default_factory=list)
     interrupted: bool = False
     attack: dict | None = None
     run: dict | None = None  # what the anonymizing run did, from its --stats (see evaluate(run_stats=...))
@@ -237,10 +239,11 @@ class EvaluationResult:
         return float(self.recognizer["threshold"])
 
     def verdict(self) -> str:
-        """``leak`` (some face re-identified), ``pass`` or ``no-faces`` (nothing to judge)."""
+        """``leak`` (some face re-identified, at its place or elsewhere in the frame), ``pass`` or ``no-faces``
+        (nothing to judge)."""
         if not self.faces:
             return "no-faces"
-        return "leak" if any(f.leak for f in self.faces) else "pass"
+        return "leak" if self.displaced_frames or any(f.leak for f in self.faces) else "pass"
 
     def tracks(self) -> list[dict]:
         """Per-identity summary: faces, frames, re-identification and identity stability."""
@@ -312,6 +315,7 @@ class EvaluationResult:
             "leak_frames": sorted({f.frame for f in faces if f.leak}),
             "detected_rate": rate([f.detected for f in faces]),
             "extra_faces_in_anonymized": self.extra_faces,
+            "displaced_leak_frames": self.displaced_frames[:200],
             "identity_stability": {
                 "anonymized_mean_step_distance": distance_summary(steps_a)["mean"],
                 "anonymized_same_identity_rate": rate([s < self.threshold for s in steps_a]),

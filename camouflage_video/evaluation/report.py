@@ -93,10 +93,15 @@ def render_report(result: EvaluationResult) -> str:
     esc = html.escape
     original, anonymized = result.original.get("uri", "?"), result.anonymized.get("uri", "?")
     verdict = summary["verdict"]
+    displaced = summary["displaced_leak_frames"]
     verdict_text = {
-        "leak": f"LEAK: {summary['leaks']} of {summary['faces']} anonymized faces are re-identified",
+        "leak": f"LEAK: {summary['leaks']} of {summary['faces']} anonymized faces are re-identified"
+        + (f"; in {len(displaced)} frame(s) a face away from every original face is an original's person"
+           if displaced else ""),
         "pass": f"PASS: none of {summary['faces']} anonymized faces is re-identified",
-        "no-faces": "NO FACES: no face was found in the original, nothing to judge",
+        "no-faces": "NO FACES: no face was found in the original, nothing to judge"
+        + (f" (but the anonymized side shows {summary['extra_faces_in_anonymized']}: are the two given the wrong "
+           "way round?)" if summary["extra_faces_in_anonymized"] else ""),
     }[verdict]
     interrupted = (
         '<p class="bad">Interrupted: these results cover only the part of the input analysed before Ctrl-C.</p>'

@@ -258,3 +258,33 @@ def test_the_report_shows_what_the_anonymizing_run_did(astronaut_pair, tmp_path)
     html = report.read_text()
     assert 'id="run"' in html and "identity checks" in html and "escalations" in html
 
+
+
+@pytest.mark.parametrize("change", ["shifted", "mirrored"])
+def test_the_original_face_moved_elsewhere_in_the_frame_is_a_leak(astronaut_pair, tmp_path, change):
+    """Where the original's face was, the "anonymized" picture shows something else; the face itself is still
+    there, moved or mirrored: a gate that looked only at the original's face boxes would pass it."""
+    from camouflage_video.sources.images import read_image
+
+    original = read_image(astronaut_pair["original"])
+    moved = np.roll(original, original.shape[1] // 2, axis=1) if change == "shifted" else original[:, ::-1].copy()
+    anonymized = write_rgb(tmp_path / f"{change}.png", moved)
+    result = run_cli("evaluate", str(astronaut_pair["original"]), str(anonymized), "--fail-on-leak", "-q")
+    assert result.returncode == 3, result.stderr
+    assert "a face away from every original face is an original's person (frames 0)" in result.stderr
+
+
+def test_arguments_the_wrong_way_round_fail_the_gate(astronaut_pair):
+    result = run_cli("evaluate", str(astronaut_pair["solid"]), str(astronaut_pair["original"]), "--fail-on-leak", "-q")
+    assert result.returncode == 3, result.stderr
+    assert "shows 1 faces where the original shows none" in result.stderr
+
+
+def test_anonymized_pictures_without_an_original_fail_the_gate(astronaut_pair, tmp_path):
+    raw, anon = tmp_path / "raw", tmp_path / "anon"
+    shutil.copy(astronaut_pair["original"], raw.mkdir() or raw / "a.png")
+    shutil.copy(astronaut_pair["pixelated"], anon.mkdir() or anon / "a.png")
+    shutil.copy(astronaut_pair["original"], anon / "renamed.png")  # checked against nothing
+    result = run_cli("evaluate", str(raw), str(anon), "--fail-on-leak", "-q")
+    assert result.returncode == 3, result.stderr
+    assert "1 anonymized pictures have no original to compare with" in result.stderr
