@@ -31,7 +31,7 @@ from camouflage_video.frame import Frame
 from camouflage_video.options import flag
 from camouflage_video.redact import redact_url
 from camouflage_video.sources.base import ColorTags, DamageWatch, Source, SourceInfo, fit_picture
-from camouflage_video.sources.video import picture, sample_aspect
+from camouflage_video.sources.video import AspectWatch, picture, sample_aspect
 from camouflage_video.streaming import Backoff, LatestSlot
 
 logger = logging.getLogger(__name__)
@@ -322,8 +322,9 @@ class StreamSource(Source):
         """Offer every decoded picture until the feed ends or fails; returns why it stopped."""
         try:
             anchor: tuple[float, float] | None = None
-            sar = sample_aspect(container.streams.video[0])  # the connection's, read once
+            aspect = AspectWatch(container.streams.video[0])  # the connection's, and a change mid-stream
             for frame, damaged in self._decode(container):
+                sar = aspect.current()
                 now = time.monotonic()
                 if self.pace and frame.time is not None:
                     anchor = self._wait_until_due(frame.time, now, anchor)

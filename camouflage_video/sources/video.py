@@ -35,6 +35,28 @@ def sample_aspect(stream: av.VideoStream) -> Fraction:
     return Fraction(1)
 
 
+class AspectWatch:
+    """The sample aspect ratio of each picture a stream decodes to: :func:`sample_aspect` until the decoder
+    reports another one (a new sequence header mid-stream: a camera switching to an anamorphic mode, files of
+    two kinds joined), then the decoder's. Call :meth:`current` after each decode."""
+
+    def __init__(self, stream: av.VideoStream) -> None:
+        self._context = stream.codec_context
+        self._decoders = self._decoder_sar()
+        self.sar = sample_aspect(stream)
+
+    def current(self) -> Fraction:
+        decoders = self._decoder_sar()
+        if decoders != self._decoders:
+            self._decoders = decoders
+            self.sar = decoders or Fraction(1)
+        return self.sar
+
+    def _decoder_sar(self) -> Fraction | None:
+        sar = self._context.sample_aspect_ratio
+        return Fraction(sar) if sar is not None and sar.numerator > 0 and sar.denominator > 0 else None
+
+
 def square_size(width: int, height: int, sar: Fraction) -> tuple[int, int]:
     """The display size of a ``width`` x ``height`` picture of sample aspect ``sar``, in square pixels.
 
@@ -191,10 +213,11 @@ class VideoFileSource(Source):
                 if index == 0:
                     self._rotation = int(round(getattr(vf, "rotation", 0) or 0))
                     self._color = ColorTags.of(vf)
-                    # Fixed for the file, as the rotation: every picture keeps the size the run (its regions,
-                    # its tracker's boxes) was set up for.
-                    self._sample_aspect = sample_aspect(stream)
-                sar = self._sample_aspect
+                    aspect = AspectWatch(stream)
+                    self._sample_aspect = aspect.sar  # what the run was set up with
+                # A change mid-file (joined recordings) is followed: the picture keeps its true shape, and
+                # is fitted to the output size like a picture of another size.
+                sar = aspect.current()
                 pts = vf.pts
                 if pts is None:  # raw elementary streams carry no timestamps: continue the grid
                     pts = 0 if last_pts is None else last_pts + step

@@ -78,3 +78,50 @@ def test_every_face_of_an_anamorphic_video_is_covered_and_it_plays_at_its_aspect
     assert sar == 1 and shown[0].shape == (360, 642, 3)  # square pixels, shown 642x360 like the input
     assert len(shown) == 5
     assert [len(detector.detect(f)) for f in shown] == [0] * 5
+
+
+def _two_kinds_joined(path: Path) -> Path:
+    """An MPEG-TS file of two recordings joined: 10 pictures of 640x360 in square pixels, then 10 of the same
+    scene stored squeezed to 320x360 with a 2:1 sample aspect (displayed 640x360). Dark left half, bright right."""
+    scene = np.full((360, 640, 3), 220, np.uint8)
+    scene[:, :320] = 30
+    time_base = Fraction(1, 90000)
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.time_base = 640, 360, "yuv420p", time_base
+        second = av.CodecContext.create("libx264", "w")
+        second.width, second.height, second.pix_fmt = 320, 360, "yuv420p"
+        second.time_base, second.framerate, second.sample_aspect_ratio = time_base, Fraction(25), Fraction(2)
+        for i in range(20):
+            context, image = (stream.codec_context, scene) if i < 10 else (second, scene[:, ::2].copy())
+            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+            vf.pts, vf.time_base = i * 3600, time_base
+            for packet in (stream.encode(vf) if i < 10 else context.encode(vf)):
+                packet.stream = stream
+                container.mux(packet)
+            if i == 9:
+                container.mux(stream.encode(None))
+        for packet in second.encode(None):
+            packet.stream = stream
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_change_to_anamorphic_pictures_mid_stream_keeps_their_true_shape(tmp_path, live):
+    """Read as stored, the second part would be a 320x360 picture: faces squeezed to half their width."""
+    clip = _two_kinds_joined(tmp_path / "joined.ts")
+    if live:
+        from camouflage_video.sources.stream import StreamSource
+        from camouflage_video.streaming import Backoff
+
+        src = StreamSource(clip.resolve().as_uri(), open_timeout=5, pace=True, reconnect=Backoff(attempts=0))
+    else:
+        src = VideoFileSource(clip)
+    with src:
+        images = [frame.image for frame in src if frame.image.max() > 0][:20]
+    later = images[-3:]  # pictures of the second part
+    assert all(image.shape == (360, 640, 3) for image in later), [image.shape for image in later]
+    for image in later:  # the dark half is the left half of the picture, not a quarter of it
+        columns = image.mean(axis=(0, 2))
+        assert columns[:300].max() < 80 and columns[340:].min() > 170, columns[::40]
