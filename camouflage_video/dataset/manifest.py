@@ -220,20 +220,26 @@ class Manifest:
             raise ValueError(f"record status must be one of {STATUSES}, got {record.get('status')!r}")
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
         view = memoryview(line)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as exc:  # a torn line is cut off by the next run (see _repair)
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
         self.records.append(record)
         self.latest[record["input"]] = record
 
     def log_run(self, entry: dict[str, Any]) -> None:
         """Append a line to the runs log (what configuration each config hash stands for)."""
         entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **entry}
-        with open(self.root / RUNS_NAME, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.root / RUNS_NAME, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, default=str) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise OutputError(f"{self.root / RUNS_NAME}: cannot write ({exc.strerror or exc})") from exc
 
     def close(self) -> None:
         for name in ("_fd", "_lock_fd"):

@@ -220,3 +220,24 @@ def test_config_hash_covers_the_reference_photos_contents_not_their_path(tmp_pat
     assert config_hash(AnonymizeConfig(only_person=(photo,))) != before
     _photo(tmp_path / "subject.jpg", b"person B")
     assert config_hash(AnonymizeConfig(keep_person=("subject.jpg",))) != before
+
+
+def test_a_full_disk_is_a_one_line_error_naming_the_file(tmp_path, small_disk, astronaut) -> None:
+    from tests.conftest import run_cli
+
+    raw, disk = tmp_path / "raw", small_disk(256 << 10)
+    raw.mkdir()
+    cv2.imwrite(str(raw / "a.jpg"), astronaut[..., ::-1])
+    (disk / "out").mkdir()
+    filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(filler, b"\0" * 4096):  # every block taken
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(filler)
+    result = run_cli("dataset", str(raw), str(disk / "out"), "-q")
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(": cannot write (No space left on device)"), result.stderr
+    assert "camouflage_" in result.stderr and len(result.stderr.strip().splitlines()) == 1
