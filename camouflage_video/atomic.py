@@ -8,17 +8,43 @@ the whole new one, never half of it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+#: The longest file name most file systems take, in bytes (ext4, XFS, btrfs, tmpfs; NTFS and APFS in UTF-16/8).
+NAME_MAX = 255
+#: What a temporary name adds to the name it is made from, at most: ``.`` ``.<pid>-<8 hex>.recording``.
+_TEMPORARY_ADDS = len(f"..{'9' * 10}-{'f' * 8}.recording")
+
+
+def fitting_stem(stem: str, rest: str = "") -> str:
+    """``stem``, or where a temporary name made from it (and ``rest``, what follows it: an extension) would not
+    fit in :data:`NAME_MAX` bytes, its beginning with a digest of the whole of it (``LLLL~3fa9c0e1b2d4``): a
+    name that fits as a final name fits as a temporary too, and two long names stay apart.
+
+    Examples:
+        >>> fitting_stem("clip")
+        'clip'
+        >>> len(fitting_stem("L" * 246, ".jpg").encode()) + len(".jpg") <= NAME_MAX - _TEMPORARY_ADDS
+        True
+    """
+    room = NAME_MAX - _TEMPORARY_ADDS - len(rest.encode())
+    if len(stem.encode()) <= room:
+        return stem
+    digest = hashlib.sha256(stem.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    kept = stem.encode("utf-8", "surrogateescape")[: max(0, room - len(digest) - 1)]
+    return f"{kept.decode('utf-8', 'ignore')}~{digest}"
+
 
 def temporary_name(final: str | os.PathLike[str], suffix: str = "") -> Path:
     """A hidden name beside ``final``, unique to this process and call (concurrent writers never share one)."""
     final = Path(final)
-    return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.partial{suffix}")
+    name = fitting_stem(final.name, suffix)
+    return final.with_name(f".{name}.{os.getpid()}-{secrets.token_hex(4)}.partial{suffix}")
 
 
 def replace(temporary: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:

@@ -49,3 +49,17 @@ def test_placing_a_file_never_replaces_one_that_is_already_there(tmp_path):
     assert atomic.place_new(first, final) and not first.exists()
     assert not atomic.place_new(second, final)  # the name was taken meanwhile: the second keeps its temporary
     assert final.read_bytes() == b"recovered by one process" and second.exists()
+
+
+def test_outputs_with_the_longest_names_a_file_system_takes_are_written(tmp_path, astronaut) -> None:
+    """A temporary's name adds about 30 bytes: a 250-byte output name must not fail for its temporary's sake."""
+    import cv2
+
+    from tests.conftest import run_cli
+
+    photo = tmp_path / "in.png"
+    cv2.imwrite(str(photo), astronaut[..., ::-1])
+    image, stats = tmp_path / ("I" * 246 + ".jpg"), tmp_path / ("S" * 245 + ".json")
+    result = run_cli("anonymize", str(photo), "-o", str(image), "--stats", str(stats), "-q")
+    assert result.returncode == 0, result.stderr
+    assert image.is_file() and stats.is_file() and not list(tmp_path.glob(".*"))

@@ -116,7 +116,7 @@ def temporary_path(final: Path, *, clean: bool = True, recording: bool = False) 
         remove_stale_temporaries(final)
     for _ in range(100):
         marker = "recording" if recording else "partial"
-        candidate = folder / f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}.{marker}{final.suffix}"
+        candidate = folder / f".{temporary_stem(final)}.{os.getpid()}-{secrets.token_hex(4)}.{marker}{final.suffix}"
         try:
             # os.open rather than mkstemp: the file gets the umask's permissions, like any output.
             os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -135,6 +135,12 @@ _TEMPORARY = re.compile(
 _OLD_TEMPORARY_AGE = 600.0  # seconds: an unnamed run's temporary this old is not being written any more
 
 
+def temporary_stem(final: Path) -> str:
+    """The stem a temporary of ``final`` carries: its own, shortened where the temporary's name would be too
+    long for the file system (``atomic.fitting_stem``)."""
+    return atomic.fitting_stem(final.stem, final.suffix)
+
+
 def remove_stale_temporaries(final: Path) -> list[Path]:
     """Delete the temporaries of ``final`` that a killed run (kill -9, power loss) left behind.
 
@@ -148,7 +154,7 @@ def remove_stale_temporaries(final: Path) -> list[Path]:
     now = time.time()
     for name in names:
         match = _TEMPORARY.match(name)
-        if not match or match["stem"] != final.stem or (match["ext"] or "") != final.suffix:
+        if not match or match["stem"] != temporary_stem(final) or (match["ext"] or "") != final.suffix:
             continue
         if match["kind"] == "recording":
             continue  # anonymized minutes of a killed recording: recovered (sinks/segments.py), never just deleted

@@ -39,7 +39,7 @@ import numpy as np
 from camouflage_video.audio import AudioTimeline
 from camouflage_video.errors import ConfigError
 from camouflage_video.frame import Frame
-from camouflage_video.sinks.base import _TEMPORARY, Sink, claim, writer_alive
+from camouflage_video.sinks.base import _TEMPORARY, Sink, claim, temporary_stem, writer_alive
 from camouflage_video.sinks.salvage import salvage_recording
 from camouflage_video.sinks.video import (
     EncoderOptions,
@@ -104,7 +104,8 @@ def _recover(base: Path, report: Recovery, *, spare: Path | None, family: bool, 
         if not match or match["pid"] is None or (match["ext"] or "") != base.suffix or only and name not in only:
             continue
         stem = match["stem"]
-        if not (stem == base.stem or family and belongs_to_recording(stem, base.stem, numbered=numbered)):
+        own = stem == temporary_stem(base)  # base's own temporary (its stem shortened where it is long)
+        if not (own or family and belongs_to_recording(stem, base.stem, numbered=numbered)):
             continue
         recording, path = match["kind"] == "recording", folder / name
         if not recording and not partials:
@@ -133,7 +134,7 @@ def _recover(base: Path, report: Recovery, *, spare: Path | None, family: bool, 
                 report.removed.append(path)
                 logger.warning("%s: already published as %s", path.name, published)
                 continue
-            own_name = folder / f"{stem}{base.suffix}"  # the name its writer would have published
+            own_name = base if own else folder / f"{stem}{base.suffix}"  # the name its writer would have published
             final = salvage_recording(path, own_name, container_format(base), spare)
             if final is None:
                 report.removed.append(path)

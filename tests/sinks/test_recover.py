@@ -329,3 +329,15 @@ def test_recover_refuses_a_plain_file_given_as_a_folder(tmp_path: Path, capsys) 
     (tmp_path / "notes").write_text("not a folder")
     assert main(["recover", str(tmp_path / "notes")]) == 1
     assert "not a recording's name" in capsys.readouterr().err
+
+
+def test_a_recording_with_the_longest_name_a_file_system_takes_is_written_and_recovered(tmp_path: Path) -> None:
+    """Its temporary's name would be longer than 255 bytes: its stem is shortened there, and the recording
+    still publishes (and recovers) under its own name."""
+    name = "é" * 60 + "L" * (255 - 120 - len("-1.mp4")) + ".mp4"  # 2-byte letters: bytes, not characters
+    assert len(name.encode()) == 255 - len("-1")
+    kill_a_writer(tmp_path / name, "live-file")
+    (temporary,) = tmp_path.glob(".*")
+    assert len(temporary.name.encode()) <= 255
+    recovered, _ = recover_stale_segments(tmp_path / name, spare=tmp_path / name)
+    assert recovered == [tmp_path / f"{name[:-4]}-1.mp4"] and len(levels(recovered[0])) >= 40
