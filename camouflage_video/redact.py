@@ -190,12 +190,19 @@ def _redact_pairs(text: str) -> str:
     return _SECRET_PAIR.sub(hide, text)
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks written as ``\\n`` and ``\\r``: a name with one in it (a dataset's file)
+    must not start a line of its own on the terminal that reads like another message."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts credentials from every record it passes (the CLI installs it)."""
+    """A logging filter that redacts credentials from every record it passes and writes its line breaks as
+    ``\\n`` (the CLI installs it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = redact_url(message)
+        redacted = one_line(redact_url(message))  # one record, one line
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:  # --debug tracebacks quote URLs too

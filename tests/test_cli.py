@@ -352,3 +352,26 @@ def test_an_interrupt_says_whether_anything_was_saved(raised: str, message: str)
     result = run_cli_failing_with(f"raise {raised}", "list")
     assert result.returncode == 130
     assert result.stderr.strip().splitlines() == [f"camouflage-video: {message}"]
+
+
+def test_a_line_break_in_a_file_name_stays_on_the_one_error_line(tmp_path) -> None:
+    from tests.conftest import run_cli
+
+    missing = tmp_path / "cam\ncamouflage-video: done.mp4"  # would read like a second message
+    result = run_cli("anonymize", str(missing))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "cam\\ncamouflage-video: done.mp4" in result.stderr, result.stderr
+
+
+def test_a_line_break_in_a_logged_name_stays_on_its_line(tmp_path, astronaut) -> None:
+    import cv2
+
+    from tests.conftest import run_cli
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    cv2.imwrite(str(raw / "a.jpg"), astronaut[..., ::-1])
+    (raw / "broken\nline.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole JPEG")  # fails: logged with its name
+    result = run_cli("dataset", str(raw), str(tmp_path / "out"), "-q", "--det-size", "320")
+    lines = [line for line in result.stderr.splitlines() if "broken" in line or "line.jpg" in line]
+    assert len(lines) == 1 and "broken\\nline.jpg" in lines[0], result.stderr

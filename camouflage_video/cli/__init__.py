@@ -17,7 +17,7 @@ from camouflage_video import __version__
 from camouflage_video.cli.run_options import config_from_args
 from camouflage_video.errors import CamouflageError
 from camouflage_video.interrupts import Finalized, InterruptOnce
-from camouflage_video.redact import RedactingFilter, redact_url
+from camouflage_video.redact import RedactingFilter, one_line, redact_url
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -67,12 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CamouflageError as exc:
         if debug:
             logger.exception("failed")
-        print(f"camouflage-video: error: {redact_url(str(exc))}", file=sys.stderr)
+        print(f"camouflage-video: error: {one_line(redact_url(str(exc)))}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - one line for the user; --debug shows the traceback
         if debug:
             logger.exception("failed")  # through the RedactingFilter: a bare traceback would quote secrets
-        print(f"camouflage-video: error: {type(exc).__name__}: {redact_url(str(exc))}", file=sys.stderr)
+        print(f"camouflage-video: error: {type(exc).__name__}: {one_line(redact_url(str(exc)))}", file=sys.stderr)
         return 1
     finally:
         pressed = _count_interrupts()

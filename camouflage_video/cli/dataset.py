@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from camouflage_video.cli.run_options import add_run_options, config_from_args
+from camouflage_video.redact import one_line
 
 EXAMPLES = """examples:
   camouflage-video dataset raw/ anonymized/ --method blur --workers 2
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(summary: object) -> None:
     s = summary  # a DatasetSummary
     for name, error in s.failures[:20]:
-        print(f"  failed: {name}: {error}", file=sys.stderr)
+        print(one_line(f"  failed: {name}: {error}"), file=sys.stderr)
     if len(s.failures) > 20:
         print(f"  ... and {len(s.failures) - 20} more (see the manifest)", file=sys.stderr)
     extra = f", {s.fallback_frames} fallback frames" if s.fallback_frames else ""
