@@ -26,6 +26,7 @@ from camouflage_video.dataset.manifest import config_hash
 from camouflage_video.dataset.worker import FileWorker, Task, mark_failed, new_record, one_line
 from camouflage_video.errors import ConfigError, ModelError
 from camouflage_video.interrupts import InterruptOnce
+from camouflage_video.redact import RedactingFilter
 
 logger = logging.getLogger(__name__)
 
@@ -274,8 +275,14 @@ class _FrameReporter:
 def _worker_main(conn: Connection, config: AnonymizeConfig, export_tracks: bool, log_level: int | None) -> None:
     """Entry point of a local worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C means (see _start)
+    # An abort (a second Ctrl-C) terminates the worker: unwinding lets the file in flight be discarded and
+    # what the process holds (its semaphores) be let go, where dying at once left them to the resource tracker,
+    # which warned about "leaked semaphore objects".
+    signal.signal(signal.SIGTERM, _exit_on_terminate)
     if log_level is not None:
         logging.basicConfig(level=log_level, format="camouflage-video: %(levelname)s: %(message)s")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactingFilter())  # as the driver's: no secret, one line per record
     try:
         worker = FileWorker(config, export_tracks)
     except Exception as exc:  # noqa: BLE001 - handed to the driver, which raises it
@@ -294,6 +301,10 @@ def _worker_main(conn: Connection, config: AnonymizeConfig, export_tracks: bool,
             conn.send(("done", record))
         except OSError:
             return
+
+
+def _exit_on_terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def portable(exc: Exception) -> Exception:
