@@ -21,7 +21,7 @@ import av
 
 from camouflage_video.atomic import place_new
 from camouflage_video.interrupts import interrupts_deferred
-from camouflage_video.sinks.base import temporary_path
+from camouflage_video.sinks.base import claim, temporary_path
 
 #: Containers written in fragments (see ``video.FRAGMENTED``) and those written a cluster a second.
 FRAGMENTED_FORMATS = ("mp4", "mov")
@@ -76,9 +76,10 @@ def _remux_readable(path: Path, name: Path, kind: str, spare: Path | None) -> Pa
 
     Matroska has no index to cut after: its clusters are written as they complete, and the copy stops at the
     first packet that does not read back (the cluster the writer was killed in). The copy gets the index and
-    duration the killed writer never wrote. Where it cannot be written for want of room (the disk that made the
-    writer fail is still full), the file is cut in place after its last complete cluster instead
-    (:func:`_cut_to_clusters`): it plays the same, without an index.
+    duration the killed writer never wrote, and takes the original's place before it is published. Where it
+    cannot be written for want of room (the disk that made the writer fail is still full), the file is cut in
+    place after its last complete cluster instead (:func:`_cut_to_clusters`): it plays the same, without an
+    index.
     """
     copy = temporary_path(name, clean=False)  # the partial file is one of name's stale temporaries
     try:
@@ -93,10 +94,7 @@ def _remux_readable(path: Path, name: Path, kind: str, spare: Path | None) -> Pa
                 target.mux(packet)  # a write that fails (a full disk) is raised: a copy cut short is not kept
                 copied += 1
         if copied and _plays(copy):
-            with interrupts_deferred():  # the copy published and the original gone, or neither
-                final = place_free(copy, name, spare)
-                path.unlink(missing_ok=True)
-            return final
+            return _replace_and_publish(copy, path, name, spare)
     except (av.FFmpegError, ValueError) as exc:
         copy.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in _NO_ROOM and _cut_to_clusters(path) and _plays(path):
@@ -108,6 +106,25 @@ def _remux_readable(path: Path, name: Path, kind: str, spare: Path | None) -> Pa
         raise
     copy.unlink(missing_ok=True)
     return None
+
+
+def _replace_and_publish(copy: Path, path: Path, name: Path, spare: Path | None) -> Path:
+    """Put the checked ``copy`` in the place of the killed writer's file, then publish it from there: whatever
+    stops this (a kill at any instant), what is left is one file, recovered once (the original, the copy under
+    the original's name, or the copy published and, were it stopped before its temporary name went, a hard
+    link to it that recovery removes). Publishing the copy and then removing the original left both for a
+    kill in between, and the next recovery published the recording twice."""
+    written = path.stat()
+    # The time of its last writing tells its writer's process from a later one with its id (writer_alive).
+    os.utime(copy, ns=(written.st_atime_ns, written.st_mtime_ns))
+    held = claim(copy)  # under the original's name it is not taken by another recovery while it is published
+    try:
+        with interrupts_deferred():
+            os.replace(copy, path)
+        return place_free(path, name, spare)
+    finally:
+        if held is not None:
+            os.close(held)
 
 
 def _readable_packets(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:

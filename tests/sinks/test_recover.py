@@ -341,3 +341,30 @@ def test_a_recording_with_the_longest_name_a_file_system_takes_is_written_and_re
     assert len(temporary.name.encode()) <= 255
     recovered, _ = recover_stale_segments(tmp_path / name, spare=tmp_path / name)
     assert recovered == [tmp_path / f"{name[:-4]}-1.mp4"] and len(levels(recovered[0])) >= 40
+
+
+KILLED_RECOVERY = """
+import os, sys
+from pathlib import Path
+from camouflage_video.sinks import salvage
+from camouflage_video.sinks.segments import recover_stale_segments
+real = salvage.place_free
+def killed(*args, **kwargs):  # the recovering process is killed (kill -9) at this instant
+    if sys.argv[2] == "after publishing":
+        real(*args, **kwargs)
+    os._exit(9)
+salvage.place_free = killed
+recover_stale_segments(Path(sys.argv[1]), spare=Path(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("moment", ["before publishing", "after publishing"])
+def test_a_matroska_recovery_killed_midway_publishes_the_recording_once(tmp_path: Path, moment: str) -> None:
+    kill_a_writer(tmp_path / "rec.mkv", "live-file")
+    killed = subprocess.run([sys.executable, "-c", KILLED_RECOVERY, str(tmp_path / "rec.mkv"), moment],
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr
+    recover_stale_segments(tmp_path / "rec.mkv", spare=tmp_path / "rec.mkv")  # the next recovery
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec-1.mkv"]
+    pictures = levels(tmp_path / "rec-1.mkv")
+    assert len(pictures) >= 40 and set(pictures) <= set(range(195, 206)), pictures
