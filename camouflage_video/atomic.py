@@ -29,15 +29,15 @@ def fitting_stem(stem: str, rest: str = "") -> str:
     Examples:
         >>> fitting_stem("clip")
         'clip'
-        >>> len(fitting_stem("L" * 246, ".jpg").encode()) + len(".jpg") <= NAME_MAX - _TEMPORARY_ADDS
+        >>> len(os.fsencode(fitting_stem("L" * 246, ".jpg"))) + len(".jpg") <= NAME_MAX - _TEMPORARY_ADDS
         True
     """
-    room = NAME_MAX - _TEMPORARY_ADDS - len(rest.encode())
-    if len(stem.encode()) <= room:
+    # As the file system sees them: a name that is not UTF-8 (Latin-1 from an old archive) is bytes too.
+    room, name = NAME_MAX - _TEMPORARY_ADDS - len(os.fsencode(rest)), os.fsencode(stem)
+    if len(name) <= room:
         return stem
-    digest = hashlib.sha256(stem.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    kept = stem.encode("utf-8", "surrogateescape")[: max(0, room - len(digest) - 1)]
-    return f"{kept.decode('utf-8', 'ignore')}~{digest}"
+    digest = hashlib.sha256(name).hexdigest()[:12]
+    return f"{os.fsdecode(name[: max(0, room - len(digest) - 1)])}~{digest}"
 
 
 def temporary_name(final: str | os.PathLike[str], suffix: str = "") -> Path:

@@ -63,3 +63,21 @@ def test_outputs_with_the_longest_names_a_file_system_takes_are_written(tmp_path
     result = run_cli("anonymize", str(photo), "-o", str(image), "--stats", str(stats), "-q")
     assert result.returncode == 0, result.stderr
     assert image.is_file() and stats.is_file() and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("length", [5, 240])
+def test_a_file_name_that_is_not_utf8_is_written(tmp_path, astronaut, length) -> None:
+    """Latin-1 names, as old archives and network shares leave them: bytes the file system takes as they are."""
+    import os
+
+    import cv2
+
+    from tests.conftest import run_cli
+
+    name = b"caf\xe9" * (length // 4) + b".jpg"
+    photo = os.fsdecode(os.path.join(os.fsencode(tmp_path), name))
+    cv2.imencode(".jpg", astronaut[..., ::-1])[1].tofile(photo)
+    output = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"out_" + name))
+    result = run_cli("anonymize", photo, "-o", output, "-q")
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(output) and sorted(os.listdir(os.fsencode(tmp_path))) == sorted([name, b"out_" + name])
