@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ from camouflage_video.dataset.manifest import (
     resolved_settings,
 )
 from camouflage_video.dataset.ray_engine import RayEngine
-from camouflage_video.dataset.walk import FOLDER_LINK, Entry, check_roots, unsafe_output, walk
+from camouflage_video.dataset.walk import FOLDER_LINK, Entry, OutputTree, check_roots, walk
 from camouflage_video.dataset.worker import Task, new_record, tracks_path
 from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.interrupts import Finalized
@@ -185,7 +184,7 @@ def run_dataset(
         entries = walk(source)
         # Where this run may write and delete (no link out of the output folder, no path from the manifest
         # that leaves it), answered once per folder.
-        unsafe = functools.partial(unsafe_output, source, target, folders={})
+        unsafe = OutputTree(source, target).refusal
         tasks, claimed = _plan_media(entries, manifest, config, chash, options, source, target, summary, unsafe)
         _handle_other(entries, manifest, options, source, target, claimed, summary, unsafe)
         if tasks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -10,8 +11,8 @@ from camouflage_video.errors import ConfigError, InputError, InputNotFoundError
 from camouflage_video.sinks import output_suffix
 from camouflage_video.sources.sniff import KINDS, VIDEO_EXTENSIONS, Sniffed, classify
 
-__all__ = ["FOLDER_LINK", "KINDS", "VIDEO_EXTENSIONS", "Entry", "check_roots", "output_name", "unsafe_output",
-           "walk"]
+__all__ = ["FOLDER_LINK", "KINDS", "VIDEO_EXTENSIONS", "Entry", "OutputTree", "check_roots", "folder_ids",
+           "output_name", "walk"]
 
 #: The file every dataset output folder holds (``manifest.MANIFEST_NAME``; named here, below the manifest).
 _MANIFEST = "camouflage_manifest.jsonl"
@@ -74,9 +75,10 @@ def output_name(relative: str, kind: str, format: str = "") -> str:
 
 
 def check_roots(input_root: Path, output_root: Path) -> None:
-    """Refuse trees that overlap, by name, through links or through a bind mount (the same folder twice): a
-    rerun would anonymize its own outputs, and an output could replace an input. Refuse an output folder
-    inside another dataset run's: each run's clean-up and outputs would reach into the other's."""
+    """Refuse trees that overlap, by name, through links or through a bind mount (a folder of the input mounted
+    elsewhere is the same folder on disk): a rerun would anonymize its own outputs, and an output could replace
+    an input. Refuse an output folder inside another dataset run's: each run's clean-up and outputs would reach
+    into the other's."""
     if not input_root.exists():
         raise InputNotFoundError(f"{input_root}: no such folder")
     if not input_root.is_dir():
@@ -85,7 +87,7 @@ def check_roots(input_root: Path, output_root: Path) -> None:
         raise ConfigError(f"{output_root}: exists and is not a folder")
     source, target = input_root.resolve(), output_root.resolve()
     if source == target or source in target.parents or target in source.parents \
-            or _within(target, input_root) or _within(source, output_root):
+            or _reaches(target, folder_ids(input_root)) or _reaches(source, folder_ids(output_root)):
         raise ConfigError(f"{output_root}: the output folder must lie outside the input folder and not contain it")
     for folder in target.parents:
         if (folder / _MANIFEST).is_file():
@@ -93,60 +95,84 @@ def check_roots(input_root: Path, output_root: Path) -> None:
                               "choose a folder outside it")
 
 
-def unsafe_output(input_root: Path, output_root: Path, relative: object,
-                  folders: dict[str, str | None] | None = None) -> str | None:
-    """Why an output path (``relative`` to ``output_root``: an input's, or one an earlier run's manifest names)
-    must not be written or deleted; ``None`` when it may. ``folders``: a run's answers so far, by folder.
+class OutputTree:
+    """Where a dataset run may write and delete: below its output folder only, never in its input folder (by
+    path, through a link or through a mount of any folder of it) nor in another dataset run's output folder.
 
-    It must be a relative path that stays in the output folder: no ``..``, and no folder on the way that is
-    a link (or a bind mount) leading out of it, into the input folder, or into another dataset run's output
-    folder. A manifest is a plain file anyone can edit; a link in the output tree is a user's.
+    A path an earlier run's manifest names is checked as an input's output is: a manifest is a plain file
+    anyone can edit, and a link in the output tree is a user's. Each folder is answered once per run.
 
     Examples:
-        >>> unsafe_output(Path("raw"), Path("anonymized"), "../raw/a.jpg")
+        >>> OutputTree(Path("raw"), Path("anonymized")).refusal("../raw/a.jpg")  # doctest: +SKIP
         "'../raw/a.jpg' is not a path inside the output folder"
     """
-    if not isinstance(relative, str) or not relative:
-        return f"{relative!r} is not a file name"
-    path = PurePosixPath(relative)
-    if path.is_absolute() or ".." in path.parts or "\x00" in relative:
-        return f"{relative!r} is not a path inside the output folder"
-    folder = path.parent.as_posix()
-    if folders is None or folder not in folders:
-        reason = _unsafe_folder(input_root, output_root, path.parent.parts)
-        if folders is not None:
-            folders[folder] = reason
-    else:
-        reason = folders[folder]
-    return None if reason is None else f"{relative}: {reason}"
+
+    def __init__(self, input_root: Path, output_root: Path) -> None:
+        self.output_root = output_root
+        self.inputs = folder_ids(input_root)
+        self._folders: dict[tuple[str, ...], str | None] = {}
+
+    def refusal(self, relative: object) -> str | None:
+        """Why the output path ``relative`` (to the output folder) must not be written or deleted, or ``None``."""
+        if not isinstance(relative, str) or not relative:
+            return f"{relative!r} is not a file name"
+        path = PurePosixPath(relative)
+        if path.is_absolute() or ".." in path.parts or "\x00" in relative:
+            return f"{relative!r} is not a path inside the output folder"
+        parts = path.parent.parts
+        if parts not in self._folders:
+            self._folders[parts] = self._folder_refusal(parts)
+        reason = self._folders[parts]
+        return None if reason is None else f"{relative}: {reason}"
+
+    def _folder_refusal(self, parts: tuple[str, ...]) -> str | None:
+        root = self.output_root.resolve()
+        real = self.output_root.joinpath(*parts).resolve()
+        if real != root and root not in real.parents:
+            return f"its folder leads out of the output folder (to {real}) through a symbolic link"
+        if _reaches(real, self.inputs):
+            return "its folder is in the input folder (through a symbolic link or a mount)"
+        for depth in range(1, len(parts) + 1):  # the folders between the output folder and the file
+            folder = self.output_root.joinpath(*parts[:depth])
+            if folder.resolve() == root:  # its outputs would take the names of the ones at the top
+                return "its folder is the output folder itself, through a symbolic link"
+            if (folder / _MANIFEST).is_file():
+                return "its folder is another dataset run's output folder"
+        return None
 
 
-def _unsafe_folder(input_root: Path, output_root: Path, parts: tuple[str, ...]) -> str | None:
-    root = output_root.resolve()
-    real = output_root.joinpath(*parts).resolve()
-    if real != root and root not in real.parents:
-        return f"its folder leads out of the output folder (to {real}) through a symbolic link"
-    if _within(real, input_root):
-        return "its folder is in the input folder (through a symbolic link or a mount)"
-    for depth in range(1, len(parts) + 1):  # the folders between the output folder and the file
-        if (output_root.joinpath(*parts[:depth]) / _MANIFEST).is_file():
-            return "its folder is another dataset run's output folder"
-    return None
-
-
-def _within(folder: Path, other: Path) -> bool:
-    """Whether ``folder`` or a folder above it is ``other`` itself (the same folder on disk: a bind mount or a
-    link is seen through)."""
+def folder_ids(root: Path) -> frozenset[tuple[int, int]]:
+    """The (device, inode) of every folder of ``root``'s tree, hidden ones included: what makes a folder the
+    same on disk whatever path reaches it. Mounts inside it are entered, links to folders are not, and a folder
+    reached twice (a mount of a folder above it) is entered once."""
+    seen: set[tuple[int, int]] = set()
     try:
-        mark = other.stat()
+        mark = root.stat()
     except OSError:
-        return False
+        return frozenset()
+    seen.add((mark.st_dev, mark.st_ino))
+    for dirpath, dirnames, _ in os.walk(root):
+        kept = []
+        for name in dirnames:
+            try:
+                st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                kept.append(name)
+        dirnames[:] = kept
+    return frozenset(seen)
+
+
+def _reaches(folder: Path, ids: frozenset[tuple[int, int]]) -> bool:
+    """Whether ``folder`` or a folder above it is one of ``ids`` (see :func:`folder_ids`)."""
     for candidate in (folder, *folder.parents):
         try:
             st = candidate.stat()
         except OSError:
             continue  # not made yet: the folders created below an existing one are new
-        if (st.st_dev, st.st_ino) == (mark.st_dev, mark.st_ino):
+        if (st.st_dev, st.st_ino) in ids:
             return True
     return False
 
@@ -160,10 +186,12 @@ def walk(root: Path) -> list[Entry]:
     file that cannot be stat'ed (a dangling link) is still listed, with size -1, so the run records why.
     """
     entries = []
+    seen = {(st.st_dev, st.st_ino) for st in [root.stat()]}
     for dirpath, dirnames, filenames in os.walk(root):
         folder = Path(dirpath)
         links = [d for d in dirnames if not d.startswith(".") and (folder / d).is_symlink()]
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links
+                             and _first_visit(folder / d, seen))
         for name in links:
             relative = (folder / name).relative_to(root).as_posix()
             reason = f"a symbolic link to a folder ({os.readlink(folder / name)}), not followed"
@@ -182,3 +210,16 @@ def walk(root: Path) -> list[Entry]:
             output = output_name(relative, found.kind, found.format)
             entries.append(Entry(relative, found.kind, size, mtime_ns, output, found.format, found.reason))
     return sorted(entries, key=lambda e: e.relative)
+
+
+def _first_visit(folder: Path, seen: set[tuple[int, int]]) -> bool:
+    """Whether ``folder`` is met for the first time (a mount of a folder above it would loop the walk)."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return True  # os.walk reports what it cannot list
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True

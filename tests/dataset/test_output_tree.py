@@ -85,6 +85,34 @@ def test_an_output_folder_that_is_the_input_through_a_bind_mount_is_refused(tmp_
         subprocess.run(["umount", "-l", str(view)], check=True)
 
 
+@pytest.mark.parametrize("layout", ["OUT is a mount of IN/sub", "OUT/x is a mount of IN/sub",
+                                    "IN holds a mount of OUT"])
+def test_a_folder_of_the_input_mounted_in_the_output_tree_is_never_written(tmp_path: Path, astronaut,
+                                                                          layout: str) -> None:
+    """As `docker run -v raw:/in -v raw/sub:/out` does: the mount is the input's folder under another path."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    kept = {name: _photo(raw / name, astronaut, size) for name, size in
+            (("a.jpg", 100), ("sub/a.jpg", 120), ("x/a.jpg", 140))}
+    out.mkdir()
+    source, mount = {"OUT is a mount of IN/sub": (raw / "sub", out),
+                     "OUT/x is a mount of IN/sub": (raw / "sub", out / "x"),
+                     "IN holds a mount of OUT": (out, raw / "mnt")}[layout]
+    mount.mkdir(exist_ok=True)
+    if subprocess.run(["mount", "--bind", str(source), str(mount)], capture_output=True).returncode:
+        pytest.skip("a bind mount needs root")
+    try:
+        if layout == "OUT/x is a mount of IN/sub":
+            run_dataset(raw, out, CONFIG)
+            records = latest(out)
+            assert records["x/a.jpg"]["status"] == "failed" and "in the input folder" in records["x/a.jpg"]["error"]
+        else:
+            with pytest.raises(ConfigError, match="must lie outside the input folder"):
+                run_dataset(raw, out, CONFIG)
+        assert {name: _digest(raw / name) for name in kept} == kept
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
 def test_an_output_folder_inside_another_dataset_runs_output_is_refused(tmp_path: Path, astronaut) -> None:
     first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "out"
     _photo(first / "a.jpg", astronaut)
