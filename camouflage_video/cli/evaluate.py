@@ -221,9 +221,12 @@ def _gate(s: dict, frames: dict) -> str | None:
         kind = "frames" if frames.get("kind") == "video" else "pictures"
         return (f"not checked: {unchecked} anonymized {kind} have no original to compare with; "
                 "evaluate each output against its own input")
-    if s["verdict"] == "no-faces" and s["extra_faces_in_anonymized"]:
-        return (f"not checked: the anonymized side shows {s['extra_faces_in_anonymized']} faces where the original "
-                "shows none (are the two given the wrong way round?)")
+    # A detector fires now and then on a shirt beside a blurred face; the original given for the anonymized
+    # version shows faces in most of its pictures.
+    analysed = frames.get("analysed") or 0
+    if s["verdict"] == "no-faces" and analysed and s["frames_with_extra_faces"] * 2 >= analysed:
+        return (f"not checked: the anonymized side shows faces in {s['frames_with_extra_faces']} of {analysed} "
+                "pictures where the original shows none (are the two given the wrong way round?)")
     return None
 
 

@@ -196,6 +196,7 @@ class _Run:
         self.psnr: list[float] = []
         self.ssim: list[float] = []
         self.extra_faces = 0
+        self.extra_face_frames = 0  # analysed frames with at least one
         self.displaced: list[int] = []  # frames where a face elsewhere in the anonymized one matches an original
         self.analysed = 0
         self.next_identity = 0
@@ -290,6 +291,7 @@ class _Run:
         extra = np.ones(len(detected), bool)
         extra[detected_at[detected_at >= 0]] = False
         self.extra_faces += int(extra.sum())
+        self.extra_face_frames += bool(extra.any())
         if not len(faces):
             return
         original, anonymized = pair.original.image, pair.anonymized.image
@@ -467,6 +469,7 @@ class _Run:
             leak_cases=leak_cases,
             worst_cases=worst_cases,
             extra_faces=self.extra_faces,
+            extra_face_frames=self.extra_face_frames,
             displaced_frames=self.displaced,
             interrupted=self.interrupted,
             attack=self._attack(),

@@ -223,6 +223,7 @@ class EvaluationResult:
     leak_cases: list[FaceCase] = field(default_factory=list)
     worst_cases: list[FaceCase] = field(default_factory=list)
     extra_faces: int = 0
+    extra_face_frames: int = 0
     #: Frames where a face of the anonymized version away from every original face is an original's person.
     displaced_frames: list[int] = field(default_factory=list)
     interrupted: bool = False
@@ -315,6 +316,7 @@ class EvaluationResult:
             "leak_frames": sorted({f.frame for f in faces if f.leak}),
             "detected_rate": rate([f.detected for f in faces]),
             "extra_faces_in_anonymized": self.extra_faces,
+            "frames_with_extra_faces": self.extra_face_frames,
             "displaced_leak_frames": self.displaced_frames[:200],
             "identity_stability": {
                 "anonymized_mean_step_distance": distance_summary(steps_a)["mean"],

@@ -100,8 +100,8 @@ def render_report(result: EvaluationResult) -> str:
            if displaced else ""),
         "pass": f"PASS: none of {summary['faces']} anonymized faces is re-identified",
         "no-faces": "NO FACES: no face was found in the original, nothing to judge"
-        + (f" (but the anonymized side shows {summary['extra_faces_in_anonymized']}: are the two given the wrong "
-           "way round?)" if summary["extra_faces_in_anonymized"] else ""),
+        + (f" (the anonymized side shows faces in {summary['frames_with_extra_faces']} of the pictures)"
+           if summary["frames_with_extra_faces"] else ""),
     }[verdict]
     interrupted = (
         '<p class="bad">Interrupted: these results cover only the part of the input analysed before Ctrl-C.</p>'
