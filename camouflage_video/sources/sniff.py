@@ -14,10 +14,12 @@ trees; text (labels, READMEs) never reaches FFmpeg, whose ``tty`` demuxer would 
 
 from __future__ import annotations
 
+import codecs
 import mmap
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -420,12 +422,26 @@ def embedded_picture(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str 
     overlap = 8192
     tail = b""
     with open(path, "rb") as f:
+        decoder = _wide_text_decoder(f.read(4))
+        f.seek(0)
         while block := f.read(chunk):
+            if decoder is not None:  # UTF-16/32 text (Notepad's "Unicode", PowerShell 5's "> file"): read as UTF-8
+                block = decoder.decode(block).encode("utf-8", "replace")
             window = tail + block
             found = _encoded_data(window)
             if found is not None:
                 return found
             tail = window[-overlap:]
+    return None
+
+
+def _wide_text_decoder(head: bytes) -> codecs.IncrementalDecoder | None:
+    """A decoder for text whose byte-order mark says UTF-16 or UTF-32, whose every other byte is zero: the rules
+    below read UTF-8 (or ASCII) text, and a run of base64 with a zero after each character is none."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return codecs.getincrementaldecoder("utf-32")("replace")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return codecs.getincrementaldecoder("utf-16")("replace")
     return None
 
 
@@ -445,7 +461,7 @@ _MARKERS = re.compile(
     rb"(?P<uuencode>(?m:^begin(?:-base64)? [0-7]{3,4} \S))"
     rb"|(?P<yenc>(?m:^=ybegin ))"
     rb"|(?P<mime>(?im:^content-(?:type:[ \t]*(?:image|video|application|audio)/|disposition:[ \t]*attachment)))"
-    rb"|(?P<bytelist>\b(?:255\s*,\s*216\s*,\s*255|137\s*,\s*80\s*,\s*78\s*,\s*71)\s*,)"
+    rb"|(?P<bytelist>\b(?:255[\s,;]+216[\s,;]+255[\s,;]+(?:19[2-9]|2[0-5][0-9])|137[\s,;]+80[\s,;]+78[\s,;]+71)[\s,;])"
     rb"|(?P<terminal>\x1bP|\x1b_G|\x1b\]1337;File=)"
     rb"|(?P<uulines>(?m:(?:^M[ -`]{60}\r?\n){2}))"
 )
@@ -453,10 +469,10 @@ _CONTENT = re.compile(rb"content-", re.I)
 # Hex: one run longer than a SHA-512 digest; 64 escaped bytes (0xff, \xff, %ff, =FF, \377) in a row.
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]{129,}")
 _ESCAPED_BYTES = re.compile(
-    rb"(?:(?:0[xX]|\\x)[0-9A-Fa-f]{2}[\s,]*){64,}|(?:%[0-9A-Fa-f]{2}){64,}|(?:=[0-9A-F]{2}(?:=\r?\n)?){64,}"
-    rb"|(?:\\\\?[0-7]{3}){64,}"
+    rb"(?:(?:0[xX]|\\\\?x)[0-9A-Fa-f]{2}[\s,]*){64,}|(?:%[0-9A-Fa-f]{2}){64,}|(?:=[0-9A-F]{2}(?:=\r?\n)?){64,}"
+    rb"|(?:\\\\?[0-7]{3}){64,}|(?:\\\\?u00[0-9A-Fa-f]{2}){64,}|(?:(?<![0-9])[0-3][0-7]{2}[ \t,]+){64,}"
 )
-_ESCAPE = re.compile(rb"0[xX]|\\\\?x|[%=\\]|[\s,]")
+_ESCAPE = re.compile(rb"0[xX]|\\\\?x|\\\\?u00|[%=\\]|[\s,]")
 # A hex dump line: xxd -p, od, xxd or hexdump -C (an offset, then groups, then an ASCII column only after an
 # offset, so "<sha256>  name" is not one). Consecutive dump lines count as one run.
 _DUMP_LINE = re.compile(
@@ -469,14 +485,21 @@ _DUMP_LINE = re.compile(
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{64,}")
 _ASCII85_RUN = re.compile(rb"[!-uz]{64,}")
 _BASE32_RUN = re.compile(rb"[A-Z2-7]{64,}|[a-z2-7]{64,}")
-# The same data cut into pieces: base64 chunks of 16 or more characters joined by quotes, commas, brackets,
-# indentation or list dashes (a JSON array of lines, a YAML block), base64 in groups of four, bytes as hex
-# pairs with separators (ff:d8:ff, ff,d8,ff, ff-d8-ff) and bytes as eight binary digits.
-_CHUNK_GAP = re.compile(rb"(?<=[A-Za-z0-9+/=]{16})[\s\"',:;\[\]-]{1,12}(?=[A-Za-z0-9+/]{16})")
-_GROUPS_OF_FOUR = re.compile(rb"(?:[A-Za-z0-9+/=]{4}[ \t]+){16,}")
-_SEPARATED_HEX = re.compile(rb"(?:[0-9A-Fa-f]{2}(?:[:,;-][ \t]?|[ \t]{1,2}|\r?\n)){64,}")
-_BITS = re.compile(rb"(?:[01]{8}[\s,;]{0,2}){64,}")
-_NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
+# The same data cut into pieces (a JSON array of lines, a YAML block, XML lines, hex pairs or words with any
+# separators, groups of four): pieces of one alphabet with anything else between them are joined, and what is
+# refused is a picture's first bytes at the start of a piece followed by enough data. Joining does not judge
+# by the spread of characters, as a run does: lists of random ids (nanoids, drive ids) and MAC addresses
+# are pieces too, and are plain text.
+_HEX_PIECE = re.compile(rb"(?<![0-9A-Za-z])(?:0[xX])?([0-9A-Fa-f]{2,})(?![0-9A-Za-z])")
+_BASE64_PIECE = re.compile(rb"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]+=*")
+_PIECE_GAP = 64  # characters of anything else between two pieces of one chain
+#: A picture's first bytes in hex, as they are and as little-endian 32-bit words (a C uint32_t array): what
+#: makes a window worth joining its pieces for.
+_HEX_MAGIC = (b"ffd8ff", b"89504e47", b"47494638", b"52494646", b"49492a00", b"4d4d002a", b"ffd8", b"474e5089",
+              b"38464947", b"46464952")
+_NOT_HEX = re.compile(rb"[^0-9A-Fa-f]+")
+_PIECE_STARTS: frozenset[bytes] = frozenset()  # set below, once _BASE64_STARTS is known
+_BITS = re.compile(rb"(?:[01]{8}[\s,;.]{0,2}){64,}")
 _QUOTES = re.compile(rb'"\s*[:,\]}]|[\[{,:]\s*"')
 # Pictures drawn with characters: braille and block elements (chafa, timg), and colour escapes.
 _CHARACTER_ART = re.compile(rb"\xe2(?:[\xa0-\xa3][\x80-\xbf]|\x96[\x80-\x9f])")
@@ -528,23 +551,97 @@ def _encoded_data(window: bytes) -> str | None:
 
 
 def _pieces(window: bytes) -> str | None:
-    """Binary data written in pieces (see ``_CHUNK_GAP``): what it is, or ``None``."""
-    for match in _SEPARATED_HEX.finditer(window):
-        digits = _NOT_HEX.sub(b"", match.group())
-        if len(set(digits.lower())) >= 12:  # bytes use every digit; words of a-f letters do not
-            return f"{_hex_kind(digits)} as hex"
+    """A picture written in pieces (see ``_HEX_PIECE``): what it is, or ``None``."""
+    digits = _NOT_HEX.sub(b"", window).lower()  # pairs with separators between them: ff:d8:ff
+    if any(magic in digits for magic in _HEX_MAGIC):
+        found = _picture_in_chain(window, _HEX_PIECE, _hex_picture, 128)
+        if found is not None:
+            return f"a {found} as hex in pieces"
+    if any(start in window for start in _PIECE_STARTS):
+        found = _picture_in_chain(window, _BASE64_PIECE, _base64_picture, 96)
+        if found is not None:
+            return f"a {found} as base64 in pieces"
     if _BITS.search(window) is not None:
         return "binary data as binary digits"
-    joined = _CHUNK_GAP.sub(b"", window)
-    if len(joined) < len(window):
-        for match in _BASE64_RUN.finditer(joined):
-            run = match.group()
-            if len(set(run)) >= 34 and _spread(run, 34):
-                return f"{_decoded_kind(run, 'base64')} as base64 in pieces"
-    for match in _GROUPS_OF_FOUR.finditer(window):
-        run = b"".join(match.group().split())
-        if len(set(run)) >= 34 and _spread(run, 34):
-            return f"{_decoded_kind(run, 'base64')} as base64 in groups"
+    return None
+
+
+def _picture_in_chain(window: bytes, piece: re.Pattern[bytes], picture: Callable[[bytes], str | None],
+                      least: int) -> str | None:
+    """The picture whose header starts one of the pieces of ``window`` (joined with those that follow it, at
+    most ``_PIECE_GAP`` other characters apart) and that goes on for ``least`` characters; or ``None``."""
+    chain: list[bytes] = []
+    starts: list[int] = []
+    last, total = -_PIECE_GAP - 1, 0
+    for match in [*piece.finditer(window), None]:
+        if match is None or match.start() - last > _PIECE_GAP:
+            joined = b"".join(chain)
+            for offset in starts:
+                if len(joined) - offset < least:
+                    break
+                name = picture(joined[offset:offset + 24])
+                if name is not None:
+                    return name
+            chain, starts, total = [], [], 0
+            if match is None:
+                return None
+        text = match.group(match.lastindex or 0)
+        starts.append(total)
+        chain.append(text)
+        last, total = match.end(), total + len(text)
+    return None
+
+
+def _hex_picture(digits: bytes) -> str | None:
+    try:
+        data = bytes.fromhex(digits[:16].decode("ascii"))
+    except ValueError:
+        return None
+    swapped = b"".join(data[i:i + 4][::-1] for i in range(0, len(data) - 3, 4))  # little-endian words
+    return _picture_header(data) or _picture_header(swapped)
+
+
+def _base64_picture(text: bytes) -> str | None:
+    """The picture ``text`` starts with in base64, base32 or base32hex (either case), if any."""
+    import base64
+    import binascii
+
+    for decode in (base64.b64decode, lambda t: base64.b32decode(t.upper()),
+                   lambda t: base64.b32hexdecode(t.upper())):
+        try:
+            found = _picture_header(decode(text[:16]))
+        except (ValueError, binascii.Error):
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def _piece_starts() -> frozenset[bytes]:
+    """The first four characters of a picture's first bytes in base64, base32 and base32hex, either case."""
+    import base64
+
+    heads = (b"\xff\xd8\xff", b"\x89PN", b"GIF", b"RIF", b"II*", b"MM\x00")
+    found = {start[:4] for start in _BASE64_STARTS}
+    for head in heads:
+        for encode in (base64.b32encode, base64.b32hexencode):
+            found |= {encode(head)[:4], encode(head)[:4].lower()}
+    return frozenset(found)
+
+
+def _picture_header(data: bytes) -> str | None:
+    """The picture ``data`` starts with, its header checked past the first bytes (a JPEG's first marker, a
+    PNG's whole signature): a coincidence of three bytes in text is not one."""
+    if data[:3] == b"\xff\xd8\xff" and len(data) > 3 and data[3] >= 0xC0:
+        return "JPEG"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"AVI "):
+        return "RIFF (WebP/AVI)"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
     return None
 
 
@@ -589,7 +686,7 @@ def _hex_kind(digits: bytes) -> str:
 def _unescape(run: bytes) -> bytes | None:
     digits = _ESCAPE.split(run)
     try:
-        if b"\\" in run[:2] and all(len(d) == 3 and d.isdigit() for d in digits if d):
+        if all(len(d) == 3 and d.isdigit() and max(d) <= ord("7") for d in digits if d):  # octal, escaped or not
             return bytes(int(d, 8) for d in digits if d)
         return bytes.fromhex(b"".join(digits).decode("ascii"))
     except ValueError:
@@ -644,3 +741,6 @@ def _probe(path: Path, signature: str | None) -> Sniffed:
 def _codec_name(stream: av.stream.Stream) -> str:
     context = getattr(stream, "codec_context", None)
     return getattr(context, "name", None) or ""
+
+
+_PIECE_STARTS = _piece_starts()

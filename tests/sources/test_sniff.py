@@ -255,6 +255,21 @@ ENCODINGS = {
     "hex pairs with colons": lambda img, jpg: ":".join(f"{b:02x}" for b in jpg),
     "hex pairs with commas": lambda img, jpg: ",".join(f"{b:02X}" for b in jpg),
     "binary digits": lambda img, jpg: " ".join(f"{b:08b}" for b in jpg),
+    "hex lines in a JSON array": lambda img, jpg: json.dumps([jpg.hex()[i:i + 64] for i in range(0, 8000, 64)]),
+    "C uint32 array": lambda img, jpg: "uint32_t f[] = {" + ", ".join(
+        f"0x{int.from_bytes(jpg[i:i + 4], 'little'):08x}" for i in range(0, 4000, 4)) + "};\n",
+    "hex pairs with dots": lambda img, jpg: ".".join(f"{b:02x}" for b in jpg),
+    "base64 in deeply indented XML": lambda img, jpg: "<a>\n" + "".join(
+        " " * 16 + line + "\n" for line in _wrap(base64.b64encode(jpg).decode(), 60).split()) + "</a>\n",
+    "base64 in groups of five": lambda img, jpg: " ".join(
+        base64.b64encode(jpg).decode()[i:i + 5] for i in range(0, 4000, 5)),
+    "base32 wrapped, indented": lambda img, jpg: "".join(
+        "    " + line + "\n" for line in _wrap(base64.b32encode(jpg).decode().lower(), 60).split()),
+    "base32hex": lambda img, jpg: _wrap(base64.b32hexencode(jpg).decode(), 60),
+    "escaped code points": lambda img, jpg: json.dumps({"img": jpg.decode("latin-1")}),
+    "bytes repr in JSON": lambda img, jpg: json.dumps({"img": str(jpg)}),
+    "decimal bytes with spaces": lambda img, jpg: " ".join(str(b) for b in jpg),
+    "base64 as UTF-16 (PowerShell)": lambda img, jpg: "\ufeff" + base64.b64encode(jpg).decode(),
     "uuencode": lambda img, jpg: _uu(jpg),
     "uuencode without its header": lambda img, jpg: _uu(jpg, header=False),
     "mail attachment": lambda img, jpg: ("Content-Type: image/jpeg\nContent-Transfer-Encoding: base64\n\n"
@@ -269,7 +284,11 @@ ENCODINGS = {
 def test_text_that_spells_out_a_picture_is_found(tmp_path: Path, encoding: str) -> None:
     img, jpg = _face()
     path = tmp_path / "labels.txt"
-    path.write_text(ENCODINGS[encoding](img, jpg))
+    text = ENCODINGS[encoding](img, jpg)
+    if text.startswith("\ufeff"):
+        path.write_bytes(text.encode("utf-16"))  # with its byte-order mark, as Windows writes "Unicode"
+    else:
+        path.write_text(text)
     assert classify(path).format == "text"  # text by content: only the embedding rules stop the copy
     assert embedded_picture(path) is not None
 
@@ -342,6 +361,13 @@ ORDINARY = {
                                                       "shapes": [{"points": [[1.5, 2.25]] * 40}]}),
     "progress log": lambda: "epoch 1/10 loss=0.3521 lr=0.001\n" * 200,
     "a JSON list of digests": lambda: json.dumps([os.urandom(32).hex() for _ in range(60)], indent=1),
+    "MAC addresses": lambda: "".join(":".join(f"{b:02x}" for b in os.urandom(6)) + "\n" for _ in range(40)),
+    "certificate fingerprints": lambda: "".join("SHA256 Fingerprint=" + ":".join(f"{b:02X}" for b in os.urandom(32))
+                                                + "\n" for _ in range(10)),
+    "colour palette": lambda: "".join(f"#{os.urandom(3).hex()}\n" for _ in range(200)),
+    "kernel oops": lambda: "Code: " + " ".join(f"{b:02x}" for b in os.urandom(64)) + "\n",
+    "random ids": lambda: json.dumps(["".join(chr(c) for c in np.random.default_rng(i).choice(
+        [*range(48, 58), *range(65, 91), *range(97, 123), 45, 95], 33)) for i in range(200)], indent=2),
     "code with long names": lambda: ("def convertAnnotationsToCocoFormat(inputFolderPath, outputFolderPath2):\n"
                                      "    return [normalizeBoundingBoxCoordinates(box, imageWidthInPixels) "
                                      "for box in detectedFaceBoundingBoxes]\n") * 40,
