@@ -129,6 +129,8 @@ class StreamSource(Source):
         self._resize_warned = False
         self._origin = time.monotonic()
         self._last_picture = self._origin  # when the grabber last offered a picture
+        self._intervals: collections.deque[float] = collections.deque(maxlen=20)  # between the last pictures
+        self._usual_interval = 0.0  # their median (the grabber's; read by the consumer)
         self._last_pts = -1
         #: The feed's audio on the frames' clock; None when it has none (or audio is off).
         self.audio: AudioTimeline | None = None
@@ -334,6 +336,9 @@ class StreamSource(Source):
                 if self._audio_pending:
                     self._place_pending_audio()
                 self._newest.put((frame, now, sar, damaged))
+                self._intervals.append(now - self._last_picture)
+                if len(self._intervals) >= 3:
+                    self._usual_interval = sorted(self._intervals)[len(self._intervals) // 2]
                 self._last_picture = now
         except (av.FFmpegError, OSError) as exc:
             return self._reason(exc)
@@ -370,6 +375,8 @@ class StreamSource(Source):
         self.reconnects += 1
         self.damage.restart()  # a fresh decoder holds no damaged picture
         self._last_picture = time.monotonic()
+        self._intervals.clear()
+        self._usual_interval = 0.0
         self._connected.set()
         logger.warning("%s: reconnected", self.redacted)
         return container
@@ -393,14 +400,14 @@ class StreamSource(Source):
                     logger.warning("%s: pictures are back", self.redacted)
             elif self._finished.is_set():
                 return
-            elif not self._connected.is_set() or time.monotonic() - self._last_picture > self.options.read_timeout:
+            elif not self._connected.is_set() or time.monotonic() - self._last_picture > self._stall_after():
                 # Keep the outputs alive during an outage, or while a connected feed sends no picture (its
                 # audio alone goes on): a black frame carries no original pixel.
                 if self._connected.is_set() and not stalled:
                     stalled = True
-                    logger.warning("%s: no picture for %g s (the feed sends only audio, or nothing decodes); "
+                    logger.warning("%s: no picture for %.3g s (the feed sends only audio, or nothing decodes); "
                                    "sending black frames until pictures come back", self.redacted,
-                                   self.options.read_timeout)
+                                   self._stall_after())
                 image, arrival = np.zeros((self.info.height, self.info.width, 3), np.uint8), time.monotonic()
                 damaged = False
                 self.outage_frames += 1
@@ -411,6 +418,11 @@ class StreamSource(Source):
                 self.audio.fill_until(float(frame.time) - AUDIO_LAG)
             yield frame
             index += 1
+
+    def _stall_after(self) -> float:
+        """Seconds without a picture after which a connected feed's pictures count as stopped: the read
+        timeout, or three of its usual intervals for a camera slower than that (a picture every few seconds)."""
+        return max(self.options.read_timeout, 3 * self._usual_interval)
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
         """Fit pictures into the size the outputs were opened with (a camera may come back different), at their

@@ -176,7 +176,10 @@ video.codec_context.options = {"tune": "zerolatency", "preset": "ultrafast", "g"
 audio = out.add_stream("aac", rate=48000)
 audio.layout = "mono"
 start, sample = time.monotonic(), 0
-plan = [True] * 50 + [False] * 100 + [True] * 75  # 2 s of pictures, 4 s of sound alone, 3 s of pictures
+if sys.argv[2] == "stall":
+    plan = [True] * 50 + [False] * 100 + [True] * 75  # 2 s of pictures, 4 s of sound alone, 3 s of pictures
+else:  # a slow camera: a picture every 1.6 s, sound all along
+    plan = [i % 40 == 0 for i in range(650)]
 for i, pictures in enumerate(plan):
     time.sleep(max(0.0, start + i / 25 - time.monotonic()))
     while sample < (i + 1) * 1920:
@@ -198,7 +201,7 @@ def test_a_feed_that_sends_only_sound_gets_black_pictures_until_its_pictures_com
     """A camera whose video stops while its audio goes on (its sound keeps the connection alive): the outputs
     get black pictures at the feed's rate, not a hole, and its pictures again when they come back."""
     port = free_port()
-    feed = subprocess.Popen([sys.executable, "-c", SOUND_THEN_PICTURES, f"tcp://127.0.0.1:{port}"])
+    feed = subprocess.Popen([sys.executable, "-c", SOUND_THEN_PICTURES, f"tcp://127.0.0.1:{port}", "stall"])
     try:
         src = StreamSource(f"tcp://127.0.0.1:{port}?listen=1", open_timeout=30, read_timeout=1.5)
         kinds, deadline = [], time.monotonic() + 40
@@ -219,3 +222,25 @@ def test_a_feed_that_sends_only_sound_gets_black_pictures_until_its_pictures_com
     assert 25 <= kinds[1][1] <= 100 and counters["outage_frames"] == kinds[1][1], (kinds, counters)
     assert counters["reconnects"] == 0  # the connection was never lost
     assert "no picture for 1.5 s" in caplog.text and "pictures are back" in caplog.text
+
+
+def test_a_camera_slower_than_the_read_timeout_gets_no_black_pictures_between_its_own() -> None:
+    """A picture every 1.6 s with sound all along, read timeout 1 s: once its pace is known (the first pictures
+    come in a burst, read while the connection is probed), a picture that has not come yet is no stalled feed."""
+    port = free_port()
+    feed = subprocess.Popen([sys.executable, "-c", SOUND_THEN_PICTURES, f"tcp://127.0.0.1:{port}", "slow"])
+    try:
+        src = StreamSource(f"tcp://127.0.0.1:{port}?listen=1", open_timeout=30, read_timeout=1.0)
+        pictures, line, black_after, deadline = 0, None, 0, time.monotonic() + 40
+        for frame in src:
+            if frame.image.max() < 10:
+                black_after += pictures >= 6
+            elif int(np.argmin(frame.image[0, :, 0])) != line:  # the dark line moves with each picture
+                line, pictures = int(np.argmin(frame.image[0, :, 0])), pictures + 1
+            if pictures >= 11 or time.monotonic() > deadline:
+                break
+        src.close()
+    finally:
+        feed.kill()
+        feed.wait()
+    assert pictures >= 11 and black_after == 0, (pictures, black_after)
