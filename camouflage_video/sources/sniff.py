@@ -500,6 +500,7 @@ _HEX_MAGIC = (b"ffd8ff", b"89504e47", b"47494638", b"52494646", b"49492a00", b"4
 _NOT_HEX = re.compile(rb"[^0-9A-Fa-f]+")
 _PIECE_STARTS: frozenset[bytes] = frozenset()  # set below, once _BASE64_STARTS is known
 _BITS = re.compile(rb"(?:[01]{8}[\s,;.]{0,2}){64,}")
+_INTEGRITY = re.compile(rb"sha(?:1|256|384|512)-[A-Za-z0-9+/]{27,86}={0,2}")
 _QUOTES = re.compile(rb'"\s*[:,\]}]|[\[{,:]\s*"')
 # Pictures drawn with characters: braille and block elements (chafa, timg), and colour escapes.
 _CHARACTER_ART = re.compile(rb"\xe2(?:[\xa0-\xa3][\x80-\xbf]|\x96[\x80-\x9f])")
@@ -533,7 +534,8 @@ def _encoded_data(window: bytes) -> str | None:
     found = _hex_dump(window)
     if found is not None:
         return found
-    joined = window.replace(b"\r", b"").replace(b"\n", b"")
+    # Subresource-integrity digests (package-lock.json, <script integrity=...>) are base64 of a hash, no data.
+    joined = _INTEGRITY.sub(b" ", window.replace(b"\r", b"").replace(b"\n", b""))
     # JSON's and CSV's quotes between values end an ascii85 run (ascii85 data rarely has one beside a comma).
     unquoted = _QUOTES.sub(b" ", joined)
     for pattern, least, name, text in ((_BASE64_RUN, 34, "base64", joined), (_ASCII85_RUN, 38, "ascii85", unquoted),

@@ -366,6 +366,12 @@ ORDINARY = {
                                                 + "\n" for _ in range(10)),
     "colour palette": lambda: "".join(f"#{os.urandom(3).hex()}\n" for _ in range(200)),
     "kernel oops": lambda: "Code: " + " ".join(f"{b:02x}" for b in os.urandom(64)) + "\n",
+    "package-lock.json": lambda: json.dumps({"packages": {f"node_modules/p{i}": {
+        "version": "1.0.0", "integrity": "sha512-" + base64.b64encode(os.urandom(64)).decode()} for i in range(50)}},
+        indent=2),
+    "HTML with integrity digests": lambda: "".join(
+        f'<script src="/a{i}.js" integrity="sha384-{base64.b64encode(os.urandom(48)).decode()}"></script>\n'
+        for i in range(20)),
     "random ids": lambda: json.dumps(["".join(chr(c) for c in np.random.default_rng(i).choice(
         [*range(48, 58), *range(65, 91), *range(97, 123), 45, 95], 33)) for i in range(200)], indent=2),
     "code with long names": lambda: ("def convertAnnotationsToCocoFormat(inputFolderPath, outputFolderPath2):\n"
