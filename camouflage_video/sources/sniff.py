@@ -495,10 +495,9 @@ _BASE64_PIECE = re.compile(rb"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]+=*")
 _PIECE_GAP = 64  # characters of anything else between two pieces of one chain
 #: A picture's first bytes in hex, as they are and as little-endian 32-bit words (a C uint32_t array): what
 #: makes a window worth joining its pieces for.
-_HEX_MAGIC = (b"ffd8ff", b"89504e47", b"47494638", b"52494646", b"49492a00", b"4d4d002a", b"ffd8", b"474e5089",
-              b"38464947", b"46464952")
-_NOT_HEX = re.compile(rb"[^0-9A-Fa-f]+")
-_PIECE_STARTS: frozenset[bytes] = frozenset()  # set below, once _BASE64_STARTS is known
+_HEX_MAGIC = (b"ffd8ff", b"89504e47", b"47494638", b"52494646", b"49492a00", b"4d4d002a", b"474e5089", b"38464947",
+              b"46464952")
+_NOT_HEX = re.compile(rb"0[xX]|[^0-9A-Fa-f]+")  # and the 0x before a number
 _BITS = re.compile(rb"(?:[01]{8}[\s,;.]{0,2}){64,}")
 _INTEGRITY = re.compile(rb"sha(?:1|256|384|512)-[A-Za-z0-9+/]{27,86}={0,2}")
 _QUOTES = re.compile(rb'"\s*[:,\]}]|[\[{,:]\s*"')
@@ -631,20 +630,16 @@ def _piece_starts() -> frozenset[bytes]:
     return frozenset(found)
 
 
+_PIECE_STARTS = _piece_starts()
+
+
 def _picture_header(data: bytes) -> str | None:
-    """The picture ``data`` starts with, its header checked past the first bytes (a JPEG's first marker, a
-    PNG's whole signature): a coincidence of three bytes in text is not one."""
-    if data[:3] == b"\xff\xd8\xff" and len(data) > 3 and data[3] >= 0xC0:
-        return "JPEG"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"AVI "):
-        return "RIFF (WebP/AVI)"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    return None
+    """The picture format ``data`` starts with (:func:`_image_signature`), a JPEG's checked up to its first
+    marker: three bytes that text spells by chance are not one."""
+    if data[:3] == b"\xff\xd8\xff" and not (len(data) > 3 and data[3] >= 0xC0):
+        return None
+    name = _image_signature(data)
+    return name.upper() if name else None
 
 
 def _spread(run: bytes, least: int, ascii85: bool = False) -> bool:
@@ -743,6 +738,3 @@ def _probe(path: Path, signature: str | None) -> Sniffed:
 def _codec_name(stream: av.stream.Stream) -> str:
     context = getattr(stream, "codec_context", None)
     return getattr(context, "name", None) or ""
-
-
-_PIECE_STARTS = _piece_starts()

@@ -259,6 +259,8 @@ ENCODINGS = {
     "C uint32 array": lambda img, jpg: "uint32_t f[] = {" + ", ".join(
         f"0x{int.from_bytes(jpg[i:i + 4], 'little'):08x}" for i in range(0, 4000, 4)) + "};\n",
     "hex pairs with dots": lambda img, jpg: ".".join(f"{b:02x}" for b in jpg),
+    "C uint16 array": lambda img, jpg: "{" + ", ".join(f"0x{jpg[i]:02x}{jpg[i + 1]:02x}" for i in range(0, 4000, 2))
+                                       + "}\n",
     "base64 in deeply indented XML": lambda img, jpg: "<a>\n" + "".join(
         " " * 16 + line + "\n" for line in _wrap(base64.b64encode(jpg).decode(), 60).split()) + "</a>\n",
     "base64 in groups of five": lambda img, jpg: " ".join(
