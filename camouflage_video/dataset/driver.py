@@ -163,7 +163,7 @@ def run_dataset(
     config = config or AnonymizeConfig()
     options = options or DatasetOptions()
     source, target = Path(input_root), Path(output_root)
-    check_roots(source, target)
+    inputs = check_roots(source, target)
     config_file = config.generative.get("config")
     # Everything that can fail for every file fails here, before the output folder is touched: the TOML
     # file and the options (read once, so workers never see a different file), the method's dependencies, Ray.
@@ -184,7 +184,7 @@ def run_dataset(
         entries = walk(source)
         # Where this run may write and delete (no link out of the output folder, no path from the manifest
         # that leaves it), answered once per folder.
-        unsafe = OutputTree(source, target).refusal
+        unsafe = OutputTree(source, target, inputs).refusal
         tasks, claimed = _plan_media(entries, manifest, config, chash, options, source, target, summary, unsafe)
         _handle_other(entries, manifest, options, source, target, claimed, summary, unsafe)
         if tasks:

@@ -7,15 +7,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from camouflage_video.dataset.manifest import MANIFEST_NAME
 from camouflage_video.errors import ConfigError, InputError, InputNotFoundError
 from camouflage_video.sinks import output_suffix
 from camouflage_video.sources.sniff import KINDS, VIDEO_EXTENSIONS, Sniffed, classify
 
 __all__ = ["FOLDER_LINK", "KINDS", "VIDEO_EXTENSIONS", "Entry", "OutputTree", "check_roots", "folder_ids",
            "output_name", "walk"]
-
-#: The file every dataset output folder holds (``manifest.MANIFEST_NAME``; named here, below the manifest).
-_MANIFEST = "camouflage_manifest.jsonl"
 
 #: ``Entry.format`` of a symbolic link to a folder: listed, never followed, never copied.
 FOLDER_LINK = "folder-link"
@@ -74,25 +72,26 @@ def output_name(relative: str, kind: str, format: str = "") -> str:
     return relative if suffix == path.suffix else str(path.with_suffix(suffix))
 
 
-def check_roots(input_root: Path, output_root: Path) -> None:
+def check_roots(input_root: Path, output_root: Path) -> frozenset[tuple[int, int]]:
     """Refuse trees that overlap, by name, through links or through a bind mount (a folder of the input mounted
     elsewhere is the same folder on disk): a rerun would anonymize its own outputs, and an output could replace
     an input. Refuse an output folder inside another dataset run's: each run's clean-up and outputs would reach
-    into the other's."""
+    into the other's. Returns the input's :func:`folder_ids` (for :class:`OutputTree`)."""
     if not input_root.exists():
         raise InputNotFoundError(f"{input_root}: no such folder")
     if not input_root.is_dir():
         raise InputError(f"{input_root}: not a folder (use 'camouflage-video anonymize' for one file)")
     if output_root.exists() and not output_root.is_dir():
         raise ConfigError(f"{output_root}: exists and is not a folder")
-    source, target = input_root.resolve(), output_root.resolve()
+    source, target, inputs = input_root.resolve(), output_root.resolve(), folder_ids(input_root)
     if source == target or source in target.parents or target in source.parents \
-            or _reaches(target, folder_ids(input_root)) or _reaches(source, folder_ids(output_root)):
+            or _reaches(target, inputs) or _reaches(source, folder_ids(output_root)):
         raise ConfigError(f"{output_root}: the output folder must lie outside the input folder and not contain it")
     for folder in target.parents:
-        if (folder / _MANIFEST).is_file():
+        if (folder / MANIFEST_NAME).is_file():
             raise ConfigError(f"{output_root}: lies inside another dataset run's output folder ({folder}); "
                               "choose a folder outside it")
+    return inputs
 
 
 class OutputTree:
@@ -107,9 +106,10 @@ class OutputTree:
         "'../raw/a.jpg' is not a path inside the output folder"
     """
 
-    def __init__(self, input_root: Path, output_root: Path) -> None:
+    def __init__(self, input_root: Path, output_root: Path,
+                 inputs: frozenset[tuple[int, int]] | None = None) -> None:
         self.output_root = output_root
-        self.inputs = folder_ids(input_root)
+        self.inputs = folder_ids(input_root) if inputs is None else inputs  # check_roots returns them
         self._folders: dict[tuple[str, ...], str | None] = {}
 
     def refusal(self, relative: object) -> str | None:
@@ -136,7 +136,7 @@ class OutputTree:
             folder = self.output_root.joinpath(*parts[:depth])
             if folder.resolve() == root:  # its outputs would take the names of the ones at the top
                 return "its folder is the output folder itself, through a symbolic link"
-            if (folder / _MANIFEST).is_file():
+            if (folder / MANIFEST_NAME).is_file():
                 return "its folder is another dataset run's output folder"
         return None
 
