@@ -543,7 +543,7 @@ def _encoded_data(window: bytes) -> str | None:
             run = match.group()
             if len(set(run)) >= least and _spread(run, least, name == "ascii85"):
                 return f"{_decoded_kind(run, name)} as {name}"
-    found = _pieces(window)
+    found = _pieces(window) or _base85(joined)
     if found is not None:
         return found
     if len(_CHARACTER_ART.findall(window)) >= 256 or len(_COLOUR.findall(window)) >= 256:
@@ -631,6 +631,45 @@ def _piece_starts() -> frozenset[bytes]:
 
 
 _PIECE_STARTS = _piece_starts()
+
+# Base85 (Python's base64.b85encode, git's binary patches) and Z85 (ZeroMQ): the same values in two alphabets,
+# where ascii85's spread rule misses a small picture. A picture's first four bytes are one group of five.
+_B85 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~"
+_Z85 = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+_FROM_Z85 = bytes.maketrans(_Z85, _B85)
+
+
+def _base85_starts() -> re.Pattern[bytes]:
+    import base64
+
+    heads = [b"\xff\xd8\xff" + bytes([marker]) for marker in range(0xC0, 0x100)]
+    heads += [b"\x89PNG", b"GIF8", b"RIFF", b"II*\x00", b"MM\x00*"]
+    starts = {base64.b85encode(head) for head in heads}
+    starts |= {start.translate(bytes.maketrans(_B85, _Z85)) for start in starts}
+    either = re.escape(bytes(sorted(set(_B85) | set(_Z85))))
+    return re.compile(b"(?<![" + either + b"])(?:" + b"|".join(re.escape(start) for start in sorted(starts)) + b")")
+
+
+_BASE85_STARTS = _base85_starts()
+
+
+def _base85(text: bytes) -> str | None:
+    """A picture in base85 or Z85 (its first bytes, then 64 more characters of the alphabet), or ``None``."""
+    import base64
+
+    for match in _BASE85_STARTS.finditer(text):
+        run = text[match.start():match.start() + 80]
+        for alphabet, to_b85 in ((_B85, None), (_Z85, _FROM_Z85)):
+            if len(run.translate(None, alphabet)) or len(run) < 80:
+                continue  # not 80 characters of this alphabet in a row
+            try:
+                data = base64.b85decode(run if to_b85 is None else run.translate(to_b85))
+            except ValueError:
+                continue
+            name = _picture_header(data)
+            if name is not None:
+                return f"a {name} as base85"
+    return None
 
 
 def _picture_header(data: bytes) -> str | None:
