@@ -215,7 +215,9 @@ def _gate(s: dict, frames: dict) -> str | None:
         if s["displaced_leak_frames"]:
             parts.append("a face away from every original face is an original's person (frames "
                          f"{_frames(s['displaced_leak_frames'])})")
-        return "leak: " + "; ".join(parts)
+        turned = ", ".join(f"{how} in {count}" for how, count in s["turned_frames"].items())
+        return "leak: " + "; ".join(parts) + (f" (the anonymized pictures are the original's {turned}: judged "
+                                              "turned back)" if turned else "")
     unchecked = frames.get("unpaired_anonymized") or 0
     if unchecked:
         kind = "frames" if frames.get("kind") == "video" else "pictures"

@@ -197,6 +197,7 @@ class _Run:
         self.ssim: list[float] = []
         self.extra_faces = 0
         self.extra_face_frames = 0  # analysed frames with at least one
+        self.turned: dict[str, int] = {}  # pairs whose anonymized picture was the original's turned, by how
         self.displaced: list[int] = []  # frames where a face elsewhere in the anonymized one matches an original
         self.analysed = 0
         self.next_identity = 0
@@ -228,6 +229,7 @@ class _Run:
             bar.close()
 
     def add(self, pair: FramePair) -> None:
+        pair = self._aligned(pair)
         warp = self.evaluator.warping
         small_original = warp.prepare(pair.original.image)
         small_anonymized = warp.prepare(pair.anonymized.image)
@@ -262,6 +264,24 @@ class _Run:
             self.tracker.annotate(ctx)
             faces = ctx.faces[~ctx.faces.held]
         return faces
+
+    def _aligned(self, pair: FramePair) -> FramePair:
+        """The pair with its anonymized picture turned back where it is plainly the original's picture turned
+        or mirrored (an output that lost its rotation, a flipped camera): judged at the original's face boxes
+        as it is, its faces would be looked for where they are not. Counted in ``turned_frames``."""
+        original, anonymized = _thumbnail(pair.original.image), _thumbnail(pair.anonymized.image)
+        if original is None or anonymized is None:
+            return pair
+        direct = float((original * anonymized).mean())
+        square = pair.original.image.shape[0] == pair.original.image.shape[1]
+        for name, turn in _TURNS:
+            if name.startswith("turned a quarter") and not square:
+                continue
+            if float((original * _thumbnail_turned(anonymized, turn)).mean()) > max(0.8, direct + 0.3):
+                self.turned[name] = self.turned.get(name, 0) + 1
+                image = np.ascontiguousarray(turn(pair.anonymized.image))
+                return replace(pair, anonymized=replace(pair.anonymized, image=image))
+        return pair
 
     def _displaced(self, pair: FramePair, anonymized: np.ndarray, extra: Faces, emb_o: np.ndarray) -> None:
         """Note the frame if a face of the anonymized frame that is at none of the original's faces (a face
@@ -470,6 +490,7 @@ class _Run:
             worst_cases=worst_cases,
             extra_faces=self.extra_faces,
             extra_face_frames=self.extra_face_frames,
+            turned_frames=self.turned,
             displaced_frames=self.displaced,
             interrupted=self.interrupted,
             attack=self._attack(),
@@ -493,3 +514,24 @@ def _probe_labels(config: EvaluationConfig, original: str | os.PathLike[str]) ->
         names = [p.relative_to(path).as_posix() for p in list_images(path)]
         return Labels.read(path, names, config.identities)
     return Labels.read(path.parent, [path.name], config.identities)
+
+
+#: How an output may be turned against its original, and the turn that puts it back.
+_TURNS = (
+    ("turned 180", lambda image: image[::-1, ::-1]),
+    ("mirrored", lambda image: image[:, ::-1]),
+    ("upside down", lambda image: image[::-1]),
+    ("turned a quarter clockwise", lambda image: np.rot90(image, 1)),
+    ("turned a quarter anticlockwise", lambda image: np.rot90(image, -1)),
+)
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray | None:
+    """A 24x24 grey version with zero mean and unit variance (``None`` for a flat picture): cheap to compare."""
+    grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (24, 24), interpolation=cv2.INTER_AREA).astype(float)
+    spread = grey.std()
+    return None if spread < 1e-3 else (grey - grey.mean()) / spread
+
+
+def _thumbnail_turned(thumbnail: np.ndarray, turn) -> np.ndarray:  # noqa: ANN001 - one of _TURNS
+    return np.ascontiguousarray(turn(thumbnail))

@@ -224,6 +224,8 @@ class EvaluationResult:
     worst_cases: list[FaceCase] = field(default_factory=list)
     extra_faces: int = 0
     extra_face_frames: int = 0
+    #: Pairs whose anonymized picture was the original's turned or mirrored (judged turned back), by how.
+    turned_frames: dict[str, int] = field(default_factory=dict)
     #: Frames where a face of the anonymized version away from every original face is an original's person.
     displaced_frames: list[int] = field(default_factory=list)
     interrupted: bool = False
@@ -317,6 +319,7 @@ class EvaluationResult:
             "detected_rate": rate([f.detected for f in faces]),
             "extra_faces_in_anonymized": self.extra_faces,
             "frames_with_extra_faces": self.extra_face_frames,
+            "turned_frames": self.turned_frames,
             "displaced_leak_frames": self.displaced_frames[:200],
             "identity_stability": {
                 "anonymized_mean_step_distance": distance_summary(steps_a)["mean"],
