@@ -20,18 +20,20 @@ from camouflage_video.errors import (
     ProcessingError,
     StreamError,
 )
-from camouflage_video.frame import Faces, Frame, FrameContext
 
 if TYPE_CHECKING:
     from camouflage_video.api import anonymize
     from camouflage_video.config import AnonymizeConfig
+    from camouflage_video.frame import Faces, Frame, FrameContext
     from camouflage_video.sinks.video import EncoderOptions
     from camouflage_video.stats import RunStats
 
 # Imported on first use: ``import camouflage_video.pipelines.adapters`` then needs no PyAV, no face detector
 # and no tracker (a GPU benchmark machine has only torch and diffusers).
 _LAZY = {"anonymize": "camouflage_video.api", "AnonymizeConfig": "camouflage_video.config",
-         "EncoderOptions": "camouflage_video.sinks.video", "RunStats": "camouflage_video.stats"}
+         "EncoderOptions": "camouflage_video.sinks.video", "RunStats": "camouflage_video.stats",
+         "Faces": "camouflage_video.frame", "Frame": "camouflage_video.frame",
+         "FrameContext": "camouflage_video.frame"}
 
 
 def __getattr__(name: str) -> Any:
