@@ -673,11 +673,14 @@ def _base85(text: bytes) -> str | None:
 
 
 def _picture_header(data: bytes) -> str | None:
-    """The picture format ``data`` starts with (:func:`_image_signature`), a JPEG's checked up to its first
-    marker: three bytes that text spells by chance are not one."""
+    """The picture format ``data`` starts with (:func:`_image_signature`) where its signature is long enough
+    not to come up by chance at the start of some piece of a long list of random ids: a JPEG's checked up to
+    its first marker; not the two- or three-byte ones (PNM, SGI, JPEG XL's bare codestream)."""
     if data[:3] == b"\xff\xd8\xff" and not (len(data) > 3 and data[3] >= 0xC0):
         return None
     name = _image_signature(data)
+    if name in ("pnm", "sgi") or name == "jpegxl" and data[:2] == b"\xff\x0a":
+        return None
     return name.upper() if name else None
 
 

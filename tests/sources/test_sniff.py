@@ -384,7 +384,7 @@ ORDINARY = {
         f'<script src="/a{i}.js" integrity="sha384-{base64.b64encode(os.urandom(48)).decode()}"></script>\n'
         for i in range(20)),
     "random ids": lambda: json.dumps(["".join(chr(c) for c in np.random.default_rng(i).choice(
-        [*range(48, 58), *range(65, 91), *range(97, 123), 45, 95], 33)) for i in range(200)], indent=2),
+        [*range(48, 58), *range(65, 91), *range(97, 123), 45, 95], 33)) for i in range(20000)], indent=2),
     "code with long names": lambda: ("def convertAnnotationsToCocoFormat(inputFolderPath, outputFolderPath2):\n"
                                      "    return [normalizeBoundingBoxCoordinates(box, imageWidthInPixels) "
                                      "for box in detectedFaceBoundingBoxes]\n") * 40,
