@@ -277,7 +277,7 @@ class _Run:
         for name, turn in _TURNS:
             if name.startswith("turned a quarter") and not square:
                 continue
-            if float((original * _thumbnail_turned(anonymized, turn)).mean()) > max(0.8, direct + 0.3):
+            if float((original * turn(anonymized)).mean()) > max(0.8, direct + 0.3):
                 self.turned[name] = self.turned.get(name, 0) + 1
                 image = np.ascontiguousarray(turn(pair.anonymized.image))
                 return replace(pair, anonymized=replace(pair.anonymized, image=image))
@@ -531,7 +531,3 @@ def _thumbnail(image: np.ndarray) -> np.ndarray | None:
     grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (24, 24), interpolation=cv2.INTER_AREA).astype(float)
     spread = grey.std()
     return None if spread < 1e-3 else (grey - grey.mean()) / spread
-
-
-def _thumbnail_turned(thumbnail: np.ndarray, turn) -> np.ndarray:  # noqa: ANN001 - one of _TURNS
-    return np.ascontiguousarray(turn(thumbnail))
