@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -145,23 +144,13 @@ def folder_ids(root: Path) -> frozenset[tuple[int, int]]:
     """The (device, inode) of every folder of ``root``'s tree, hidden ones included: what makes a folder the
     same on disk whatever path reaches it. Mounts inside it are entered, links to folders are not, and a folder
     reached twice (a mount of a folder above it) is entered once."""
-    seen: set[tuple[int, int]] = set()
     try:
-        mark = root.stat()
+        seen = {(st.st_dev, st.st_ino) for st in [root.stat()]}
     except OSError:
         return frozenset()
-    seen.add((mark.st_dev, mark.st_ino))
     for dirpath, dirnames, _ in os.walk(root):
-        kept = []
-        for name in dirnames:
-            try:
-                st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                kept.append(name)
-        dirnames[:] = kept
+        folder = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if not (folder / d).is_symlink() and _first_visit(folder / d, seen)]
     return frozenset(seen)
 
 
