@@ -636,7 +636,7 @@ _PIECE_STARTS = _piece_starts()
 # where ascii85's spread rule misses a small picture. A picture's first four bytes are one group of five.
 _B85 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~"
 _Z85 = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
-_FROM_Z85 = bytes.maketrans(_Z85, _B85)
+_FROM_Z85, _TO_Z85 = bytes.maketrans(_Z85, _B85), bytes.maketrans(_B85, _Z85)
 
 
 def _base85_starts() -> re.Pattern[bytes]:
@@ -645,7 +645,7 @@ def _base85_starts() -> re.Pattern[bytes]:
     heads = [b"\xff\xd8\xff" + bytes([marker]) for marker in range(0xC0, 0x100)]
     heads += [b"\x89PNG", b"GIF8", b"RIFF", b"II*\x00", b"MM\x00*"]
     starts = {base64.b85encode(head) for head in heads}
-    starts |= {start.translate(bytes.maketrans(_B85, _Z85)) for start in starts}
+    starts |= {start.translate(_TO_Z85) for start in starts}
     either = re.escape(bytes(sorted(set(_B85) | set(_Z85))))
     return re.compile(b"(?<![" + either + b"])(?:" + b"|".join(re.escape(start) for start in sorted(starts)) + b")")
 
@@ -654,7 +654,8 @@ _BASE85_STARTS = _base85_starts()
 
 
 def _base85(text: bytes) -> str | None:
-    """A picture in base85 or Z85 (its first bytes, then 64 more characters of the alphabet), or ``None``."""
+    """A picture in base85 or Z85 (its first four bytes, then 75 more characters of the alphabet), or
+    ``None``."""
     import base64
 
     for match in _BASE85_STARTS.finditer(text):
