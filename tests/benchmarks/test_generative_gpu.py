@@ -51,5 +51,8 @@ def test_the_gpu_benchmark_smoke_mode_runs_every_setting_and_prints_the_table(tm
                 assert (method, dtype, setting) in settings
     assert all(r["seconds_per_frame"] > 0 for r in rows)
     video = [r for r in rows if r["setting"] == "video defaults"]
-    assert all(r["reuse_frame_s"] < r["keyframe_s"] for r in video)  # reuse runs a quarter of the steps
+    # Reuse runs a quarter of the steps. Counted, not timed: on tiny models the fixed costs (the VAE, the
+    # annotations) are most of a frame's time, and a loaded 2-core machine turns the times round.
+    assert all(0 < r["reuse_frame_unet"] < r["keyframe_unet"] for r in video)
+    assert all(r["reuse_frame_s"] > 0 and r["keyframe_s"] > 0 for r in video)
     assert "| method | dtype | size | setting |" in done.stdout
