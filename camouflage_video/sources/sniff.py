@@ -414,10 +414,11 @@ def embedded_picture(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str 
     Label files can hold whole photos: LabelMe's JSON keeps the image in ``imageData``, HTML and notebooks
     embed ``data:image/...;base64,`` URIs, SQL dumps store blobs as hex, e-mails attach photos. Such a file is
     not an image by its content type, yet copying it copies faces. Any encoding of binary data counts, not
-    only a picture's: raw pixels encoded in hex carry no signature. What is refused is described in
-    docs/dataset.md; what no rule can catch (pixel values written as decimal numbers, a made-up encoding)
-    is why only files the caller means to copy are checked, and the docs say so. The whole file is read in
-    chunks, each with the end of the one before, so a run split by a chunk boundary is seen whole.
+    only a picture's: raw pixels encoded in hex carry no signature, and face datasets keep pixel values as
+    decimal numbers (FER2013). What is refused is described in docs/dataset.md; what no rule can catch (a
+    made-up encoding) is why only files the caller means to copy are checked, and the docs say so. The whole
+    file is read in chunks, each with the end of the one before, so a run split by a chunk boundary is seen
+    whole.
     """
     overlap = 8192
     tail = b""
@@ -498,6 +499,9 @@ _PIECE_GAP = 64  # characters of anything else between two pieces of one chain
 _HEX_MAGIC = (b"ffd8ff", b"89504e47", b"47494638", b"52494646", b"49492a00", b"4d4d002a", b"474e5089", b"38464947",
               b"46464952")
 _NOT_HEX = re.compile(rb"0[xX]|[^0-9A-Fa-f]+")  # and the 0x before a number
+# Decimal numbers are hex pieces too, and in a large COCO file some run of them spells "8BPS" or "GIF89a" in
+# hex by chance (their hex has no letter). 128 hex digits of a real picture without one of a-f: (10/16)^128.
+_HEX_LETTERS = re.compile(rb"[a-fA-F]")
 _BITS = re.compile(rb"(?:[01]{8}[\s,;.]{0,2}){64,}")
 _INTEGRITY = re.compile(rb"sha(?:1|256|384|512)-[A-Za-z0-9+/]{27,86}={0,2}")
 _QUOTES = re.compile(rb'"\s*[:,\]}]|[\[{,:]\s*"')
@@ -548,14 +552,80 @@ def _encoded_data(window: bytes) -> str | None:
         return found
     if len(_CHARACTER_ART.findall(window)) >= 256 or len(_COLOUR.findall(window)) >= 256:
         return "a picture drawn with characters"
+    return _numbers(window)
+
+
+# Numbers and nothing else between them (no letters, no quotes): where a face dataset keeps its pictures as
+# pixel values (FER2013's CSV: 48x48 grey values per row; a numpy array saved with savetxt or tolist() to
+# JSON). A run starts where no such character comes before it, so each is scanned once.
+_NUMBER_CHARACTERS = rb"0-9.eE+\-\s,;\[\]()"
+_NUMBER_RUN = re.compile(rb"(?<![" + _NUMBER_CHARACTERS + rb"])[" + _NUMBER_CHARACTERS + rb"]{1152,}")
+_TO_SPACES = bytes.maketrans(b",;[]()", b"      ")
+#: 24x24 grey values (or 14x14 RGB ones): a face at the smallest size it is still told apart from others.
+_LEAST_PIXELS = 576
+
+
+def _numbers(window: bytes) -> str | None:
+    """A picture (or binary data) written as numbers, in a few words, or ``None``.
+
+    A run of at least ``_LEAST_PIXELS`` numbers is a picture when its values are 8-bit (integers 0..255) or
+    normalised (within -1..1), at least 16 different ones, and they change little from one to the next, or to
+    the third next (RGB interleaved), compared with two values taken at random: neighbouring pixels are alike,
+    labels and measurements of different things side by side (a YOLO line, a polygon's x and y) are not, and
+    a mask of a few classes is no face. Integers 0..255 in which 160 different values come up are bytes
+    (a JPEG's body, its header cut off). Octal bytes are read as octal.
+    """
+    import numpy as np
+
+    for match in _NUMBER_RUN.finditer(window):
+        tokens = match.group().translate(_TO_SPACES).split()
+        sample = _as_numbers(tokens[:64])  # most runs (a COCO polygon) are out of range at once: skip the rest
+        if sample is None or sample.min() < -1 or sample.max() > 377:
+            continue
+        values = _as_numbers(tokens)
+        if values is None or len(values) < _LEAST_PIXELS:
+            continue
+        integral = bool(np.all(values == np.round(values)))
+        if integral and values.min() >= 0 and values.max() <= 377 and values.max() > 255 and all(
+                t.isdigit() and len(t) <= 3 and max(t) <= ord("7") for t in tokens):
+            values = np.array([int(t, 8) for t in tokens], np.float64)  # unpadded octal: 377 330 377 ...
+        byte_values = integral and values.min() >= 0 and values.max() <= 255
+        if not (byte_values or (values.min() >= -1 and values.max() <= 1)):
+            continue
+        distinct = len(np.unique(values))
+        if distinct < 16:
+            continue
+        at_random = np.abs(values - values[np.random.default_rng(0).permutation(len(values))]).mean()
+        nearby = min(np.abs(values[lag:] - values[:-lag]).mean() for lag in (1, 3))
+        if nearby < 0.5 * at_random:
+            return f"{len(values)} numbers that vary as a picture's pixels do"
+        if byte_values and distinct >= 160:
+            return f"{len(values)} byte values as decimal numbers"
     return None
+
+
+def _as_numbers(tokens: list[bytes]):  # noqa: ANN202 - numpy is imported where it is needed
+    """``tokens`` as floats, or the longest stretch of them that are numbers; ``None`` for none."""
+    import numpy as np
+
+    try:
+        return np.array(tokens).astype(np.float64)
+    except ValueError:  # a lone "-" or "e" between numbers: take the longest stretch of real numbers
+        best: list[float] = []
+        stretch: list[float] = []
+        for token in [*tokens, b"-"]:
+            try:
+                stretch.append(float(token))
+            except ValueError:
+                best, stretch = max(best, stretch, key=len), []
+        return np.array(best, np.float64) if best else None
 
 
 def _pieces(window: bytes) -> str | None:
     """A picture written in pieces (see ``_HEX_PIECE``): what it is, or ``None``."""
     digits = _NOT_HEX.sub(b"", window).lower()  # pairs with separators between them: ff:d8:ff
     if any(magic in digits for magic in _HEX_MAGIC):
-        found = _picture_in_chain(window, _HEX_PIECE, _hex_picture, 128)
+        found = _picture_in_chain(window, _HEX_PIECE, _hex_picture, 128, _HEX_LETTERS)
         if found is not None:
             return f"a {found} as hex in pieces"
     if any(start in window for start in _PIECE_STARTS):
@@ -568,9 +638,10 @@ def _pieces(window: bytes) -> str | None:
 
 
 def _picture_in_chain(window: bytes, piece: re.Pattern[bytes], picture: Callable[[bytes], str | None],
-                      least: int) -> str | None:
+                      least: int, needs: re.Pattern[bytes] | None = None) -> str | None:
     """The picture whose header starts one of the pieces of ``window`` (joined with those that follow it, at
-    most ``_PIECE_GAP`` other characters apart) and that goes on for ``least`` characters; or ``None``."""
+    most ``_PIECE_GAP`` other characters apart) and that goes on for ``least`` characters, in which ``needs``
+    (if given) occurs; or ``None``."""
     chain: list[bytes] = []
     starts: list[int] = []
     last, total = -_PIECE_GAP - 1, 0
@@ -581,7 +652,7 @@ def _picture_in_chain(window: bytes, piece: re.Pattern[bytes], picture: Callable
                 if len(joined) - offset < least:
                     break
                 name = picture(joined[offset:offset + 24])
-                if name is not None:
+                if name is not None and (needs is None or needs.search(joined, offset, offset + least)):
                     return name
             chain, starts, total = [], [], 0
             if match is None:

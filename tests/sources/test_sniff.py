@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import os
@@ -228,6 +229,27 @@ def _eps(img: np.ndarray) -> str:
             + img[..., ::-1].tobytes().hex() + "\nshowpage\n")
 
 
+def _grey48(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(cv2.resize(img, (48, 48), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+
+
+def _savetxt(values: np.ndarray, **kwargs) -> str:
+    out = io.StringIO()
+    np.savetxt(out, values, **kwargs)
+    return out.getvalue()
+
+
+def _yolo_segments() -> str:
+    """YOLO segmentation labels: a class, then a polygon's normalised x y pairs, one object per line."""
+    rng = np.random.default_rng(3)
+    lines = []
+    for _ in range(200):
+        (cx, cy), r, t = rng.uniform(0.1, 0.9, 2), rng.uniform(0.01, 0.1), np.linspace(0, 2 * np.pi, 60)
+        points = np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1).ravel()
+        lines.append(f"{rng.integers(0, 3)} " + " ".join(f"{v:.6f}" for v in points))
+    return "\n".join(lines) + "\n"
+
+
 def _wrap(text: str, width: int) -> str:
     return "\n".join(text[i:i + width] for i in range(0, len(text), width)) + "\n"
 
@@ -286,6 +308,13 @@ ENCODINGS = {
     "mail attachment": lambda img, jpg: ("Content-Type: image/jpeg\nContent-Transfer-Encoding: base64\n\n"
                                          + _wrap(base64.b64encode(jpg[:30]).decode(), 76)),
     "sixel": lambda img, jpg: "\x1bPq#0;2;0;0;0~~@@vv@@~~\x1b\\\n",
+    "grey values in a CSV (FER2013)": lambda img, jpg: "emotion,pixels,Usage\n" + "".join(
+        f"{e},{' '.join(map(str, _grey48(img).ravel()))},Training\n" for e in range(3)),
+    "an RGB array as JSON (tolist)": lambda img, jpg: json.dumps({"face": img[::2, ::2].tolist()}),
+    "normalised values, savetxt's default format": lambda img, jpg: _savetxt(_grey48(img) / 255.0),
+    "grey values, one row per line": lambda img, jpg: _savetxt(_grey48(img), fmt="%d"),
+    "decimal bytes after the header": lambda img, jpg: " ".join(str(b) for b in jpg[4:]),
+    "octal bytes without padding": lambda img, jpg: " ".join(f"{b:o}" for b in jpg),
     "colour block art": lambda img, jpg: "".join(f"\x1b[38;2;{r};{g};{b}m\u2580"
                                                  for b, g, r in img[::4, ::2].reshape(-1, 3)),
 }
@@ -388,6 +417,12 @@ ORDINARY = {
     "code with long names": lambda: ("def convertAnnotationsToCocoFormat(inputFolderPath, outputFolderPath2):\n"
                                      "    return [normalizeBoundingBoxCoordinates(box, imageWidthInPixels) "
                                      "for box in detectedFaceBoundingBoxes]\n") * 40,
+    # Decimal numbers are hex pieces: these spell "8BPS" (a PSD's signature) and "RIFF" in hex, without a letter.
+    "keypoints as two-digit numbers": lambda: json.dumps({"annotations": [{"keypoints": [38, 42, 50, 53] + [
+        int(v) for v in np.random.default_rng(5).integers(10, 99, 90)] + [52, 49, 46, 46]}]}),
+    "YOLO segmentation labels": _yolo_segments,
+    "a segmentation map of a few classes": lambda: _savetxt(np.random.default_rng(2).integers(0, 12, (64, 64)),
+                                                            fmt="%d"),
     "prose": lambda: ("Thirty Volunteers Recorded Walking Sequences In 2019 Using Handheld Smartphones, "
                       "Zoom Lenses And Quadcopter Footage; Japanese, Kenyan, Brazilian Participants.\n") * 40,
 }
