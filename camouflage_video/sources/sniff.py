@@ -529,9 +529,9 @@ def _encoded_data(window: bytes) -> str | None:
     for name, worth_trying, pattern in _MARKERS:
         if worth_trying(window) and pattern.search(window) is not None:
             return name
-    match = _HEX_RUN.search(window)
-    if match is not None:
-        return f"{_hex_kind(match.group())} as hex"
+    for match in _HEX_RUN.finditer(window):
+        if not _zeros_and_ones(match.group()):  # a mask's row (0 and 1 are hex digits too): see _BITS
+            return f"{_hex_kind(match.group())} as hex"
     for needed, pattern in _ESCAPED_BYTES:
         if needed is not None and window.count(needed) + (needed == b"x") * window.count(b"X") < 64:
             continue
@@ -638,9 +638,16 @@ def _pieces(window: bytes) -> str | None:
         found = _picture_in_chain(window, _BASE64_PIECE, _base64_picture, 96)
         if found is not None:
             return f"a {found} as base64 in pieces"
-    if _BITS.search(window) is not None:
-        return "binary data as binary digits"
+    for match in _BITS.finditer(window):
+        bits = match.group().translate(None, b" \t\r\n\x0b\x0c,;.")
+        # Data spelled in bits flips every other digit; a mask of 0 and 1 (a label, not a face) seldom does.
+        if bits.count(b"01") + bits.count(b"10") >= 0.1 * len(bits):  # neither overlaps itself: every flip
+            return "binary data as binary digits"
     return None
+
+
+def _zeros_and_ones(digits: bytes) -> bool:
+    return not digits.translate(None, b"01 \t\r\n")
 
 
 def _picture_in_chain(window: bytes, piece: re.Pattern[bytes], picture: Callable[[bytes], str | None],
@@ -784,16 +791,17 @@ _COCO_RLE = bytes(range(48, 112))
 
 
 def _hex_dump(window: bytes) -> str | None:
-    digits, data = 0, []
+    digits, data, hex_only = 0, [], False  # hex_only: a digit other than 0 and 1 (rows of a mask are not data)
     for line in window.split(b"\n"):
         match = _DUMP_LINE.fullmatch(line)
         if match is None or len(hex_digits := match.group("hex").translate(None, b" \t")) < 16:
             if line.strip():
-                digits, data = 0, []
+                digits, data, hex_only = 0, [], False
             continue
         digits += len(hex_digits)
         data.append(hex_digits)
-        if digits > 128:
+        hex_only = hex_only or not _zeros_and_ones(hex_digits)
+        if digits > 128 and hex_only:
             return f"{_hex_kind(b''.join(data))} as a hex dump"
     return None
 

@@ -250,6 +250,13 @@ def _yolo_segments() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _mask_rows(between: str) -> str:
+    """A person's mask as text, 0 and 1 (hex digits and bits too), 96 rows of 96."""
+    yy, xx = np.mgrid[:96, :96]
+    mask = ((xx - 48) ** 2 / 20**2 + (yy - 30) ** 2 / 24**2 < 1) | ((abs(xx - 48) < 34) & (yy > 56))
+    return "".join(between.join(map(str, row.astype(int))) + "\n" for row in mask)
+
+
 def _wrap(text: str, width: int) -> str:
     return "\n".join(text[i:i + width] for i in range(0, len(text), width)) + "\n"
 
@@ -282,6 +289,7 @@ ENCODINGS = {
     "hex pairs with colons": lambda img, jpg: ":".join(f"{b:02x}" for b in jpg),
     "hex pairs with commas": lambda img, jpg: ",".join(f"{b:02X}" for b in jpg),
     "binary digits": lambda img, jpg: " ".join(f"{b:08b}" for b in jpg),
+    "binary digits in one run": lambda img, jpg: "".join(f"{b:08b}" for b in jpg),
     "hex lines in a JSON array": lambda img, jpg: json.dumps([jpg.hex()[i:i + 64] for i in range(0, 8000, 64)]),
     "C uint32 array": lambda img, jpg: "uint32_t f[] = {" + ", ".join(
         f"0x{int.from_bytes(jpg[i:i + 4], 'little'):08x}" for i in range(0, 4000, 4)) + "};\n",
@@ -421,6 +429,8 @@ ORDINARY = {
     "keypoints as two-digit numbers": lambda: json.dumps({"annotations": [{"keypoints": [38, 42, 50, 53] + [
         int(v) for v in np.random.default_rng(5).integers(10, 99, 90)] + [52, 49, 46, 46]}]}),
     "YOLO segmentation labels": _yolo_segments,
+    "a mask of 0 and 1, a row per line": lambda: _mask_rows(""),
+    "a mask of 0 and 1, spaced": lambda: _mask_rows(" "),
     "a segmentation map of a few classes": lambda: _savetxt(np.random.default_rng(2).integers(0, 12, (64, 64)),
                                                             fmt="%d"),
     "prose": lambda: ("Thirty Volunteers Recorded Walking Sequences In 2019 Using Handheld Smartphones, "
