@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from fractions import Fraction
@@ -32,10 +33,53 @@ def read_image(path: Path) -> np.ndarray | None:
     """
     _check_header(path)
     data = np.fromfile(str(path), dtype=np.uint8)  # imdecode copes with non-ASCII paths, imread does not
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
         return _read_with_ffmpeg(path) if data.size else None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.dtype.kind == "f" and not np.nanmax(image, initial=0.0) <= 1.0:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # HDR radiance: OpenCV's own tone mapping
+    return cv2.cvtColor(eight_bit(image, _significant_bits(data)), cv2.COLOR_BGR2RGB)
+
+
+def eight_bit(image: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """``image`` as 8-bit values, scaled by the bits its samples use, not by those its container holds.
+
+    OpenCV turns 16-bit samples to 8 bits by dropping the low byte: a 10-bit camera picture in a 16-bit PNG
+    (values to 1023) became values 0..3, black to the eye and to the detector, and its faces were written as
+    they were, plain to anyone who stretches the levels. ``bits`` is what the file says (a PNG's ``sBIT``, a
+    PNM's maxval); otherwise the values say it (the bits that hold all but the brightest 0.1%, at least 8).
+    Floats of 0..1 (PFM, float TIFF) are scaled to 0..255.
+    """
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind == "f":
+        return np.clip(np.nan_to_num(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if bits is None:
+        sample = image[:: max(1, image.shape[0] // 256), :: max(1, image.shape[1] // 256)]
+        bits = int(np.percentile(sample, 99.9)).bit_length()
+    top = float(2 ** min(max(bits, 8), 8 * image.dtype.itemsize) - 1)
+    return np.clip(image.astype(np.float32) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _significant_bits(data: np.ndarray) -> int | None:
+    """The bits per sample a PNG's ``sBIT`` chunk or a PNM's maxval declares, or ``None``."""
+    head = data[:4096].tobytes()
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        pos = 8
+        while pos + 8 <= len(head):
+            length, kind = int.from_bytes(head[pos:pos + 4], "big"), head[pos + 4:pos + 8]
+            if kind == b"sBIT" and 1 <= length <= 4 and pos + 8 + length <= len(head):
+                return max(head[pos + 8:pos + 8 + length])
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            pos += 12 + length
+        return None
+    match = _PNM_MAXVAL.match(head)
+    return int(match.group(1)).bit_length() if match else None
+
+
+# P2/P3/P5/P6 headers: magic, width, height, maxval, with comments anywhere between them.
+_PNM_MAXVAL = re.compile(rb"P[2356](?:\s+|#[^\n]*\n)+\d+(?:\s+|#[^\n]*\n)+\d+(?:\s+|#[^\n]*\n)+(\d+)\s")
 
 
 def _read_or_skip(path: Path) -> np.ndarray | None:
