@@ -31,14 +31,42 @@ def read_image(path: Path) -> np.ndarray | None:
     OpenCV reads the common formats; FFmpeg the ones it lacks (TGA, PCX, ICO, XPM, ...), so an image
     recognised by its content is anonymized rather than failed wherever a decoder exists.
     """
-    _check_header(path)
+    transparent = _check_header(path)
     data = np.fromfile(str(path), dtype=np.uint8)  # imdecode copes with non-ASCII paths, imread does not
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
         return _read_with_ffmpeg(path) if data.size else None
     if image.dtype.kind == "f" and not np.nanmax(image, initial=0.0) <= 1.0:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # HDR radiance: OpenCV's own tone mapping
-    return cv2.cvtColor(eight_bit(image, _significant_bits(data)), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(eight_bit(image, _significant_bits(data)), cv2.COLOR_BGR2RGB)
+    return _flattened(rgb, _alpha(path, rgb.shape[:2])) if transparent else rgb
+
+
+def _flattened(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``rgb`` shown over white through ``alpha``, as a viewer shows it.
+
+    Outputs have no transparency: written as they were decoded, the colours under transparent pixels (a
+    background "removed" by clearing its alpha, with the scene still in the file) would be seen by anyone.
+    """
+    if alpha.min() == 255:
+        return rgb
+    a = alpha[..., None].astype(np.float32) / 255.0
+    return (rgb.astype(np.float32) * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+
+
+def _alpha(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """The transparency of ``path`` as 8-bit opacity, turned upright as its colours are."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as header:
+            alpha = np.asarray(ImageOps.exif_transpose(header).convert("RGBA"))[..., 3]
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: its transparency cannot be read ({exc})") from exc
+    if alpha.shape != tuple(shape):
+        raise InputError(f"{path}: its transparency is {alpha.shape[1]}x{alpha.shape[0]}, its picture "
+                         f"{shape[1]}x{shape[0]}")
+    return alpha
 
 
 def eight_bit(image: np.ndarray, bits: int | None = None) -> np.ndarray:
@@ -121,17 +149,23 @@ def _pictures(header) -> int:
         return 2
 
 
-def _check_header(path: Path) -> None:
+def _check_header(path: Path) -> bool:
     """Refuse, from the header alone, a picture over the pixel limit and a file of several pictures that one
-    output image cannot hold (formats Pillow lacks are size-checked by FFmpeg's reader below)."""
+    output image cannot hold (formats Pillow lacks are size-checked by FFmpeg's reader below). Returns
+    whether the picture has transparency."""
     header = _open_header(path)
     if header is None:
-        return
+        return False
     with header:
         check_picture_size(path, *header.size)
         count = _pictures(header) if header.format in ANIMATED_FORMATS | PAGED_FORMATS else 1
         if count > 1:
             raise _several_pictures(path, header.format, count)
+        return _has_alpha(header)
+
+
+def _has_alpha(picture) -> bool:  # noqa: ANN001 - a Pillow image
+    return picture.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in picture.info
 
 
 def _several_pictures(path: Path, fmt: str, count: int) -> InputError:
@@ -155,7 +189,8 @@ def _read_with_ffmpeg(path: Path) -> np.ndarray | None:
             context = container.streams.video[0].codec_context
             check_picture_size(path, context.width, context.height)
             for frame in container.decode(container.streams.video[0]):
-                return frame.to_ndarray(format="rgb24")
+                rgba = frame.to_ndarray(format="rgba")  # TGA, ICO, ... with transparency: flattened as above
+                return _flattened(np.ascontiguousarray(rgba[..., :3]), rgba[..., 3])
     except InputError:
         raise
     except Exception:  # noqa: BLE001 - FFmpeg's and PyAV's errors on files they half-recognise: not readable
@@ -251,7 +286,10 @@ class AnimatedImageSource(Source):
     def _frame(self, index: int) -> np.ndarray | None:
         try:
             self._image.seek(index)
-            return np.asarray(self._image.convert("RGB"))
+            if not _has_alpha(self._image):
+                return np.asarray(self._image.convert("RGB"))
+            rgba = np.asarray(self._image.convert("RGBA"))
+            return _flattened(np.ascontiguousarray(rgba[..., :3]), rgba[..., 3])
         except (OSError, ValueError, EOFError) as exc:
             self.corrupt_frames += 1
             logger.warning("%s: frame %d of %d cannot be decoded (%s); the rest is lost", self.path, index + 1,

@@ -1,7 +1,9 @@
-"""Pictures whose samples are not 8-bit are read at the levels they show, and faces in 1-bit pictures are found.
+"""Pictures are read as they show: samples of more than 8 bits at their levels, transparent pixels as the
+background they show, and faces in 1-bit pictures are found.
 
 A 10-bit camera picture in a 16-bit PNG, read by dropping the low byte as OpenCV does, became values 0..3:
 no face was found in it, and the output, black to the eye, showed the face to anyone who stretched its levels.
+A PNG whose background was "removed" by clearing its alpha came out with that background in plain view.
 """
 
 from __future__ import annotations
@@ -80,3 +82,57 @@ def test_faces_in_a_dithered_1_bit_picture_are_found(name):
     dots = np.asarray(picture.resize(size).convert("1").convert("RGB"))  # Floyd-Steinberg, as a fax or scanner
     assert set(np.unique(dots)) == {0, 255}
     assert expected >= 1 and len(CenterFaceDetector().detect(dots)) == expected
+
+
+def _scene_behind_a_face(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A face in front (opaque) and a scene behind it made transparent, its colours still in the file."""
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    scene = np.zeros((300, 600, 3), np.uint8)
+    scene[:, :, 0] = 200  # the "removed" background: red
+    scene[:, 300:] = rgb
+    alpha = np.zeros((300, 600), np.uint8)
+    alpha[:, 300:] = 255
+    return scene, alpha
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_colours_under_transparent_pixels_are_not_written(tmp_path, grey, suffix):
+    scene, alpha = _scene_behind_a_face(grey)
+    path = tmp_path / f"cutout{suffix}"
+    Image.fromarray(np.dstack([scene, alpha]), "RGBA").save(path, **({"lossless": True} if suffix == ".webp" else {}))
+    image = read_image(path)
+    assert (image[:, :300] == 255).all()  # shown over white, as viewers show it: the red scene is gone
+    assert np.abs(image[:, 300:, 0].astype(int) - grey).mean() < 2
+    tracks = tmp_path / "tracks.json"
+    out = tmp_path / f"out{suffix}"
+    run_cli("anonymize", str(path), "-o", str(out), "--tracks-out", str(tracks), "-q")
+    assert len(json.loads(tracks.read_text())["frames"][0]["faces"]) == 1
+    written = np.asarray(Image.open(out).convert("RGB"))
+    assert (written[:, :300, 0] > 240).all() and (written[:, :300, 1] > 240).all()
+
+
+def test_a_half_transparent_face_is_still_found(tmp_path, grey):
+    path = tmp_path / "faded.png"
+    Image.fromarray(np.dstack([np.repeat(grey[..., None], 3, axis=2), np.full(grey.shape, 96, np.uint8)]),
+                    "RGBA").save(path)
+    assert len(CenterFaceDetector().detect(read_image(path))) == 1
+
+
+def test_transparent_frames_of_an_animation_are_shown_over_white(tmp_path, grey):
+    scene, alpha = _scene_behind_a_face(grey)
+    path = tmp_path / "cutout.png"
+    frames = [Image.fromarray(np.dstack([np.roll(scene, 40 * i, axis=0), alpha]), "RGBA") for i in range(2)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    from camouflage_video.sources import open_source
+
+    with open_source(str(path)) as source:
+        pictures = [frame.image for frame in source]
+    assert len(pictures) == 2 and all((picture[:, :300] == 255).all() for picture in pictures)
+
+
+def test_transparency_of_a_picture_ffmpeg_decodes_is_shown_over_white(tmp_path, grey):
+    scene, alpha = _scene_behind_a_face(grey)
+    path = tmp_path / "cutout.tga"  # OpenCV has no TGA decoder: FFmpeg reads it
+    Image.fromarray(np.dstack([scene, alpha]), "RGBA").save(path)
+    image = read_image(path)
+    assert (image[:, :300] == 255).all() and np.abs(image[:, 300:, 0].astype(int) - grey).mean() < 2
