@@ -18,12 +18,13 @@ import av
 import numpy as np
 
 from camouflage_video.audio import AudioSubscription
-from camouflage_video.errors import ConfigError, OutputError
+from camouflage_video.errors import ConfigError, InputError, OutputError
 from camouflage_video.frame import Frame
 from camouflage_video.options import flag
 from camouflage_video.sinks.base import Sink, claim, encoder_frame, publish, tag_colors, temporary_path
 from camouflage_video.sinks.salvage import CLUSTERED_FORMATS, FRAGMENTED_FORMATS, place_free, salvage_recording
 from camouflage_video.sources.base import SourceInfo, fit_picture
+from camouflage_video.sources.sniff import carried_picture
 
 logger = logging.getLogger(__name__)
 
@@ -398,6 +399,7 @@ class AudioRemuxer:
     """
 
     def __init__(self, source: str | os.PathLike[str], output: av.container.OutputContainer, fmt: str) -> None:
+        self._source = source
         self._input = av.open(os.fspath(source), mode="r", metadata_errors="ignore")
         self._output = output
         self._streams = list(self._input.streams.audio)
@@ -406,7 +408,10 @@ class AudioRemuxer:
         modes = set()
         for stream in self._streams:
             name = stream.codec_context.name
-            if name in accepted:
+            extra = carried_picture(bytes(stream.codec_context.extradata or b""))
+            if extra is not None:
+                logger.warning("the audio's codec setup data holds %s: the audio is re-encoded, not copied", extra)
+            if name in accepted and extra is None:
                 out = output.add_stream_from_template(stream)
                 self._pairs[stream.index] = (out, None)
                 modes.add("copy")
@@ -419,9 +424,9 @@ class AudioRemuxer:
                 self._pairs[stream.index] = (out, resampler)
                 modes.add(f"transcode:{name}->{target}")
         self.mode = ",".join(sorted(modes)) or None
-        # Matroska/WebM cannot store negative timestamps; the muxer would shift every stream, video
-        # included. Encoder priming packets that end before zero are dropped there instead.
-        self._drop_before_zero = fmt in ("matroska", "webm")
+        # Packets that end before zero are dropped: sound an edit list cut off (a clip cut with "-ss 2 -c copy"
+        # keeps a second of it, which players skip but the file holds) and encoder priming. Matroska/WebM
+        # cannot store negative timestamps anyway; the muxer would shift every stream, video included.
         self._packets = self._input.demux(self._streams) if self._streams else iter(())
         self._pending: av.Packet | None = None
         self._done = False
@@ -441,11 +446,16 @@ class AudioRemuxer:
 
     def _mux_packet(self, packet: av.Packet) -> None:
         out, resampler = self._pairs[packet.stream.index]
-        if self._drop_before_zero and packet.pts is not None and packet.pts + (packet.duration or 0) <= 0:
+        if packet.pts is not None and packet.pts + (packet.duration or 0) <= 0:
             return
         if resampler is None:
             if packet.dts is None:  # demuxer flush packet
                 return
+            carried = carried_picture(bytes(packet))
+            if carried is not None:  # copied, it would reach the output as it is
+                at = f" at {float(packet.pts * packet.time_base):.2f} s" if packet.pts is not None else ""
+                raise InputError(f"{self._source}: its audio carries {carried}{at}, which may be a picture of a "
+                                 "face; it is not copied (use --no-audio)")
             packet.stream = out
             self._output.mux(packet)
             return

@@ -312,6 +312,32 @@ def _audio_unaccounted(data: bytes) -> str | None:
     return "audio in a container whose end this tool cannot check"
 
 
+# A picture's signature and what must follow it: a JPEG's first segment (and the marker after it, where the
+# data goes on that far), a PNG's IHDR, a GIF's version, a WebP's RIFF header. Sound samples spell one by
+# chance about once in 10^11 bytes, so an audio track is searched for them whole.
+_CARRIED = re.compile(rb"\xff\xd8\xff[\xc0-\xfe]|\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR|GIF8[79]a|RIFF....WEBPVP8",
+                      re.S)
+_COVER_COMMENT = re.compile(rb"(?i)METADATA_BLOCK_PICTURE=|COVERART=")
+
+
+def carried_picture(data: bytes) -> str | None:
+    """The picture that ``data`` (an audio packet, a codec's setup data) carries, in a few words, or ``None``.
+
+    An audio track copied into an output carries its bytes as they are: a cover picture in a Vorbis or
+    FLAC header, or a picture written as samples, would reach the output whole.
+    """
+    if _COVER_COMMENT.search(data):
+        return "a cover picture in its comments"
+    for match in _CARRIED.finditer(data):
+        pos = match.start()
+        if data[pos] == 0xFF:
+            after = pos + 4 + int.from_bytes(data[pos + 4:pos + 6], "big")
+            if after + 1 < len(data) and data[after] != 0xFF:
+                continue  # no marker where the first segment ends: not a JPEG
+        return f"a {_magic_name(data[pos:pos + 64])[2:]}"
+    return None
+
+
 _PICTURE_MAGIC = re.compile(
     rb"\xff\xd8\xff|\x89PNG|GIF8[79]a|RIFF....WEBP|ftyp|II\*\x00|MM\x00\*|BM....\x00\x00\x00\x00", re.S
 )
