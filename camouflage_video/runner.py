@@ -375,6 +375,8 @@ class Runner:
         stats = self.stats
         stats.corrupt_frames = self.source.corrupt_frames
         stats.not_read = list(getattr(self.source, "not_read", ()))
+        if shortfall := getattr(self.source, "shortfall", None):
+            stats.note_error(f"input: {shortfall}")
         stats.tracks = sum(len(getattr(a, "seen_ids", ())) for a in self.annotators)
         stats.model = self.anonymizer.stats()
         stats.annotators = {a.name: described for a in self.annotators if (described := a.describe())}

@@ -430,12 +430,34 @@ class AudioRemuxer:
         self._packets = self._input.demux(self._streams) if self._streams else iter(())
         self._pending: av.Packet | None = None
         self._done = False
+        self._timeline: dict[int, list[int]] = {}  # per stream: [offset, end of the last packet], in its time base
+        self.refused_packets = 0
+
+    def _continued(self, packet: av.Packet) -> av.Packet | None:
+        """``packet`` on a timeline that goes on where a file's timestamps start again (recordings joined, a
+        camera's clock reset: the muxer refuses timestamps that go back); ``None`` for a packet to drop, one
+        a little behind the last (damage)."""
+        if packet.dts is None or packet.pts is None:
+            return packet
+        offset, end = self._timeline.setdefault(packet.stream.index, [0, None])
+        dts = packet.dts + offset
+        if end is not None and dts < end:
+            if end - dts < 1 / packet.time_base:  # less than a second back: a damaged packet
+                return None
+            offset += end - dts
+            logger.warning("the audio's timestamps start again at %.2f s; continued from %.2f s",
+                           float(packet.dts * packet.time_base), float(end * packet.time_base))
+        packet.dts, packet.pts = packet.dts + offset, packet.pts + offset
+        self._timeline[packet.stream.index] = [offset, packet.dts + max(1, packet.duration or 0)]
+        return packet
 
     def mux_until(self, seconds: float | None) -> None:
         """Mux audio packets that start before ``seconds`` (all of them for ``None``)."""
         while not self._done:
-            packet = self._pending or next(self._packets, None)
-            self._pending = None
+            if self._pending is not None:
+                packet, self._pending = self._pending, None  # already on the timeline
+            elif (packet := next(self._packets, None)) is not None and (packet := self._continued(packet)) is None:
+                continue
             if packet is None:
                 self._done = True
                 break
@@ -457,7 +479,13 @@ class AudioRemuxer:
                 raise InputError(f"{self._source}: its audio carries {carried}{at}, which may be a picture of a "
                                  "face; it is not copied (use --no-audio)")
             packet.stream = out
-            self._output.mux(packet)
+            try:
+                self._output.mux(packet)
+            except (av.InvalidDataError, av.ArgumentError) as exc:  # a damaged packet: its sound is lost, not the run
+                self.refused_packets += 1
+                if self.refused_packets == 1:
+                    logger.warning("skipped an audio packet the output refuses at pts %s (%s)", packet.pts,
+                                   exc.strerror or type(exc).__name__)
             return
         try:
             frames = packet.decode()

@@ -112,6 +112,7 @@ class VideoFileSource(Source):
         self.path = Path(path)
         check_input_file(self.path)
         self.corrupt_frames = 0
+        self.shortfall: str | None = None  # why fewer pictures were read than the file holds, once known
         self.damage = DamageWatch(str(path))  # pictures built from damaged data
         try:
             self._container = av.open(str(self.path), mode="r", metadata_errors="ignore")
@@ -199,8 +200,8 @@ class VideoFileSource(Source):
         time_base = Fraction(stream.time_base) if stream.time_base else 1 / (stream.average_rate or _DEFAULT_FPS)
         step = max(1, round((1 / Fraction(stream.average_rate or stream.guessed_rate or _DEFAULT_FPS)) / time_base))
         self._rotation = 0
-        index, last_pts = 0, None
-        for packet in self._container.demux(stream):
+        index, last_pts, offset = 0, None, 0
+        for packet in self._demux(stream):
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
@@ -221,10 +222,42 @@ class VideoFileSource(Source):
                 pts = vf.pts
                 if pts is None:  # raw elementary streams carry no timestamps: continue the grid
                     pts = 0 if last_pts is None else last_pts + step
+                elif last_pts is not None and pts + offset < last_pts - 1 / time_base:
+                    # Timestamps start again (recordings joined, "cat a.ts b.ts"): go on from the last picture
+                    # rather than squeezing the rest behind it.
+                    logger.warning("%s: timestamps start again at %.2f s; continued from %.2f s", self.path,
+                                   float(pts * time_base), float((last_pts + step) * time_base))
+                    offset = last_pts + step - pts
+                    pts += offset
+                else:
+                    pts += offset
                 last_pts = pts
                 yield Frame(picture(vf, self._rotation, sar), index=index, pts=pts, time_base=time_base,
                             damaged=damaged)
                 index += 1
+
+        self._check_count(index)
+
+    def _demux(self, stream: av.VideoStream) -> Iterator[av.Packet]:
+        packets = self._container.demux(stream)
+        while True:
+            try:
+                yield next(packets)
+            except StopIteration:
+                return
+            except IndexError:  # PyAV meets a stream that was not there when the file was opened
+                logger.warning("%s: a new stream starts part way through (recordings of two programs joined?); "
+                               "the rest of the file is not read", self.path)
+                self.shortfall = "a new stream starts part way through; the rest of the file was not read"
+                return
+
+    def _check_count(self, read: int) -> None:
+        """Say so where far fewer pictures were read than the file declares (cut short, damaged)."""
+        declared = self.info.frame_count
+        if declared and read < 0.9 * declared - 2 and self.shortfall is None:
+            self.shortfall = (f"read {read} of the {declared} pictures the file declares "
+                              "(cut short or damaged?)")
+            logger.warning("%s: %s", self.path, self.shortfall)
 
     def __iter__(self) -> Iterator[Frame]:
         if self._first is not None:
