@@ -50,8 +50,8 @@ def open_source(uri: str | os.PathLike[str], **options: object) -> Source:
     check_input_file(path)
     # By content, not by name: a JPEG named .jfif is an image, an MP4 named .jpg a video.
     found = classify(path)
-    if found.kind == "image":
-        return open_image(path)  # an animated PNG or WebP is read as a video; a multi-page TIFF is refused
+    if found.kind == "image" or found.format in ("png", "webp", "avif"):
+        return open_image(path)  # an animated PNG, WebP or AVIF is read as a video; a multi-page TIFF is refused
     if found.kind == "other" and found.format != "audio":  # audio: the video source says "no video stream"
         raise InputError(f"{path}: not an image or video ({found.reason})")
     return VideoFileSource(path)

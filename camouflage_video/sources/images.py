@@ -35,6 +35,8 @@ def read_image(path: Path) -> np.ndarray | None:
     data = np.fromfile(str(path), dtype=np.uint8)  # imdecode copes with non-ASCII paths, imread does not
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
+        if data.size and classify(path).kind == "video":  # a clip named .jpg: its first picture is not all of it
+            raise InputError(f"{path}: a video, not a picture (anonymize the file itself: it is read as a video)")
         return _read_with_ffmpeg(path) if data.size else None
     if image.dtype.kind == "f" and not np.nanmax(image, initial=0.0) <= 1.0:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # HDR radiance: OpenCV's own tone mapping
@@ -123,7 +125,7 @@ def _read_or_skip(path: Path) -> np.ndarray | None:
 
 
 #: Pillow formats whose further pictures are frames of an animation (read as a video by open_image) ...
-ANIMATED_FORMATS = frozenset({"PNG", "WEBP"})
+ANIMATED_FORMATS = frozenset({"PNG", "WEBP", "AVIF"})
 #: ... and those whose further pictures are pages: any of them may hold a face, and one output image holds one.
 PAGED_FORMATS = frozenset({"TIFF"})
 
@@ -158,7 +160,7 @@ def _check_header(path: Path) -> bool:
         return False
     with header:
         check_picture_size(path, *header.size)
-        count = _pictures(header) if header.format in ANIMATED_FORMATS | PAGED_FORMATS else 1
+        count = _pictures(header) if header.format in ANIMATED_FORMATS | PAGED_FORMATS | {"GIF"} else 1
         if count > 1:
             raise _several_pictures(path, header.format, count)
         return _has_alpha(header)
@@ -243,7 +245,7 @@ class ImageSource(Source):
 
 
 class AnimatedImageSource(Source):
-    """An animated PNG or WebP read as a video: every frame, each at its own duration.
+    """An animated PNG, WebP or AVIF read as a video: every frame, each at its own duration.
 
     Pillow composes the frames (FFmpeg 8 cannot decode animated WebP) one at a time, so memory stays at one
     frame. Timestamps count milliseconds, the unit both formats store durations in.
@@ -259,7 +261,7 @@ class AnimatedImageSource(Source):
         self.corrupt_frames = 0
         header = _open_header(self.path)
         if header is None or header.format not in ANIMATED_FORMATS:
-            raise InputError(f"{self.path}: not an animated PNG or WebP")
+            raise InputError(f"{self.path}: not an animated PNG, WebP or AVIF")
         self._image = header
         try:
             check_picture_size(self.path, *header.size)
@@ -318,7 +320,7 @@ class AnimatedImageSource(Source):
 
 
 def open_image(path: str | os.PathLike[str]) -> Source:
-    """The source for an image file: an animated PNG or WebP is a video, any other image one frame.
+    """The source for an image file: an animated PNG, WebP or AVIF is a video, any other image one frame.
 
     Raises:
         InputError: for a file of several pages (a multi-page TIFF): one output image cannot hold them.

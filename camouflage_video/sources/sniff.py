@@ -125,8 +125,10 @@ def sniff(path: str | os.PathLike[str]) -> Sniffed:
         return Sniffed("other", "unreadable", f"cannot be read ({exc.strerror or exc})")
     image = _image_signature(head)
     if image is not None:
-        kind = "video" if image == "gif" else "image"  # animated GIFs are read as videos
-        return Sniffed(kind, image, f"{image.upper()} data")
+        # Animations are videos: their output is a video (a dataset names it .mp4), every frame anonymized.
+        kind = "video" if image == "gif" or animated_image(head, image) else "image"
+        return Sniffed(kind, image, f"{'an animated ' if kind == 'video' and image != 'gif' else ''}"
+                                    f"{image.upper()} data")
     container = _container_signature(head)
     if container is not None:
         if kind_by_name(path.name) == "video":
@@ -146,6 +148,17 @@ def sniff(path: str | os.PathLike[str]) -> Sniffed:
             return Sniffed("other", document, f"a {document} document, which can carry pictures (not looked into)")
         return Sniffed("other", "text", "text")
     return _probe(path, None)
+
+
+def animated_image(head: bytes, image: str) -> bool:
+    """Whether a PNG, WebP or AVIF whose first bytes are ``head`` says it is an animation (of two frames or
+    more, for a PNG): its ``acTL`` chunk, its ``VP8X`` animation flag, an image-sequence brand."""
+    if image == "png":
+        found, data = head.find(b"acTL"), head.find(b"IDAT")
+        return 0 < found and (data < 0 or found < data) and int.from_bytes(head[found + 4:found + 8], "big") > 1
+    if image == "webp":
+        return head[12:16] == b"VP8X" and len(head) > 20 and bool(head[20] & 0x02)
+    return image == "avif" and head[8:12] == b"avis"
 
 
 def _image_signature(head: bytes) -> str | None:

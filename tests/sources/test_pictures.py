@@ -6,6 +6,7 @@ import logging
 import shutil
 import subprocess
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,7 +14,7 @@ from PIL import Image
 from camouflage_video.errors import InputError
 from camouflage_video.samples import make_sample_video
 from camouflage_video.sources import ImageFolderSource, ImageSource, open_source
-from tests.conftest import media_file
+from tests.conftest import media_file, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,17 @@ def test_a_folder_skips_a_multi_page_tiff_and_says_so(tmp_path, face, caplog):
     assert "a TIFF of 2 pages" in caplog.text
 
 
-@pytest.mark.parametrize("suffix", [".webp", ".png"])
+def _avif() -> str:
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    return ".avif"
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png", "avif"])
 def test_an_animated_image_is_read_as_a_video_with_every_frame(tmp_path, face, suffix):
+    suffix = _avif() if suffix == "avif" else suffix
     path = tmp_path / f"wave{suffix}"
     flipped = face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     Image.new("RGB", face.size).save(path, save_all=True, append_images=[face, flipped], duration=[100, 200, 300])
@@ -93,3 +103,27 @@ def test_a_file_of_two_real_video_streams_is_refused_naming_them(tmp_path, first
             "-c:v", "mpeg4", str(both))
     with pytest.raises(InputError, match=r"has 2 video streams \(#0 mpeg4 .*; #1 mpeg4 640x360.*would be lost"):
         open_source(both)
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png", "avif"])
+def test_a_dataset_anonymizes_an_animated_image_as_a_video(tmp_path, face, suffix):
+    suffix = _avif() if suffix == "avif" else suffix
+    tree = tmp_path / "in"
+    tree.mkdir()
+    face.save(tree / f"wave{suffix}", save_all=True, append_images=[face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)],
+              duration=100)
+    done = run_cli("dataset", str(tree), str(tmp_path / "out"), "-q")
+    assert done.returncode == 0, done.stderr
+    with av.open(str(tmp_path / "out" / "wave.mp4")) as container:  # named as a video, every frame in it
+        assert sum(1 for _ in container.decode(video=0)) == 2
+
+
+def test_an_image_folder_skips_an_animation_or_a_clip_named_as_a_picture_and_says_so(tmp_path, face, caplog):
+    face.save(tmp_path / "one.png")
+    face.save(tmp_path / "anim.png", "GIF", save_all=True, append_images=[Image.new("RGB", face.size)], duration=100)
+    make_sample_video(tmp_path / "clip.mp4", seconds=0.5, audio=None).rename(tmp_path / "clip.jpg")
+    with caplog.at_level(logging.WARNING), ImageFolderSource(tmp_path) as src:
+        frames = list(src)
+    assert [f.key for f in frames] == ["one.png"]  # not their first pictures alone
+    assert sorted(src.skipped) == ["anim.png", "clip.jpg"]
+    assert "an animated GIF of 2 frames" in caplog.text and "a video, not a picture" in caplog.text
