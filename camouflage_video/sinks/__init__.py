@@ -106,6 +106,9 @@ def open_sink(
         if info.kind != "image":
             raise ConfigError(f"{path}: a {info.kind} input cannot be written as a single image")
         return ImageFileSink(path)
+    if info.kind == "image" and path.suffix.lower() not in FORMATS:
+        raise ConfigError(f"{path}: unsupported output extension {path.suffix or '(none)'} for an image; use one "
+                          f"of {', '.join(sorted(IMAGE_EXTENSIONS))} (or a video one, for a one-frame video)")
     # A live run may be killed outright hours in (kill -9, power loss, out of memory): its recording is
     # written fragmented, as a service's segments are, and what a killed run left of it is published by the
     # next run to that name, live or not, beside the name that run writes (recording-1.mp4, ...), never under it.

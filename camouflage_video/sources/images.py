@@ -33,6 +33,8 @@ def read_image(path: Path) -> np.ndarray | None:
     """
     transparent = _check_header(path)
     data = np.fromfile(str(path), dtype=np.uint8)  # imdecode copes with non-ASCII paths, imread does not
+    if _cut_short_jpeg(data):
+        logger.warning("%s: the JPEG ends inside its picture data (cut short?); what is missing is grey", path)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
         if data.size and classify(path).kind == "video":  # a clip named .jpg: its first picture is not all of it
@@ -42,6 +44,15 @@ def read_image(path: Path) -> np.ndarray | None:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # HDR radiance: OpenCV's own tone mapping
     rgb = cv2.cvtColor(eight_bit(image, _significant_bits(data)), cv2.COLOR_BGR2RGB)
     return _flattened(rgb, _alpha(path, rgb.shape[:2])) if transparent else rgb
+
+
+def _cut_short_jpeg(data: np.ndarray) -> bool:
+    """Whether JPEG data has no end marker after its last scan starts (0xFFD9 cannot occur inside one)."""
+    if data[:3].tobytes() != b"\xff\xd8\xff":
+        return False
+    raw = data.tobytes()
+    scan = raw.rfind(b"\xff\xda")
+    return scan >= 0 and raw.rfind(b"\xff\xd9") < scan
 
 
 def _flattened(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

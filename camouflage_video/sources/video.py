@@ -166,6 +166,9 @@ class VideoFileSource(Source):
         if covers:
             logger.warning("%s: %d cover picture(s) (%s) not carried into the output", self.path, len(covers),
                            "; ".join(_describe_stream(s) for s in covers))
+        others = sorted({s.type for s in streams if s.type not in ("video", "audio")})
+        if others:  # subtitles may name people; bitmap subtitles are pictures: none is carried
+            logger.warning("%s: its %s streams are not carried into the output", self.path, " and ".join(others))
         return real[0]
 
     def _describe(self, first: Frame) -> SourceInfo:

@@ -127,3 +127,14 @@ def test_an_image_folder_skips_an_animation_or_a_clip_named_as_a_picture_and_say
     assert [f.key for f in frames] == ["one.png"]  # not their first pictures alone
     assert sorted(src.skipped) == ["anim.png", "clip.jpg"]
     assert "an animated GIF of 2 frames" in caplog.text and "a video, not a picture" in caplog.text
+
+
+def test_subtitles_are_not_carried_and_the_run_says_so(tmp_path, caplog):
+    clip = make_sample_video(tmp_path / "clip.mp4", seconds=1.0, audio=None)
+    (tmp_path / "names.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nJane Doe, 12 High Street\n")
+    subtitled = tmp_path / "subtitled.mkv"
+    _ffmpeg("-i", str(clip), "-i", str(tmp_path / "names.srt"), "-map", "0", "-map", "1", "-c", "copy",
+            str(subtitled))
+    with caplog.at_level(logging.WARNING), open_source(subtitled) as src:
+        assert src.info.kind == "video"
+    assert "its subtitle streams are not carried into the output" in caplog.text

@@ -136,3 +136,19 @@ def test_transparency_of_a_picture_ffmpeg_decodes_is_shown_over_white(tmp_path, 
     Image.fromarray(np.dstack([scene, alpha]), "RGBA").save(path)
     image = read_image(path)
     assert (image[:, :300] == 255).all() and np.abs(image[:, 300:, 0].astype(int) - grey).mean() < 2
+
+
+def test_a_jpeg_cut_short_is_anonymized_with_a_warning(tmp_path, grey, caplog):
+    import logging
+
+    whole = cv2.imencode(".jpg", grey)[1].tobytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(whole[: len(whole) * 3 // 4])
+    with caplog.at_level(logging.WARNING):
+        image = read_image(path)
+    assert image.shape[:2] == grey.shape and "the JPEG ends inside its picture data" in caplog.text
+    caplog.clear()
+    path.write_bytes(whole + b"\0" * 64)  # padding after the end marker: whole
+    with caplog.at_level(logging.WARNING):
+        read_image(path)
+    assert "ends inside" not in caplog.text
