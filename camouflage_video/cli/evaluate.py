@@ -215,6 +215,9 @@ def _gate(s: dict, frames: dict) -> str | None:
         if s["displaced_leak_frames"]:
             parts.append("a face away from every original face is an original's person (frames "
                          f"{_frames(s['displaced_leak_frames'])})")
+        if s["pictures_beside_the_video"]:
+            beside = "; ".join(s["pictures_beside_the_video"][:3])
+            parts.append(f"the anonymized file holds pictures beside its video ({beside})")
         turned = ", ".join(f"{how} in {count}" for how, count in s["turned_frames"].items())
         return "leak: " + "; ".join(parts) + (f" (the anonymized pictures are the original's {turned}: judged "
                                               "turned back)" if turned else "")

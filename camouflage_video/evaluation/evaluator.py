@@ -42,7 +42,9 @@ from camouflage_video.evaluation.temporal import FlowWarpingError, WarpSample
 from camouflage_video.frame import Faces, FrameContext
 from camouflage_video.geometry import pairwise_iou
 from camouflage_video.pipelines.classic import ClassicObfuscator
+from camouflage_video.sources.base import SourceInfo
 from camouflage_video.sources.images import list_images, read_image
+from camouflage_video.sources.sniff import pictures_beside_the_video
 
 logger = logging.getLogger(__name__)
 
@@ -492,6 +494,7 @@ class _Run:
             extra_face_frames=self.extra_face_frames,
             turned_frames=self.turned,
             displaced_frames=self.displaced,
+            carried=_carried(pairs.anonymized_info),
             interrupted=self.interrupted,
             attack=self._attack(),
         )
@@ -503,6 +506,13 @@ class _Run:
         config = self.config
         method = f"given ({config.attack_anonymized})" if config.attack_anonymized else config.attack_method
         return attack_summary(self.recognizer, candidates, self.probes, method)
+
+
+def _carried(info: SourceInfo) -> list[str]:
+    """What an anonymized video file holds besides its video that may be a picture (see ``verdict``)."""
+    if info.kind != "video" or not Path(info.uri).is_file():
+        return []
+    return pictures_beside_the_video(info.uri)
 
 
 def _probe_labels(config: EvaluationConfig, original: str | os.PathLike[str]) -> Labels | None:

@@ -228,6 +228,8 @@ class EvaluationResult:
     turned_frames: dict[str, int] = field(default_factory=dict)
     #: Frames where a face of the anonymized version away from every original face is an original's person.
     displaced_frames: list[int] = field(default_factory=list)
+    #: What the anonymized file holds besides its video that may be a picture (sniff.pictures_beside_the_video).
+    carried: list[str] = field(default_factory=list)
     interrupted: bool = False
     attack: dict | None = None
     run: dict | None = None  # what the anonymizing run did, from its --stats (see evaluate(run_stats=...))
@@ -244,6 +246,8 @@ class EvaluationResult:
     def verdict(self) -> str:
         """``leak`` (some face re-identified, at its place or elsewhere in the frame), ``pass`` or ``no-faces``
         (nothing to judge)."""
+        if self.carried:
+            return "leak"  # a picture beside the video: no player shows it, the file holds it
         if not self.faces:
             return "no-faces"
         return "leak" if self.displaced_frames or any(f.leak for f in self.faces) else "pass"
@@ -321,6 +325,7 @@ class EvaluationResult:
             "frames_with_extra_faces": self.extra_face_frames,
             "turned_frames": self.turned_frames,
             "displaced_leak_frames": self.displaced_frames[:200],
+            "pictures_beside_the_video": self.carried,
             "identity_stability": {
                 "anonymized_mean_step_distance": distance_summary(steps_a)["mean"],
                 "anonymized_same_identity_rate": rate([s < self.threshold for s in steps_a]),

@@ -351,6 +351,36 @@ def carried_picture(data: bytes) -> str | None:
     return None
 
 
+def pictures_beside_the_video(path: str | os.PathLike[str]) -> list[str]:
+    """What a video file carries besides its video that may be a picture: cover art, attachments, and pictures
+    in the setup data or packets of its other streams (``carried_picture``), one line each; ``[]`` for none.
+
+    An output's faces are judged in its video; these are what a player never shows and a file still holds.
+    """
+    found = []
+    with av.open(os.fspath(path), mode="r", metadata_errors="ignore") as container:
+        others = []
+        for stream in container.streams:
+            where = f"stream #{stream.index} ({stream.type})"
+            if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
+                found.append(f"{where}: a cover picture")
+            elif stream.type == "attachment":
+                found.append(f"{where}: an attached file")
+            elif stream.type != "video":
+                extra = carried_picture(bytes(stream.codec_context.extradata or b"")) if stream.codec_context else None
+                if extra is not None:
+                    found.append(f"{where}: {extra} in its codec setup data")
+                others.append(stream)
+        if others:
+            for packet in container.demux(others):
+                if packet.dts is not None and (picture := carried_picture(bytes(packet))) is not None:
+                    at = f" at {float(packet.pts * packet.time_base):.2f} s" if packet.pts is not None else ""
+                    found.append(f"stream #{packet.stream.index} ({packet.stream.type}): {picture}{at}")
+                    if len(found) >= 20:
+                        break
+    return found
+
+
 _PICTURE_MAGIC = re.compile(
     rb"\xff\xd8\xff|\x89PNG|GIF8[79]a|RIFF....WEBP|ftyp|II\*\x00|MM\x00\*|BM....\x00\x00\x00\x00", re.S
 )

@@ -85,3 +85,18 @@ def test_sound_is_not_taken_for_a_picture():
     noise = np.random.default_rng(0).integers(-32768, 32767, 8 << 20, dtype=np.int16).tobytes()  # 16 MB
     tone = (np.sin(np.arange(4 << 20) * 0.03) * 30000).astype(np.int16).tobytes()
     assert carried_picture(noise) is None and carried_picture(tone) is None
+
+
+def test_the_leak_gate_fails_an_output_that_carries_a_picture_beside_its_video(tmp_path, sample_clip, face_jpeg):
+    anonymized = tmp_path / "anonymized.mkv"
+    assert run_cli("anonymize", str(sample_clip), "-o", str(anonymized), "-q").returncode == 0
+    clean = run_cli("evaluate", str(sample_clip), str(anonymized), "--fail-on-leak", "-q")
+    assert clean.returncode == 0, clean.stderr
+    samples = tmp_path / "samples.raw"
+    samples.write_bytes(face_jpeg + b"\0" * (96000 - len(face_jpeg) % 2))
+    smuggled = tmp_path / "smuggled.mkv"  # what another tool, or a hand, may have written
+    _ffmpeg("-i", str(anonymized), "-f", "s16le", "-ar", "48000", "-ac", "1", "-i", str(samples),
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "pcm_s16le", str(smuggled))
+    done = run_cli("evaluate", str(sample_clip), str(smuggled), "--fail-on-leak", "-q")
+    assert done.returncode == 3
+    assert "the anonymized file holds pictures beside its video (stream #1 (audio): a JPEG at 0.00 s)" in done.stderr
