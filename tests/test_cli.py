@@ -375,3 +375,22 @@ def test_a_line_break_in_a_logged_name_stays_on_its_line(tmp_path, astronaut) ->
     result = run_cli("dataset", str(raw), str(tmp_path / "out"), "-q", "--det-size", "320")
     lines = [line for line in result.stderr.splitlines() if "broken" in line or "line.jpg" in line]
     assert len(lines) == 1 and "broken\\nline.jpg" in lines[0], result.stderr
+
+
+def test_a_library_warning_is_one_log_line_and_quiet_hides_it(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    grey = Image.fromarray(np.full((64, 64, 3), 120, np.uint8))
+    grey.save(tmp_path / "pair.jpg", "MPO", save_all=True, append_images=[grey])
+    data = bytearray((tmp_path / "pair.jpg").read_bytes())
+    index = data.find(b"MPF\x00")
+    data[index + 8:index + 12] = b"\xff\xff\xff\x7f"  # a damaged MP index: Pillow warns (a UserWarning)
+    (tmp_path / "pair.jpg").write_bytes(bytes(data))
+    done = run_cli("anonymize", str(tmp_path / "pair.jpg"), "-o", str(tmp_path / "out.jpg"))
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "UserWarning" in line]
+    assert warned and all(line.startswith("camouflage-video: WARNING: ") for line in warned)
+    assert "warnings.warn" not in done.stderr and ".py:" not in done.stderr  # no source line, no file:line
+    quiet = run_cli("anonymize", str(tmp_path / "pair.jpg"), "-o", str(tmp_path / "quiet.jpg"), "-q")
+    assert quiet.returncode == 0 and quiet.stderr == ""

@@ -11,6 +11,7 @@ import importlib
 import logging
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 
 from camouflage_video import __version__
@@ -43,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001, ARG001
+    """A Python warning as one log line (hidden by -q), not Python's two lines with the source."""
+    text = str(message).strip().splitlines()
+    logging.getLogger("camouflage_video").warning("%s%s", text[0] if text else category.__name__,
+                                                  f" ({category.__name__})" if text else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted)."""
     args = build_parser().parse_args(argv)
@@ -55,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())  # stream URLs carry passwords; no log line may show them
+    if not debug:
+        warnings.showwarning = _warning_line  # libraries' warnings (Pillow's on a damaged file): one line, redacted
     previous = _install_signal_handlers() if _in_main_thread() else {}
     try:
         return args.func(args)
