@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_opencv() -> None:
+    """No "[ WARN:0@...]" lines from OpenCV (on odd TIFF tags): its errors still reach the caller."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001, ARG001
     """A Python warning as one log line (hidden by -q), not Python's two lines with the source."""
     text = str(message).strip().splitlines()
@@ -65,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.addFilter(RedactingFilter())  # stream URLs carry passwords; no log line may show them
     if not debug:
         warnings.showwarning = _warning_line  # libraries' warnings (Pillow's on a damaged file): one line, redacted
+        _quiet_opencv()
     previous = _install_signal_handlers() if _in_main_thread() else {}
     try:
         return args.func(args)
