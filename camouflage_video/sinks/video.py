@@ -198,7 +198,8 @@ class VideoFileSink(Sink):
         # Sources hand over square pixels (an anamorphic input is resampled); say so, or a player may guess.
         stream.codec_context.sample_aspect_ratio = Fraction(1)
         odd = info.width % 2 or info.height % 2
-        stream.pix_fmt = enc.pix_fmt or ("yuv444p" if odd and codec in ("libx264", "libx265") else "yuv420p")
+        stream.pix_fmt = enc.pix_fmt or ("yuv444p" if odd and codec in ("libx264", "libx265") else
+                                         _pixel_format(av.codec.Codec(codec, "w")))
         if odd and enc.pix_fmt is None:
             logger.warning("%s: odd frame size %dx%d, encoding 4:4:4 to keep it", self.path, info.width, info.height)
         stream.time_base = self.time_base
@@ -219,6 +220,8 @@ class VideoFileSink(Sink):
             options["preset"] = enc.preset
             if enc.zerolatency:
                 options["tune"] = "zerolatency"
+        if codec == "libx265":
+            options["x265-params"] = "log-level=error"  # x265 prints 20 lines of its settings to the terminal
         elif codec == "libvpx-vp9":
             deadline = "realtime" if enc.zerolatency else "good"
             options.update({"b": "0", "deadline": deadline, "cpu-used": "8", "row-mt": "1"})
@@ -388,6 +391,14 @@ class VideoFileSink(Sink):
             "resized_frames": self.resized_frames,
             "audio": self._audio.mode if self._audio else None,
         }
+
+
+def _pixel_format(codec: av.codec.Codec) -> str:
+    """4:2:0 as players expect, the first the encoder lists (MJPEG's full-range yuvj420p: it refuses yuv420p
+    without -strict), else yuv420p, else the encoder's first."""
+    formats = [f.name for f in codec.video_formats or ()]
+    return next((name for name in formats if name in ("yuv420p", "yuvj420p", "nv12")),
+                "yuv420p" if not formats or "yuv420p" in formats else formats[0])
 
 
 class AudioRemuxer:

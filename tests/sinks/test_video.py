@@ -11,7 +11,7 @@ from camouflage_video.errors import ConfigError, OutputError
 from camouflage_video.samples import make_sample_video
 from camouflage_video.sinks import VideoFileSink, default_output, open_sink
 from camouflage_video.sources import VideoFileSource
-from tests.conftest import ffprobe, read_frames
+from tests.conftest import ffprobe, read_frames, run_cli
 
 
 def copy_through(src_path, out_path, **kwargs):
@@ -378,3 +378,14 @@ def test_a_recording_that_fills_the_disk_is_published_with_what_of_it_plays(smal
     pictures = _kept_pictures(small_disk / f"rec-1{suffix}")
     # at most the cluster or fragment it failed in, and the pictures still in the encoder, are lost
     assert written - 60 <= len(pictures) < written and set(pictures) <= set(range(197, 204)), (written, pictures)
+
+
+@pytest.mark.parametrize("codec", ["mjpeg", "libx265"])
+def test_an_encoder_of_another_pixel_format_or_a_chatty_one_writes_quietly(tmp_path, sample_clip, codec):
+    out = tmp_path / "out.mkv"
+    done = run_cli("anonymize", str(sample_clip), "-o", str(out), "--codec", codec, "-q")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # x265 printed its settings, twenty lines, whatever -q said
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == {"mjpeg": "mjpeg", "libx265": "hevc"}[codec]
+        assert sum(1 for _ in container.decode(video=0)) == 50
