@@ -39,7 +39,10 @@ def read_image(path: Path) -> np.ndarray | None:
     if image is None:
         if data.size and classify(path).kind == "video":  # a clip named .jpg: its first picture is not all of it
             raise InputError(f"{path}: a video, not a picture (anonymize the file itself: it is read as a video)")
-        return _read_with_ffmpeg(path) if data.size else None
+        if not data.size:
+            return None
+        icon = _read_largest_icon(path)
+        return icon if icon is not None else _read_with_ffmpeg(path)
     if image.dtype.kind == "f" and not np.nanmax(image, initial=0.0) <= 1.0:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # HDR radiance: OpenCV's own tone mapping
     rgb = cv2.cvtColor(eight_bit(image, _significant_bits(data)), cv2.COLOR_BGR2RGB)
@@ -174,7 +177,20 @@ def _check_header(path: Path) -> bool:
         count = _pictures(header) if header.format in ANIMATED_FORMATS | PAGED_FORMATS | {"GIF"} else 1
         if count > 1:
             raise _several_pictures(path, header.format, count)
+        extra = _dropped_pictures(header)
+        if extra:
+            logger.warning("%s: %s", path, extra)
         return _has_alpha(header)
+
+
+def _dropped_pictures(header) -> str | None:  # noqa: ANN001 - a Pillow image
+    """The pictures beside the main one that an output image does not hold (none of them is written)."""
+    if header.format == "MPO" and _pictures(header) > 1:
+        return f"{_pictures(header) - 1} more picture(s) after the first (a stereo view, a preview) not written"
+    sizes = header.info.get("sizes") if header.format in ("ICO", "ICNS") else None
+    if sizes and len(sizes) > 1:
+        return f"{len(sizes)} sizes of the icon: the largest is anonymized and written, the others are not"
+    return None
 
 
 def _has_alpha(picture) -> bool:  # noqa: ANN001 - a Pillow image
@@ -191,6 +207,21 @@ def _several_pictures(path: Path, fmt: str, count: int) -> InputError:
         f"{path}: an animated {fmt} of {count} frames; one output image holds one frame and the others would be "
         "lost (anonymize the file itself: it is read as a video)"
     )
+
+
+def _read_largest_icon(path: Path) -> np.ndarray | None:
+    """An icon's largest size, as RGB over white (FFmpeg decodes its first, often 16x16), or ``None`` for a
+    file that is not an icon Pillow reads."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as icon:
+            if icon.format not in ("ICO", "ICNS"):
+                return None
+            rgba = np.asarray(icon.convert("RGBA"))  # Pillow opens an icon at its largest size
+    except (OSError, ValueError):
+        return None
+    return _flattened(np.ascontiguousarray(rgba[..., :3]), rgba[..., 3])
 
 
 def _read_with_ffmpeg(path: Path) -> np.ndarray | None:

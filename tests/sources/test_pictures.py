@@ -138,3 +138,18 @@ def test_subtitles_are_not_carried_and_the_run_says_so(tmp_path, caplog):
     with caplog.at_level(logging.WARNING), open_source(subtitled) as src:
         assert src.info.kind == "video"
     assert "its subtitle streams are not carried into the output" in caplog.text
+
+
+def test_an_icon_is_anonymized_at_its_largest_size_and_the_others_are_named(tmp_path, face, caplog):
+    face.resize((128, 128)).save(tmp_path / "app.ico", sizes=[(16, 16), (48, 48), (128, 128)])
+    with caplog.at_level(logging.WARNING), open_source(tmp_path / "app.ico") as src:
+        (frame,) = list(src)
+    assert frame.image.shape[:2] == (128, 128)  # FFmpeg decodes the first, 16x16
+    assert "3 sizes of the icon: the largest is anonymized and written" in caplog.text
+
+
+def test_the_second_picture_of_a_stereo_jpeg_is_named_as_not_written(tmp_path, face, caplog):
+    face.save(tmp_path / "pair.jpg", "MPO", save_all=True, append_images=[face])
+    with caplog.at_level(logging.WARNING), open_source(tmp_path / "pair.jpg") as src:
+        assert len(list(src)) == 1
+    assert "1 more picture(s) after the first (a stereo view, a preview) not written" in caplog.text
