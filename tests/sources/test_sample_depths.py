@@ -152,3 +152,11 @@ def test_a_jpeg_cut_short_is_anonymized_with_a_warning(tmp_path, grey, caplog):
     with caplog.at_level(logging.WARNING):
         read_image(path)
     assert "ends inside" not in caplog.text
+
+
+@pytest.mark.parametrize("top", [3, 8, 24])
+def test_faces_in_a_very_dark_picture_are_found(top):
+    picture = np.asarray(Image.open(media_file("identity/fr_rose_leslie_1.jpg")).convert("RGB").resize((640, 800)))
+    dark = np.round(picture.astype(np.float32) * top / 255).astype(np.uint8)  # a face within levels 0..top
+    assert dark.max() <= top
+    assert len(CenterFaceDetector().detect(dark)) == 1  # as stretching the levels shows it to anyone
