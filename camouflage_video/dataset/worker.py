@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from camouflage_video.annotators.base import Annotator
@@ -64,6 +64,32 @@ class Task:
             raise ValueError(f"Task.kind must be 'video' or 'image', got {self.kind!r}")
         if not (os.path.isabs(self.input) and os.path.isabs(self.output)):
             raise ValueError("Task.input and Task.output must be absolute paths")
+
+
+def _check_still_inside(task: Task) -> None:
+    """Refuse an output whose folder no longer leads inside the output folder, or leads into the input folder.
+
+    The run checked every folder when it planned (``walk.OutputTree``); a folder replaced by a link since
+    (``rm -r out/day1; ln -s ../raw/day1 out/day1``) would have its outputs written over the inputs there,
+    and a failure's clean-up would delete one.
+    """
+    reason = _moved_out(task)
+    if reason is not None:
+        raise OutputError(f"{task.output_relative}: {reason}")
+
+
+def _moved_out(task: Task) -> str | None:
+    roots = []
+    for path, relative in ((task.output, task.output_relative), (task.input, task.relative)):
+        depth = len(PurePosixPath(relative).parts)
+        roots.append(Path(path).parents[depth - 1].resolve())
+    output_root, input_root = roots
+    folder = Path(task.output).parent.resolve()
+    if folder != output_root and output_root not in folder.parents:
+        return f"its folder now leads out of the output folder (to {folder})"
+    if folder == input_root or input_root in folder.parents:
+        return f"its folder now leads into the input folder (to {folder})"
+    return None
 
 
 class TrackRecorder(Annotator):
@@ -157,10 +183,12 @@ class FileWorker:
         try:
             record["sha256"] = file_sha256(task.input)
             output = Path(task.output)
+            _check_still_inside(task)
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"{output.parent}: cannot create folder ({exc.strerror or exc})") from exc
+            _check_still_inside(task)
             if task.tracks:
                 recorder = TrackRecorder(Path(task.tracks))
 
@@ -236,6 +264,8 @@ def mark_failed(task: Task, record: dict[str, Any], error: str) -> dict[str, Any
     A failed input leaves no output: one from an earlier configuration would contradict the record.
     """
     record.update(status="failed", error=error)
+    if _moved_out(task) is not None:
+        return record  # through a folder swapped for a link: what is there is not this run's to remove
     Path(task.output).unlink(missing_ok=True)
     if task.tracks:
         Path(task.tracks).unlink(missing_ok=True)

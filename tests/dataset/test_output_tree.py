@@ -139,3 +139,21 @@ def test_a_run_leaves_another_runs_output_folder_inside_its_own_alone(tmp_path: 
     records = latest(out)
     assert records["sub/b.jpg"]["status"] == "failed" and "another dataset run's" in records["sub/b.jpg"]["error"]
     assert records["top.jpg"]["status"] == "done"
+
+
+def test_an_output_folder_swapped_for_a_link_after_planning_is_not_written_through(tmp_path: Path,
+                                                                                  astronaut) -> None:
+    from camouflage_video.dataset.worker import FileWorker, Task
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    kept = _photo(raw / "day1" / "a.png", astronaut)
+    _photo(raw / "day1" / "a.jpg", astronaut, 120)  # a.jpg's output, a.jpg, lies beside another input there
+    (out / "day1").mkdir(parents=True)
+    worker = FileWorker(CONFIG)
+    task = Task("day1/a.png", "day1/a.jpg", "image", str(raw / "day1" / "a.png"), str(out / "day1" / "a.jpg"))
+    (out / "day1").rmdir()
+    os.symlink("../raw/day1", out / "day1")  # after the run planned: the task still names out/day1/a.jpg
+    before = _digest(raw / "day1" / "a.jpg")
+    record = worker.process(task)
+    assert record["status"] == "failed" and "now leads out of the output folder" in record["error"]
+    assert _digest(raw / "day1" / "a.jpg") == before and _digest(raw / "day1" / "a.png") == kept
