@@ -436,13 +436,16 @@ class AudioRemuxer:
                 modes.add(f"transcode:{name}->{target}")
         self.mode = ",".join(sorted(modes)) or None
         # Packets that end before zero are dropped: sound an edit list cut off (a clip cut with "-ss 2 -c copy"
-        # keeps a second of it, which players skip but the file holds) and encoder priming. Matroska/WebM
-        # cannot store negative timestamps anyway; the muxer would shift every stream, video included.
+        # keeps a second of it, which players skip but the file holds). An encoder's priming packet, the one
+        # that ends at zero, is kept but where Matroska/WebM cannot store negative timestamps (the muxer would
+        # shift every stream, video included).
+        self._keep_priming = fmt not in ("matroska", "webm")
         self._packets = self._input.demux(self._streams) if self._streams else iter(())
         self._pending: av.Packet | None = None
         self._done = False
         self._timeline: dict[int, list[int]] = {}  # per stream: [offset, end of the last packet], in its time base
         self.refused_packets = 0
+        self._tails: dict[int, bytes] = {}  # the end of each copied stream's last packet
 
     def _continued(self, packet: av.Packet) -> av.Packet | None:
         """``packet`` on a timeline that goes on where a file's timestamps start again (recordings joined, a
@@ -479,12 +482,17 @@ class AudioRemuxer:
 
     def _mux_packet(self, packet: av.Packet) -> None:
         out, resampler = self._pairs[packet.stream.index]
-        if packet.pts is not None and packet.pts + (packet.duration or 0) <= 0:
+        end = None if packet.pts is None else packet.pts + (packet.duration or 0)
+        if end is not None and end <= 0 and not (
+                self._keep_priming and end * packet.time_base > -0.001 and packet.pts * packet.time_base > -0.1):
             return
         if resampler is None:
             if packet.dts is None:  # demuxer flush packet
                 return
-            carried = carried_picture(bytes(packet))
+            data = bytes(packet)
+            tail = self._tails.get(packet.stream.index, b"")  # a picture split across two packets is seen whole
+            self._tails[packet.stream.index] = data[-1024:]
+            carried = carried_picture(tail + data)
             if carried is not None:  # copied, it would reach the output as it is
                 at = f" at {float(packet.pts * packet.time_base):.2f} s" if packet.pts is not None else ""
                 raise InputError(f"{self._source}: its audio carries {carried}{at}, which may be a picture of a "

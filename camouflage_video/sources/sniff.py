@@ -325,12 +325,15 @@ def _audio_unaccounted(data: bytes) -> str | None:
     return "audio in a container whose end this tool cannot check"
 
 
-# A picture's signature and what must follow it: a JPEG's first segment (and the marker after it, where the
-# data goes on that far), a PNG's IHDR, a GIF's version, a WebP's RIFF header. Sound samples spell one by
-# chance about once in 10^11 bytes, so an audio track is searched for them whole.
-_CARRIED = re.compile(rb"\xff\xd8\xff[\xc0-\xfe]|\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR|GIF8[79]a|RIFF....WEBPVP8",
-                      re.S)
+# A picture's signature and what must follow it, so that sound does not spell one by chance (a quiet PCM
+# track is full of ff d8 ff cX: small negative samples): a JPEG's first three segments, each of a known
+# kind and ending where the next marker starts; a PNG's IHDR; a GIF's version and a sane size; a WebP's
+# RIFF header; a TIFF's first directory; a BMP's header; a binary PNM's header.
+_CARRIED = re.compile(
+    rb"\xff\xd8\xff[\xc0-\xfe]|\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR|GIF8[79]a|RIFF....WEBPVP8|II\*\x00|MM\x00\*"
+    rb"|BM.{4}\x00\x00\x00\x00|P[56]\s+[1-9]\d{0,4}\s+[1-9]\d{0,4}\s+(?:255|65535)\s", re.S)
 _COVER_COMMENT = re.compile(rb"(?i)METADATA_BLOCK_PICTURE=|COVERART=")
+_JPEG_SEGMENTS = frozenset([*range(0xC0, 0xC8), *range(0xC9, 0xD0), 0xDB, 0xDD, *range(0xE0, 0xF0), 0xFE])
 
 
 def carried_picture(data: bytes) -> str | None:
@@ -342,13 +345,36 @@ def carried_picture(data: bytes) -> str | None:
     if _COVER_COMMENT.search(data):
         return "a cover picture in its comments"
     for match in _CARRIED.finditer(data):
-        pos = match.start()
-        if data[pos] == 0xFF:
-            after = pos + 4 + int.from_bytes(data[pos + 4:pos + 6], "big")
-            if after + 1 < len(data) and data[after] != 0xFF:
-                continue  # no marker where the first segment ends: not a JPEG
-        return f"a {_magic_name(data[pos:pos + 64])[2:]}"
+        if _structured(data, match.start()):
+            return f"a {(_image_signature(data[match.start():match.start() + 64]) or 'picture').upper()}"
     return None
+
+
+def _structured(data: bytes, pos: int) -> bool:
+    """Whether the signature at ``pos`` goes on as a picture does (see ``_CARRIED``)."""
+    head = data[pos:pos + 64]
+    if head[:2] == b"\xff\xd8":
+        at = pos + 2
+        for _ in range(3):
+            if at + 4 > len(data) or data[at] != 0xFF or data[at + 1] not in _JPEG_SEGMENTS:
+                return False
+            at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        return at < len(data) and data[at] == 0xFF
+    if head[:3] == b"GIF":
+        width, height = int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+        return 0 < width <= 8192 and 0 < height <= 8192
+    if head[:2] in (b"II", b"MM"):
+        order = "little" if head[:2] == b"II" else "big"
+        first = int.from_bytes(head[4:8], order)
+        if not 8 <= first <= len(data) - pos - 14:
+            return False
+        entries = int.from_bytes(data[pos + first:pos + first + 2], order)
+        tag = int.from_bytes(data[pos + first + 2:pos + first + 4], order)
+        return 3 <= entries <= 64 and 0xFE <= tag <= 0x117  # NewSubfileType ... the first tags, sorted
+    if head[:2] == b"BM":
+        offset, header = int.from_bytes(head[10:14], "little"), int.from_bytes(head[14:18], "little")
+        return 26 <= offset <= 2048 and header in (12, 40, 52, 56, 64, 108, 124)
+    return True  # PNG (IHDR), WebP (VP8), PNM: their signatures are long enough as they are
 
 
 def pictures_beside_the_video(path: str | os.PathLike[str]) -> list[str]:

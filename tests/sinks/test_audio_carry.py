@@ -31,17 +31,33 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
-def test_a_picture_written_as_audio_samples_fails_the_output_and_leaves_no_file(tmp_path, sample_clip, face_jpeg):
+def _face_file(suffix: str) -> bytes:
+    image = cv2.resize(cv2.imread(str(media_file("identity/fr_kit_harington_1.jpg"))), (160, 90))
+    if suffix == ".tif":  # as Pillow writes it, its first directory at the start (OpenCV puts it at the end)
+        import io
+
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.fromarray(image[..., ::-1]).save(out, "TIFF")
+        return out.getvalue()
+    return cv2.imencode(suffix, image)[1].tobytes()
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".tif", ".ppm"])
+def test_a_picture_written_as_audio_samples_fails_the_output_and_leaves_no_file(tmp_path, sample_clip, suffix):
+    picture = _face_file(suffix)
     samples = tmp_path / "samples.raw"
-    samples.write_bytes(b"\0" * 9600 + face_jpeg + b"\0" * (96000 - len(face_jpeg) % 2))  # after 0.1 s of silence
+    samples.write_bytes(b"\0" * 9601 + picture + b"\0" * (96000 - (len(picture) + 1) % 2))  # after 0.1 s, odd
     clip = tmp_path / "clip.mkv"
     _ffmpeg("-i", str(sample_clip), "-f", "s16le", "-ar", "48000", "-ac", "1", "-i", str(samples),
             "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "pcm_s16le", str(clip))
-    for suffix in (".mkv", ".mov"):  # both copy PCM
-        out = tmp_path / f"out{suffix}"
+    for container in (".mkv", ".mov"):  # both copy PCM
+        out = tmp_path / f"out{container}"
         done = run_cli("anonymize", str(clip), "-o", str(out), "-q")
         assert done.returncode != 0
-        assert "its audio carries a JPEG at 0.0" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        name = {".jpg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".ppm": "PNM"}[suffix]
+        assert f"its audio carries a {name} at 0.0" in done.stderr and len(done.stderr.strip().splitlines()) == 1
         assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
     assert run_cli("anonymize", str(clip), "-o", str(tmp_path / "quiet.mkv"), "--no-audio", "-q").returncode == 0
 
@@ -82,9 +98,18 @@ def test_sound_an_edit_list_cut_off_is_not_written(tmp_path, sample_clip):
 
 
 def test_sound_is_not_taken_for_a_picture():
-    noise = np.random.default_rng(0).integers(-32768, 32767, 8 << 20, dtype=np.int16).tobytes()  # 16 MB
-    tone = (np.sin(np.arange(4 << 20) * 0.03) * 30000).astype(np.int16).tobytes()
-    assert carried_picture(noise) is None and carried_picture(tone) is None
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, 64 << 20, dtype=np.uint8).tobytes()  # compressed sound looks like this
+    t = np.arange(4 << 20)
+    sounds = {
+        "room tone": rng.normal(0, 50, 8 << 20),  # quiet 16-bit samples: ff d8 ff cX all the time
+        "a fade-out": np.sin(t * 0.03) * 3000 * np.exp(-t / 4e5),
+        "a tone": np.sin(t * 0.03) * 30000,
+    }
+    for name, samples in sounds.items():
+        pcm = samples.astype(np.int16).tobytes()
+        assert not [i for i in range(0, len(pcm), 4096) if carried_picture(pcm[i:i + 4096])], name
+    assert not [i for i in range(0, len(noise), 1500) if carried_picture(noise[i:i + 1500])]
 
 
 def test_the_leak_gate_fails_an_output_that_carries_a_picture_beside_its_video(tmp_path, sample_clip, face_jpeg):
