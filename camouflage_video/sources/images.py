@@ -36,6 +36,8 @@ def read_image(path: Path) -> np.ndarray | None:
     if _cut_short_jpeg(data):
         logger.warning("%s: the JPEG ends inside its picture data (cut short?); what is missing is grey", path)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    if image is None and data.size:  # a one-channel float TIFF: OpenCV decodes it only as it is
+        image = _as_bgr(cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH))
     if image is None:
         if data.size and classify(path).kind == "video":  # a clip named .jpg: its first picture is not all of it
             raise InputError(f"{path}: a video, not a picture (anonymize the file itself: it is read as a video)")
@@ -44,8 +46,13 @@ def read_image(path: Path) -> np.ndarray | None:
         icon = _read_largest_icon(path)
         return icon if icon is not None else _read_with_ffmpeg(path)
     if image.dtype.kind == "f" and not np.nanmax(image, initial=0.0) <= 1.0:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # HDR radiance: OpenCV's own tone mapping
-    rgb = cv2.cvtColor(eight_bit(image, _significant_bits(data)), cv2.COLOR_BGR2RGB)
+        mapped = cv2.imdecode(data, cv2.IMREAD_COLOR)  # HDR radiance: OpenCV's own tone mapping
+        # A float TIFF (OpenCV maps none): of 0..1 with a few values over, of 0..255 or 0..65535 as 8- or
+        # 16-bit values were converted, else by its brightest values but 0.1%.
+        top, most = float(np.nanmax(image)), float(np.nanpercentile(image, 99.9))
+        scale = 1.0 if most <= 1 else 255.0 if top <= 255 else 65535.0 if top <= 65535 else most
+        image = mapped if mapped is not None else image / max(scale, 1e-6)
+    rgb = cv2.cvtColor(eight_bit(image, _pnm_maxval_bits(data)), cv2.COLOR_BGR2RGB)
     return _flattened(rgb, _alpha(path, rgb.shape[:2])) if transparent else rgb
 
 
@@ -56,6 +63,14 @@ def _cut_short_jpeg(data: np.ndarray) -> bool:
     raw = data.tobytes()
     scan = raw.rfind(b"\xff\xda")
     return scan >= 0 and raw.rfind(b"\xff\xd9") < scan
+
+
+def _as_bgr(image: np.ndarray | None) -> np.ndarray | None:
+    if image is None or image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(image[..., :3]) if image.shape[2] == 4 else None  # alpha: read by _alpha
 
 
 def _flattened(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -90,9 +105,11 @@ def eight_bit(image: np.ndarray, bits: int | None = None) -> np.ndarray:
 
     OpenCV turns 16-bit samples to 8 bits by dropping the low byte: a 10-bit camera picture in a 16-bit PNG
     (values to 1023) became values 0..3, black to the eye and to the detector, and its faces were written as
-    they were, plain to anyone who stretches the levels. ``bits`` is what the file says (a PNG's ``sBIT``, a
-    PNM's maxval); otherwise the values say it (the bits that hold all but the brightest 0.1%, at least 8).
-    Floats of 0..1 (PFM, float TIFF) are scaled to 0..255.
+    they were, plain to anyone who stretches the levels. ``bits`` is what the file says where that is the
+    scale (a PNM's maxval); otherwise the values say it (the bits that hold all but the brightest 0.1%, at
+    least 8). A PNG's ``sBIT`` is not trusted: by the standard the values fill the 16 bits whatever it says
+    (read as 10 bits, such a picture came out white), and writers that do not scale them set it wrong as
+    often. Floats of 0..1 (PFM, float TIFF) are scaled to 0..255.
     """
     if image.dtype == np.uint8:
         return image
@@ -105,20 +122,9 @@ def eight_bit(image: np.ndarray, bits: int | None = None) -> np.ndarray:
     return np.clip(image.astype(np.float32) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
 
 
-def _significant_bits(data: np.ndarray) -> int | None:
-    """The bits per sample a PNG's ``sBIT`` chunk or a PNM's maxval declares, or ``None``."""
-    head = data[:4096].tobytes()
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        pos = 8
-        while pos + 8 <= len(head):
-            length, kind = int.from_bytes(head[pos:pos + 4], "big"), head[pos + 4:pos + 8]
-            if kind == b"sBIT" and 1 <= length <= 4 and pos + 8 + length <= len(head):
-                return max(head[pos + 8:pos + 8 + length])
-            if kind in (b"IDAT", b"IEND"):
-                return None
-            pos += 12 + length
-        return None
-    match = _PNM_MAXVAL.match(head)
+def _pnm_maxval_bits(data: np.ndarray) -> int | None:
+    """The bits a binary or plain PNM's maxval spans (its values' full scale), or ``None``."""
+    match = _PNM_MAXVAL.match(data[:4096].tobytes())
     return int(match.group(1)).bit_length() if match else None
 
 

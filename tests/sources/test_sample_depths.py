@@ -44,7 +44,15 @@ WRITERS = {
     "10-bit values in a 16-bit PNG": (".png", lambda g: cv2.imencode(".png", g.astype(np.uint16) * 4)[1].tobytes()),
     "10-bit values in a 16-bit PNG with sBIT": (".png", lambda g: _png_with_sbit(g.astype(np.uint16) * 4, 10)),
     "10-bit values in a 16-bit TIFF": (".tif", lambda g: cv2.imencode(".tif", g.astype(np.uint16) * 4)[1].tobytes()),
+    "10-bit values scaled to 16 bits, with sBIT (as the standard says)": (".png", lambda g: _png_with_sbit(
+        (g.astype(np.uint16) * 4) * 64 + (g.astype(np.uint16) * 4) // 16, 10)),
+    "12-bit values with an sBIT that says 16": (".png", lambda g: _png_with_sbit(g.astype(np.uint16) * 16, 16)),
     "a PGM of maxval 1023": (".pgm", lambda g: _pgm(g.astype(np.uint32) * 1023 // 255, 1023)),
+    "floats of 0..255 in a one-channel TIFF": (".tif", lambda g: cv2.imencode(".tif", g.astype(np.float32))[1]
+                                               .tobytes()),
+    "floats of 0..1 in a TIFF, one value over 1": (".tif", lambda g: cv2.imencode(".tif", cv2.cvtColor(
+        np.where(np.arange(g.size).reshape(g.shape) == 5, 1.3, g / 255.0).astype(np.float32),
+        cv2.COLOR_GRAY2BGR))[1].tobytes()),
     "8-bit values in a 16-bit PNG": (".png", lambda g: cv2.imencode(".png", g.astype(np.uint16))[1].tobytes()),
     "full 16-bit values in a PNG": (".png", lambda g: cv2.imencode(".png", g.astype(np.uint16) * 257)[1].tobytes()),
     "floats of 0..1 in a PFM": (".pfm", lambda g: cv2.imencode(".pfm", cv2.cvtColor(
