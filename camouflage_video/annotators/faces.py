@@ -62,16 +62,19 @@ WINDOW = 2560
 DETECTION_SKIPPED = "detection_skipped"
 
 
-def _smoothed_if_bilevel(image: np.ndarray) -> np.ndarray:
-    """A picture of black and white dots only (a 1-bit dithered scan or fax) smoothed into grey levels.
+def _looks(image: np.ndarray) -> list[np.ndarray]:
+    """The pictures the network looks at for ``image``: itself, or its levels stretched where it is very dark;
+    and, for a picture of black and white dots only (a 1-bit scan or fax), smoothed copies too.
 
-    The network finds almost no dithered face (2 of 12 real photos made 1-bit at 600 px), and every one
-    of them after a Gaussian blur of 0.8 px or more, as an eye that sees the dots as grey does.
+    The network finds almost no dithered face (2 of 12 real photos made 1-bit at 600 px) and every one of
+    them after a Gaussian blur of 0.8 px or more, as an eye that sees the dots as grey does; larger dots (a
+    dithered picture enlarged) need a larger blur, and a face thresholded to black and white (no dots) is
+    found as it is and can be lost in the blur: all three are looked at, their faces merged.
     """
     sample = image[::7, ::7]
     if not np.all((sample == 0) | (sample == 255)) or not np.all((image == 0) | (image == 255)):
-        return image
-    return cv2.GaussianBlur(image, (0, 0), 1.2)
+        return [_stretched_if_dark(image)]
+    return [image, *(cv2.GaussianBlur(image, (0, 0), sigma) for sigma in (1.2, 3.5))]
 
 
 #: A picture whose brightest values (but 0.5%) stay below this is looked at with its levels stretched.
@@ -354,21 +357,21 @@ class CenterFaceDetector(Annotator):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             # Not converted: a float picture of 0-1 would turn black here and its faces would go undetected.
             raise InputError(f"detect takes an (H, W, 3) uint8 RGB picture, got {image.shape} {image.dtype}")
-        image = _stretched_if_dark(_smoothed_if_bilevel(image))
         h, w = image.shape[:2]
         found = []
-        for step in self.plan(w, h).passes:
-            interpolation = cv2.INTER_AREA if step.size[0] < w else cv2.INTER_LINEAR  # no aliasing on the way down
-            scaled = image if step.size == (w, h) else cv2.resize(image, step.size, interpolation=interpolation)
-            sx, sy = w / step.size[0], h / step.size[1]
-            for x1, y1, x2, y2 in step.windows:
-                faces, cut = self._detect_window(scaled, (x1, y1, x2, y2), step.size)
-                if len(faces):
-                    faces.xyxy[:, 0::2] = (faces.xyxy[:, 0::2] + x1) * sx
-                    faces.xyxy[:, 1::2] = (faces.xyxy[:, 1::2] + y1) * sy
-                    faces.landmarks[..., 0] = (faces.landmarks[..., 0] + x1) * sx
-                    faces.landmarks[..., 1] = (faces.landmarks[..., 1] + y1) * sy
-                    found.append((faces, cut))
+        for look in _looks(image):
+            for step in self.plan(w, h).passes:
+                interpolation = cv2.INTER_AREA if step.size[0] < w else cv2.INTER_LINEAR  # no aliasing going down
+                scaled = look if step.size == (w, h) else cv2.resize(look, step.size, interpolation=interpolation)
+                sx, sy = w / step.size[0], h / step.size[1]
+                for x1, y1, x2, y2 in step.windows:
+                    faces, cut = self._detect_window(scaled, (x1, y1, x2, y2), step.size)
+                    if len(faces):
+                        faces.xyxy[:, 0::2] = (faces.xyxy[:, 0::2] + x1) * sx
+                        faces.xyxy[:, 1::2] = (faces.xyxy[:, 1::2] + y1) * sy
+                        faces.landmarks[..., 0] = (faces.landmarks[..., 0] + x1) * sx
+                        faces.landmarks[..., 1] = (faces.landmarks[..., 1] + y1) * sy
+                        found.append((faces, cut))
         return self._merge(found)
 
     def _detect_window(

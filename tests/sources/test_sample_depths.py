@@ -168,3 +168,17 @@ def test_faces_in_a_very_dark_picture_are_found(top):
     dark = np.round(picture.astype(np.float32) * top / 255).astype(np.uint8)  # a face within levels 0..top
     assert dark.max() <= top
     assert len(CenterFaceDetector().detect(dark)) == 1  # as stretching the levels shows it to anyone
+
+
+@pytest.mark.parametrize("kind", ["thresholded", "large dots"])
+def test_faces_in_1_bit_pictures_without_fine_dots_are_found(kind):
+    picture = Image.open(media_file("identity/fr_kit_harington_2.jpg")).convert("L")
+    size = (480, round(picture.height * 480 / picture.width))
+    grey = picture.resize(size)
+    if kind == "thresholded":  # black and white, no dots: a blur can lose what the network sees in it
+        dots = grey.point(lambda v: 255 if v > 110 else 0)
+    else:  # a dithered picture enlarged: dots of 3 px
+        dots = grey.resize((size[0] // 3, size[1] // 3)).convert("1").resize(size, Image.Resampling.NEAREST)
+    bilevel = np.asarray(dots.convert("RGB"))
+    assert set(np.unique(bilevel)) == {0, 255}
+    assert len(CenterFaceDetector().detect(bilevel)) >= 1
