@@ -668,40 +668,107 @@ _LEAST_PIXELS = 576
 def _numbers(window: bytes) -> str | None:
     """A picture (or binary data) written as numbers, in a few words, or ``None``.
 
-    A run of at least ``_LEAST_PIXELS`` numbers is a picture when its values are 8-bit (integers 0..255) or
-    normalised (within -1..1), at least 16 different ones, and they change little from one to the next, or to
-    the third next (RGB interleaved), compared with two values taken at random: neighbouring pixels are alike,
-    labels and measurements of different things side by side (a YOLO line, a polygon's x and y) are not, and
-    a mask of a few classes is no face. Integers 0..255 in which 160 different values come up are bytes
-    (a JPEG's body, its header cut off). Octal bytes are read as octal.
+    Within a run of numbers, every stretch of at least ``_LEAST_PIXELS`` values of one kind is judged: 8-bit
+    (integers 0..255), normalised (within -1..1) or signed bytes (-128..127, a Java ``byte[]``), so that an id
+    column or the floats of a keypoint table beside the pixels (Kaggle's facial keypoints CSV) do not hide
+    them. A stretch is a picture when it holds at least 16 different values laid out in rows: its values
+    change little from one to the next (or to the third or fourth next, RGB or RGBA), compared with two of
+    the same channel taken at random, and much less from one row to the next than half a row along
+    (``_has_rows``), which a series of measurements, a polygon's x and y or a list of points do not. A
+    stretch of 160 different byte values that does not change less from one to the next, nor at any other
+    small step, than at random is bytes (a JPEG's body, its header cut off); one that starts with a
+    picture's header is that picture. Octal bytes are read as octal.
     """
     import numpy as np
 
     for match in _NUMBER_RUN.finditer(window):
         tokens = match.group().translate(_TO_SPACES).split()
-        sample = _as_numbers(tokens[:64])  # most runs (a COCO polygon) are out of range at once: skip the rest
-        if sample is None or sample.min() < -1 or sample.max() > 377:
+        if len(tokens) < _LEAST_PIXELS:
             continue
         values = _as_numbers(tokens)
         if values is None or len(values) < _LEAST_PIXELS:
             continue
-        integral = bool(np.all(values == np.round(values)))
-        if integral and values.min() >= 0 and values.max() <= 377 and values.max() > 255 and all(
+        integral = values == np.round(values)
+        if values.max() <= 377 and values.max() > 255 and integral.all() and all(
                 t.isdigit() and len(t) <= 3 and max(t) <= ord("7") for t in tokens):
             values = np.array([int(t, 8) for t in tokens], np.float64)  # unpadded octal: 377 330 377 ...
-        byte_values = integral and values.min() >= 0 and values.max() <= 255
-        if not (byte_values or (values.min() >= -1 and values.max() <= 1)):
-            continue
-        distinct = len(np.unique(values))
-        if distinct < 16:
-            continue
-        at_random = np.abs(values - values[np.random.default_rng(0).permutation(len(values))]).mean()
-        nearby = min(np.abs(values[lag:] - values[:-lag]).mean() for lag in (1, 3))
-        if nearby < 0.5 * at_random:
-            return f"{len(values)} numbers that vary as a picture's pixels do"
-        if byte_values and distinct >= 160:
-            return f"{len(values)} byte values as decimal numbers"
+        kinds = (("bytes", integral & (values >= 0) & (values <= 255)),
+                 ("normalised", (values >= -1) & (values <= 1)),
+                 ("signed bytes", integral & (values >= -128) & (values <= 127) & (values < 0).any()))
+        for kind, fits in kinds:
+            for start, end in _stretches(fits):
+                found = _judged(values[start:end] % 256 if kind == "signed bytes" else values[start:end],
+                                kind != "normalised")
+                if found is not None:
+                    return found
     return None
+
+
+def _stretches(fits):  # noqa: ANN001, ANN202 - a numpy mask in, (start, end) pairs out
+    """The runs of ``True`` in ``fits`` of at least ``_LEAST_PIXELS``."""
+    import numpy as np
+
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], fits.astype(np.int8), [0]])))
+    return [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= _LEAST_PIXELS]
+
+
+def _judged(values, byte_values: bool) -> str | None:  # noqa: ANN001 - a numpy array
+    import numpy as np
+
+    distinct = len(np.unique(values))
+    if distinct < 16:
+        return None
+    if byte_values:
+        header = _picture_header(bytes(values[:24].astype(np.uint8)))
+        if header is not None:
+            return f"a {header} as a list of byte values"
+    ratios = {lag: _nearby(values, lag) for lag in (1, 2, 3, 4)}
+    # RGBA's fourth next is the same channel, where every fourth value is an alpha, opaque or clear (box
+    # tracks and quaternions are alike at every fourth step too, with no such channel).
+    alpha = set(np.unique(values[3::4]).tolist()) in ({255.0}, {0.0, 255.0}, {1.0}, {0.0, 1.0})
+    smooth = min(ratios[1], ratios[3]) < 0.5 or (alpha and ratios[4] < 0.5)
+    if smooth and _has_rows(values, alpha):
+        return f"{len(values)} numbers that vary as a picture's pixels do"
+    if byte_values and distinct >= 160 and min(ratios.values()) > 0.8:
+        return f"{len(values)} byte values as decimal numbers"
+    return None
+
+
+def _nearby(values, lag: int) -> float:  # noqa: ANN001 - a numpy array
+    """How much values ``lag`` apart differ, against two of the same channel (position mod ``lag``) at random."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    channels = [values[k::lag] for k in range(lag)]
+    at_random = np.mean([np.abs(c - c[rng.permutation(len(c))]).mean() for c in channels])
+    return float(np.abs(values[lag:] - values[:-lag]).mean() / at_random) if at_random else 1.0
+
+
+def _has_rows(values, alpha: bool = False) -> bool:  # noqa: ANN001 - a numpy array
+    """Whether ``values`` (one channel, or three or four interleaved) are rows of a picture: their autocorrelation
+    peaks at some row length of 8 or more values (the pixel below is like the pixel above), far above its
+    level half a row along; a smooth series falls away from its neighbours and never comes back."""
+    import numpy as np
+
+    for channels in (1, 3, 4) if alpha else (1, 3):
+        series = values[: 1 << 16: channels]
+        series = series - series.mean()
+        n = len(series)
+        if n < 64 or not series.any():
+            continue
+        spectrum = np.fft.rfft(series, 2 * n)
+        correlation = np.fft.irfft(spectrum * np.conj(spectrum))[: n // 2]
+        correlation = correlation / correlation[0] * n / (n - np.arange(len(correlation)))  # unbiased
+        r = correlation
+        lags = np.arange(8, n // 8)  # rows of 8 values or more, 8 rows or more
+        if not len(lags):
+            continue
+        peak = (r[lags] > 0.5) & (r[lags] - r[lags // 2] > 0.25) & (r[lags] >= r[lags - 1]) & (r[lags] >= r[lags + 1])
+        # ... and the row after next is like it too, more than the rows half-way between are
+        peak &= r[2 * lags] - r[lags + lags // 2] > 0.1
+        if peak.any():
+            return True
+    return False
 
 
 def _as_numbers(tokens: list[bytes]):  # noqa: ANN202 - numpy is imported where it is needed

@@ -323,6 +323,14 @@ ENCODINGS = {
     "grey values, one row per line": lambda img, jpg: _savetxt(_grey48(img), fmt="%d"),
     "decimal bytes after the header": lambda img, jpg: " ".join(str(b) for b in jpg[4:]),
     "octal bytes without padding": lambda img, jpg: " ".join(f"{b:o}" for b in jpg),
+    "keypoints, then pixels (Kaggle's facial keypoints CSV)": lambda img, jpg: "left_eye_x,left_eye_y,Image\n"
+    + "".join(f"{30 + i}.5,{36 + i}.25,{' '.join(map(str, _grey48(img).ravel()))}\n" for i in range(3)),
+    "grey values after an id column": lambda img, jpg: "id,pixels\n" + "".join(
+        f"{1000 + i},{' '.join(map(str, _grey48(img).ravel()))}\n" for i in range(3)),
+    "a Java byte[] of the JPEG": lambda img, jpg: "byte[] f = {" + ", ".join(
+        str(b - 256 if b > 127 else b) for b in jpg) + "};\n",
+    "RGBA as JSON (tolist)": lambda img, jpg: json.dumps(np.dstack(
+        [img[::2, ::2], np.full(img[::2, ::2].shape[:2], 255, np.uint8)]).tolist()),
     "colour block art": lambda img, jpg: "".join(f"\x1b[38;2;{r};{g};{b}m\u2580"
                                                  for b, g, r in img[::4, ::2].reshape(-1, 3)),
 }
@@ -429,6 +437,13 @@ ORDINARY = {
     "keypoints as two-digit numbers": lambda: json.dumps({"annotations": [{"keypoints": [38, 42, 50, 53] + [
         int(v) for v in np.random.default_rng(5).integers(10, 99, 90)] + [52, 49, 46, 46]}]}),
     "YOLO segmentation labels": _yolo_segments,
+    "integer polygons of a small picture": lambda: json.dumps({"annotations": [{"segmentation": [
+        [int(v) for v in np.stack([128 + 100 * np.cos(t), 128 + 90 * np.sin(t)], 1).ravel()]]}
+        for t in [np.linspace(0, 2 * np.pi, 600)]]}),
+    "face-mesh points": lambda: json.dumps(np.random.default_rng(4).uniform([0, 0, -0.05], [1, 1, 0.05],
+                                                                            (468, 3)).round(4).tolist()),
+    "a box track": lambda: json.dumps({"track": [[round(0.3 + 0.001 * i, 4), round(0.2 + 0.0005 * i, 4),
+                                                  0.1, round(0.15 + 0.0002 * i, 4)] for i in range(400)]}),
     "a mask of 0 and 1, a row per line": lambda: _mask_rows(""),
     "a mask of 0 and 1, spaced": lambda: _mask_rows(" "),
     "a segmentation map of a few classes": lambda: _savetxt(np.random.default_rng(2).integers(0, 12, (64, 64)),
