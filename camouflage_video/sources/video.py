@@ -256,7 +256,9 @@ class VideoFileSource(Source):
 
     def _check_count(self, read: int) -> None:
         """Say so where far fewer pictures were read than the file declares (cut short, damaged)."""
-        declared = self.info.frame_count
+        declared, info = self.info.frame_count, self.info
+        if declared and info.duration and info.fps:  # an edit list hides samples the stream counts
+            declared = min(declared, round(info.duration * float(info.fps)))
         if declared and read < 0.9 * declared - 2 and self.shortfall is None:
             self.shortfall = (f"read {read} of the {declared} pictures the file declares "
                               "(cut short or damaged?)")

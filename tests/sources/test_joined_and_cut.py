@@ -80,3 +80,11 @@ def test_a_stream_that_starts_part_way_through_ends_the_reading_with_a_warning(t
     assert "a new stream starts part way through" in done.stderr and "IndexError" not in done.stderr
     with av.open(str(out)) as container:
         assert container.streams.video[0].frames == 150
+
+
+def test_a_clip_cut_with_an_edit_list_is_not_called_cut_short(tmp_path, sample_clip):
+    cut = tmp_path / "cut.mp4"
+    _ffmpeg("-ss", "1", "-i", str(sample_clip), "-c", "copy", str(cut))  # its samples are all there, half hidden
+    done = run_cli("anonymize", str(cut), "-o", str(tmp_path / "out.mp4"))
+    assert done.returncode == 0, done.stderr
+    assert "pictures the file declares" not in done.stderr
