@@ -443,7 +443,7 @@ class AudioRemuxer:
         self._packets = self._input.demux(self._streams) if self._streams else iter(())
         self._pending: av.Packet | None = None
         self._done = False
-        self._timeline: dict[int, list[int]] = {}  # per stream: [offset, end of the last packet], in its time base
+        self._timeline: dict[int, list] = {}  # per stream: [offset, last packet's dts, its end], in its time base
         self.refused_packets = 0
         self._tails: dict[int, bytes] = {}  # the end of each copied stream's last packet
 
@@ -453,16 +453,16 @@ class AudioRemuxer:
         a little behind the last (damage)."""
         if packet.dts is None or packet.pts is None:
             return packet
-        offset, end = self._timeline.setdefault(packet.stream.index, [0, None])
+        offset, last, end = self._timeline.setdefault(packet.stream.index, [0, None, None])
         dts = packet.dts + offset
-        if end is not None and dts < end:
+        if last is not None and dts <= last:  # the muxer takes only timestamps that go forward
             if end - dts < 1 / packet.time_base:  # less than a second back: a damaged packet
                 return None
             offset += end - dts
             logger.warning("the audio's timestamps start again at %.2f s; continued from %.2f s",
                            float(packet.dts * packet.time_base), float(end * packet.time_base))
         packet.dts, packet.pts = packet.dts + offset, packet.pts + offset
-        self._timeline[packet.stream.index] = [offset, packet.dts + max(1, packet.duration or 0)]
+        self._timeline[packet.stream.index] = [offset, packet.dts, packet.dts + max(1, packet.duration or 0)]
         return packet
 
     def mux_until(self, seconds: float | None) -> None:
