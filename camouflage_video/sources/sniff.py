@@ -658,9 +658,9 @@ def _encoded_data(window: bytes) -> str | None:
 # Numbers and nothing else between them (no letters, no quotes): where a face dataset keeps its pictures as
 # pixel values (FER2013's CSV: 48x48 grey values per row; a numpy array saved with savetxt or tolist() to
 # JSON). A run starts where no such character comes before it, so each is scanned once.
-_NUMBER_CHARACTERS = rb"0-9.eE+\-\s,;\[\]()"
+_NUMBER_CHARACTERS = rb"0-9.eE+\-\s,;\[\]()\"'"
 _NUMBER_RUN = re.compile(rb"(?<![" + _NUMBER_CHARACTERS + rb"])[" + _NUMBER_CHARACTERS + rb"]{1152,}")
-_TO_SPACES = bytes.maketrans(b",;[]()", b"      ")
+_TO_SPACES = bytes.maketrans(b",;[]()\"'", b"        ")  # quoted numbers too: a CSV's "12","34"
 #: 24x24 grey values (or 14x14 RGB ones): a face at the smallest size it is still told apart from others.
 _LEAST_PIXELS = 576
 
@@ -692,13 +692,15 @@ def _numbers(window: bytes) -> str | None:
         if values.max() <= 377 and values.max() > 255 and integral.all() and all(
                 t.isdigit() and len(t) <= 3 and max(t) <= ord("7") for t in tokens):
             values = np.array([int(t, 8) for t in tokens], np.float64)  # unpadded octal: 377 330 377 ...
-        kinds = (("bytes", integral & (values >= 0) & (values <= 255)),
-                 ("normalised", (values >= -1) & (values <= 1)),
+        bytes_ = integral & (values >= 0) & (values <= 255)
+        kinds = (("bytes", bytes_),
+                 ("levels", ~bytes_.all() & (values >= 0) & (values <= 65535)),  # 10-, 16-bit, floats of 0..255
+                 ("normalised", (values >= -3) & (values <= 3)),  # 0..1, -1..1, a network's normalised input
                  ("signed bytes", integral & (values >= -128) & (values <= 127) & (values < 0).any()))
         for kind, fits in kinds:
             for start, end in _stretches(fits):
                 found = _judged(values[start:end] % 256 if kind == "signed bytes" else values[start:end],
-                                kind != "normalised")
+                                kind in ("bytes", "signed bytes"))
                 if found is not None:
                     return found
     return None

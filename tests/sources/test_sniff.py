@@ -329,6 +329,9 @@ ENCODINGS = {
         f"{1000 + i},{' '.join(map(str, _grey48(img).ravel()))}\n" for i in range(3)),
     "a Java byte[] of the JPEG": lambda img, jpg: "byte[] f = {" + ", ".join(
         str(b - 256 if b > 127 else b) for b in jpg) + "};\n",
+    "grey values quoted in a CSV": lambda img, jpg: ",".join(f'"{v}"' for v in _grey48(img).ravel()) + "\n",
+    "16-bit grey values": lambda img, jpg: _savetxt(_grey48(img).astype(np.uint32) * 257, fmt="%d"),
+    "a network's normalised input": lambda img, jpg: _savetxt((_grey48(img) / 255.0 - 0.45) / 0.23, fmt="%.4f"),
     "RGBA as JSON (tolist)": lambda img, jpg: json.dumps(np.dstack(
         [img[::2, ::2], np.full(img[::2, ::2].shape[:2], 255, np.uint8)]).tolist()),
     "colour block art": lambda img, jpg: "".join(f"\x1b[38;2;{r};{g};{b}m\u2580"
