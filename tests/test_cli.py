@@ -130,12 +130,15 @@ def test_bad_input_gives_one_line_exit_1_and_no_output(tmp_path, sample_clip, ma
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--preset", "nonsense"], "unknown preset 'nonsense'; use one of ultrafast"),
-    (["--codec", "mjpeg"], "the mjpeg encoder refuses yuv420p pictures"),
+    (["--codec", "mpeg2video"], "the mpeg2video encoder refuses yuv420p pictures"),  # MPEG-2 has no 23 fps
     (["--codec", "aac"], "'aac' is an audio encoder, not a video one"),
     (["--codec", "nosuchcodec"], "unknown or unavailable video codec 'nosuchcodec'"),
 ])
-def test_encoder_settings_the_encoder_refuses_fail_before_any_work(tmp_path, sample_clip, flags, message):
-    result = run_cli("anonymize", str(sample_clip), "-o", str(tmp_path / "out.mp4"), *flags)
+def test_encoder_settings_the_encoder_refuses_fail_before_any_work(tmp_path_factory, flags, message):
+    clip = make_sample_video(tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=0.5, fps=Fraction(23),
+                             audio=None)
+    tmp_path = tmp_path_factory.mktemp("out")
+    result = run_cli("anonymize", str(clip), "-o", str(tmp_path / "out.mp4"), *flags)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr  # x264's own error line is not printed either
