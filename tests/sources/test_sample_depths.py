@@ -182,3 +182,11 @@ def test_faces_in_1_bit_pictures_without_fine_dots_are_found(kind):
     bilevel = np.asarray(dots.convert("RGB"))
     assert set(np.unique(bilevel)) == {0, 255}
     assert len(CenterFaceDetector().detect(bilevel)) >= 1
+
+
+def test_a_lit_face_in_a_dark_picture_is_still_found():
+    face = np.asarray(Image.open(media_file("identity/fr_rose_leslie_1.jpg")).convert("RGB").resize((96, 120)))
+    night = np.full((1080, 1920, 3), 6, np.uint8)  # a dark street: all but the lit face under level 16
+    night[500:620, 900:996] = face  # lit by a lamp, at its own levels: the stretched copy blows it out
+    assert np.percentile(night, 99.5) < 40
+    assert len(CenterFaceDetector().detect(night)) == 1
