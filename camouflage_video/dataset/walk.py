@@ -127,7 +127,7 @@ class OutputTree:
     def _folder_refusal(self, parts: tuple[str, ...]) -> str | None:
         root = self.output_root.resolve()
         real = self.output_root.joinpath(*parts).resolve()
-        if real != root and root not in real.parents:
+        if not real.is_relative_to(root):
             return f"its folder leads out of the output folder (to {real}) through a symbolic link"
         if _reaches(real, self.inputs):
             return "its folder is in the input folder (through a symbolic link or a mount)"

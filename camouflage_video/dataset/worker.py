@@ -85,9 +85,9 @@ def _moved_out(task: Task) -> str | None:
         roots.append(Path(path).parents[depth - 1].resolve())
     output_root, input_root = roots
     folder = Path(task.output).parent.resolve()
-    if folder != output_root and output_root not in folder.parents:
+    if not folder.is_relative_to(output_root):
         return f"its folder now leads out of the output folder (to {folder})"
-    if folder == input_root or input_root in folder.parents:
+    if folder.is_relative_to(input_root):
         return f"its folder now leads into the input folder (to {folder})"
     return None
 
