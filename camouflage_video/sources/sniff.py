@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import av
+import numpy as np
 
 KINDS = ("video", "image", "other")
 
@@ -679,8 +680,6 @@ def _numbers(window: bytes) -> str | None:
     small step, than at random is bytes (a JPEG's body, its header cut off); one that starts with a
     picture's header is that picture. Octal bytes are read as octal.
     """
-    import numpy as np
-
     for match in _NUMBER_RUN.finditer(window):
         tokens = match.group().translate(_TO_SPACES).split()
         if len(tokens) < _LEAST_PIXELS:
@@ -706,17 +705,13 @@ def _numbers(window: bytes) -> str | None:
     return None
 
 
-def _stretches(fits):  # noqa: ANN001, ANN202 - a numpy mask in, (start, end) pairs out
+def _stretches(fits: np.ndarray) -> list[tuple[int, int]]:
     """The runs of ``True`` in ``fits`` of at least ``_LEAST_PIXELS``."""
-    import numpy as np
-
     edges = np.flatnonzero(np.diff(np.concatenate([[0], fits.astype(np.int8), [0]])))
     return [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= _LEAST_PIXELS]
 
 
-def _judged(values, byte_values: bool) -> str | None:  # noqa: ANN001 - a numpy array
-    import numpy as np
-
+def _judged(values: np.ndarray, byte_values: bool) -> str | None:
     distinct = len(np.unique(values))
     if distinct < 16:
         return None
@@ -736,22 +731,18 @@ def _judged(values, byte_values: bool) -> str | None:  # noqa: ANN001 - a numpy 
     return None
 
 
-def _nearby(values, lag: int) -> float:  # noqa: ANN001 - a numpy array
+def _nearby(values: np.ndarray, lag: int) -> float:
     """How much values ``lag`` apart differ, against two of the same channel (position mod ``lag``) at random."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     channels = [values[k::lag] for k in range(lag)]
     at_random = np.mean([np.abs(c - c[rng.permutation(len(c))]).mean() for c in channels])
     return float(np.abs(values[lag:] - values[:-lag]).mean() / at_random) if at_random else 1.0
 
 
-def _has_rows(values, alpha: bool = False) -> bool:  # noqa: ANN001 - a numpy array
+def _has_rows(values: np.ndarray, alpha: bool = False) -> bool:
     """Whether ``values`` (one channel, or three or four interleaved) are rows of a picture: their autocorrelation
     peaks at some row length of 8 or more values (the pixel below is like the pixel above), far above its
     level half a row along; a smooth series falls away from its neighbours and never comes back."""
-    import numpy as np
-
     for channels in (1, 3, 4) if alpha else (1, 3):
         series = values[: 1 << 16: channels]
         series = series - series.mean()
@@ -773,10 +764,8 @@ def _has_rows(values, alpha: bool = False) -> bool:  # noqa: ANN001 - a numpy ar
     return False
 
 
-def _as_numbers(tokens: list[bytes]):  # noqa: ANN202 - numpy is imported where it is needed
+def _as_numbers(tokens: list[bytes]) -> np.ndarray | None:
     """``tokens`` as floats, or the longest stretch of them that are numbers; ``None`` for none."""
-    import numpy as np
-
     try:
         return np.array(tokens).astype(np.float64)
     except ValueError:  # a lone "-" or "e" between numbers: take the longest stretch of real numbers
